@@ -1,0 +1,1 @@
+"""The chatobs demo chat app (see README: `make demo`)."""

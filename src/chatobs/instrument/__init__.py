@@ -1,0 +1,52 @@
+"""Auto-instrumentation of the SDKs named in ``CHATOBS_INSTRUMENT``, each when importable.
+
+Each adapter module exposes ``instrument(settings) -> bool`` (True when it patched something) and ``uninstrument()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from typing import TYPE_CHECKING
+
+from .._guard import guard
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+logger = logging.getLogger("chatobs")
+
+ADAPTERS = {
+    "openai": ("openai", "chatobs.instrument.openai"),
+    "anthropic": ("anthropic", "chatobs.instrument.anthropic"),
+    "mcp": ("mcp", "chatobs.instrument.mcp"),
+}
+
+
+def instrument_all(settings: "Settings") -> list[str]:
+    done: list[str] = []
+    for name in settings.instrument:
+        package, module_name = ADAPTERS[name]
+        if importlib.util.find_spec(package) is None:
+            continue
+        with guard(f"instrument {name}"):
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name == module_name:
+                    continue  # adapter not written yet
+                raise
+            if module.instrument(settings):
+                done.append(name)
+    return done
+
+
+def uninstrument_all() -> None:
+    for _, module_name in ADAPTERS.values():
+        with guard("uninstrument"):
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError:
+                continue
+            module.uninstrument()

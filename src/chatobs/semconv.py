@@ -1,0 +1,132 @@
+"""Every span and metric attribute name chatobs reads or writes, in one place.
+
+Names follow the OpenTelemetry GenAI and MCP semantic conventions where they exist; chatobs's own additions live under
+``chatobs.*``. Other modules import these constants and never spell an attribute name themselves.
+"""
+
+from typing import Final
+
+# --- identity (set on every span inside a chat request by the scope processor) -----------------------------------
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+SESSION_ID: Final = "session.id"
+USER_ID: Final = "user.id"
+TENANT_ID: Final = "chatobs.tenant.id"
+MESSAGE_ID: Final = "chatobs.message.id"
+PARENT_MESSAGE_ID: Final = "chatobs.parent_message.id"
+ROUTE: Final = "chatobs.route"
+
+# --- chatobs markers ----------------------------------------------------------------------------------------------
+CHAT_REQUEST: Final = "chatobs.request"  # True on the SERVER span of a chat request (the trace's chat root)
+OBSERVATION_TYPE: Final = "chatobs.observation.type"  # workflow | task | agent | tool | llm | mcp (decorators, adapters)
+INPUT: Final = "chatobs.input"  # decorator / request input (JSON), masked before export
+OUTPUT: Final = "chatobs.output"  # decorator / request output (JSON), masked before export
+SLOW: Final = "chatobs.slow"
+COST_USD: Final = "chatobs.cost.usd"
+COST_INPUT_USD: Final = "chatobs.cost.input_usd"
+COST_OUTPUT_USD: Final = "chatobs.cost.output_usd"
+COST_UNKNOWN_MODEL: Final = "chatobs.cost.unknown_model"
+SAMPLING_REASON: Final = "chatobs.sampling.reason"
+SAMPLING_KEY: Final = "chatobs.sampling.key"
+REDACTED: Final = "chatobs.redacted"  # list of attribute names that were masked
+REDACTION_FAILED: Final = "chatobs.redaction.failed"
+TRUNCATED: Final = "chatobs.truncated"
+MCP_SERVER_NAME: Final = "chatobs.mcp.server.name"
+EDIT: Final = "chatobs.edit"
+REGENERATE: Final = "chatobs.regenerate"
+
+# --- GenAI semantic conventions -----------------------------------------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_SYSTEM: Final = "gen_ai.system"  # deprecated predecessor of gen_ai.provider.name, still read by some backends
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+GEN_AI_REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+GEN_AI_REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"  # not (yet) in the spec; Langfuse/OpenLLMetry read it
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"  # read by Langfuse's and Opik's OTLP ingestion
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_PROMPT_NAME: Final = "gen_ai.prompt.name"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"  # metric attribute: input | output
+
+# gen_ai.operation.name values
+OP_CHAT: Final = "chat"
+OP_TEXT_COMPLETION: Final = "text_completion"
+OP_EMBEDDINGS: Final = "embeddings"
+OP_GENERATE_CONTENT: Final = "generate_content"
+OP_EXECUTE_TOOL: Final = "execute_tool"
+OP_INVOKE_AGENT: Final = "invoke_agent"
+OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
+
+# --- MCP semantic conventions -------------------------------------------------------------------------------------
+MCP_METHOD_NAME: Final = "mcp.method.name"
+MCP_SESSION_ID: Final = "mcp.session.id"
+MCP_PROTOCOL_VERSION: Final = "mcp.protocol.version"
+MCP_RESOURCE_URI: Final = "mcp.resource.uri"
+JSONRPC_REQUEST_ID: Final = "jsonrpc.request.id"
+JSONRPC_PROTOCOL_VERSION: Final = "jsonrpc.protocol.version"
+RPC_RESPONSE_STATUS_CODE: Final = "rpc.response.status_code"
+
+# --- general / HTTP semantic conventions --------------------------------------------------------------------------
+ERROR_TYPE: Final = "error.type"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+CLIENT_ADDRESS: Final = "client.address"
+NETWORK_TRANSPORT: Final = "network.transport"
+NETWORK_PROTOCOL_NAME: Final = "network.protocol.name"
+NETWORK_PROTOCOL_VERSION: Final = "network.protocol.version"
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+HTTP_ROUTE: Final = "http.route"
+URL_PATH: Final = "url.path"
+URL_SCHEME: Final = "url.scheme"
+URL_QUERY: Final = "url.query"
+USER_AGENT_ORIGINAL: Final = "user_agent.original"
+HTTP_REQUEST_HEADER_PREFIX: Final = "http.request.header."
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+PROCESS_COMMAND: Final = "process.command"
+SERVICE_NAME: Final = "service.name"
+SERVICE_VERSION: Final = "service.version"
+DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
+
+# --- attributes that carry user or model content: masked by the privacy pipeline --------------------------------
+CONTENT_ATTRIBUTES: Final = frozenset(
+    {
+        GEN_AI_INPUT_MESSAGES,
+        GEN_AI_OUTPUT_MESSAGES,
+        GEN_AI_SYSTEM_INSTRUCTIONS,
+        GEN_AI_TOOL_CALL_ARGUMENTS,
+        GEN_AI_TOOL_CALL_RESULT,
+        INPUT,
+        OUTPUT,
+        EXCEPTION_MESSAGE,
+        EXCEPTION_STACKTRACE,
+        URL_QUERY,
+    }
+)

@@ -1,0 +1,79 @@
+"""Shared fixtures. Every test starts with a clean chatobs environment and no chatobs running."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import chatobs
+from chatobs import runtime
+
+REPO = Path(__file__).resolve().parent.parent
+_PREFIXES = ("CHATOBS_", "OTEL_", "LANGFUSE_", "OPIK_", "MCP_TRACE_", "MCP_TOKEN_")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for key in list(os.environ):
+        if key.upper().startswith(_PREFIXES):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CHATOBS_LOCAL_DB", str(tmp_path / "traces.db"))
+    yield
+    runtime.shutdown(timeout_s=2)
+
+
+class Capture:
+    """chatobs running with an in-memory exporter next to the configured ones."""
+
+    def __init__(self, rt: runtime.Runtime, exporter: InMemorySpanExporter) -> None:
+        self.runtime = rt
+        self.exporter = exporter
+
+    def spans(self):  # type: ignore[no-untyped-def]
+        """Every span exported so far (after the whole background pipeline)."""
+        self.runtime.force_flush(10)
+        return list(self.exporter.get_finished_spans())
+
+    def by_name(self, name: str):  # type: ignore[no-untyped-def]
+        return [s for s in self.spans() if s.name == name]
+
+    def clear(self) -> None:
+        self.runtime.force_flush(10)
+        self.exporter.clear()
+
+
+@pytest.fixture
+def make_capture():  # type: ignore[no-untyped-def]
+    """Factory: ``make_capture(**settings)`` starts chatobs with those settings and an in-memory exporter."""
+
+    def start(**settings):  # type: ignore[no-untyped-def]
+        runtime.shutdown(timeout_s=2)
+        exporter = InMemorySpanExporter()
+        settings.setdefault("exporters", "none")
+        settings.setdefault("export_interval_ms", 20)
+        rt = chatobs.init(_span_exporters=[exporter], **settings)
+        assert rt is not None
+        return Capture(rt, exporter)
+
+    return start
+
+
+@pytest.fixture
+def capture(make_capture):  # type: ignore[no-untyped-def]
+    return make_capture()
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for child processes: this checkout's src/ first (worktrees share one venv), chatobs vars cleared."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_PREFIXES)}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)])
+    env.update(extra)
+    return env
+
+
+PYTHON = sys.executable
