@@ -13,7 +13,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatobs import semconv
+from chatobs import runtime, semconv
 from chatobs.pipeline import metrics
 from chatobs.pipeline.stats import STATS
 
@@ -256,6 +256,7 @@ def test_otlp_metrics_push(make_capture: Any) -> None:
         cap.runtime.force_flush()
         metrics.current().force_flush()  # type: ignore[union-attr]
         assert wait_for(lambda: bodies)
+        runtime.shutdown(timeout_s=2)  # while the receiver still listens: the final push must not retry into a void
     finally:
         server.shutdown()
         server.server_close()
