@@ -284,3 +284,12 @@ def test_app_meter_provider_is_left_alone(make_capture: Any) -> None:
     before = otel_metrics.get_meter_provider()
     make_capture()
     assert otel_metrics.get_meter_provider() is before
+
+
+def test_user_ids_are_hashed_when_asked(make_capture: Any, reader: InMemoryMetricReader) -> None:
+    cap = make_capture(metrics_user_attribute=True, hash_user_ids=True, hash_secret="k" * 32)
+    _two_turns(Clock())
+    cap.runtime.force_flush()
+    users = {p.attributes.get(semconv.USER_ID) for p in points(reader, "chatobs.cost.usd")}
+    assert len(users) == 2 and not users & {"u-1", "u-2"}
+    assert all(isinstance(u, str) and len(u) == 32 for u in users)

@@ -233,6 +233,7 @@ class BudgetRule(Rule):
         super().__init__(name)
         self.by, self.max_usd, self.window_s = by, max_usd, window_s
         self._spend = _Keyed(window_s, max_keys=10_000, maxlen=5_000)
+        self.display: Callable[[str], str] = str  # user IDs: hashed when CHATOBS_HASH_USER_IDS=true
 
     def observe(self, span: ReadableSpan) -> Iterable[tuple[str, dict[str, str], dict[str, float], ReadableSpan]]:
         attrs = span.attributes or {}
@@ -240,13 +241,14 @@ class BudgetRule(Rule):
         who = attrs.get(self._ATTR[self.by])
         if not who or not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost <= 0 or not is_llm_span(span):
             return ()
-        w = self._spend.get(str(who))
+        who = self.display(str(who)) if self.by == "user" else str(who)
+        w = self._spend.get(who)
         w.add(_span_time_s(span), float(cost))
         if w.total <= self.max_usd:
             return ()
-        msg = f"{self.by} {who!s} spent ${w.total:.4f} in the last {_human(self.window_s)} (budget ${self.max_usd:.4f})"
+        msg = f"{self.by} {who} spent ${w.total:.4f} in the last {_human(self.window_s)} (budget ${self.max_usd:.4f})"
         figures = {"cost_usd": round(w.total, 6), "budget_usd": self.max_usd, "window_s": self.window_s, "calls": float(len(w.items))}
-        return [(msg, {self.by: str(who)}, figures, span)]
+        return [(msg, {self.by: who}, figures, span)]
 
 
 class SpikeRule(Rule):
@@ -545,6 +547,11 @@ def build(settings: "Settings") -> AlertsStage | None:
         replaced = {r.name for r in extra} | disabled
         rules = [r for r in rules if r.name not in replaced] + extra
     from . import metrics
+
+    hasher = metrics.user_hasher(settings)
+    for rule in rules:
+        if isinstance(rule, BudgetRule):
+            rule.display = hasher
 
     def count(alert: Alert) -> None:
         rec = metrics.current()

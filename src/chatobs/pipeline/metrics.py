@@ -109,6 +109,20 @@ def normalize_model(name: Any) -> str:
     return model[:_MAX_VALUE_LEN]
 
 
+def user_hasher(settings: "Settings") -> Callable[[str], str]:
+    """How user IDs appear in metrics and alerts: as is, or keyed-hashed when ``CHATOBS_HASH_USER_IDS=true``.
+
+    This stage runs before masking, so it hashes on its own (HMAC-SHA256, same key as the privacy stage).
+    """
+    if not settings.hash_user_ids or settings.hash_secret is None:
+        return str
+    import hashlib
+    import hmac
+
+    key = settings.hash_secret.get_secret_value().encode()
+    return lambda user: hmac.new(key, str(user).encode(), hashlib.sha256).hexdigest()[:32]
+
+
 class _Cardinality:
     """Keeps the first N distinct values of each attribute; later ones become "_OTHER" (memory stays bounded)."""
 
@@ -166,6 +180,7 @@ class Recorder:
 
         self.settings = settings
         self._with_user = settings.metrics_user_attribute
+        self._user = user_hasher(settings)
         self._attr = _Cardinality()
         self.prometheus_registry: Any = None
         self._http_server: Any = None
@@ -318,7 +333,7 @@ class Recorder:
         if attrs.get(semconv.TENANT_ID):
             out[semconv.TENANT_ID] = self._attr(semconv.TENANT_ID, attrs[semconv.TENANT_ID])
         if self._with_user and attrs.get(semconv.USER_ID):
-            out[semconv.USER_ID] = self._attr(semconv.USER_ID, attrs[semconv.USER_ID])
+            out[semconv.USER_ID] = self._attr(semconv.USER_ID, self._user(attrs[semconv.USER_ID]))
 
     def _record_llm(self, span: ReadableSpan, attrs: Any, duration_s: float) -> None:
         a = self._attr
@@ -328,7 +343,7 @@ class Recorder:
             semconv.GEN_AI_REQUEST_MODEL: a(semconv.GEN_AI_REQUEST_MODEL, model_of(attrs)),
         }
         if self._with_user and attrs.get(semconv.USER_ID):
-            base[semconv.USER_ID] = a(semconv.USER_ID, attrs[semconv.USER_ID])
+            base[semconv.USER_ID] = a(semconv.USER_ID, self._user(attrs[semconv.USER_ID]))
         err = error_type(span)
         self.llm_duration.record(duration_s, {**base, semconv.ERROR_TYPE: a(semconv.ERROR_TYPE, err)} if err else base)
         for token_type, key in (("input", semconv.GEN_AI_USAGE_INPUT_TOKENS), ("output", semconv.GEN_AI_USAGE_OUTPUT_TOKENS)):
@@ -389,7 +404,7 @@ class Recorder:
         if err:
             out[semconv.ERROR_TYPE] = a(semconv.ERROR_TYPE, err)
         if self._with_user and attrs.get(semconv.USER_ID):
-            out[semconv.USER_ID] = a(semconv.USER_ID, attrs[semconv.USER_ID])
+            out[semconv.USER_ID] = a(semconv.USER_ID, self._user(attrs[semconv.USER_ID]))
         self.request_duration.record(duration_s, out)
 
     def count_alert(self, rule: str, kind: str) -> None:
