@@ -393,7 +393,7 @@ class Recorder:
 
     def _record_request(self, span: ReadableSpan, attrs: Any, duration_s: float) -> None:
         a = self._attr
-        route = attrs.get(semconv.HTTP_ROUTE) or attrs.get(semconv.ROUTE) or ""
+        route = attrs.get(semconv.HTTP_ROUTE) or template_path(attrs.get(semconv.ROUTE) or attrs.get(semconv.URL_PATH) or "")
         out: dict[str, Any] = {semconv.HTTP_ROUTE: a(semconv.HTTP_ROUTE, route)}
         if attrs.get(semconv.HTTP_REQUEST_METHOD):
             out[semconv.HTTP_REQUEST_METHOD] = str(attrs[semconv.HTTP_REQUEST_METHOD])[:16]
@@ -464,6 +464,20 @@ def error_type(span: ReadableSpan) -> str | None:
     if span.status is not None and span.status.status_code == StatusCode.ERROR:
         return OTHER
     return None
+
+
+_ID_SEGMENT = re.compile(r"^(?!v\d+$)(?=.*\d).+$|^.{20,}$")  # "v1", "v2": API versions, not IDs
+
+
+def template_path(path: str) -> str:
+    """A raw path as a low-cardinality route when the framework gave no template: ID-like segments become ``{id}``.
+
+    Segments with a digit or of 20+ characters (UUIDs, conversation IDs, hashes) would otherwise make a series each.
+    """
+    if not path:
+        return ""
+    parts = str(path).split("?", 1)[0].split("/")
+    return "/".join("{id}" if _ID_SEGMENT.match(p) else p for p in parts)
 
 
 def masking_failures() -> int:
