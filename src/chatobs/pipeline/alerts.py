@@ -25,7 +25,7 @@ from .. import semconv
 from .._guard import log_limited
 from ..config import ConfigError
 from .alert_sinks import Alert, AlertDispatcher, CallbackRunner, WebhookSender
-from .metrics import error_type, is_llm_span, is_tool_call, model_of, provider_of
+from .metrics import TOOL_CALL_METHOD, _is_llm, error_type, model_of, provider_of
 from .spans import is_chat_root, parent_id_hex, span_id_hex, trace_id_hex
 
 if TYPE_CHECKING:
@@ -62,20 +62,38 @@ def _span_time_s(span: ReadableSpan) -> float:
     return (span.end_time or span.start_time or 0) / 1e9
 
 
-def _duration_ms(span: ReadableSpan) -> float:
-    if span.end_time is None or span.start_time is None:
-        return 0.0
-    return max(0.0, (span.end_time - span.start_time) / 1e6)
+class Facts:
+    """What the rules need to know about one span, worked out once per span rather than once per rule."""
+
+    __slots__ = ("span", "attrs", "target", "duration_ms", "time_s", "_error")
+
+    def __init__(self, span: ReadableSpan) -> None:
+        self.span = span
+        # A plain dict: the SDK's attribute mapping is slow to read key by key, and every rule reads several keys.
+        self.attrs: dict[str, Any] = dict(span.attributes or {})
+        method = self.attrs.get(semconv.MCP_METHOD_NAME)
+        if method is not None:
+            self.target = "tool" if method == TOOL_CALL_METHOD else None
+        elif _is_llm(self.attrs):
+            self.target = "llm"
+        elif self.attrs.get(semconv.CHAT_REQUEST):
+            self.target = "request"
+        else:
+            self.target = None
+        end, start = span.end_time, span.start_time
+        self.duration_ms = max(0.0, (end - start) / 1e6) if end is not None and start is not None else 0.0
+        self.time_s = (end or start or 0) / 1e9
+        self._error: Any = _UNSET
+
+    @property
+    def error(self) -> str | None:
+        if self._error is _UNSET:
+            self._error = error_type(self.span, self.attrs)
+        return self._error  # type: ignore[no-any-return]
 
 
-def _target_of(span: ReadableSpan) -> str | None:
-    if is_tool_call(span):
-        return "tool"
-    if is_llm_span(span):
-        return "llm"
-    if is_chat_root(span):
-        return "request"
-    return None
+_UNSET = object()
+Fired = Iterable[tuple[str, dict[str, str], dict[str, float], ReadableSpan]]
 
 
 # --- rules ----------------------------------------------------------------------------------------------------------
@@ -87,10 +105,10 @@ class Rule:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def observe(self, span: ReadableSpan) -> Iterable[tuple[str, dict[str, str], dict[str, float], ReadableSpan]]:
+    def observe(self, f: Facts) -> Fired:
         return ()
 
-    def end_batch(self) -> Iterable[tuple[str, dict[str, str], dict[str, float], ReadableSpan]]:
+    def end_batch(self) -> Fired:
         return ()
 
     def describe(self) -> str:
@@ -109,9 +127,8 @@ class SlowToolRule(Rule):
         self.use_slow_flag = use_slow_flag
         self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
 
-    def _call_key(self, span: ReadableSpan) -> tuple[Any, ...]:
+    def _call_key(self, span: ReadableSpan, attrs: dict[str, Any]) -> tuple[Any, ...]:
         # The client and the server span of one call (an in-process MCP server) must give one alert, not two.
-        attrs = span.attributes or {}
         tool = attrs.get(semconv.GEN_AI_TOOL_NAME)
         request_id = attrs.get(semconv.JSONRPC_REQUEST_ID)
         session = attrs.get(semconv.MCP_SESSION_ID)
@@ -120,14 +137,13 @@ class SlowToolRule(Rule):
         call_span = parent_id_hex(span) if span.kind == SpanKind.SERVER else span_id_hex(span)
         return trace_id_hex(span), tool, call_span
 
-    def observe(self, span: ReadableSpan) -> Iterable[tuple[str, dict[str, str], dict[str, float], ReadableSpan]]:
-        if not is_tool_call(span):
+    def observe(self, f: Facts) -> Fired:
+        if f.target != "tool":
             return ()
-        attrs = span.attributes or {}
-        duration = _duration_ms(span)
+        attrs, span, duration = f.attrs, f.span, f.duration_ms
         if duration < self.threshold_ms and not (self.use_slow_flag and attrs.get(semconv.SLOW) is True):
             return ()
-        key = self._call_key(span)
+        key = self._call_key(span, attrs)
         if key in self._seen:
             return ()
         self._seen[key] = None
@@ -191,8 +207,7 @@ class ErrorRateRule(Rule):
         self.target, self.threshold, self.window_s, self.min_count, self.by = target, threshold, window_s, min_count, by
         self._calls = _Keyed(window_s, max_keys=1000)
 
-    def _subject(self, span: ReadableSpan) -> dict[str, str]:
-        attrs = span.attributes or {}
+    def _subject(self, attrs: dict[str, Any]) -> dict[str, str]:
         subject = {"target": self.target}
         if self.by == "model":
             subject["model"] = model_of(attrs)
@@ -204,13 +219,13 @@ class ErrorRateRule(Rule):
             subject["route"] = str(attrs.get(semconv.HTTP_ROUTE) or attrs.get(semconv.ROUTE) or "")
         return subject
 
-    def observe(self, span: ReadableSpan) -> Iterable[tuple[str, dict[str, str], dict[str, float], ReadableSpan]]:
-        if _target_of(span) != self.target:
+    def observe(self, f: Facts) -> Fired:
+        if f.target != self.target:
             return ()
-        subject = self._subject(span)
-        failed = error_type(span) is not None
+        subject = self._subject(f.attrs)
+        failed = f.error is not None
         w = self._calls.get(tuple(sorted(subject.items())))
-        w.add(_span_time_s(span), 1.0 if failed else 0.0)
+        w.add(f.time_s, 1.0 if failed else 0.0)
         calls = len(w.items)
         # Only a failure can push the rate up, so the alert always points at a failed turn.
         if not failed or calls < self.min_count:
@@ -220,7 +235,7 @@ class ErrorRateRule(Rule):
             return ()
         msg = f"{self.target} error rate {rate:.0%} over the last {self.window_s:.0f} s ({int(w.total)} of {calls}; threshold {self.threshold:.0%})"
         figures = {"error_rate": round(rate, 4), "errors": w.total, "calls": float(calls), "threshold": self.threshold, "window_s": self.window_s}
-        return [(msg, subject, figures, span)]
+        return [(msg, subject, figures, f.span)]
 
 
 class BudgetRule(Rule):
@@ -235,20 +250,21 @@ class BudgetRule(Rule):
         self._spend = _Keyed(window_s, max_keys=10_000, maxlen=5_000)
         self.display: Callable[[str], str] = str  # user IDs: hashed when CHATOBS_HASH_USER_IDS=true
 
-    def observe(self, span: ReadableSpan) -> Iterable[tuple[str, dict[str, str], dict[str, float], ReadableSpan]]:
-        attrs = span.attributes or {}
-        cost = attrs.get(semconv.COST_USD)
-        who = attrs.get(self._ATTR[self.by])
-        if not who or not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost <= 0 or not is_llm_span(span):
+    def observe(self, f: Facts) -> Fired:
+        if f.target != "llm":
+            return ()
+        cost = f.attrs.get(semconv.COST_USD)
+        who = f.attrs.get(self._ATTR[self.by])
+        if not who or not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost <= 0:
             return ()
         who = self.display(str(who)) if self.by == "user" else str(who)
         w = self._spend.get(who)
-        w.add(_span_time_s(span), float(cost))
+        w.add(f.time_s, float(cost))
         if w.total <= self.max_usd:
             return ()
         msg = f"{self.by} {who} spent ${w.total:.4f} in the last {_human(self.window_s)} (budget ${self.max_usd:.4f})"
         figures = {"cost_usd": round(w.total, 6), "budget_usd": self.max_usd, "window_s": self.window_s, "calls": float(len(w.items))}
-        return [(msg, {self.by: who}, figures, span)]
+        return [(msg, {self.by: who}, figures, f.span)]
 
 
 class SpikeRule(Rule):
@@ -263,8 +279,7 @@ class SpikeRule(Rule):
         self._buckets: OrderedDict[int, float] = OrderedDict()
         self._first_bucket: int | None = None
 
-    def _value(self, span: ReadableSpan) -> float:
-        attrs = span.attributes or {}
+    def _value(self, attrs: dict[str, Any]) -> float:
         if self.metric == "cost":
             v = attrs.get(semconv.COST_USD)
             return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
@@ -275,13 +290,13 @@ class SpikeRule(Rule):
                 total += v
         return total
 
-    def observe(self, span: ReadableSpan) -> Iterable[tuple[str, dict[str, str], dict[str, float], ReadableSpan]]:
-        if not is_llm_span(span):
+    def observe(self, f: Facts) -> Fired:
+        if f.target != "llm":
             return ()
-        value = self._value(span)
+        value = self._value(f.attrs)
         if value <= 0:
             return ()
-        bucket = int(_span_time_s(span) // self.window_s)
+        bucket = int(f.time_s // self.window_s)
         if self._first_bucket is None:
             self._first_bucket = bucket
         self._buckets[bucket] = self._buckets.get(bucket, 0.0) + value
@@ -299,7 +314,7 @@ class SpikeRule(Rule):
         msg = (f"{self.metric} spike: {unit}{now:.4g} in the current {_human(self.window_s)} window, "
                f"{now / baseline:.1f}x the baseline {unit}{baseline:.4g} (threshold {self.factor:g}x)")
         figures = {"current": now, "baseline": baseline, "ratio": round(now / baseline, 3), "factor": self.factor, "window_s": self.window_s}
-        return [(msg, {"metric": self.metric}, figures, span)]
+        return [(msg, {"metric": self.metric}, figures, f.span)]
 
 
 class LatencyRule(Rule):
@@ -314,17 +329,17 @@ class LatencyRule(Rule):
         self._spans: deque[ReadableSpan] = deque(maxlen=64)  # recent slow spans: the evidence for the alert
         self._changed = False
 
-    def observe(self, span: ReadableSpan) -> Iterable[tuple[str, dict[str, str], dict[str, float], ReadableSpan]]:
-        if _target_of(span) != self.target:
+    def observe(self, f: Facts) -> Fired:
+        if f.target != self.target:
             return ()
-        d = _duration_ms(span)
-        self._window.add(_span_time_s(span), d)
+        d = f.duration_ms
+        self._window.add(f.time_s, d)
         self._changed = True
         if d > self.threshold_ms:
-            self._spans.append(span)
+            self._spans.append(f.span)
         return ()
 
-    def end_batch(self) -> Iterable[tuple[str, dict[str, str], dict[str, float], ReadableSpan]]:
+    def end_batch(self) -> Fired:
         # Sorting the window is the costly part: once per batch, not per span.
         if not self._changed:
             return ()
@@ -488,10 +503,14 @@ class AlertsStage:
         self._service = service
 
     def process(self, spans: list[ReadableSpan]) -> list[ReadableSpan]:
+        rules = self.rules
         for span in spans:
-            for rule in self.rules:
+            f = Facts(span)
+            if f.target is None:
+                continue  # every rule is about tools, LLM calls or requests
+            for rule in rules:
                 try:
-                    fired = rule.observe(span)
+                    fired = rule.observe(f)
                     for item in fired:
                         self._emit(rule, *item)
                 except Exception as exc:  # noqa: BLE001 - one rule failing must not stop the others
