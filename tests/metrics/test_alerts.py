@@ -125,17 +125,20 @@ def test_a_burst_of_slow_calls_does_not_send_a_webhook_each(make_capture: Any, w
     got: list[Alert] = []
     remove = alerts.on_alert(got.append)
     try:
+        started = time.monotonic()
         cap = make_capture(slow_tool_ms=100, alert_webhook_url=webhook.url, alert_cooldown_s=cooldown, alert_webhook_max_per_minute=20)
         clock = Clock()
         for i in range(1000):
             tool_call(clock, tool="slow_lookup", duration_ms=150, request_id=i)
         cap.runtime.force_flush()
         _join()
+        elapsed_s = time.monotonic() - started
     finally:
         remove()
-    assert 1 <= len(webhook.received) <= most
+    # The rate limiter refills 20 per minute: a slow run may earn one or two more.
+    assert 1 <= len(webhook.received) <= most + int(elapsed_s * 20 / 60) + 1
     if cooldown:
-        assert len(got) == 1  # the cooldown holds back the other 999 for every sink
+        assert len(got) == 1 and len(webhook.received) == 1  # the cooldown holds back the other 999 for every sink
         stage = alerts.current()
         assert stage is not None and stage.dispatcher.suppressed == 999
     else:

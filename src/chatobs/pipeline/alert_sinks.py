@@ -99,8 +99,9 @@ class _Worker:
         return not self._queue.unfinished_tasks
 
     def stop(self, timeout_s: float) -> None:
-        self.join(timeout_s)
+        # Stopping first: what is queued still gets one attempt each, but nobody waits out retry backoffs at exit.
         self.stopping.set()
+        self.join(timeout_s)
         try:
             self._queue.put_nowait(self._STOP)
         except queue.Full:
