@@ -48,7 +48,7 @@ def test_slow_tool_fires_one_alert_per_call_with_its_trace_id(make_capture: Any,
     assert first["subject"] == {"tool": "slow_lookup", "server": "kb"}
     assert first["figures"]["threshold_ms"] == 100 and 140 <= first["figures"]["duration_ms"] <= 150
     assert len(first["span_id"]) == 16 and first["conversation_id"] == "c-0"
-    assert first["viewer_url"] == f"http://127.0.0.1:8000/_chatobs/traces/{trace_ids[0]}"
+    assert first["viewer_url"] == f"http://127.0.0.1:8000/_chatobs/#/t/{trace_ids[0]}"
     records = [r for r in caplog.records if r.name == "chatobs.alerts"]
     assert len(records) == 3 and all(r.levelno == logging.WARNING for r in records)
     assert trace_ids[0] in records[0].getMessage() and records[0].trace_id == trace_ids[0]  # type: ignore[attr-defined]

@@ -536,7 +536,7 @@ class AlertsStage:
                 trace_id=trace_id,
                 span_id=span_id_hex(span),
                 time=_span_time_s(span),
-                viewer_url=f"{self._viewer}/traces/{trace_id}" if self._viewer and trace_id else None,
+                viewer_url=f"{self._viewer}/#/t/{trace_id}" if self._viewer and trace_id else None,
                 service=self._service,
                 conversation_id=str(conversation) if conversation else None,
             )
