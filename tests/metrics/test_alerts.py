@@ -296,3 +296,22 @@ def test_disabling_the_default_slow_tool_rule(make_capture: Any, tmp_path: Path)
 def test_bad_webhook_url_is_rejected() -> None:
     with pytest.raises(ConfigError, match="CHATOBS_ALERT_WEBHOOK_URL: expected an http"):
         load_settings(alert_webhook_url="ftp://example.com/x")
+
+
+def test_alerts_work_in_a_forked_worker(make_capture: Any, webhook: WebhookReceiver) -> None:
+    import os
+
+    cap = make_capture(slow_tool_ms=100, alert_webhook_url=webhook.url)
+    pid = os.fork()
+    if pid == 0:  # the child: like a gunicorn worker forked after chatobs.init()
+        code = 1
+        try:
+            tool_call(Clock(), tool="in_child", duration_ms=300)
+            cap.runtime.force_flush()
+            stage = alerts.current()
+            code = 0 if stage is not None and stage.join(5) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [a["subject"]["tool"] for a in webhook.received] == ["in_child"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -63,9 +65,18 @@ class _Worker:
     def __init__(self, name: str, handle: Callable[[Any], None], maxsize: int = 256) -> None:
         self.name = name
         self._handle = handle
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self._maxsize = maxsize
+        self._closed = False
+        self._start()
+        # A forked worker (gunicorn --preload) inherits the queue but not the thread: start afresh there. A weak
+        # reference, so workers of earlier init() cycles are neither kept alive nor restarted.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _restart(ref))
+
+    def _start(self) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self._maxsize)
         self.stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"chatobs-{name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"chatobs-{self.name}", daemon=True)
         self._thread.start()
 
     def put(self, item: Any) -> bool:
@@ -99,6 +110,7 @@ class _Worker:
         return not self._queue.unfinished_tasks
 
     def stop(self, timeout_s: float) -> None:
+        self._closed = True
         # Stopping first: what is queued still gets one attempt each, but nobody waits out retry backoffs at exit.
         self.stopping.set()
         self.join(timeout_s)
@@ -107,6 +119,12 @@ class _Worker:
         except queue.Full:
             pass  # daemon thread: it ends with the process
         self._thread.join(max(0.0, min(timeout_s, 1.0)))
+
+
+def _restart(ref: "weakref.ref[_Worker]") -> None:
+    worker = ref()
+    if worker is not None and not worker._closed:
+        worker._start()
 
 
 class WebhookSender:
