@@ -111,9 +111,6 @@ class Rule:
     def end_batch(self) -> Fired:
         return ()
 
-    def describe(self) -> str:
-        return self.type
-
 
 class SlowToolRule(Rule):
     """A tool call slower than ``threshold_ms`` (or marked ``chatobs.slow`` by the MCP instrumentation)."""
@@ -129,11 +126,11 @@ class SlowToolRule(Rule):
 
     def _call_key(self, span: ReadableSpan, attrs: dict[str, Any]) -> tuple[Any, ...]:
         # The client and the server span of one call (an in-process MCP server) must give one alert, not two.
+        # Both sides record the JSON-RPC request ID; the session ID only sometimes, so it is not part of the key.
         tool = attrs.get(semconv.GEN_AI_TOOL_NAME)
         request_id = attrs.get(semconv.JSONRPC_REQUEST_ID)
-        session = attrs.get(semconv.MCP_SESSION_ID)
-        if request_id is not None:
-            return trace_id_hex(span), tool, session, str(request_id)
+        if request_id not in (None, ""):
+            return trace_id_hex(span), tool, str(request_id)
         call_span = parent_id_hex(span) if span.kind == SpanKind.SERVER else span_id_hex(span)
         return trace_id_hex(span), tool, call_span
 
