@@ -93,7 +93,9 @@ def _route(client: Any, options: Any, stream: bool) -> Call | None:
     host, port = server_of(client)
     capture = capture_enabled()
     system = body.get("system")
-    params = {k: body.get(k) for k in ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences")}
+    extra = options.extra_json if isinstance(options.extra_json, Mapping) else {}
+    # Newer SDKs dropped temperature/top_p/top_k arguments; apps still send them through `extra_body`.
+    params = {k: body.get(k, extra.get(k)) for k in ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences")}
     gen = _Generation(
         "anthropic", body.get("model"), semconv.OP_CHAT, params=params, stream=stream, server_address=host,
         server_port=port, capture=capture,
