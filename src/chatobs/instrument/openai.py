@@ -12,12 +12,13 @@ chunks it would have seen. Turn it off for OpenAI-compatible servers that reject
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import semconv
 from ._coexist import step_aside
-from ._sdk_patch import Call, patch, server_of, unpatch
+from ._sdk_patch import Call, cancel_when_imported, patch, server_of, unpatch, when_imported
 from .llm import Generation, Result, _json_or_str, capture_enabled, normalize_messages, text_parts
 
 if TYPE_CHECKING:
@@ -25,23 +26,25 @@ if TYPE_CHECKING:
 
 __all__ = ["instrument", "uninstrument"]
 
+_MODULE = "openai._base_client"
 _stream_usage = True
 
 _CHAT_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty", "stop", "seed")
 
 
 def instrument(settings: "Settings") -> bool:
+    """Patch the OpenAI SDK now if the app imported it, else as soon as it does (``init()`` never imports it)."""
     global _stream_usage
-    import openai._base_client as base_client
-
     _stream_usage = settings.openai_stream_usage
-    return patch(base_client, _route)
+    when_imported(_MODULE, lambda module: patch(module, _route))
+    return True
 
 
 def uninstrument() -> None:
-    import openai._base_client as base_client
-
-    unpatch(base_client)
+    cancel_when_imported(_MODULE)
+    module = sys.modules.get(_MODULE)
+    if module is not None:
+        unpatch(module)
 
 
 # --- routing ------------------------------------------------------------------------------------------------------
