@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import semconv
 from ._coexist import step_aside
 from ._sdk_patch import Call, cancel_when_imported, patch, server_of, unpatch, when_imported
-from .llm import Generation, Result, _json_or_str, capture_enabled, normalize_messages, text_parts
+from .llm import Generation, Result, json_or_str, capture_enabled, normalize_messages, text_parts
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -218,7 +218,7 @@ class _MessageStream:
                 if kind == "text":
                     parts.append({"type": "text", "content": text})
                 elif kind in ("tool_use", "server_tool_use"):
-                    parts.append({"type": "tool_call", "id": block_id, "name": name, "arguments": _json_or_str(text or "{}")})
+                    parts.append({"type": "tool_call", "id": block_id, "name": name, "arguments": json_or_str(text or "{}")})
                 elif kind == "thinking":
                     parts.append({"type": "reasoning", "content": text})
             message: dict[str, Any] = {"role": "assistant", "parts": parts}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import semconv
 from ._coexist import step_aside
 from ._sdk_patch import Call, cancel_when_imported, patch, server_of, unpatch, when_imported
-from .llm import Generation, Result, _json_or_str, capture_enabled, normalize_messages, text_parts
+from .llm import Generation, Result, json_or_str, capture_enabled, normalize_messages, text_parts
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -143,7 +143,7 @@ def _usage(usage: Any) -> dict[str, int] | None:
 
 
 def _tool_call_part(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
-    return {"type": "tool_call", "id": call_id, "name": name, "arguments": _json_or_str(arguments)}
+    return {"type": "tool_call", "id": call_id, "name": name, "arguments": json_or_str(arguments)}
 
 
 def _read_chat(gen: Generation, completion: Any) -> None:
@@ -238,6 +238,8 @@ class _ChatStream:
                 parts.append({"type": "text", "content": "".join(acc.text)})
             for _, (call_id, name, pieces) in sorted(acc.tools.items()):
                 parts.append(_tool_call_part(call_id, name, "".join(pieces)))
+            if not parts and not acc.finish:
+                continue  # abandoned before any content arrived
             message: dict[str, Any] = {"role": acc.role, "parts": parts}
             if acc.finish:
                 message["finish_reason"] = acc.finish
