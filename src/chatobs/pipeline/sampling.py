@@ -146,15 +146,9 @@ def head_policy(settings: "Settings") -> HeadPolicy:
     return HeadPolicy(rate=rate, by=settings.sample_by, follow_remote=follow_remote, record_unsampled=record)
 
 
-_SAMPLE = SamplingResult(Decision.RECORD_AND_SAMPLE)
-_RECORD = SamplingResult(Decision.RECORD_ONLY)
-_DROP = SamplingResult(Decision.DROP)
-
-
-def _result(decision: Decision, trace_state: TraceState | None) -> SamplingResult:
-    if not trace_state:
-        return _SAMPLE if decision is Decision.RECORD_AND_SAMPLE else _RECORD if decision is Decision.RECORD_ONLY else _DROP
-    return SamplingResult(decision, None, trace_state)
+def _result(decision: Decision, attributes: Attributes, trace_state: TraceState | None) -> SamplingResult:
+    # The SDK creates the span with the sampler's attributes: the ones passed at start must be handed back.
+    return SamplingResult(decision, attributes if decision is not Decision.DROP else None, trace_state)
 
 
 class ChatSampler(Sampler):
@@ -186,15 +180,15 @@ class ChatSampler(Sampler):
             state = pctx.trace_state
             if not pctx.is_remote:
                 if pctx.trace_flags.sampled:
-                    return _result(Decision.RECORD_AND_SAMPLE, state)
+                    return _result(Decision.RECORD_AND_SAMPLE, attributes, state)
                 # A recording parent is an SDK span (RECORD_ONLY); a DROPped parent is a NonRecordingSpan.
                 recorded = isinstance(parent, ReadableSpan) and self._unsampled is Decision.RECORD_ONLY
-                return _result(Decision.RECORD_ONLY if recorded else Decision.DROP, state)
+                return _result(Decision.RECORD_ONLY if recorded else Decision.DROP, attributes, state)
             if self.policy.follow_remote:
-                return _result(Decision.RECORD_AND_SAMPLE if pctx.trace_flags.sampled else self._unsampled, state)
+                return _result(Decision.RECORD_AND_SAMPLE if pctx.trace_flags.sampled else self._unsampled, attributes, state)
         else:
             state = None
-        return _result(Decision.RECORD_AND_SAMPLE if self._root_keeps(parent_context, trace_id) else self._unsampled, state)
+        return _result(Decision.RECORD_AND_SAMPLE if self._root_keeps(parent_context, trace_id) else self._unsampled, attributes, state)
 
     def _root_keeps(self, ctx: Context | None, trace_id: int) -> bool:
         bound = self._bound
@@ -204,7 +198,9 @@ class ChatSampler(Sampler):
             return False
         key = None
         if self._by_conversation:
-            s = current(ctx) or scope_from_baggage(ctx)
+            # The scope normally sits in the parent context; a caller passing an explicit (e.g. extracted remote)
+            # context still has it in the active one.
+            s = current(ctx) or current() or scope_from_baggage(ctx)
             if s is not None and s.conversation_id:
                 key = s.conversation_id
         return _position(key if key is not None else format(trace_id, "032x")) < bound
