@@ -180,6 +180,9 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         if owns and isinstance(provider.sampler, _SwitchSampler):
             provider.sampler.target = sampler
 
+        from .middleware.tracecontext import install_strict_propagator
+
+        install_strict_propagator()
         runtime = Runtime(
             settings=settings,
             provider=provider,
