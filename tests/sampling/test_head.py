@@ -45,15 +45,47 @@ def test_ten_thousand_conversations_all_or_nothing(make_capture) -> None:  # typ
 
 
 def test_key_is_trace_id_without_conversation_or_with_sample_by_trace(make_capture) -> None:  # type: ignore[no-untyped-def]
-    make_capture(sample_rate=0.5)
-    decisions = [turn(None).get_span_context() for _ in range(400)]
-    assert all(sc.trace_flags.sampled == (position(format(sc.trace_id, "032x")) < 0.5) for sc in decisions)
-    assert 120 < sum(sc.trace_flags.sampled for sc in decisions) < 280
+    cap = make_capture(sample_rate=0.5)
+    roots = [turn(None).get_span_context() for _ in range(400)]
+    # No conversation ID when the trace started: recorded, decided by the pipeline when the request ends (keyed on
+    # the trace ID here, since the spans never got a conversation ID either).
+    assert not any(sc.trace_flags.sampled for sc in roots)
+    kept = {s.context.trace_id for s in cap.spans()}
+    assert kept == {sc.trace_id for sc in roots if position(format(sc.trace_id, "032x")) < 0.5}
+    assert 120 < len(kept) < 280
 
     make_capture(sample_rate=0.5, sample_by="trace")
     per_turn = [turn("one-conversation").get_span_context() for _ in range(200)]
     assert all(sc.trace_flags.sampled == (position(format(sc.trace_id, "032x")) < 0.5) for sc in per_turn)
     assert 0 < sum(sc.trace_flags.sampled for sc in per_turn) < 200  # turns of one conversation split
+
+    make_capture(sample_rate=0.5, keep_errors=False)  # no tail buffer: decided at the start, on the trace ID
+    roots = [turn(None).get_span_context() for _ in range(200)]
+    assert all(sc.trace_flags.sampled == (position(format(sc.trace_id, "032x")) < 0.5) for sc in roots)
+
+
+def test_conversation_learnt_after_the_root_started(make_capture) -> None:  # type: ignore[no-untyped-def]
+    """OTel's ASGI instrumentation outermost: its SERVER span starts before chatobs knows the conversation. The
+    decision waits for the request's end and is still the conversation's."""
+    from opentelemetry import trace as otel_trace
+
+    import chatobs
+    from tests.sampling.util import _tracer
+
+    cap = make_capture(sample_rate=0.5)
+    tracer = _tracer()
+    convs = [f"late-{i}" for i in range(300)]
+    for c in convs:
+        for _ in range(2):
+            server = tracer.start_span("GET /chat", kind=otel_trace.SpanKind.SERVER)  # no scope yet
+            with otel_trace.use_span(server, end_on_exit=True), chatobs.scope(conversation_id=c):
+                server.set_attributes({semconv.CHAT_REQUEST: True, semconv.GEN_AI_CONVERSATION_ID: c})
+                with tracer.start_as_current_span("chat"):
+                    pass
+    got = Counter(s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in cap.spans())
+    assert set(got) == {c for c in convs if position(c) < 0.5}
+    assert set(got.values()) == {4}
+    assert cap.runtime.pipeline.stats.events["sampling.kept.deferred_head"] >= len(got) * 2
 
 
 def _decide(make_capture, conv: str, remote: bool | None = None, **settings) -> bool:  # type: ignore[no-untyped-def]

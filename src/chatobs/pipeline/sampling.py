@@ -113,6 +113,9 @@ class HeadPolicy:
     by: str = "conversation"
     follow_remote: bool = True  # follow an incoming traceparent's sampled flag
     record_unsampled: bool = True  # RECORD_ONLY instead of DROP for unsampled traces (metrics, tail rules)
+    # A root started before the conversation ID is known (e.g. OTel's ASGI instrumentation outside chatobs's
+    # middleware) is recorded and decided by the pipeline when the request ends; needs the tail buffer.
+    defer_unknown: bool = False
 
     def describe(self) -> str:
         parent = "parent-based" if self.follow_remote else "ignoring remote parents"
@@ -142,8 +145,10 @@ def head_policy(settings: "Settings") -> HeadPolicy:
             rate = min(rate, 1.0 if arg is None or not arg.strip() else float(arg))
     elif settings.otel_traces_sampler_arg is not None:
         logger.info("chatobs: OTEL_TRACES_SAMPLER_ARG is set but OTEL_TRACES_SAMPLER is not; the argument is ignored")
-    record = bool(settings.metrics) or tail_rules(settings).active
-    return HeadPolicy(rate=rate, by=settings.sample_by, follow_remote=follow_remote, record_unsampled=record)
+    rules_on = tail_rules(settings).active
+    record = bool(settings.metrics) or rules_on
+    defer = rules_on and settings.sample_by == "conversation" and 0.0 < rate < 1.0
+    return HeadPolicy(rate=rate, by=settings.sample_by, follow_remote=follow_remote, record_unsampled=record, defer_unknown=defer)
 
 
 def _result(decision: Decision, attributes: Attributes, trace_state: TraceState | None) -> SamplingResult:
@@ -188,9 +193,13 @@ class ChatSampler(Sampler):
                 return _result(Decision.RECORD_AND_SAMPLE if pctx.trace_flags.sampled else self._unsampled, attributes, state)
         else:
             state = None
-        return _result(Decision.RECORD_AND_SAMPLE if self._root_keeps(parent_context, trace_id) else self._unsampled, attributes, state)
+        keep = self._root_keeps(parent_context, trace_id)
+        if keep is None:
+            return _result(Decision.RECORD_ONLY, attributes, state)
+        return _result(Decision.RECORD_AND_SAMPLE if keep else self._unsampled, attributes, state)
 
-    def _root_keeps(self, ctx: Context | None, trace_id: int) -> bool:
+    def _root_keeps(self, ctx: Context | None, trace_id: int) -> bool | None:
+        """True/False, or None: no conversation ID yet, let the pipeline decide when the request ends."""
         bound = self._bound
         if bound >= _SCALE:
             return True
@@ -203,6 +212,8 @@ class ChatSampler(Sampler):
             s = current(ctx) or current() or scope_from_baggage(ctx)
             if s is not None and s.conversation_id:
                 key = s.conversation_id
+            elif self.policy.defer_unknown:
+                return None
         return _position(key if key is not None else format(trace_id, "032x")) < bound
 
     def get_description(self) -> str:
@@ -231,6 +242,8 @@ class SamplingStage:
         stats: PipelineStats = STATS,
     ) -> None:
         self.stats = stats
+        self.policy = head_policy(settings)
+        self._policy_bound = _bound(self.policy.rate)
         rules = tail_rules(settings)
         self.tail: TailBuffer | None = None
         if rules.active:
@@ -240,6 +253,7 @@ class SamplingStage:
                 max_spans_per_trace=settings.tail_max_spans_per_trace,
                 max_bytes=settings.tail_max_bytes,
                 max_age_s=settings.tail_max_age_s,
+                head_check=self._deferred_head_keeps,
                 stats=stats,
             )
         self._head_in_stage = head_in_stage
@@ -314,6 +328,26 @@ class SamplingStage:
         if known is not None:
             return known
         return _position(format(tid, "032x")) < self._bound
+
+    def _deferred_head_keeps(self, root: ReadableSpan, held: list[ReadableSpan]) -> bool:
+        """The head decision for a trace the sampler recorded without deciding (conversation unknown at its start):
+        the same key and rate, now that the spans carry the conversation ID. A trace whose root followed a remote
+        parent's flag, or that head sampling dropped with the conversation known, gets the same "no" again."""
+        if not self.policy.defer_unknown:
+            return False
+        parent = root.parent
+        if parent is not None and parent.is_remote and self.policy.follow_remote:
+            return False
+        key = None
+        if self._by == "conversation":
+            for span in (root, *held):
+                conv = (span.attributes or {}).get(semconv.GEN_AI_CONVERSATION_ID)
+                if conv:
+                    key = str(conv)
+                    break
+        if key is None:
+            key = format(root.context.trace_id, "032x")  # type: ignore[union-attr]
+        return _position(key) < self._policy_bound
 
     # --- introspection (chatobs doctor) ---------------------------------------------------------------------------
     def held(self) -> dict[str, int]:

@@ -79,8 +79,13 @@ class _Held:
 
 @dataclass(frozen=True, slots=True)
 class _Decision:
-    reason: str | None  # None: dropped
+    reason: str | None  # None: dropped; "": kept by the deferred head decision (no rule); else the rules that kept it
     final: bool  # False: decided early (bound hit), the root has not ended yet
+
+
+# Given the span that decides a trace (its chat root or local root) and the spans held for it: does the head decision,
+# deferred to the request's end because the conversation ID was unknown when the trace started, keep it?
+HeadCheck = Callable[[ReadableSpan, list[ReadableSpan]], bool]
 
 
 class TailBuffer:
@@ -92,11 +97,13 @@ class TailBuffer:
         max_spans_per_trace: int = 512,
         max_bytes: int = 64 * 1024 * 1024,
         max_age_s: float = 300.0,
+        head_check: HeadCheck | None = None,
         stats: PipelineStats = STATS,
         clock: Callable[[], float] = time.monotonic,
         wall_clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.rules = rules
+        self.head_check = head_check
         self.max_traces = max_traces
         self.max_spans = max_spans_per_trace
         self.max_bytes = max_bytes
@@ -209,11 +216,14 @@ class TailBuffer:
         if why is not None:
             self.stats.count(f"sampling.early.{why}")
         reason = self._reason(held, final)
+        if reason is None and held.root is not None and self.head_check is not None and self.head_check(held.root, held.spans):
+            reason = ""
+            self.stats.count("sampling.kept.deferred_head")
         self._remember(tid, _Decision(reason, final))
         if reason is None:
             self.stats.count("sampling.dropped_spans", len(held.spans))
             return []
-        for r in reason.split(","):
+        for r in filter(None, reason.split(",")):
             self.stats.count(f"sampling.kept.{r}")
         self.stats.count("sampling.kept_spans", len(held.spans))
         return [mark(s, reason) for s in held.spans]
@@ -227,11 +237,13 @@ class TailBuffer:
             held = _Held(since=self._clock(), first_start_ns=span.start_time or 0)
             self._note(held, span, root)
             reason = self._reason(held, final=root) if (root or held.error or held.cost or held.root_cost) else None
+            if reason is None and root and self.head_check is not None and self.head_check(span, [span]):
+                reason = ""
             if reason is not None or root:
                 self._remember(tid, _Decision(reason, root))
             if reason is not None:
                 self.stats.count("sampling.kept_spans")
-                for r in reason.split(","):
+                for r in filter(None, reason.split(",")):
                     self.stats.count(f"sampling.kept_late.{r}")
                 return [mark(span, reason)]
         self.stats.count("sampling.dropped_spans")
@@ -251,10 +263,11 @@ def _is_root(span: ReadableSpan) -> bool:
 
 
 def mark(span: ReadableSpan, reason: str) -> ReadableSpan:
-    """A kept copy: ``chatobs.sampling.reason`` added and the sampled flag set, as if head sampling had kept it."""
+    """A kept copy: ``chatobs.sampling.reason`` added (unless empty) and the sampled flag set."""
     ctx = span.context
     attrs = dict(span.attributes or {})
-    attrs[semconv.SAMPLING_REASON] = reason
+    if reason:
+        attrs[semconv.SAMPLING_REASON] = reason
     if ctx is None or ctx.trace_flags.sampled:
         return with_changes(span, attributes=attrs)
     sampled = SpanContext(
