@@ -217,3 +217,21 @@ def test_sampling_key_of_finished_spans(make_capture) -> None:  # type: ignore[n
     assert len(by_conv["conv-x"]) == 2
     other = [k for k in by_conv if k != "conv-x"]
     assert len(other) == 1 and len(other[0]) == 32
+
+
+def test_downstream_service_keys_on_baggage() -> None:
+    """An MCP server or other service downstream learns the conversation from W3C baggage, not from a scope."""
+    from opentelemetry import propagate
+
+    sampler = ChatSampler(head_policy(load_settings(sample_rate=0.5, sample_ignore_remote_parent=True)))
+    for conv, kept in ((key_between(0.0, 0.5, "bag"), True), (key_between(0.5, 1.0, "bag"), False)):
+        ctx = propagate.extract({"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-00", "baggage": f"gen_ai.conversation.id={conv}"})
+        assert sampler.should_sample(ctx, int("ab" * 16, 16), "tools/call").decision.is_sampled() is kept
+
+
+def test_benchmark_runs_and_reports() -> None:
+    from benchmarks.bench_sampling import main
+
+    results = main(turns=20)
+    assert set(results) >= {"kept (rate 1)", "dropped, recorded for metrics/tail (rate 0)"}
+    assert all(r["request_us"] > 0 for r in results.values())
