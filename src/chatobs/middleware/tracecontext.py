@@ -5,7 +5,7 @@ make the header invalid (a new trace starts); several ``tracestate`` headers are
 ``tracestate`` key drops every entry with that key; keys follow the current grammar (multi-tenant ``tenant@system``
 keys whose tenant may start with a digit). Where the spec lets a vendor choose, chatobs keeps the valid
 ``tracestate`` entries and drops only the invalid ones (the W3C suite's strict level 2 instead discards the whole
-header when one key has a bad vendor format -- see docs/configuration.md).
+header when one key has a bad vendor format -- see docs/middleware.md).
 """
 
 from __future__ import annotations
