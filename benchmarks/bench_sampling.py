@@ -9,6 +9,7 @@ rounds, against a bare baseline in the same run: the same code with OpenTelemetr
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 from opentelemetry import trace
 
 ROUNDS = 3
+N = int(os.environ.get("BENCH_N", "2000"))
 
 _ROOT_ATTRS = {
     "chatobs.request": True,
@@ -62,7 +64,7 @@ def _measure(tracer: trace.Tracer, scope: Callable[..., Any], turns: int, flush:
     return best_req, best_bg
 
 
-def main(turns: int = 2000) -> dict[str, dict[str, float]]:
+def main(turns: int = N) -> dict[str, dict[str, float]]:
     import chatobs
     from chatobs import runtime
 
@@ -96,4 +98,4 @@ def main(turns: int = 2000) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else N)
