@@ -117,3 +117,33 @@ def test_error_kept_in_an_unsampled_trace_has_every_turn_span(make_capture) -> N
     turn(conv)
     spans = cap.spans()
     assert len(spans) == 2 and {s.status.status_code for s in spans} >= {StatusCode.ERROR}
+
+
+def test_stage_decision_per_trace_when_the_app_samples() -> None:
+    """App's provider: spans of one trace without the conversation ID (an outer app span) follow the ones with it."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from chatobs.pipeline.sampling import SamplingStage
+    from chatobs.pipeline.stats import PipelineStats
+
+    res = Resource({"service.name": "t"})
+
+    def span(tid: int, sid: int, conv: str | None, parent: int | None) -> ReadableSpan:
+        attrs = {semconv.GEN_AI_CONVERSATION_ID: conv} if conv else {}
+        return ReadableSpan(
+            name="s",
+            context=SpanContext(tid, sid, False, TraceFlags(TraceFlags.SAMPLED)),
+            parent=SpanContext(tid, parent, False) if parent else None,
+            attributes=attrs,
+            resource=res,
+        )
+
+    stage = SamplingStage(load_settings(sample_rate=0.5, keep_errors=False), head_in_stage=True, stats=PipelineStats())
+    keep, drop = key_between(0.0, 0.5, "app"), key_between(0.5, 1.0, "app")
+    # Trace IDs chosen so the trace-ID key alone would decide the other way for the outer span.
+    tid_keep = next(t for t in range(1, 10_000) if position(format(t, "032x")) >= 0.5)
+    tid_drop = next(t for t in range(1, 10_000) if position(format(t, "032x")) < 0.5)
+    out = stage.process([span(tid_keep, 3, keep, 2), span(tid_keep, 2, None, None), span(tid_drop, 3, drop, 2), span(tid_drop, 2, None, None)])
+    assert [(s.context.trace_id, s.context.span_id) for s in out] == [(tid_keep, 3), (tid_keep, 2)]

@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from chatobs import runtime, semconv
 from chatobs.pipeline.stats import PipelineStats
+from chatobs.pipeline.spans import with_changes
 from chatobs.pipeline.tail import TailBuffer, TailRules, span_size
 from tests.sampling.util import _tracer, turn
 
@@ -201,3 +202,21 @@ def test_expiry_and_early_slow_keep() -> None:
     kept = slow.sweep()
     assert [s.attributes[semconv.SAMPLING_REASON] for s in kept] == ["slow"]
     assert slow.add(_span(3, 2, root=True))[0].attributes[semconv.SAMPLING_REASON] == "slow"
+
+
+def test_deferred_trace_decided_early_keeps_its_conversation() -> None:
+    """A trace started before its conversation ID was known, decided early (span bound): still the conversation's
+    decision, from the conversation ID its held spans carry -- the whole trace, unmarked."""
+    from chatobs.config import load_settings
+    from chatobs.pipeline.sampling import SamplingStage
+    from tests.sampling.util import key_between
+
+    stage = SamplingStage(load_settings(sample_rate=0.5, tail_max_spans_per_trace=3), head_in_stage=False, stats=PipelineStats())
+    keep, drop = key_between(0.0, 0.5, "early"), key_between(0.5, 1.0, "early")
+    out = {}
+    for tid, conv in ((11, keep), (12, drop)):
+        spans = [_span(tid, 100 + i) for i in range(5)] + [_span(tid, 2, root=True)]
+        spans = [with_changes(s, attributes={**s.attributes, semconv.GEN_AI_CONVERSATION_ID: conv}) for s in spans]
+        out[conv] = stage.process(spans)
+    assert len(out[keep]) == 6 and out[drop] == []
+    assert all(s.context.trace_flags.sampled and semconv.SAMPLING_REASON not in s.attributes for s in out[keep])

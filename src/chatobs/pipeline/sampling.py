@@ -329,24 +329,27 @@ class SamplingStage:
             return known
         return _position(format(tid, "032x")) < self._bound
 
-    def _deferred_head_keeps(self, root: ReadableSpan, held: list[ReadableSpan]) -> bool:
+    def _deferred_head_keeps(self, root: ReadableSpan | None, held: list[ReadableSpan]) -> bool:
         """The head decision for a trace the sampler recorded without deciding (conversation unknown at its start):
-        the same key and rate, now that the spans carry the conversation ID. A trace whose root followed a remote
-        parent's flag, or that head sampling dropped with the conversation known, gets the same "no" again."""
-        if not self.policy.defer_unknown:
+        the same key and rate, now that the spans carry the conversation ID. A trace that head sampling dropped with
+        the conversation known gets the same "no" again, and so does one whose root followed a remote parent's flag
+        (when decided early, before the root ended, that cannot be seen: the key decides)."""
+        if not self.policy.defer_unknown or not held:
             return False
-        parent = root.parent
-        if parent is not None and parent.is_remote and self.policy.follow_remote:
-            return False
+        if root is not None:
+            parent = root.parent
+            if parent is not None and parent.is_remote and self.policy.follow_remote:
+                return False
+        first = root if root is not None else held[0]
         key = None
         if self._by == "conversation":
-            for span in (root, *held):
+            for span in (first, *held):
                 conv = (span.attributes or {}).get(semconv.GEN_AI_CONVERSATION_ID)
                 if conv:
                     key = str(conv)
                     break
         if key is None:
-            key = format(root.context.trace_id, "032x")  # type: ignore[union-attr]
+            key = format(first.context.trace_id, "032x")  # type: ignore[union-attr]
         return _position(key) < self._policy_bound
 
     # --- introspection (chatobs doctor) ---------------------------------------------------------------------------

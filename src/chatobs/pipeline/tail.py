@@ -83,9 +83,10 @@ class _Decision:
     final: bool  # False: decided early (bound hit), the root has not ended yet
 
 
-# Given the span that decides a trace (its chat root or local root) and the spans held for it: does the head decision,
-# deferred to the request's end because the conversation ID was unknown when the trace started, keep it?
-HeadCheck = Callable[[ReadableSpan, list[ReadableSpan]], bool]
+# Given the span that decides a trace (its chat root or local root; None when decided early, before it ended) and the
+# spans held for it: does the head decision, deferred because the conversation ID was unknown when the trace
+# started, keep it?
+HeadCheck = Callable[[ReadableSpan | None, list[ReadableSpan]], bool]
 
 
 class TailBuffer:
@@ -216,7 +217,7 @@ class TailBuffer:
         if why is not None:
             self.stats.count(f"sampling.early.{why}")
         reason = self._reason(held, final)
-        if reason is None and held.root is not None and self.head_check is not None and self.head_check(held.root, held.spans):
+        if reason is None and self.head_check is not None and self.head_check(held.root, held.spans):
             reason = ""
             self.stats.count("sampling.kept.deferred_head")
         self._remember(tid, _Decision(reason, final))
