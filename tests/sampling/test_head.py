@@ -24,24 +24,37 @@ def test_documented_hash() -> None:
 
 
 def test_ten_thousand_conversations_all_or_nothing(make_capture) -> None:  # type: ignore[no-untyped-def]
+    """10,000 conversations of 1-5 turns at rate 0.25. Every turn's root decision is asked of the sampler chatobs
+    installed, in a context holding the chat scope (as the middleware starts the request span); the first thousand
+    conversations also run as real spans through the whole pipeline, children included."""
+    from opentelemetry import context as otel_context
+
+    from chatobs.context import ChatScope, context_with_scope
+
     cap = make_capture(sample_rate=0.25, max_queue_size=200_000, export_batch_size=2048)
+    sampler = cap.runtime.sampler
     rng = random.Random(6)
     turns = {f"conv-{rng.getrandbits(64):016x}": rng.randint(1, 5) for _ in range(10_000)}
-    for idx, (conv, n) in enumerate(turns.items()):
+    sampled: Counter[str] = Counter()
+    for conv, n in turns.items():
+        ctx = context_with_scope(ChatScope(conversation_id=conv), otel_context.Context())
         for _ in range(n):
-            # Child spans for the first thousand only: they follow their parent, and the suite stays fast.
-            turn(conv, children=1 if idx < 1000 else 0)
+            if sampler.should_sample(ctx, rng.getrandbits(128), "POST /chat").decision.is_sampled():
+                sampled[conv] += 1
+    assert all(sampled[c] == turns[c] for c in sampled)  # all or nothing
+    fraction = len(sampled) / len(turns)
+    assert 0.23 <= fraction <= 0.27, fraction
+    assert set(sampled) == {c for c in turns if position(c) < 0.25}  # exactly the documented decision
+
+    first = list(turns)[:1000]
+    for conv in first:
+        for _ in range(turns[conv]):
+            turn(conv, children=1)
     spans = cap.spans()
     roots = Counter(s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in spans if s.attributes.get(semconv.CHAT_REQUEST))
     children = Counter(s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in spans if not s.attributes.get(semconv.CHAT_REQUEST))
-    # All or nothing: a kept conversation has every turn, with its child spans.
-    assert all(roots[c] == turns[c] for c in roots)
-    first = set(list(turns)[:1000])
-    assert children == {c: n for c, n in roots.items() if c in first}
-    fraction = len(roots) / len(turns)
-    assert 0.23 <= fraction <= 0.27, fraction
-    # And exactly the documented decision.
-    assert set(roots) == {c for c in turns if position(c) < 0.25}
+    assert roots == children == {c: turns[c] for c in first if c in sampled}
+    assert 200 < len(roots) < 300
 
 
 def test_key_is_trace_id_without_conversation_or_with_sample_by_trace(make_capture) -> None:  # type: ignore[no-untyped-def]
