@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatobs import runtime, semconv
@@ -80,29 +79,21 @@ def test_user_attribute_is_opt_in(make_capture: Any, reader: InMemoryMetricReade
     assert all(semconv.GEN_AI_CONVERSATION_ID not in p.attributes for p in points(reader, "chatobs.cost.usd"))
 
 
-class _RecordOnly(Sampler):
-    """What the sampling helper's head sampler returns for a dropped chat trace: recorded, not sampled."""
-
-    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None, attributes: Any = None,
-                      links: Any = None, trace_state: Any = None) -> SamplingResult:
-        # The SDK starts the span with the attributes the sampler hands back.
-        return SamplingResult(Decision.RECORD_ONLY, attributes)
-
-    def get_description(self) -> str:
-        return "record-only"
-
-
 def test_metrics_count_traces_that_sampling_drops(make_capture: Any, reader: InMemoryMetricReader) -> None:
-    # CHATOBS_SAMPLE_RATE=0: every trace is dropped. The head sampler records them (RECORD_ONLY) so the pipeline still
-    # sees them; we install that decision by hand so the test does not depend on the sampling module's progress.
-    cap = make_capture(sample_rate=0.0)
-    cap.runtime.provider.sampler.target = _RecordOnly()
-    _two_turns(Clock())
+    # CHATOBS_SAMPLE_RATE=0: every trace is dropped. The head sampler still records them (RECORD_ONLY) because metrics
+    # are on, so the metrics stage sees them before the sampling stage discards them.
+    cap = make_capture(sample_rate=0.0, keep_errors=False)  # the error trace would otherwise be kept by the tail rule
+    clock = Clock()
+    with chat_turn(clock) as root:
+        pass
+    assert root.is_recording() is False  # ended; but it was recorded, not sampled:
+    assert not root.get_span_context().trace_flags.sampled
+    _two_turns(clock)
     assert cap.spans() == []  # nothing exported: the sampling stage dropped every span after the metrics stage
     assert total(reader, "gen_ai.client.token.usage", **{semconv.GEN_AI_TOKEN_TYPE: "input"}) == 400
     assert total(reader, "chatobs.cost.usd") == pytest.approx(0.0058)
     assert total(reader, "mcp.tool.invocations") == 2
-    assert count(reader, "http.server.request.duration") == 2
+    assert count(reader, "http.server.request.duration") == 3
 
 
 def test_metrics_off(make_capture: Any, reader: InMemoryMetricReader) -> None:
@@ -192,7 +183,7 @@ def test_prometheus_endpoint(make_capture: Any) -> None:
     assert "gen_ai_client_operation_duration_seconds_bucket" in samples
     assert "mcp_tool_duration_milliseconds_bucket" in samples
     # Loopback only.
-    assert cap.runtime.stages[0].recorder._http_server.server_address[0] == "127.0.0.1"  # type: ignore[attr-defined]
+    assert metrics.current()._http_server.server_address[0] == "127.0.0.1"  # type: ignore[union-attr]
 
 
 def test_prometheus_port_taken_is_a_warning_not_a_crash(make_capture: Any, caplog: pytest.LogCaptureFixture) -> None:
