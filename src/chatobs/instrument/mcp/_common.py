@@ -152,21 +152,28 @@ def inject_meta(meta: MutableMapping[str, Any]) -> None:
     ensure_baggage(meta)
 
 
-def server_context(meta: Mapping[str, Any] | None) -> tuple[otel_context.Context, ChatScope | None, otel_context.Context | None]:
-    """The context a server handler should run in: the current one (the server span) plus the caller's baggage and
-    chat scope from ``meta``. Also returns the scope and the extracted (remote parent) context."""
+def server_context(
+    meta: Mapping[str, Any] | None, *, with_parent: bool = True
+) -> tuple[otel_context.Context, ChatScope | None, otel_context.Context | None]:
+    """The context a server handler should run in: the current one plus the caller's baggage and chat scope from
+    ``meta``. With ``with_parent`` also the extracted remote parent (mcp 1.x; 2.x's SDK extracts that itself)."""
     ctx = otel_context.get_current()
     if not meta:
         return ctx, current(ctx), None
+    extracted: otel_context.Context | None = None
     try:
-        extracted = propagate.extract(meta)
-        if "baggage" in meta and not otel_baggage.get_all(extracted):
-            extracted = _BAGGAGE.extract(meta, context=extracted)
+        if with_parent:
+            extracted = propagate.extract(meta)
+            incoming = otel_baggage.get_all(extracted)
+            if not incoming and "baggage" in meta:
+                incoming = otel_baggage.get_all(_BAGGAGE.extract(meta))
+        else:
+            incoming = otel_baggage.get_all(_BAGGAGE.extract(meta)) if "baggage" in meta else {}
     except Exception:  # noqa: BLE001 - a malformed carrier is the caller's problem, not a reason to fail the tool
         return ctx, current(ctx), None
-    for key, value in otel_baggage.get_all(extracted).items():
+    for key, value in incoming.items():
         ctx = otel_baggage.set_baggage(key, value, ctx)
-    s = current(ctx) or scope_from_baggage(extracted)
+    s = current(ctx) or scope_from_baggage(ctx)
     if s is not None:
         settings = STATE.settings
         ctx = context_with_scope(s, ctx, propagate_identity=settings.propagate_identity if settings else True)
@@ -174,7 +181,9 @@ def server_context(meta: Mapping[str, Any] | None) -> tuple[otel_context.Context
 
 
 def stamp_identity(span: Span, s: ChatScope | None) -> None:
-    if s is not None:
+    """Identity on a span the scope processor could not stamp at its start (no trace context in the request)."""
+    attrs_now = getattr(span, "attributes", None) or {}
+    if s is not None and semconv.GEN_AI_CONVERSATION_ID not in attrs_now and semconv.USER_ID not in attrs_now:
         attrs = identity_attributes(s)
         if attrs:
             span.set_attributes(attrs)

@@ -242,7 +242,7 @@ class ChatObsServerMiddleware:
         try:
             current_span = trace.get_current_span()
             span = current_span if _is_sdk_span(current_span, SpanKind.SERVER) else None
-            new_ctx, s, _ = server_context(ctx.meta)
+            new_ctx, s, _ = server_context(ctx.meta, with_parent=False)
             token = otel_context.attach(new_ctx)
             if span is not None:
                 attrs = method_attributes(method, ctx.params)
@@ -295,13 +295,16 @@ def _server_attributes(ctx: Any, name: str | None) -> dict[str, Any]:
 def install_server(server: Any) -> None:
     """Put the chatobs middleware into ``server.middleware`` (low-level ``Server`` or ``MCPServer``), once."""
     lowlevel = getattr(server, "_lowlevel_server", server)
-    chain = getattr(lowlevel, "middleware", None)
-    if not isinstance(chain, list) or any(getattr(m, "chatobs_middleware", False) for m in chain):
+    if lowlevel in _servers:
         return
-    from mcp.server._otel import OpenTelemetryMiddleware
+    chain = getattr(lowlevel, "middleware", None)
+    if not isinstance(chain, list):
+        return
+    if not any(getattr(m, "chatobs_middleware", False) for m in chain):
+        from mcp.server._otel import OpenTelemetryMiddleware
 
-    index = next((i + 1 for i, m in enumerate(chain) if isinstance(m, OpenTelemetryMiddleware)), 0)
-    chain.insert(index, ChatObsServerMiddleware(getattr(lowlevel, "name", None)))
+        index = next((i + 1 for i, m in enumerate(chain) if isinstance(m, OpenTelemetryMiddleware)), 0)
+        chain.insert(index, ChatObsServerMiddleware(getattr(lowlevel, "name", None)))
     _servers.add(lowlevel)
 
 
