@@ -22,8 +22,8 @@ from typing import Any
 
 from benchmarks.common import table
 
-N = int(os.environ.get("BENCH_MCP_N", "200"))
-ROUNDS = int(os.environ.get("BENCH_MCP_ROUNDS", "3"))
+N = int(os.environ.get("BENCH_MCP_N", "60"))
+ROUNDS = int(os.environ.get("BENCH_MCP_ROUNDS", "15"))  # many short interleaved samples: robust on a busy machine
 
 
 async def _cpu_per_call(client: Any, n: int) -> float:
@@ -66,14 +66,16 @@ async def _measure() -> dict[str, Any]:
     samples: dict[str, list[float]] = {"adapter_off": [], "adapter_on": [], "adapter_tool_io": []}
     server = build_server()
     with chatobs.scope(conversation_id="bench-conv", user_id="bench-user"):
-        for _ in range(ROUNDS):
-            for variant in samples:
-                configure(variant)
-                # A fresh connection per sample: the client-side hooks attach to the session when it is built.
-                async with Client(server, mode="legacy") as client:
-                    await _cpu_per_call(client, 10)
+        # One connection for all variants: the adapter's hooks are class-level and the server middleware is
+        # (re)installed per request, so switching the adapter off and on between samples takes effect at once.
+        async with Client(server, mode="legacy") as client:
+            await _cpu_per_call(client, 20)
+            for _ in range(ROUNDS):
+                for variant in samples:
+                    configure(variant)
+                    await _cpu_per_call(client, 5)
                     samples[variant].append(await _cpu_per_call(client, N))
-                runtime.force_flush(10)
+                    runtime.force_flush(10)
     configure("adapter_on")
     chatobs.shutdown()
     results.update({k: statistics.median(v) for k, v in samples.items()})
