@@ -313,3 +313,18 @@ async def test_bare_client_session_over_stdio_client_knows_its_server(make_captu
     server = server_tool_span(receiver, trace_id, "calculator")[0]
     assert server.parent_span_id == span_id
     assert server.attributes[semconv.GEN_AI_CONVERSATION_ID] == "conv-bare"
+
+
+async def test_a_call_the_caller_gives_up_on_is_marked_cancelled(make_capture, http_server: str) -> None:
+    cap = make_capture()
+    with chatobs.scope(conversation_id="conv-cancel"):
+        async with Client(http_server) as client:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.call_tool("slow_lookup", {"query": "refunds"}), timeout=0.2)
+            assert (await client.call_tool("calculator", {"expression": "1 + 1"})).content[0].text == "2"
+    spans = cap.spans()
+    cancelled = tool_spans(spans, "slow_lookup")
+    assert len(cancelled) == 1
+    assert cancelled[0].status.status_code is StatusCode.ERROR
+    assert cancelled[0].attributes[semconv.ERROR_TYPE] == "cancelled"
+    assert semconv.ERROR_TYPE not in tool_spans(spans, "calculator")[0].attributes
