@@ -14,7 +14,14 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[all]' -r requirements-dev.txt
 	touch $(STAMP)
 
-test: $(STAMP)
+# mcp 1.x lives in its own environment so the suite can check chatobs against both SDK generations.
+MCP1_STAMP := .venv-mcp1/.installed
+
+$(MCP1_STAMP): requirements.lock scripts/mcp1_env.sh
+	sh scripts/mcp1_env.sh .venv-mcp1
+	touch $(MCP1_STAMP)
+
+test: $(STAMP) $(MCP1_STAMP)
 	$(PY) -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
 demo: $(STAMP)
@@ -33,4 +40,4 @@ conformance: $(STAMP)
 	PY=$(abspath $(PY)) sh scripts/conformance.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .chatobs
+	rm -rf $(VENV) .venv-mcp1 .pytest_cache .chatobs
