@@ -24,6 +24,9 @@ from ..pipeline.stats import STATS, PipelineStats
 
 logger = logging.getLogger("chatobs")
 
+_FIRST_PROBE_S = 1.0  # a degraded channel's first wait before trying the backend again
+_MAX_PROBE_S = 30.0
+
 
 @dataclass
 class ExporterSpec:
@@ -41,9 +44,9 @@ class ExportChannel:
     """One exporter's bounded queue and worker thread.
 
     Retry policy: a failed batch is retried with exponential backoff for up to ``max_retry_s``, then dropped and
-    counted. After that the channel is *degraded*: each later batch gets a single attempt until one succeeds, so a
-    dead backend costs one timeout per batch instead of a full retry window, and fresh spans flow as soon as it is
-    back. Memory is bounded by ``queue_size`` spans plus the batch in flight, whatever the backend does.
+    counted. After that the channel is *degraded*: it probes the backend with a single attempt per batch, waiting
+    1 s, 2 s, ... up to 30 s between probes, until one succeeds; meanwhile its full queue drops new spans (counted).
+    A dead backend so costs neither retry storms nor CPU, and spans flow again on the first successful probe. Memory is bounded by ``queue_size`` spans plus the batch in flight, whatever the backend does.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class ExportChannel:
         self.stats = stats
         self._closed = False
         self.degraded = False
+        self._probe_delay = _FIRST_PROBE_S
         self.last_error: str | None = None
         self._init_state()
         # A weak reference: a channel that was shut down must neither be kept alive nor restarted in a forked child.
@@ -128,6 +132,11 @@ class ExportChannel:
                     except IndexError:
                         pass
                     self._export(batch)
+                    if self.degraded and not self._stopping:
+                        # Backend down: probe with one batch now and then instead of spinning through the queue
+                        # (encoding batches only to fail costs the app CPU). Meanwhile the full queue drops new spans.
+                        self._stop.wait(self._probe_delay)
+                        self._probe_delay = min(self._probe_delay * 2, _MAX_PROBE_S)
             finally:
                 with self._idle:
                     self._busy = False
@@ -156,6 +165,7 @@ class ExportChannel:
                 self.stats.exported[self.name] += len(batch)
                 self.degraded = False
                 self.last_error = None
+                self._probe_delay = _FIRST_PROBE_S
                 return
             self.stats.failed[self.name] += 1
             self.last_error = self.last_error or "export returned FAILURE"
