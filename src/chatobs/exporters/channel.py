@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._guard import log_limited
-from ..pipeline.spans import is_chat_span
 from ..pipeline.stats import STATS, PipelineStats
+from .chat_tree import ChatTree
 
 logger = logging.getLogger("chatobs")
 
@@ -70,6 +70,7 @@ class ExportChannel:
         self.degraded = False
         self._probe_delay = _FIRST_PROBE_S
         self.last_error: str | None = None
+        self._tree = ChatTree(self.name, max_spans=queue_size) if spec.chat_only else None
         self._init_state()
         # A weak reference: a channel that was shut down must neither be kept alive nor restarted in a forked child.
         ref = weakref.ref(self)
@@ -94,11 +95,15 @@ class ExportChannel:
 
     # --- called from the pipeline thread --------------------------------------------------------------------------
     def offer(self, spans: Sequence[ReadableSpan]) -> None:
+        if self._tree is not None:
+            # Chat spans only, held until their trace's root ends so they can skip over the app's own spans.
+            spans = self._tree.feed(spans)
+        self._enqueue(spans)
+
+    def _enqueue(self, spans: Sequence[ReadableSpan]) -> None:
         spec = self.spec
         accepted = 0
         for span in spans:
-            if spec.chat_only and not is_chat_span(span):
-                continue
             if spec.accept is not None and not spec.accept(span):
                 continue
             if len(self._queue) >= self._max or self._closed:
@@ -180,6 +185,8 @@ class ExportChannel:
 
     # --- flush / shutdown -----------------------------------------------------------------------------------------
     def flush(self, deadline: float) -> bool:
+        if self._tree is not None:
+            self._enqueue(self._tree.drain())
         self._wake.set()
         with self._idle:
             while self._queue or self._busy:
@@ -204,7 +211,7 @@ class ExportChannel:
         return {
             "name": self.name,
             "reason": self.spec.reason,
-            "pending": len(self._queue),
+            "pending": len(self._queue) + (self._tree.held() if self._tree is not None else 0),
             "exported": self.stats.exported.get(self.name, 0),
             "failed_calls": self.stats.failed.get(self.name, 0),
             "dropped": dropped,
