@@ -113,7 +113,7 @@ def main() -> dict[str, Any]:
     rows = [(name, f"{m['p50_ms']:.3f}", f"{m['p99_ms']:.3f}", f"{m['cpu_ms']:.3f}", f"{m['p50_ms'] / healthy['p50_ms']:.2f}") for name, m in med.items()]
     table(rows, ("variant", "p50 ms/turn", "p99 ms/turn", "CPU ms/turn", "p50 vs healthy"))
     print(f"\noutage: {outage['turns']} turns against a dead backend: RSS grew {outage['rss_growth_mb']:.2f} MB, "
-          f"exporter queue peaked at {outage['peak_pending']} (bound {outage['queue_bound']}), {outage['dropped']} of its {3 * outage['turns']} spans dropped and counted")
+          f"exporter queue peaked at {outage['peak_pending']} (bound {outage['queue_bound']}), {outage['dropped']} spans dropped and counted during the run ({3 * outage['turns']} offered)")
     return {
         "turns_per_variant": N,
         "variants": med,
