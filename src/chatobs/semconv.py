@@ -25,6 +25,8 @@ COST_USD: Final = "chatobs.cost.usd"
 COST_INPUT_USD: Final = "chatobs.cost.input_usd"
 COST_OUTPUT_USD: Final = "chatobs.cost.output_usd"
 COST_UNKNOWN_MODEL: Final = "chatobs.cost.unknown_model"
+COST_SOURCE: Final = "chatobs.cost.source"  # pricing_file | genai-prices | pricing_file_default
+STREAM_ABANDONED: Final = "chatobs.stream.abandoned"  # the app stopped reading a streamed LLM reply early
 SAMPLING_REASON: Final = "chatobs.sampling.reason"
 SAMPLING_KEY: Final = "chatobs.sampling.key"
 REDACTED: Final = "chatobs.redacted"  # list of attribute names that were masked
@@ -114,6 +116,15 @@ PROCESS_COMMAND: Final = "process.command"
 SERVICE_NAME: Final = "service.name"
 SERVICE_VERSION: Final = "service.version"
 DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
+
+# --- metric attributes of chatobs's own instruments (pipeline health, alerts) -----------------------------------
+EXPORTER: Final = "chatobs.exporter"
+DROP_WHERE: Final = "chatobs.drop.where"  # "pipeline" or an exporter's name
+DROP_REASON: Final = "chatobs.drop.reason"
+PIPELINE_EVENT: Final = "chatobs.event"
+ALERT_RULE: Final = "chatobs.alert.rule"
+ALERT_TYPE: Final = "chatobs.alert.type"
+TOOL_STATUS: Final = "chatobs.tool.status"  # ok | error, on the seed's mcp.tool.* instruments
 
 # --- attributes that carry user or model content: masked by the privacy pipeline --------------------------------
 CONTENT_ATTRIBUTES: Final = frozenset(
