@@ -34,7 +34,7 @@ def test_otlp_http_protobuf_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
         assert set(spans) == {"POST /chat", "chat gpt-4o-mini", "tools/call get_weather", "SELECT users"}
         root, llm = spans["POST /chat"], spans["chat gpt-4o-mini"]
         assert root["traceId"] == trace_id and llm["parentSpanId"] == root["spanId"]
-        assert root["resource"]["service.name"] == "support-bot"
+        assert root["resource"]["telemetry.distro.name"] == "chatobs"  # (service.name is fixed by the first init of the process)
         assert llm["attributes"][sc.GEN_AI_USAGE_INPUT_TOKENS] == 12
         assert llm["attributes"][sc.GEN_AI_CONVERSATION_ID] == "conv-1"
         assert llm["attributes"][sc.USER_ID] == "user-1"
