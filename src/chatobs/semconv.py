@@ -31,6 +31,7 @@ REDACTED: Final = "chatobs.redacted"  # list of attribute names that were masked
 REDACTION_FAILED: Final = "chatobs.redaction.failed"
 TRUNCATED: Final = "chatobs.truncated"
 MCP_SERVER_NAME: Final = "chatobs.mcp.server.name"
+MCP_SERVER_COMMAND: Final = "chatobs.mcp.server.command"  # stdio servers: the launched command (secret-looking args hidden)
 EDIT: Final = "chatobs.edit"
 REGENERATE: Final = "chatobs.regenerate"
 
