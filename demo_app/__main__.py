@@ -128,8 +128,7 @@ def serve_fastapi(cfg: DemoConfig) -> None:
 
     from .fastapi_app import create_app
 
-    app = create_app(cfg)
-    print(describe(cfg), flush=True)
+    app = create_app(cfg, on_ready=lambda: print(describe(cfg), flush=True))
     # uvicorn handles SIGINT/SIGTERM itself: it finishes open requests, runs the lifespan shutdown, then returns.
     uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning", lifespan="on")).run()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,7 +19,7 @@ from .tools import McpToolbox, ToolsUnavailable
 logger = logging.getLogger("demo_app")
 
 
-def create_app(cfg: DemoConfig | None = None) -> FastAPI:
+def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | None = None) -> FastAPI:
     import chatobs
 
     cfg = cfg or DemoConfig()
@@ -34,6 +34,8 @@ def create_app(cfg: DemoConfig | None = None) -> FastAPI:
             await toolbox.start()
         except ToolsUnavailable as exc:
             logger.warning("chat works without tools for now: %s", exc)
+        if on_ready is not None:
+            on_ready()
         yield
         await toolbox.stop()
         await llm.close()

@@ -1,0 +1,207 @@
+"""The demo end to end, through real processes: ``python -m demo_app`` (FastAPI and Flask) with its fake LLM provider
+and its MCP tool server (stdio, a child of the app), scripted conversations over HTTP, and the traces they leave in
+the local store. Nothing is mocked."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .harness import SLOW_TOOL_MS, Demo, ancestors, by_type, new_traceparent, root, service
+
+pytestmark = pytest.mark.timeout(120)
+
+APP_SERVICE = "chatobs-demo"
+MCP_SERVICE = "demo-mcp-server"
+
+
+@pytest.fixture(scope="module", params=["fastapi", "flask"])
+def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    d = Demo(request.param, tmp_path_factory.mktemp(f"demo-{request.param}"))
+    yield d
+    d.stop()
+
+
+def llm_and_tools(spans: list[dict]) -> bool:
+    return bool(by_type(spans, "llm")) and any(service(s) == MCP_SERVICE for s in spans)
+
+
+def test_echo_turn_is_one_trace_with_llm_span(demo: Demo) -> None:
+    trace_id, traceparent = new_traceparent()
+    r = demo.chat("hello there", conversation_id="conv-echo", traceparent=traceparent)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["reply"] == "You said: hello there"
+    assert body["conversation_id"] == "conv-echo"
+    # The browser's trace ID runs through: the response names it in the header and the body.
+    assert r.headers["x-trace-id"] == body["trace_id"] == trace_id
+
+    spans = demo.wait_spans(trace_id, lambda s: bool(by_type(s, "llm")) and any(x["attributes"].get("chatobs.request") for x in s))
+    request = root(spans)
+    assert request["kind"] == "server" and service(request) == APP_SERVICE
+    llm = by_type(spans, "llm")
+    assert len(llm) == 1
+    assert request in ancestors(llm[0], spans)
+    assert llm[0]["input_tokens"] and llm[0]["output_tokens"]
+    for s in spans:
+        assert s["conversation_id"] == "conv-echo", s["name"]
+        assert s["user_id"] == "alice", s["name"]
+
+
+def test_calculate_runs_the_mcp_tool_in_the_same_trace(demo: Demo) -> None:
+    trace_id, traceparent = new_traceparent()
+    r = demo.chat("calculate 2+3", conversation_id="conv-calc", user="bob", traceparent=traceparent)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["reply"] == "The result is 5"
+    assert body["tools"][0]["name"] == "calculator" and body["tools"][0]["result"] == "5"
+
+    spans = demo.wait_spans(trace_id, lambda s: len(by_type(s, "llm")) >= 2 and any(service(x) == MCP_SERVICE for x in s))
+    assert {s["trace_id"] for s in spans} == {trace_id}
+    request = root(spans)
+    # The tool-call round and the answer round: two LLM calls under the request.
+    llm = by_type(spans, "llm")
+    assert len(llm) == 2 and all(request in ancestors(s, spans) for s in llm)
+    # The app's MCP client span and the MCP server's span, in another process, in the same trace.
+    tool_spans = [s for s in spans if s["tool_name"] == "calculator"]
+    client = [s for s in tool_spans if service(s) == APP_SERVICE]
+    server = [s for s in tool_spans if service(s) == MCP_SERVICE]
+    assert len(client) == 1 and len(server) == 1, [(s["name"], service(s)) for s in tool_spans]
+    assert server[0]["parent_id"] == client[0]["span_id"]
+    assert request in ancestors(server[0], spans)
+    for s in spans:
+        assert s["conversation_id"] == "conv-calc", (s["name"], service(s))
+        assert s["user_id"] == "bob", (s["name"], service(s))
+
+
+def test_slow_tool_is_marked_slow(demo: Demo) -> None:
+    trace_id, traceparent = new_traceparent()
+    r = demo.chat("please do something slow", conversation_id="conv-slow", traceparent=traceparent)
+    assert r.status_code == 200, r.text
+    assert r.json()["tools"][0]["name"] == "slow_lookup"
+    spans = demo.wait_spans(trace_id, llm_and_tools)
+    slow = [s for s in spans if s["tool_name"] == "slow_lookup" and service(s) == APP_SERVICE]
+    assert slow and slow[0]["duration_ms"] >= SLOW_TOOL_MS
+    assert slow[0]["attributes"].get("chatobs.slow") is True
+
+
+def test_error_is_a_failed_turn_and_regenerate_recovers(demo: Demo) -> None:
+    trace_id, traceparent = new_traceparent()
+    r = demo.chat("trigger an error", conversation_id="conv-err", traceparent=traceparent)
+    assert r.status_code == 502
+    assert "429" in r.json()["error"] and r.json()["trace_id"] == trace_id
+    spans = demo.wait_spans(trace_id, lambda s: bool(by_type(s, "llm")))
+    assert root(spans)["status"] == "error"
+    llm = by_type(spans, "llm")[0]
+    assert llm["status"] == "error" and llm["attributes"].get("error.type") == "RateLimitError"
+
+    trace_id2, traceparent2 = new_traceparent()
+    r = demo.chat(conversation_id="conv-err", action="regenerate", traceparent=traceparent2)
+    assert r.status_code == 200, r.text
+    assert r.json()["reply"] == "You said: trigger an error"
+    spans = demo.wait_spans(trace_id2, lambda s: bool(by_type(s, "llm")) and any(x["attributes"].get("chatobs.request") for x in s))
+    request = root(spans)
+    assert request["attributes"].get("chatobs.regenerate") is True
+    assert request["status"] == "ok"
+    # The regeneration answers the same user message again.
+    history = demo.client.get("/api/conversations/conv-err", headers={"x-user-id": "alice"}).json()["messages"]
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    assert history[1]["error"] is None and history[1]["trace_id"] == trace_id2
+
+
+def test_streaming_reply_ends_with_the_trace_id(demo: Demo) -> None:
+    response, events = demo.stream("calculate 6*7", conversation_id="conv-stream")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "tool" and kinds[-1] == "done" and kinds.count("delta") > 1
+    assert "".join(e["text"] for e in events if e["type"] == "delta") == "The result is 42"
+    trace_id = events[-1]["trace_id"]
+    assert trace_id == response.headers["x-trace-id"]
+    spans = demo.wait_spans(trace_id, lambda s: len(by_type(s, "llm")) >= 2 and any(service(x) == MCP_SERVICE for x in s))
+    # Token usage is recorded on streamed calls too.
+    assert all(s["input_tokens"] and s["output_tokens"] for s in by_type(spans, "llm"))
+    assert all(s["conversation_id"] == "conv-stream" for s in spans)
+
+
+def test_history_edit_and_conversation_list(demo: Demo) -> None:
+    assert demo.chat("first message", conversation_id="conv-hist", user="carol").status_code == 200
+    trace_id, traceparent = new_traceparent()
+    assert demo.chat("second message", conversation_id="conv-hist", user="carol", traceparent=traceparent).status_code == 200
+    spans = demo.wait_spans(trace_id, lambda s: bool(by_type(s, "llm")))
+    # The whole conversation goes to the LLM each turn.
+    sent = str(by_type(spans, "llm")[0]["attributes"].get("gen_ai.input.messages"))
+    assert "first message" in sent and "You said: first message" in sent and "second message" in sent
+
+    trace_id, traceparent = new_traceparent()
+    r = demo.chat("second message, edited", conversation_id="conv-hist", user="carol", action="edit", traceparent=traceparent)
+    assert r.status_code == 200 and r.json()["reply"] == "You said: second message, edited"
+    spans = demo.wait_spans(trace_id, lambda s: any(x["attributes"].get("chatobs.request") for x in s))
+    assert root(spans)["attributes"].get("chatobs.edit") is True
+    history = demo.client.get("/api/conversations/conv-hist", headers={"x-user-id": "carol"}).json()["messages"]
+    assert [m["content"] for m in history] == ["first message", "You said: first message", "second message, edited",
+                                               "You said: second message, edited"]
+    listed = demo.client.get("/api/conversations", headers={"x-user-id": "carol"}).json()["conversations"]
+    assert [c["id"] for c in listed] == ["conv-hist"]
+    # Another user sees neither the list entry nor the conversation.
+    assert demo.client.get("/api/conversations", headers={"x-user-id": "dave"}).json()["conversations"] == []
+    assert demo.client.get("/api/conversations/conv-hist", headers={"x-user-id": "dave"}).status_code == 404
+    assert demo.chat("hi", conversation_id="conv-hist", user="dave").status_code == 403
+
+
+def test_bad_requests_get_clear_answers(demo: Demo) -> None:
+    r = demo.client.post("/api/chat", content=b"not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "body" in r.json()["error"]
+    r = demo.chat("")
+    assert r.status_code == 400 and "message" in r.json()["error"]
+    r = demo.chat("hi", action="rewind")
+    assert r.status_code == 400 and "action" in r.json()["error"]
+    r = demo.chat(conversation_id="never-seen", action="regenerate")
+    assert r.status_code == 404
+    r = demo.client.post("/api/chat", json={"message": "hi"}, headers={"x-user-id": "bad user\x7f"})
+    assert r.status_code == 400 and "X-User-Id" in r.json()["error"]
+
+
+def test_chat_page_is_served(demo: Demo) -> None:
+    page = demo.client.get("/")
+    assert page.status_code == 200 and "chatobs" in page.text
+    assert demo.client.get("/static/app.js").status_code == 200
+    assert demo.client.get("/static/..%2Fapi.py").status_code == 404
+    config = demo.client.get("/api/config").json()
+    assert config["framework"] == demo.framework and config["model"]
+
+
+def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+    d = Demo("fastapi", tmp_path)
+    assert d.chat("calculate 1+1").json()["reply"] == "The result is 2"
+    pids = _descendants(d.proc.pid)
+    assert len(pids) >= 2, "expected the fake LLM and the MCP server as children"
+    assert d.stop(signal.SIGINT) == 0, d.output()
+    assert "Traceback" not in d.output()
+    assert not [p for p in pids if _alive(p)]
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(proc.name))
+            out.extend(_descendants(int(proc.name)))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
