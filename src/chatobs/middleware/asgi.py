@@ -81,15 +81,16 @@ class ChatObsMiddleware:
             await self.app(scope, receive, send)
             return
         request = RequestSpan()
+        # _open may read the body before it fails: the app must then get the replaying receive, not the drained one.
+        receiver = [receive]
         try:
-            receive = await self._open(request, scope, receive)
+            await self._open(request, scope, receiver)
         except Exception as exc:  # noqa: BLE001 - never hurt the host app: serve it untraced
             log_limited("asgi-open", "chatobs: could not open the request span: %s: %s", type(exc).__name__, exc)
             request.close()
-            request = None  # type: ignore[assignment]
-        if request is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, receiver[0], send)
             return
+        receive = receiver[0]
 
         trace_header = self._trace_header
         trace_id = (request.trace_id or "").encode("latin-1")
@@ -124,8 +125,9 @@ class ChatObsMiddleware:
                 pass
             request.close()
 
-    async def _open(self, request: RequestSpan, scope: Scope, receive: Receive) -> Receive:
-        """Read identity (headers, then a small JSON body), open the span; returns the receive the app must use."""
+    async def _open(self, request: RequestSpan, scope: Scope, receiver: list[Receive]) -> None:
+        """Read identity (headers, then a small JSON body) and open the span; ``receiver[0]`` becomes the receive
+        the app must use."""
         headers = header_map(scope.get("headers", ()))
         method = scope.get("method", "GET")
         ids = self._ids.from_headers(headers)
@@ -136,7 +138,7 @@ class ChatObsMiddleware:
             and method in _BODY_METHODS
             and is_json_content_type(_first(headers, "content-type"))
         ):
-            body_obj, receive = await self._peek_body(headers, receive)
+            body_obj = await self._peek_body(headers, receiver)
             self._ids.from_body(body_obj, ids)
         info = RequestInfo(method=method, path=scope.get("path", ""), headers=headers, body=body_obj, raw=scope)
         if self._ids.extractors and self._ids.missing(ids):
@@ -154,18 +156,19 @@ class ChatObsMiddleware:
             http_version=scope.get("http_version"),
             query=query.decode("latin-1") if query else None,
         )
-        return receive
 
-    async def _peek_body(self, headers: dict[str, list[str]], receive: Receive) -> tuple[dict[str, Any] | None, Receive]:
+    async def _peek_body(self, headers: dict[str, list[str]], receiver: list[Receive]) -> dict[str, Any] | None:
         """Read the body up to the limit and hand the app a ``receive`` that replays it, then continues live."""
         length = _first(headers, "content-length")
         if length is not None:
             try:
                 if int(length) > self._max_body:
-                    return None, receive
+                    return None
             except ValueError:
-                return None, receive
+                return None
+        receive = receiver[0]
         chunks: list[Message] = []
+        receiver[0] = _replaying(chunks, receive)
         size = 0
         complete = False
         while size <= self._max_body:
@@ -177,10 +180,9 @@ class ChatObsMiddleware:
             if not message.get("more_body", False):
                 complete = True
                 break
-        body = None
         if complete and size <= self._max_body:
-            body = parse_json_object(b"".join(m.get("body", b"") for m in chunks if m["type"] == "http.request"))
-        return body, _replaying(chunks, receive)
+            return parse_json_object(b"".join(m.get("body", b"") for m in chunks if m["type"] == "http.request"))
+        return None
 
     # --- WebSocket and lifespan -------------------------------------------------------------------------------------
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -219,8 +221,8 @@ def _first(headers: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
-def _replaying(chunks: list[Message], receive: Receive) -> Receive:
-    pending = list(chunks)
+def _replaying(pending: list[Message], receive: Receive) -> Receive:
+    """Hands out ``pending`` (filled by the caller as it reads) first, then the live ``receive``."""
 
     async def replay() -> Message:
         if pending:

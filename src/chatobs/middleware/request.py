@@ -55,15 +55,6 @@ class RequestSpan:
             parent_ctx = tracecontext.extract(
                 headers.get("traceparent", ()), headers.get("tracestate", ()), headers.get("baggage", ())
             )
-        s = ChatScope(route=info.path, **ids)
-        ctx = context_with_scope(s, parent_ctx, settings.propagate_identity)
-        if joined:
-            span = current
-            span.set_attributes(identity_attributes(s))
-        else:
-            span = get_tracer().start_span(f"{info.method} {info.path}", context=ctx, kind=SpanKind.SERVER)
-            self.owned = True
-            ctx = trace.set_span_in_context(span, ctx)
         attrs: dict[str, Any] = {
             semconv.CHAT_REQUEST: True,
             semconv.ROUTE: info.path,
@@ -86,8 +77,17 @@ class RequestSpan:
             attrs[semconv.USER_AGENT_ORIGINAL] = ua[0]
         if settings.capture_headers:
             attrs.update(captured_headers(headers, settings.capture_headers))
-        if span.is_recording():
-            span.set_attributes(attrs)
+        s = ChatScope(route=info.path, **ids)
+        # The sampler and the scope processor read the scope from this context (identity is stamped on_start).
+        ctx = context_with_scope(s, parent_ctx, settings.propagate_identity)
+        if joined:
+            span = current
+            if span.is_recording():
+                span.set_attributes({**attrs, **identity_attributes(s)})
+        else:
+            span = get_tracer().start_span(f"{info.method} {info.path}", context=ctx, kind=SpanKind.SERVER, attributes=attrs)
+            self.owned = True
+            ctx = trace.set_span_in_context(span, ctx)
         sc = span.get_span_context()
         self.trace_id = format(sc.trace_id, "032x") if sc.is_valid else None
         self.scope = ChatScope(
@@ -96,8 +96,8 @@ class RequestSpan:
             span_id=format(sc.span_id, "016x") if sc.is_valid else None,
             **ids,
         )
-        # The scope with trace/span IDs filled in replaces the one the span was started under.
-        ctx = context_with_scope(self.scope, ctx, settings.propagate_identity)
+        # The scope with trace/span IDs filled in replaces the one the span was started under (baggage is set).
+        ctx = context_with_scope(self.scope, ctx, propagate_identity=False)
         self.span = span
         self.token = otel_context.attach(ctx)
 
@@ -113,8 +113,7 @@ class RequestSpan:
     def set_route(self, route: str | None, method: str) -> None:
         span = self.span
         if route and span is not None and span.is_recording():
-            span.set_attribute(semconv.HTTP_ROUTE, route)
-            span.set_attribute(semconv.ROUTE, route)
+            span.set_attributes({semconv.HTTP_ROUTE: route, semconv.ROUTE: route})
             if self.owned:
                 span.update_name(f"{method} {route}")
 

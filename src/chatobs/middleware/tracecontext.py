@@ -5,7 +5,7 @@ make the header invalid (a new trace starts); several ``tracestate`` headers are
 ``tracestate`` key drops every entry with that key; keys follow the current grammar (multi-tenant ``tenant@system``
 keys whose tenant may start with a digit). Where the spec lets a vendor choose, chatobs keeps the valid
 ``tracestate`` entries and drops only the invalid ones (the W3C suite's strict level 2 instead discards the whole
-header when one key has a bad vendor format -- see docs/configuration.md).
+header when one key has a bad vendor format -- see docs/middleware.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import CarrierT, Getter, default_getter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _HEX = frozenset("0123456789abcdef")
 _OWS = " \t"
@@ -97,3 +99,43 @@ def extract(traceparent: Sequence[str], tracestate: Sequence[str], baggage: Sequ
         # Several baggage headers are one list (RFC 9110 field combination); OTel's propagator enforces the limits.
         ctx = _baggage.extract({"baggage": ",".join(baggage)}, context=ctx)
     return ctx
+
+
+class StrictTraceContextPropagator(TraceContextTextMapPropagator):
+    """OTel's W3C trace-context propagator with chatobs's stricter extraction (injection is OTel's).
+
+    ``chatobs.init()`` installs it in place of OTel's in the global propagator, so frameworks that extract on their
+    own (FastAPI's native telemetry, OTel's ASGI/WSGI instrumentation) apply the same rules as chatobs's middleware.
+    """
+
+    def extract(self, carrier: CarrierT, context: Context | None = None, getter: Getter[CarrierT] = default_getter) -> Context:
+        if context is None:
+            context = Context()
+        traceparent = getter.get(carrier, "traceparent") or ()
+        if isinstance(traceparent, str):
+            traceparent = [traceparent]
+        parent = parse_traceparent(list(traceparent))
+        if parent is None:
+            return context
+        tracestate = getter.get(carrier, "tracestate") or ()
+        if isinstance(tracestate, str):
+            tracestate = [tracestate]
+        state = parse_tracestate(list(tracestate)) if tracestate else TraceState()
+        parent = SpanContext(parent.trace_id, parent.span_id, is_remote=True, trace_flags=parent.trace_flags, trace_state=state)
+        return trace.set_span_in_context(NonRecordingSpan(parent), context)
+
+
+def install_strict_propagator() -> bool:
+    """Swap OTel's trace-context propagator for the strict one inside the global propagator; True if swapped."""
+    from opentelemetry import propagate
+    from opentelemetry.propagators.composite import CompositePropagator
+
+    current = propagate.get_global_textmap()
+    if not isinstance(current, CompositePropagator):
+        return False
+    members = list(getattr(current, "_propagators", ()))
+    if not any(type(p) is TraceContextTextMapPropagator for p in members):
+        return False
+    swapped = [StrictTraceContextPropagator() if type(p) is TraceContextTextMapPropagator else p for p in members]
+    propagate.set_global_textmap(CompositePropagator(swapped))
+    return True
