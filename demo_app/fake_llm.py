@@ -44,6 +44,7 @@ import hashlib
 import itertools
 import json
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -195,6 +196,11 @@ class FakeLLM:
 class _Handler(BaseHTTPRequestHandler):
     server_state: FakeLLM
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Small SSE writes must leave at once (Nagle + delayed ACK would add ~40 ms per chunk on loopback).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # keep test and demo output quiet
