@@ -242,5 +242,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nLive check (a synthetic 2-span chat trace, timeout {args.timeout:g}s)")
         print(table([[r.exporter, "OK" if r.ok else "FAILED", f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "-", r.detail] for r in results],
                     ["EXPORTER", "RESULT", "LATENCY", "DETAIL"], max_width=100, right=(2,)))
+        for r in results:
+            if not r.ok:
+                print(f"\n{r.exporter} failed: {r.detail}")
         print("\nall exporters OK" if ok else "\nsome exporters FAILED: fix the setting named above, then run `chatobs doctor` again")
     return 0 if ok else 1
