@@ -69,9 +69,9 @@ class Children:
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen[Any]]] = []
 
-    def start(self, name: str, args: list[str]) -> subprocess.Popen[Any]:
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[Any]:
         # Own session: Ctrl-C reaches only this process, which then stops the children in order.
-        proc = subprocess.Popen([sys.executable, "-m", *args], start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", *args], start_new_session=True, env={**os.environ, **(env or {})})
         self.procs.append((name, proc))
         return proc
 
@@ -97,7 +97,9 @@ def start_helpers(cfg: DemoConfig, children: Children, llm_port: int | None, mcp
         cfg = cfg.with_(base_url=f"http://127.0.0.1:{port}/v1")
     if cfg.mcp_transport == "http":
         port = mcp_port or free_port()
-        proc = children.start("MCP server", ["demo_app.mcp_server", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)])
+        # The tool server makes no LLM calls: instrumenting (importing) the LLM SDKs there would only slow its start.
+        extra = {} if "CHATOBS_INSTRUMENT" in os.environ else {"CHATOBS_INSTRUMENT": "mcp"}
+        proc = children.start("MCP server", ["demo_app.mcp_server", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)], extra)
         _wait_until(_listening(port), "the MCP tool server", proc)
         cfg = cfg.with_(mcp_url=f"http://127.0.0.1:{port}/mcp")
     return cfg
@@ -118,7 +120,7 @@ def describe(cfg: DemoConfig) -> str:
         f"  traces: {exporters}",
     ]
     if rt and any(s.name == "local" for s in rt.exporters):
-        lines.append(f"  trace viewer: {url}/_chatobs   (local store: {rt.settings.local_db})")
+        lines.append(f"  trace viewer: {url}/_chatobs/   (local store: {rt.settings.local_db})")
     lines.append("  Ctrl-C stops everything.")
     return "\n".join(lines)
 

@@ -7,9 +7,10 @@ JSON and SSE shapes of the answer.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,34 @@ def parse_chat_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
     )
 
 
+_REQUEST_SPAN: contextvars.ContextVar[Any] = contextvars.ContextVar("demo_request_span", default=None)
+
+
+class CaptureRequestSpan:
+    """ASGI middleware placed just inside ``ChatObsMiddleware``: remembers the request's span, which the handler can
+    no longer reach as the "current" span once the framework opened its own spans (FastAPI traces its endpoint)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        from opentelemetry import trace
+
+        token = _REQUEST_SPAN.set(trace.get_current_span())
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _REQUEST_SPAN.reset(token)
+
+
+def request_span() -> Any:
+    """The span of the chat request being handled (chatobs's SERVER span)."""
+    from opentelemetry import trace
+
+    span = _REQUEST_SPAN.get()
+    return span if span is not None and span.is_recording() else trace.get_current_span()
+
+
 @contextmanager
 def turn_scope(req: ChatRequest, turn: Turn) -> Iterator[None]:
     """Everything the middleware could not know from the request: a conversation the server just created, and that
@@ -82,14 +111,13 @@ def turn_scope(req: ChatRequest, turn: Turn) -> Iterator[None]:
     import chatobs
     from chatobs import semconv
     from chatobs.context import identity_attributes
-    from opentelemetry import trace
 
     ids: dict[str, str] = {"conversation_id": turn.conversation.id, "user_id": req.user_id, "message_id": turn.user_message.id}
     parent = req.parent_message_id or turn.replaced_message_id
     if parent and turn.action != "send":
         ids["parent_message_id"] = parent
     with chatobs.scope(**ids) as s:
-        span = trace.get_current_span()
+        span = request_span()
         if span.is_recording():
             # The request span started before the handler knew these; spans started from here on get them anyway.
             span.set_attributes(identity_attributes(s))
@@ -103,10 +131,9 @@ def turn_scope(req: ChatRequest, turn: Turn) -> Iterator[None]:
 def mark_failed(error_type: str, message: str) -> None:
     """A failed turn fails its request span too, also when the HTTP status was already sent (streaming)."""
     from chatobs import semconv
-    from opentelemetry import trace
     from opentelemetry.trace import Status, StatusCode
 
-    span = trace.get_current_span()
+    span = request_span()
     if span.is_recording():
         span.set_attribute(semconv.ERROR_TYPE, error_type)
         span.set_status(Status(StatusCode.ERROR, message))

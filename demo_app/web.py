@@ -3,7 +3,6 @@ which chatobs settings the demo sets, and mounting chatobs's trace viewer at ``/
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -25,7 +24,7 @@ def static_file(name: str) -> Path | None:
 
 def chatobs_overrides() -> dict[str, Any]:
     """Settings the demo chooses when the environment does not: a service name, the demo's GET endpoints left out of
-    tracing, and tool arguments/results recorded (masked like everything else)."""
+    tracing, tool arguments/results recorded (masked like everything else), only the SDKs the demo uses instrumented."""
     overrides: dict[str, Any] = {}
     if not (os.environ.get("OTEL_SERVICE_NAME") or os.environ.get("CHATOBS_SERVICE_NAME")):
         overrides["service_name"] = "chatobs-demo"
@@ -33,6 +32,9 @@ def chatobs_overrides() -> dict[str, Any]:
         overrides["exclude_paths"] = DEMO_EXCLUDE_PATHS.split(",")
     if not (os.environ.get("CHATOBS_CAPTURE_TOOL_IO") or os.environ.get("MCP_TRACE_TOOL_IO")):
         overrides["capture_tool_io"] = True
+    if "CHATOBS_INSTRUMENT" not in os.environ:
+        # The demo talks to OpenAI-compatible providers only; importing the Anthropic SDK would cost seconds of start.
+        overrides["instrument"] = ["openai", "mcp"]
     return overrides
 
 
@@ -43,55 +45,42 @@ def mcp_target(cfg: DemoConfig) -> Any:
         return cfg.mcp_url
     from .tools import stdio_server
 
-    return stdio_server(cfg.mcp_command)
+    env = dict(os.environ)
+    # The tool server makes no LLM calls: instrumenting (importing) the LLM SDKs there would only slow its start.
+    env.setdefault("CHATOBS_INSTRUMENT", "mcp")
+    return stdio_server(cfg.mcp_command, env)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def viewer_wanted(cfg: DemoConfig) -> bool:
-    """The viewer reads the local store: mount it when traces go there and the app listens on loopback only (or a
-    viewer token protects it)."""
-    if not cfg.viewer:
-        return False
+def _local_store() -> Any | None:
+    """The local store's path when traces go there (the viewer reads it), else None."""
     from chatobs.runtime import get_runtime
 
     rt = get_runtime()
     if rt is None or not any(spec.name == "local" for spec in rt.exporters):
-        return False
-    if not _loopback(cfg.host) and not os.environ.get("CHATOBS_VIEWER_TOKEN"):
-        logger.warning("trace viewer not mounted: %s is not a loopback address and CHATOBS_VIEWER_TOKEN is not set", cfg.host)
-        return False
-    return True
+        return None
+    return rt.settings.local_db
 
 
-def viewer_app() -> Any | None:
-    """chatobs's viewer as an ASGI app, or None when this chatobs has none."""
+def viewer_app(cfg: DemoConfig) -> Any | None:
+    """chatobs's viewer over the local store as an ASGI app, or None when traces go elsewhere. The viewer itself
+    serves only loopback clients unless ``CHATOBS_VIEWER_TOKEN`` is set."""
+    db = _local_store() if cfg.viewer else None
+    if db is None:
+        return None
     try:
-        from chatobs import viewer
+        from chatobs.viewer import create_app
     except ImportError:
         return None
-    factory = getattr(viewer, "create_app", None) or getattr(viewer, "make_app", None)
-    if factory is not None:
-        return factory()
-    return getattr(viewer, "app", None)
+    try:
+        return create_app(db_path=db)
+    except Exception as exc:  # noqa: BLE001 - the chat works without the viewer
+        logger.warning("trace viewer not mounted: %s", exc)
+        return None
 
 
 def mount_viewer_asgi(app: Any, cfg: DemoConfig) -> str | None:
     """Mount the viewer into a Starlette/FastAPI app; returns its URL prefix, or None."""
-    if not viewer_wanted(cfg):
-        return None
-    try:
-        asgi = viewer_app()
-    except Exception as exc:  # noqa: BLE001 - the chat works without the viewer
-        logger.warning("trace viewer not mounted: %s", exc)
-        return None
+    asgi = viewer_app(cfg)
     if asgi is None:
         return None
     app.mount(VIEWER_PREFIX, asgi)
@@ -105,7 +94,7 @@ def public_config(cfg: DemoConfig, viewer_url: str | None) -> dict[str, Any]:
         "model": cfg.model,
         "provider": "fake (local, deterministic)" if cfg.fake else (cfg.base_url or "OpenAI"),
         "viewer_url": viewer_url,
-        "trace_url": f"{viewer_url}/#/trace/{{trace_id}}" if viewer_url else None,
+        "trace_url": f"{viewer_url}/#/t/{{trace_id}}" if viewer_url else None,
     }
 
 
@@ -172,13 +161,7 @@ class AsgiUnderWsgi:
 
 def mount_viewer_wsgi(app: Any, cfg: DemoConfig, loop: Any) -> str | None:
     """Mount the viewer into a Flask app (in front of its middleware: viewer pages are not chat turns)."""
-    if not viewer_wanted(cfg):
-        return None
-    try:
-        asgi = viewer_app()
-    except Exception as exc:  # noqa: BLE001 - the chat works without the viewer
-        logger.warning("trace viewer not mounted: %s", exc)
-        return None
+    asgi = viewer_app(cfg)
     if asgi is None:
         return None
     viewer = AsgiUnderWsgi(asgi, VIEWER_PREFIX, loop)

@@ -20,7 +20,7 @@ from tests.conftest import PYTHON, REPO, subprocess_env
 
 SLOW_TOOL_SECONDS = 0.4
 SLOW_TOOL_MS = 200
-STARTUP_TIMEOUT_S = 40.0
+STARTUP_TIMEOUT_S = 90.0
 
 
 def free_port() -> int:
@@ -106,7 +106,7 @@ class Demo:
                     events.append(json.loads(line[6:]))
         return response, events
 
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int | None:
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 45) -> int | None:
         self.client.close()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
