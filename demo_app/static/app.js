@@ -68,7 +68,7 @@ function newConversation() {
 // --- rendering ------------------------------------------------------------------------------------------------------
 function toolChip(t) {
   const args = JSON.stringify(t.arguments);
-  const chip = el("div", "tool" + (t.is_error ? " error" : ""), `🔧 ${t.name}(${args}) → ${t.result}`);
+  const chip = el("div", "tool" + (t.is_error ? " error" : ""), `tool ${t.name}(${args}) → ${t.result}`);
   chip.title = `${t.duration_ms} ms`;
   return chip;
 }

@@ -4,13 +4,15 @@ the local store. Nothing is mocked."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .harness import SLOW_TOOL_MS, Demo, ancestors, by_type, new_traceparent, root, service
+from .harness import REPO, SLOW_TOOL_MS, Demo, ancestors, by_type, new_traceparent, root, service
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -112,6 +114,32 @@ def test_error_is_a_failed_turn_and_regenerate_recovers(demo: Demo) -> None:
     assert history[1]["error"] is None and history[1]["trace_id"] == trace_id2
 
 
+@pytest.mark.xfail(strict=True, reason="fake_llm.py calls kb_lookup with {'term': ...} but mcp_server.py's kb_lookup "
+                   "takes 'query': the tool answers a validation error. Remove this mark when the two agree.")
+def test_lookup_uses_the_knowledge_base(demo: Demo) -> None:
+    r = demo.chat("lookup refunds", conversation_id="conv-kb")
+    assert r.status_code == 200, r.text
+    tool = r.json()["tools"][0]
+    assert tool["name"] == "kb_lookup" and not tool["is_error"], tool
+    assert "Refunds are issued" in r.json()["reply"]
+
+
+def test_pii_is_masked_in_every_process(demo: Demo) -> None:
+    from chatobs.pipeline import redaction
+
+    if not hasattr(redaction, "RedactionStage"):
+        pytest.skip("the privacy pipeline (PII masking) is not on this branch yet")
+    email = "jane.doe@example.com"
+    trace_id, traceparent = new_traceparent()
+    r = demo.chat(f"calculate 1+2 and mail me at {email}", conversation_id="conv-pii", traceparent=traceparent)
+    assert r.status_code == 200, r.text
+    spans = demo.wait_spans(trace_id, lambda s: len(by_type(s, "llm")) >= 2 and any(service(x) == MCP_SERVICE for x in s))
+    llm_input = str(by_type(spans, "llm")[0]["attributes"].get("gen_ai.input.messages"))
+    assert "calculate 1+2" in llm_input  # content is recorded...
+    for s in spans:
+        assert email not in str(s["attributes"]), (s["name"], service(s))  # ...but the address never reaches the store
+
+
 def test_streaming_reply_ends_with_the_trace_id(demo: Demo) -> None:
     response, events = demo.stream("calculate 6*7", conversation_id="conv-stream")
     assert response.status_code == 200
@@ -172,6 +200,56 @@ def test_chat_page_is_served(demo: Demo) -> None:
     assert demo.client.get("/static/..%2Fapi.py").status_code == 404
     config = demo.client.get("/api/config").json()
     assert config["framework"] == demo.framework and config["model"]
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = REPO / "docs" / "images"
+
+
+def test_browser_chat_to_tool_span(demo: Demo, tmp_path: Path) -> None:
+    """A person's path: type "calculate 2+3" in the chat page, see 5, follow the reply's trace link to the viewer,
+    see the MCP tool span. ``DEMO_SCREENSHOTS=1`` also refreshes the README's screenshots (FastAPI run)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium); the browser test needs it")
+    shots = SCREENSHOTS if os.environ.get("DEMO_SCREENSHOTS") == "1" and demo.framework == "fastapi" else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 720})
+            page.goto(demo.url + "/")
+            page.fill("#user", "erin")
+            page.dispatch_event("#user", "change")
+            for text in ("hello there", "calculate 2+3"):
+                page.fill("#input", text)
+                page.press("#input", "Enter")
+                reply = page.locator(".msg.assistant").last
+                sync_api.expect(reply.locator("a.trace")).to_be_visible(timeout=60_000)
+            sync_api.expect(reply.locator(".text")).to_have_text("The result is 5")
+            sync_api.expect(reply.locator(".tool")).to_contain_text("calculator")
+            assert "5" in reply.locator(".text").inner_text()
+            page.screenshot(path=str(shots / "demo-chat.png"))
+
+            link = reply.locator("a.trace")
+            trace_id = link.get_attribute("data-trace-id")
+            href = link.get_attribute("href")
+            assert trace_id and href and trace_id in href
+            # The trace ID came from the page's own traceparent: the request span's parent is the browser's span.
+            spans = demo.wait_spans(trace_id, lambda s: any(service(x) == MCP_SERVICE for x in s) and len(by_type(s, "llm")) >= 2)
+            assert root(spans)["parent_id"] and root(spans)["parent_id"] not in {x["span_id"] for x in spans}
+            assert root(spans)["user_id"] == "erin"
+
+            page.goto(demo.url + href)  # the link opens a new tab; follow it in this one
+            tool_row = page.locator('.span-row[data-type="tool"]').first
+            sync_api.expect(tool_row).to_contain_text("calculator", timeout=30_000)
+            page.locator(".span-row", has_text="tools/call calculator").last.click()
+            sync_api.expect(page.locator("#span-details")).to_contain_text("calculator")
+            page.screenshot(path=str(shots / "demo-trace.png"))
+        finally:
+            browser.close()
 
 
 def test_ctrl_c_stops_every_process(demo: Demo) -> None:
