@@ -63,6 +63,16 @@ def _listening(port: int) -> Callable[[], bool]:
     return check
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if the demo dies without stopping it (kill -9), instead of lingering on its port."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux: Ctrl-C and SIGTERM still stop the children
+        pass
+
+
 class Children:
     """The helper processes; stopped (TERM, then KILL) in reverse order however the demo ends."""
 
@@ -71,7 +81,8 @@ class Children:
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[Any]:
         # Own session: Ctrl-C reaches only this process, which then stops the children in order.
-        proc = subprocess.Popen([sys.executable, "-m", *args], start_new_session=True, env={**os.environ, **(env or {})})
+        proc = subprocess.Popen([sys.executable, "-m", *args], start_new_session=True, env={**os.environ, **(env or {})},
+                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         self.procs.append((name, proc))
         return proc
 
@@ -146,7 +157,9 @@ def serve_flask(cfg: DemoConfig) -> None:
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    # Also SIGINT: a shell starts background jobs with SIGINT ignored, and `kill -INT` should still stop the demo.
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     print(describe(cfg), flush=True)
     try:
         server.serve_forever()
@@ -168,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mcp-port", type=int, default=None, help="port of the MCP server with --mcp-transport http")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpx2", "werkzeug", "mcp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         cfg = from_env(framework=args.framework, host=args.host, port=args.port, mcp_transport=args.mcp_transport)
     except DemoConfigError as exc:
