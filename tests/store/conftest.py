@@ -4,6 +4,7 @@ inside ``chatobs.scope(...)`` carrying GenAI attributes, written by the backgrou
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ def chat_turn(
                 semconv.GEN_AI_REQUEST_MODEL: model, semconv.GEN_AI_RESPONSE_MODEL: model,
                 semconv.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": prompt}]}]),
             }) as llm:
+                time.sleep(0.006)  # real-looking proportions in the viewer screenshot
                 if llm_error:
                     llm.set_status(Status(StatusCode.ERROR, "RateLimitError: 429"))
                     llm.set_attribute(semconv.ERROR_TYPE, "RateLimitError")
@@ -57,6 +59,7 @@ def chat_turn(
                     semconv.MCP_METHOD_NAME: "tools/call", semconv.MCP_SERVER_NAME: server,
                     semconv.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps({"query": prompt[:40]}),
                 }) as t:
+                    time.sleep(0.003)
                     if tool_error:
                         t.set_status(Status(StatusCode.ERROR, "ToolError: index offline"))
                     else:

@@ -182,3 +182,28 @@ def test_unwritable_location_fails_softly(tmp_path: Path) -> None:
     blocker.write_text("x")
     exp = LocalExporter(blocker / "sub" / "t.db")  # parent is a file: cannot create
     assert exp.export(make_trace(1, start_ns=1)) == SpanExportResult.FAILURE
+
+
+@pytest.mark.timeout(30)
+def test_forked_worker_opens_its_own_connection(tmp_path: Path) -> None:
+    """gunicorn --preload: the exporter was used before fork; the child must not reuse the parent's connection."""
+    import os
+
+    db = tmp_path / "fork.db"
+    exp = LocalExporter(db, prune_interval_s=3600)
+    now = time.time_ns()
+    assert exp.export(make_trace(1, start_ns=now)) == SpanExportResult.SUCCESS
+    parent_conn = exp.store.conn()
+    pid = os.fork()
+    if pid == 0:  # child: write through the inherited exporter, report by exit code
+        code = 1
+        try:
+            ok = exp.export(make_trace(2, start_ns=now)) == SpanExportResult.SUCCESS
+            code = 0 if ok and exp.store.conn() is not parent_conn else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert exp.export(make_trace(3, start_ns=now)) == SpanExportResult.SUCCESS
+    assert exp.store.conn() is parent_conn
+    assert count(db, "traces") == 3

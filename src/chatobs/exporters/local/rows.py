@@ -43,14 +43,11 @@ def span_type(attrs: Mapping[str, Any]) -> str:
     return "other"
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    return value
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)
 
 
 def _num(value: Any, kind: type) -> Any:
@@ -65,53 +62,73 @@ def _num(value: Any, kind: type) -> Any:
 def _str(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    return str(value)
+    return value if type(value) is str else str(value)
+
+
+_KIND_NAMES = {k: k.name.lower() for k in SpanKind}
+# Resources are shared by every span of a process: serialise each one once.
+_resource_cache: dict[int, tuple[Any, str, str | None]] = {}
+
+
+def _resource(span: ReadableSpan) -> tuple[str, str | None]:
+    res = span.resource
+    hit = _resource_cache.get(id(res))
+    if hit is not None and hit[0] is res:
+        return hit[1], hit[2]
+    attrs = dict(res.attributes) if res is not None else {}
+    entry = (res, dumps(attrs), _str(attrs.get(semconv.SERVICE_NAME)))
+    if len(_resource_cache) > 64:
+        _resource_cache.clear()
+    _resource_cache[id(res)] = entry
+    return entry[1], entry[2]
 
 
 def span_row(span: ReadableSpan) -> tuple[Any, ...]:
     """The row for ``span``, in ``SPAN_COLUMNS`` order."""
     attrs: Mapping[str, Any] = span.attributes or {}
+    get = attrs.get
     ctx = span.context
+    status = span.status
     start = span.start_time or 0
     end = span.end_time or start
-    failed = span.status.status_code == StatusCode.ERROR or bool(attrs.get(semconv.ERROR_TYPE))
-    ttft_s = _num(attrs.get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK), float)
-    cost = _num(attrs.get(semconv.COST_USD), float)
+    failed = status.status_code == StatusCode.ERROR or bool(get(semconv.ERROR_TYPE))
+    ttft_s = _num(get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK), float)
+    cost = _num(get(semconv.COST_USD), float)
     if cost is None:
-        cost = _num(attrs.get(semconv.GEN_AI_USAGE_COST), float)
-    resource = dict(span.resource.attributes) if span.resource is not None else {}
+        cost = _num(get(semconv.GEN_AI_USAGE_COST), float)
+    resource_json, service = _resource(span)
     events = [
-        {"name": e.name, "time_ns": e.timestamp, "attributes": {k: _jsonable(v) for k, v in (e.attributes or {}).items()}}
+        {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
         for e in span.events
-    ]
+    ] if span.events else None
     return (
         format(ctx.trace_id, "032x") if ctx else "",
         format(ctx.span_id, "016x") if ctx else "",
         format(span.parent.span_id, "016x") if span.parent else None,
         span.name,
-        (span.kind or SpanKind.INTERNAL).name.lower(),
+        _KIND_NAMES.get(span.kind, "internal"),
         span_type(attrs),
         start,
         end,
         (end - start) / 1e6,
         "error" if failed else "ok",
-        (span.status.description or _str(attrs.get(semconv.ERROR_TYPE))) if failed else None,
-        _str(attrs.get(semconv.GEN_AI_CONVERSATION_ID) or attrs.get(semconv.SESSION_ID)),
-        _str(attrs.get(semconv.USER_ID)),
-        _str(attrs.get(semconv.TENANT_ID)),
-        _str(attrs.get(semconv.MESSAGE_ID)),
-        _str(attrs.get(semconv.ROUTE) or attrs.get(semconv.HTTP_ROUTE)),
-        _str(attrs.get(semconv.GEN_AI_RESPONSE_MODEL) or attrs.get(semconv.GEN_AI_REQUEST_MODEL)),
-        _str(attrs.get(semconv.GEN_AI_PROVIDER_NAME) or attrs.get(semconv.GEN_AI_SYSTEM)),
-        _str(attrs.get(semconv.GEN_AI_OPERATION_NAME)),
-        _str(attrs.get(semconv.GEN_AI_TOOL_NAME)),
-        _str(attrs.get(semconv.MCP_SERVER_NAME)),
-        _num(attrs.get(semconv.GEN_AI_USAGE_INPUT_TOKENS), int),
-        _num(attrs.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS), int),
+        (status.description or _str(get(semconv.ERROR_TYPE))) if failed else None,
+        _str(get(semconv.GEN_AI_CONVERSATION_ID) or get(semconv.SESSION_ID)),
+        _str(get(semconv.USER_ID)),
+        _str(get(semconv.TENANT_ID)),
+        _str(get(semconv.MESSAGE_ID)),
+        _str(get(semconv.ROUTE) or get(semconv.HTTP_ROUTE)),
+        _str(get(semconv.GEN_AI_RESPONSE_MODEL) or get(semconv.GEN_AI_REQUEST_MODEL)),
+        _str(get(semconv.GEN_AI_PROVIDER_NAME) or get(semconv.GEN_AI_SYSTEM)),
+        _str(get(semconv.GEN_AI_OPERATION_NAME)),
+        _str(get(semconv.GEN_AI_TOOL_NAME)),
+        _str(get(semconv.MCP_SERVER_NAME)),
+        _num(get(semconv.GEN_AI_USAGE_INPUT_TOKENS), int),
+        _num(get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS), int),
         cost,
         ttft_s * 1000 if ttft_s is not None else None,
-        _str(resource.get(semconv.SERVICE_NAME)),
-        dumps({k: _jsonable(v) for k, v in attrs.items()}),
+        service,
+        dumps(dict(attrs)),  # json writes the SDK's attribute tuples as arrays
         dumps(events) if events else None,
-        dumps({k: _jsonable(v) for k, v in resource.items()}),
+        resource_json,
     )

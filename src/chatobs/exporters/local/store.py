@@ -88,28 +88,22 @@ INSERT OR REPLACE INTO traces (
     trace_id, root_span_id, name, route, start_ns, end_ns, duration_ms, conversation_id, user_id, tenant_id,
     message_id, service_name, status, span_count, error_count, llm_calls, tool_calls, input_tokens, output_tokens,
     cost_usd, models)
-WITH ranked AS (
-    SELECT s.*, ROW_NUMBER() OVER (
-        PARTITION BY s.trace_id
-        ORDER BY (s.span_type = 'request') DESC, (s.parent_id IS NULL) DESC, s.start_ns
-    ) AS rn
-    FROM spans s WHERE s.trace_id IN (SELECT trace_id FROM _touched)
-)
-SELECT r.trace_id, r.span_id, r.name, COALESCE(r.route, a.route), a.start_ns, a.end_ns, (a.end_ns - a.start_ns) / 1e6,
+SELECT a.trace_id, r.span_id, r.name, COALESCE(r.route, a.route), a.start_ns, a.end_ns, (a.end_ns - a.start_ns) / 1e6,
        COALESCE(r.conversation_id, a.conversation_id), COALESCE(r.user_id, a.user_id),
        COALESCE(r.tenant_id, a.tenant_id), COALESCE(r.message_id, a.message_id), r.service_name,
        CASE WHEN a.error_count > 0 THEN 'error' ELSE 'ok' END, a.span_count, a.error_count, a.llm_calls,
        a.tool_calls, a.input_tokens, a.output_tokens, a.cost_usd, a.models
-FROM ranked r JOIN (
+FROM (
     SELECT trace_id, MIN(start_ns) AS start_ns, MAX(end_ns) AS end_ns, MAX(route) AS route,
            MAX(conversation_id) AS conversation_id, MAX(user_id) AS user_id, MAX(tenant_id) AS tenant_id,
            MAX(message_id) AS message_id, COUNT(*) AS span_count, SUM(status = 'error') AS error_count,
            SUM(span_type = 'llm') AS llm_calls, SUM(span_type = 'tool') AS tool_calls,
            SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, SUM(cost_usd) AS cost_usd,
            GROUP_CONCAT(DISTINCT model) AS models
-    FROM ranked GROUP BY trace_id
-) a ON a.trace_id = r.trace_id
-WHERE r.rn = 1
+    FROM spans WHERE trace_id IN (SELECT trace_id FROM _touched) GROUP BY trace_id
+) a JOIN spans r ON r.trace_id = a.trace_id AND r.span_id = (
+    SELECT s.span_id FROM spans s WHERE s.trace_id = a.trace_id
+    ORDER BY (s.span_type = 'request') DESC, (s.parent_id IS NULL) DESC, s.start_ns LIMIT 1)
 """
 
 

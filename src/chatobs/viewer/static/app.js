@@ -17,7 +17,7 @@ function el(tag, props, ...children) {
     else if (k === "href") node.href = v;
     else node.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     node.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -47,6 +47,9 @@ async function api(path, params) {
   return body.data;
 }
 
+// replaceChildren() would turn arrays and nulls into text: flatten and drop them first.
+function render(...nodes) { main.replaceChildren(...nodes.flat(Infinity).filter(n => n !== null && n !== undefined && n !== false)); }
+
 function since() { return sinceSelect.value; }
 function idLink(kind, id) { return "#/" + kind + "/" + encodeURIComponent(id); }
 function go(hash) { location.hash = hash; }
@@ -64,7 +67,7 @@ function grid(headers, rows, onRow) {
 // --- conversations -------------------------------------------------------------------------------------------------
 async function viewConversations() {
   const rows = await api("conversations", { since: since() });
-  main.replaceChildren(el("h1", {}, "Conversations"),
+  render(el("h1", {}, "Conversations"),
     rows.length ? grid([
       { label: "Conversation", get: r => r.conversation_id },
       { label: "User", get: r => r.user_id || "-" },
@@ -79,14 +82,14 @@ async function viewConversations() {
 async function viewConversation(cid) {
   const data = await api("conversations/" + encodeURIComponent(cid));
   const turns = data ? data.turns : [];
-  main.replaceChildren(el("h1", {}, "Conversation ", el("span", { class: "mono" }, cid)),
+  render(el("h1", {}, "Conversation ", el("span", { class: "mono" }, cid)),
     turns.length ? turns.map((t, i) => el("div", { class: "turn" },
       el("div", { class: "meta" },
         el("span", {}, "Turn " + (i + 1)), el("span", {}, fmt.time(t.start_ns)), el("span", {}, fmt.ms(t.duration_ms)),
         el("span", {}, fmt.int((t.input_tokens || 0) + (t.output_tokens || 0)) + " tokens"), el("span", {}, fmt.cost(t.cost_usd)),
         badge(t.status), el("a", { href: idLink("t", t.trace_id) }, "open trace →")),
-      t.input !== null && t.input !== undefined ? el("div", { class: "bubble user" }, fmt.text(t.input)) : null,
-      t.output !== null && t.output !== undefined ? el("div", { class: "bubble assistant" }, fmt.text(t.output)) : null,
+      t.input !== null && t.input !== undefined && t.input !== "" ? el("div", { class: "bubble user" }, fmt.text(t.input)) : null,
+      t.output !== null && t.output !== undefined && t.output !== "" ? el("div", { class: "bubble assistant" }, fmt.text(t.output)) : null,
     )) : empty("No turns stored for this conversation."));
 }
 
@@ -96,7 +99,7 @@ async function viewTraces(params) {
   const rows = await api("traces", filters);
   const status = el("select", { id: "status-filter" }, ["", "ok", "error"].map(s => { const o = el("option", { value: s }, s || "any status"); o.selected = s === (filters.status || ""); return o; }));
   status.addEventListener("change", () => { const p = new URLSearchParams(params); status.value ? p.set("status", status.value) : p.delete("status"); go("#/traces?" + p); });
-  main.replaceChildren(el("h1", {}, "Traces"), el("div", { class: "filters" }, status),
+  render(el("h1", {}, "Traces"), el("div", { class: "filters" }, status),
     rows.length ? grid([
       { label: "Time", get: r => fmt.time(r.start_ns) },
       { label: "Route", get: r => r.route || r.name },
@@ -136,7 +139,7 @@ function spanDetails(s) {
 
 async function viewTrace(tid) {
   const t = await api("traces/" + encodeURIComponent(tid));
-  if (!t) { main.replaceChildren(empty("No trace " + tid + " in the store.")); return; }
+  if (!t) { render(empty("No trace " + tid + " in the store.")); return; }
   const total = Math.max(1, t.end_ns - t.start_ns);
   let selected = null;
   const detailsHolder = el("div", {});
@@ -156,7 +159,7 @@ async function viewTrace(tid) {
     return row;
   });
   const ids = [["conversation", t.conversation_id, "c"], ["user", t.user_id], ["tenant", t.tenant_id], ["message", t.message_id]].filter(x => x[1]);
-  main.replaceChildren(
+  render(
     el("h1", {}, "Trace ", el("span", { class: "mono" }, t.trace_id), " ", badge(t.status)),
     el("div", { class: "cards" },
       [["Duration", fmt.ms(t.duration_ms)], ["Spans", t.span_count], ["LLM calls", t.llm_calls], ["Tool calls", t.tool_calls],
@@ -182,26 +185,28 @@ function latency(title, rows) {
   const max = Math.max(1e-9, ...rows.map(r => r.p99_ms || 0));
   return el("div", { class: "chart" }, el("h3", {}, title),
     el("div", { class: "legend" }, el("span", {}, "P50"), el("span", {}, "P95"), el("span", {}, "P99")),
-    rows.length ? rows.slice(0, 10).map(r => el("div", { class: "hbar" }, el("div", { class: "label", title: String(r.key) }, r.key),
+    rows.length ? rows.slice(0, 10).map(r => el("div", { class: "hbar wide" }, el("div", { class: "label", title: String(r.key) }, r.key),
       el("div", { class: "stack" }, ["p50", "p95", "p99"].map(p => { const f = el("div", { class: "fill " + p }); f.style.width = ((r[p + "_ms"] || 0) / max * 100).toFixed(1) + "%"; return f; })),
       el("div", { class: "val" }, fmt.ms(r.p50_ms) + " / " + fmt.ms(r.p95_ms) + " / " + fmt.ms(r.p99_ms)))) : el("div", { class: "muted" }, "no data"));
 }
 
 async function viewStats() {
   const s = await api("stats", { since: since() });
-  if (!s) { main.replaceChildren(empty("No trace store yet.")); return; }
+  if (!s) { render(empty("No trace store yet.")); return; }
   const t = s.totals;
   const peak = Math.max(1, ...s.hourly_traffic.map(h => h.traces));
   const cols = el("div", { class: "columns" }, s.hourly_traffic.map(h => {
-    const c = el("div", { class: "col" + (h.errors ? " err" : ""), title: h.hour + ": " + h.traces + " traces, " + h.errors + " with errors" });
+    const err = el("div", { class: "err" });
+    err.style.height = (h.traces ? h.errors / h.traces * 100 : 0).toFixed(1) + "%";
+    const c = el("div", { class: "col", title: h.hour + ": " + h.traces + " traces, " + h.errors + " with errors" }, err);
     c.style.height = (h.traces / peak * 100).toFixed(1) + "%"; return c;
   }));
-  main.replaceChildren(el("h1", {}, "Stats"),
+  render(el("h1", {}, "Stats"),
     el("div", { class: "cards" }, [["Traces", t.traces], ["Conversations", t.conversations], ["Users", t.users], ["LLM calls", t.llm_calls],
       ["Tool calls", t.tool_calls], ["Tokens", fmt.int(t.input_tokens + t.output_tokens)], ["Cost", fmt.cost(t.cost_usd)], ["Traces with errors", t.error_traces]]
       .map(([k, v]) => el("div", { class: "card" }, el("div", { class: "v" }, String(v)), el("div", { class: "k" }, k)))),
     el("div", { class: "charts" },
-      el("div", { class: "chart" }, el("h3", {}, "Hourly traffic (UTC)"), s.hourly_traffic.length ? cols : el("div", { class: "muted" }, "no data"),
+      el("div", { class: "chart" }, el("h3", {}, "Hourly traffic (UTC)"), el("div", { class: "legend" }, el("span", {}, "traces"), el("span", { class: "errtext" }, "with errors")), s.hourly_traffic.length ? cols : el("div", { class: "muted" }, "no data"),
         el("div", { class: "legend" }, s.hourly_traffic.length ? s.hourly_traffic[0].hour + " … " + s.hourly_traffic[s.hourly_traffic.length - 1].hour : "")),
       latency("Latency by route", s.latency_by_route),
       latency("Latency by model", s.latency_by_model),
@@ -238,7 +243,7 @@ async function route() {
     else if (parts[0] === "stats") await viewStats();
     else await viewConversations();
   } catch (err) {
-    main.replaceChildren(empty("Could not load: " + err.message));
+    render(empty("Could not load: " + err.message));
   }
 }
 
