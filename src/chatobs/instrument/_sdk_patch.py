@@ -14,12 +14,15 @@ is garbage-collected unread.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._guard import log_limited
+from .._guard import guard, log_limited
 from .llm import Generation, StreamState, wrap_astream, wrap_stream
 
 ResponseReader = Callable[[Generation, Any], None]
@@ -174,3 +177,60 @@ def server_of(client: Any) -> tuple[str | None, int | None]:
     if url is None:
         return None, None
     return url.host or None, url.port
+
+
+# --- patch when imported --------------------------------------------------------------------------------------------
+class _PostImportFinder:
+    """Runs callbacks right after a module is first imported, so ``init()`` never imports an SDK the app does not use
+    (importing ``openai`` or ``anthropic`` takes about a second)."""
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, list[Callable[[Any], Any]]] = {}
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in self.hooks or fullname in self._busy:
+            return None
+        self._busy.add(fullname)
+        try:
+            spec = importlib.util.find_spec(fullname)  # the real finders (this one answers None while busy)
+        finally:
+            self._busy.discard(fullname)
+        loader = getattr(spec, "loader", None)
+        if spec is None or loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        original = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            original(module)
+            with self._lock:
+                callbacks = self.hooks.pop(fullname, [])
+            for callback in callbacks:
+                with guard(f"instrument {fullname}"):
+                    callback(module)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+_finder = _PostImportFinder()
+
+
+def when_imported(module_name: str, callback: Callable[[Any], Any]) -> None:
+    """``callback(module)`` now if ``module_name`` is imported, else right after it is."""
+    module = sys.modules.get(module_name)
+    if module is not None:
+        callback(module)
+        return
+    with _finder._lock:
+        _finder.hooks.setdefault(module_name, []).append(callback)
+        if _finder not in sys.meta_path:
+            sys.meta_path.insert(0, _finder)  # type: ignore[arg-type]
+
+
+def cancel_when_imported(module_name: str) -> None:
+    with _finder._lock:
+        _finder.hooks.pop(module_name, None)
+        if not _finder.hooks and _finder in sys.meta_path:
+            sys.meta_path.remove(_finder)  # type: ignore[arg-type]

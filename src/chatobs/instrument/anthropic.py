@@ -17,34 +17,42 @@ Token counts follow the GenAI conventions: ``gen_ai.usage.input_tokens`` include
 from __future__ import annotations
 
 import contextvars
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import semconv
 from ._coexist import step_aside
-from ._sdk_patch import Call, patch, server_of, unpatch
-from .llm import Generation, Result, _json_or_str, capture_enabled, normalize_messages, text_parts
+from ._sdk_patch import Call, cancel_when_imported, patch, server_of, unpatch, when_imported
+from .llm import Generation, Result, json_or_str, capture_enabled, normalize_messages, text_parts
 
 if TYPE_CHECKING:
     from ..config import Settings
 
 __all__ = ["instrument", "uninstrument"]
 
+_MODULE = "anthropic._base_client"
 _recording: contextvars.ContextVar[bool] = contextvars.ContextVar("chatobs_anthropic_recording", default=False)
 _original_tracer_property: Any = None
 
 
 def instrument(settings: "Settings") -> bool:
-    import anthropic._base_client as base_client
+    """Patch the Anthropic SDK now if the app imported it, else as soon as it does (``init()`` never imports it)."""
 
-    _silence_sdk_spans(base_client)
-    return patch(base_client, _route)
+    def apply(base_client: Any) -> None:
+        _silence_sdk_spans(base_client)
+        patch(base_client, _route)
+
+    when_imported(_MODULE, apply)
+    return True
 
 
 def uninstrument() -> None:
     global _original_tracer_property
-    import anthropic._base_client as base_client
-
+    cancel_when_imported(_MODULE)
+    base_client = sys.modules.get(_MODULE)
+    if base_client is None:
+        return
     unpatch(base_client)
     if _original_tracer_property is not None:
         base_client.BaseClient._tracer = _original_tracer_property
@@ -210,7 +218,7 @@ class _MessageStream:
                 if kind == "text":
                     parts.append({"type": "text", "content": text})
                 elif kind in ("tool_use", "server_tool_use"):
-                    parts.append({"type": "tool_call", "id": block_id, "name": name, "arguments": _json_or_str(text or "{}")})
+                    parts.append({"type": "tool_call", "id": block_id, "name": name, "arguments": json_or_str(text or "{}")})
                 elif kind == "thinking":
                     parts.append({"type": "reasoning", "content": text})
             message: dict[str, Any] = {"role": "assistant", "parts": parts}

@@ -46,6 +46,7 @@ __all__ = [
     "normalize_output",
     "text_parts",
     "capture_enabled",
+    "json_or_str",
 ]
 
 _tracer: trace.Tracer | None = None
@@ -120,7 +121,8 @@ def _as_mapping(obj: Any) -> Mapping[str, Any]:
     return {"role": "user", "content": str(obj)}
 
 
-def _json_or_str(value: Any) -> Any:
+def json_or_str(value: Any) -> Any:
+    """Tool-call arguments as the GenAI conventions want them: the parsed JSON object, else the raw string."""
     if isinstance(value, str):
         try:
             return json.loads(value)
@@ -154,7 +156,7 @@ def text_parts(content: Any) -> list[dict[str, Any]]:
                     parts.append({"type": "blob", "modality": "image", "content": "<omitted>"})
             elif kind in ("tool_use", "function_call"):
                 parts.append({"type": "tool_call", "id": part.get("id") or part.get("call_id"), "name": part.get("name"),
-                              "arguments": _json_or_str(part.get("input", part.get("arguments")))})
+                              "arguments": json_or_str(part.get("input", part.get("arguments")))})
             elif kind in ("tool_result", "function_call_output"):
                 parts.append({"type": "tool_call_response", "id": part.get("tool_use_id") or part.get("call_id"),
                               "response": _flatten_text(part.get("content", part.get("output")))})
@@ -195,7 +197,7 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
                 call = _as_mapping(call)
                 fn = _as_mapping(call.get("function") or {})
                 parts.append({"type": "tool_call", "id": call.get("id"), "name": fn.get("name"),
-                              "arguments": _json_or_str(fn.get("arguments"))})
+                              "arguments": json_or_str(fn.get("arguments"))})
         entry: dict[str, Any] = {"role": role, "parts": parts}
         if message.get("name") and role != "function":
             entry["name"] = message["name"]

@@ -12,36 +12,39 @@ chunks it would have seen. Turn it off for OpenAI-compatible servers that reject
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import semconv
 from ._coexist import step_aside
-from ._sdk_patch import Call, patch, server_of, unpatch
-from .llm import Generation, Result, _json_or_str, capture_enabled, normalize_messages, text_parts
+from ._sdk_patch import Call, cancel_when_imported, patch, server_of, unpatch, when_imported
+from .llm import Generation, Result, json_or_str, capture_enabled, normalize_messages, text_parts
 
 if TYPE_CHECKING:
     from ..config import Settings
 
 __all__ = ["instrument", "uninstrument"]
 
+_MODULE = "openai._base_client"
 _stream_usage = True
 
 _CHAT_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty", "stop", "seed")
 
 
 def instrument(settings: "Settings") -> bool:
+    """Patch the OpenAI SDK now if the app imported it, else as soon as it does (``init()`` never imports it)."""
     global _stream_usage
-    import openai._base_client as base_client
-
     _stream_usage = settings.openai_stream_usage
-    return patch(base_client, _route)
+    when_imported(_MODULE, lambda module: patch(module, _route))
+    return True
 
 
 def uninstrument() -> None:
-    import openai._base_client as base_client
-
-    unpatch(base_client)
+    cancel_when_imported(_MODULE)
+    module = sys.modules.get(_MODULE)
+    if module is not None:
+        unpatch(module)
 
 
 # --- routing ------------------------------------------------------------------------------------------------------
@@ -140,7 +143,7 @@ def _usage(usage: Any) -> dict[str, int] | None:
 
 
 def _tool_call_part(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
-    return {"type": "tool_call", "id": call_id, "name": name, "arguments": _json_or_str(arguments)}
+    return {"type": "tool_call", "id": call_id, "name": name, "arguments": json_or_str(arguments)}
 
 
 def _read_chat(gen: Generation, completion: Any) -> None:
@@ -235,6 +238,8 @@ class _ChatStream:
                 parts.append({"type": "text", "content": "".join(acc.text)})
             for _, (call_id, name, pieces) in sorted(acc.tools.items()):
                 parts.append(_tool_call_part(call_id, name, "".join(pieces)))
+            if not parts and not acc.finish:
+                continue  # abandoned before any content arrived
             message: dict[str, Any] = {"role": acc.role, "parts": parts}
             if acc.finish:
                 message["finish_reason"] = acc.finish
