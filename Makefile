@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench e2e docs clean
+.PHONY: install test demo bench e2e docs clean conformance
 
 install: $(STAMP)
 
@@ -28,6 +28,9 @@ e2e: $(STAMP)
 
 docs: $(STAMP)
 	$(PY) -m chatobs.config > docs/configuration.md
+
+conformance: $(STAMP)
+	PY=$(abspath $(PY)) sh scripts/conformance.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .chatobs

@@ -289,3 +289,42 @@ def test_instrument_mcp_server_is_idempotent_and_undone_by_shutdown(make_capture
     from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 
     assert not getattr(JSONRPCDispatcher._write, "_chatobs", False), "shutdown restores the SDK"
+
+
+async def test_bare_client_session_over_stdio_client_knows_its_server(make_capture, receiver: OtlpReceiver) -> None:
+    """Not every app uses ``mcp.Client``: a ``ClientSession`` over ``stdio_client`` still gets the server identified."""
+    from mcp import ClientSession, stdio_client
+
+    cap = make_capture()
+    with chatobs.scope(conversation_id="conv-bare", user_id="u-bare"), get_tracer().start_as_current_span("turn"):
+        async with stdio_client(stdio_params(receiver)) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                result = await session.call_tool("calculator", {"expression": "2 ** 10"})
+    assert result.content[0].text == "1024"
+    spans = cap.spans()
+    client = tool_spans(spans, "calculator")
+    assert len(client) == 1
+    attrs = client[0].attributes
+    assert attrs[semconv.NETWORK_TRANSPORT] == "pipe"
+    assert attrs[semconv.MCP_SERVER_COMMAND] == "python -m demo_app.mcp_server --transport stdio"
+    assert attrs[semconv.MCP_SERVER_NAME] == "chatobs-demo-tools"
+    trace_id, span_id, _ = hex_ids(client[0])
+    server = server_tool_span(receiver, trace_id, "calculator")[0]
+    assert server.parent_span_id == span_id
+    assert server.attributes[semconv.GEN_AI_CONVERSATION_ID] == "conv-bare"
+
+
+async def test_a_call_the_caller_gives_up_on_is_marked_cancelled(make_capture, http_server: str) -> None:
+    cap = make_capture()
+    with chatobs.scope(conversation_id="conv-cancel"):
+        async with Client(http_server) as client:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.call_tool("slow_lookup", {"query": "refunds"}), timeout=0.2)
+            assert (await client.call_tool("calculator", {"expression": "1 + 1"})).content[0].text == "2"
+    spans = cap.spans()
+    cancelled = tool_spans(spans, "slow_lookup")
+    assert len(cancelled) == 1
+    assert cancelled[0].status.status_code is StatusCode.ERROR
+    assert cancelled[0].attributes[semconv.ERROR_TYPE] == "cancelled"
+    assert semconv.ERROR_TYPE not in tool_spans(spans, "calculator")[0].attributes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import re
@@ -135,6 +136,58 @@ def describe_server(server: Any) -> Target | None:
     return None
 
 
+# The transport a session is about to use, noted when the transport opens (in the task that then builds the session):
+# how a bare ClientSession over stdio_client/streamable HTTP learns which server it talks to.
+_opening: contextvars.ContextVar[Target | None] = contextvars.ContextVar("chatobs_mcp_opening", default=None)
+
+
+def take_opening_target() -> Target | None:
+    target = _opening.get()
+    if target is not None:
+        _opening.set(None)
+    return target
+
+
+def _make_process_start(original: Any) -> Any:
+    async def _create_platform_compatible_process(command: str, args: list[str], *rest: Any, **kwargs: Any) -> Any:
+        try:
+            _opening.set(target_from_stdio(command, args))
+        except Exception as exc:  # noqa: BLE001
+            warn("stdio target", exc)
+        return await original(command, args, *rest, **kwargs)
+
+    return _create_platform_compatible_process
+
+
+def _make_http_transport_init(original: Any) -> Any:
+    def __init__(self: Any, url: str, *args: Any, **kwargs: Any) -> None:
+        original(self, url, *args, **kwargs)
+        try:
+            _opening.set(target_from_url(str(url)))
+        except Exception as exc:  # noqa: BLE001
+            warn("http target", exc)
+
+    return __init__
+
+
+def patch_transports() -> None:
+    """Note the target when the SDK's stdio or streamable-HTTP client transport opens (both mcp versions)."""
+    try:
+        from mcp.client import stdio
+
+        if hasattr(stdio, "_create_platform_compatible_process"):
+            patch(stdio, "_create_platform_compatible_process", _make_process_start)
+    except ImportError:
+        pass
+    try:
+        from mcp.client import streamable_http
+
+        if hasattr(streamable_http, "StreamableHTTPTransport"):
+            patch(streamable_http.StreamableHTTPTransport, "__init__", _make_http_transport_init)
+    except ImportError:
+        pass
+
+
 # --- identity across the process boundary ----------------------------------------------------------------------------
 def ensure_baggage(meta: MutableMapping[str, Any]) -> None:
     """Make sure the request's ``_meta`` carries the caller's identity even when the app's propagators leave
@@ -152,29 +205,38 @@ def inject_meta(meta: MutableMapping[str, Any]) -> None:
     ensure_baggage(meta)
 
 
-def server_context(meta: Mapping[str, Any] | None) -> tuple[otel_context.Context, ChatScope | None, otel_context.Context | None]:
-    """The context a server handler should run in: the current one (the server span) plus the caller's baggage and
-    chat scope from ``meta``. Also returns the scope and the extracted (remote parent) context."""
+def server_context(
+    meta: Mapping[str, Any] | None, *, with_parent: bool = True
+) -> tuple[otel_context.Context, ChatScope | None, otel_context.Context | None]:
+    """The context a server handler should run in: the current one plus the caller's baggage and chat scope from
+    ``meta``. With ``with_parent`` also the extracted remote parent (mcp 1.x; 2.x's SDK extracts that itself)."""
     ctx = otel_context.get_current()
     if not meta:
         return ctx, current(ctx), None
+    extracted: otel_context.Context | None = None
     try:
-        extracted = propagate.extract(meta)
-        if "baggage" in meta and not otel_baggage.get_all(extracted):
-            extracted = _BAGGAGE.extract(meta, context=extracted)
+        if with_parent:
+            extracted = propagate.extract(meta)
+            incoming = otel_baggage.get_all(extracted)
+            if not incoming and "baggage" in meta:
+                incoming = otel_baggage.get_all(_BAGGAGE.extract(meta))
+        else:
+            incoming = otel_baggage.get_all(_BAGGAGE.extract(meta)) if "baggage" in meta else {}
     except Exception:  # noqa: BLE001 - a malformed carrier is the caller's problem, not a reason to fail the tool
         return ctx, current(ctx), None
-    for key, value in otel_baggage.get_all(extracted).items():
+    for key, value in incoming.items():
         ctx = otel_baggage.set_baggage(key, value, ctx)
-    s = current(ctx) or scope_from_baggage(extracted)
+    s = current(ctx) or scope_from_baggage(ctx)
     if s is not None:
-        settings = STATE.settings
-        ctx = context_with_scope(s, ctx, propagate_identity=settings.propagate_identity if settings else True)
+        # The identity keys are in the baggage already (copied above), so only the scope is added.
+        ctx = context_with_scope(s, ctx, propagate_identity=False)
     return ctx, s, extracted
 
 
 def stamp_identity(span: Span, s: ChatScope | None) -> None:
-    if s is not None:
+    """Identity on a span the scope processor could not stamp at its start (no trace context in the request)."""
+    attrs_now = getattr(span, "attributes", None) or {}
+    if s is not None and semconv.GEN_AI_CONVERSATION_ID not in attrs_now and semconv.USER_ID not in attrs_now:
         attrs = identity_attributes(s)
         if attrs:
             span.set_attributes(attrs)

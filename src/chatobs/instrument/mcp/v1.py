@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,16 +28,13 @@ from ._common import (
     mark_slow,
     method_attributes,
     patch,
+    patch_transports,
     server_context,
     stamp_identity,
-    target_from_stdio,
-    target_from_url,
+    take_opening_target,
     tool_result,
     warn,
 )
-
-_opening: contextvars.ContextVar[Target | None] = contextvars.ContextVar("chatobs_mcp_opening", default=None)
-
 
 def supported() -> bool:
     try:
@@ -212,31 +208,9 @@ def _make_send_request(original: Any) -> Any:
 def _make_session_init(original: Any) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        target = _opening.get()
+        target = take_opening_target()
         if target is not None:
             self.__dict__["_chatobs_target"] = target
-
-    return __init__
-
-
-def _make_process_start(original: Any) -> Any:
-    async def _create_platform_compatible_process(command: str, args: list[str], *rest: Any, **kwargs: Any) -> Any:
-        try:
-            _opening.set(target_from_stdio(command, args))
-        except Exception as exc:  # noqa: BLE001
-            warn("stdio target", exc)
-        return await original(command, args, *rest, **kwargs)
-
-    return _create_platform_compatible_process
-
-
-def _make_http_transport_init(original: Any) -> Any:
-    def __init__(self: Any, url: str, *args: Any, **kwargs: Any) -> None:
-        original(self, url, *args, **kwargs)
-        try:
-            _opening.set(target_from_url(str(url)))
-        except Exception as exc:  # noqa: BLE001
-            warn("http target", exc)
 
     return __init__
 
@@ -347,18 +321,7 @@ def instrument() -> None:
     patch(shared_session.BaseSession, "send_request", _make_send_request)
     patch(client_session.ClientSession, "__init__", _make_session_init)
     patch(lowlevel.Server, "_handle_request", _make_handle_request)
-    try:
-        from mcp.client import stdio
-
-        patch(stdio, "_create_platform_compatible_process", _make_process_start)
-    except (ImportError, AttributeError):
-        pass  # older 1.x: sessions over stdio are traced without the command
-    try:
-        from mcp.client import streamable_http
-
-        patch(streamable_http.StreamableHTTPTransport, "__init__", _make_http_transport_init)
-    except (ImportError, AttributeError):
-        pass
+    patch_transports()
 
 
 def uninstrument() -> None:

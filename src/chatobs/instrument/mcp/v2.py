@@ -33,8 +33,10 @@ from ._common import (
     mark_slow,
     method_attributes,
     patch,
+    patch_transports,
     server_context,
     stamp_identity,
+    take_opening_target,
     tool_result,
     warn,
 )
@@ -163,6 +165,9 @@ def _make_session_init(original: Any) -> Any:
             dispatcher = getattr(self, "_dispatcher", None)
             if dispatcher is not None and hasattr(dispatcher, "__dict__"):
                 dispatcher.__dict__["_chatobs_session"] = weakref.ref(self)
+                target = take_opening_target()  # a bare ClientSession over a transport opened just before
+                if target is not None:
+                    dispatcher.__dict__.setdefault("_chatobs_target", target)
         except Exception as exc:  # noqa: BLE001
             warn("session", exc)
 
@@ -176,7 +181,7 @@ def _make_build_session(original: Any) -> Any:
             target = describe_server(self.server)
             dispatcher = getattr(session, "_dispatcher", None)
             if target is not None and dispatcher is not None and hasattr(dispatcher, "__dict__"):
-                dispatcher.__dict__["_chatobs_target"] = target
+                dispatcher.__dict__["_chatobs_target"] = target  # what the user passed wins over the transport's
         except Exception as exc:  # noqa: BLE001
             warn("session", exc)
         return session
@@ -242,7 +247,7 @@ class ChatObsServerMiddleware:
         try:
             current_span = trace.get_current_span()
             span = current_span if _is_sdk_span(current_span, SpanKind.SERVER) else None
-            new_ctx, s, _ = server_context(ctx.meta)
+            new_ctx, s, _ = server_context(ctx.meta, with_parent=False)
             token = otel_context.attach(new_ctx)
             if span is not None:
                 attrs = method_attributes(method, ctx.params)
@@ -295,13 +300,16 @@ def _server_attributes(ctx: Any, name: str | None) -> dict[str, Any]:
 def install_server(server: Any) -> None:
     """Put the chatobs middleware into ``server.middleware`` (low-level ``Server`` or ``MCPServer``), once."""
     lowlevel = getattr(server, "_lowlevel_server", server)
-    chain = getattr(lowlevel, "middleware", None)
-    if not isinstance(chain, list) or any(getattr(m, "chatobs_middleware", False) for m in chain):
+    if lowlevel in _servers:
         return
-    from mcp.server._otel import OpenTelemetryMiddleware
+    chain = getattr(lowlevel, "middleware", None)
+    if not isinstance(chain, list):
+        return
+    if not any(getattr(m, "chatobs_middleware", False) for m in chain):
+        from mcp.server._otel import OpenTelemetryMiddleware
 
-    index = next((i + 1 for i, m in enumerate(chain) if isinstance(m, OpenTelemetryMiddleware)), 0)
-    chain.insert(index, ChatObsServerMiddleware(getattr(lowlevel, "name", None)))
+        index = next((i + 1 for i, m in enumerate(chain) if isinstance(m, OpenTelemetryMiddleware)), 0)
+        chain.insert(index, ChatObsServerMiddleware(getattr(lowlevel, "name", None)))
     _servers.add(lowlevel)
 
 
@@ -329,6 +337,7 @@ def instrument() -> None:
     patch(client_module.Client, "_build_session", _make_build_session)
     patch(client_module.Client, "__aenter__", _make_client_enter)
     patch(runner.ServerRunner, "_compose_server_middleware", _make_compose)
+    patch_transports()
 
 
 def uninstrument() -> None:
