@@ -108,9 +108,10 @@ def start_helpers(cfg: DemoConfig, children: Children, llm_port: int | None, mcp
         cfg = cfg.with_(base_url=f"http://127.0.0.1:{port}/v1")
     if cfg.mcp_transport == "http":
         port = mcp_port or free_port()
-        # The tool server makes no LLM calls: instrumenting (importing) the LLM SDKs there would only slow its start.
-        extra = {} if "CHATOBS_INSTRUMENT" in os.environ else {"CHATOBS_INSTRUMENT": "mcp"}
-        proc = children.start("MCP server", ["demo_app.mcp_server", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)], extra)
+        from .web import tool_server_env
+
+        args = ["demo_app.mcp_server", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
+        proc = children.start("MCP server", args, tool_server_env())
         _wait_until(_listening(port), "the MCP tool server", proc)
         cfg = cfg.with_(mcp_url=f"http://127.0.0.1:{port}/mcp")
     return cfg

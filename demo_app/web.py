@@ -45,10 +45,18 @@ def mcp_target(cfg: DemoConfig) -> Any:
         return cfg.mcp_url
     from .tools import stdio_server
 
-    env = dict(os.environ)
-    # The tool server makes no LLM calls: instrumenting (importing) the LLM SDKs there would only slow its start.
-    env.setdefault("CHATOBS_INSTRUMENT", "mcp")
-    return stdio_server(cfg.mcp_command, env)
+    return stdio_server(cfg.mcp_command, {**os.environ, **tool_server_env()})
+
+
+def tool_server_env() -> dict[str, str]:
+    """What the demo sets for the MCP tool server's own chatobs, unless the environment already says."""
+    env: dict[str, str] = {}
+    if "CHATOBS_INSTRUMENT" not in os.environ:
+        # The tool server makes no LLM calls: instrumenting (importing) the LLM SDKs there would only slow its start.
+        env["CHATOBS_INSTRUMENT"] = "mcp"
+    if not (os.environ.get("CHATOBS_CAPTURE_TOOL_IO") or os.environ.get("MCP_TRACE_TOOL_IO")):
+        env["CHATOBS_CAPTURE_TOOL_IO"] = "true"  # as in the app: tool arguments and results on the server's spans too
+    return env
 
 
 def _local_store() -> Any | None:

@@ -147,7 +147,7 @@ class Demo:
             if spans and done(spans):
                 return spans
             time.sleep(0.1)
-        names = [(s["name"], s["resource"].get("service.name")) for s in spans]
+        names = [(s["name"], s["resource"].get("service.name"), s["span_type"], s["tool_name"]) for s in spans]
         raise AssertionError(f"trace {trace_id} incomplete after {timeout}s: {names}\n--- demo output:\n{self.output()[-3000:]}")
 
 

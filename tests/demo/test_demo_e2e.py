@@ -27,8 +27,20 @@ def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     d.stop()
 
 
-def llm_and_tools(spans: list[dict]) -> bool:
-    return bool(by_type(spans, "llm")) and any(service(s) == MCP_SERVICE for s in spans)
+def tool_turn(tool: str, llm_calls: int = 2):  # type: ignore[no-untyped-def]
+    """Predicate: the whole tool turn is in the store -- the request, the LLM calls, and the tool call's spans from
+    both processes (they arrive in separate batches)."""
+
+    def done(spans: list[dict]) -> bool:
+        calls = [s for s in spans if s["tool_name"] == tool]
+        return (
+            any(s["attributes"].get("chatobs.request") for s in spans)
+            and len(by_type(spans, "llm")) >= llm_calls
+            and any(service(s) == APP_SERVICE for s in calls)
+            and any(service(s) == MCP_SERVICE for s in calls)
+        )
+
+    return done
 
 
 def test_echo_turn_is_one_trace_with_llm_span(demo: Demo) -> None:
@@ -61,7 +73,7 @@ def test_calculate_runs_the_mcp_tool_in_the_same_trace(demo: Demo) -> None:
     assert body["reply"] == "The result is 5"
     assert body["tools"][0]["name"] == "calculator" and body["tools"][0]["result"] == "5"
 
-    spans = demo.wait_spans(trace_id, lambda s: len(by_type(s, "llm")) >= 2 and any(service(x) == MCP_SERVICE for x in s))
+    spans = demo.wait_spans(trace_id, tool_turn("calculator"))
     assert {s["trace_id"] for s in spans} == {trace_id}
     request = root(spans)
     # The tool-call round and the answer round: two LLM calls under the request.
@@ -84,10 +96,15 @@ def test_slow_tool_is_marked_slow(demo: Demo) -> None:
     r = demo.chat("please do something slow", conversation_id="conv-slow", traceparent=traceparent)
     assert r.status_code == 200, r.text
     assert r.json()["tools"][0]["name"] == "slow_lookup"
-    spans = demo.wait_spans(trace_id, llm_and_tools)
+    spans = demo.wait_spans(trace_id, tool_turn("slow_lookup"))
     slow = [s for s in spans if s["tool_name"] == "slow_lookup" and service(s) == APP_SERVICE]
     assert slow and slow[0]["duration_ms"] >= SLOW_TOOL_MS
     assert slow[0]["attributes"].get("chatobs.slow") is True
+    # Tool input and output are recorded on both sides (the demo turns CHATOBS_CAPTURE_TOOL_IO on for both processes).
+    for s in spans:
+        if s["tool_name"] == "slow_lookup":
+            assert "something slow" in str(s["attributes"].get("gen_ai.tool.call.arguments")), service(s)
+            assert s["attributes"].get("gen_ai.tool.call.result"), service(s)
 
 
 def test_error_is_a_failed_turn_and_regenerate_recovers(demo: Demo) -> None:
@@ -133,7 +150,7 @@ def test_pii_is_masked_in_every_process(demo: Demo) -> None:
     trace_id, traceparent = new_traceparent()
     r = demo.chat(f"calculate 1+2 and mail me at {email}", conversation_id="conv-pii", traceparent=traceparent)
     assert r.status_code == 200, r.text
-    spans = demo.wait_spans(trace_id, lambda s: len(by_type(s, "llm")) >= 2 and any(service(x) == MCP_SERVICE for x in s))
+    spans = demo.wait_spans(trace_id, tool_turn("calculator"))
     llm_input = str(by_type(spans, "llm")[0]["attributes"].get("gen_ai.input.messages"))
     assert "calculate 1+2" in llm_input  # content is recorded...
     for s in spans:
@@ -149,7 +166,7 @@ def test_streaming_reply_ends_with_the_trace_id(demo: Demo) -> None:
     assert "".join(e["text"] for e in events if e["type"] == "delta") == "The result is 42"
     trace_id = events[-1]["trace_id"]
     assert trace_id == response.headers["x-trace-id"]
-    spans = demo.wait_spans(trace_id, lambda s: len(by_type(s, "llm")) >= 2 and any(service(x) == MCP_SERVICE for x in s))
+    spans = demo.wait_spans(trace_id, tool_turn("calculator"))
     # Token usage is recorded on streamed calls too.
     assert all(s["input_tokens"] and s["output_tokens"] for s in by_type(spans, "llm"))
     assert all(s["conversation_id"] == "conv-stream" for s in spans)
@@ -238,14 +255,15 @@ def test_browser_chat_to_tool_span(demo: Demo, tmp_path: Path) -> None:
             href = link.get_attribute("href")
             assert trace_id and href and trace_id in href
             # The trace ID came from the page's own traceparent: the request span's parent is the browser's span.
-            spans = demo.wait_spans(trace_id, lambda s: any(service(x) == MCP_SERVICE for x in s) and len(by_type(s, "llm")) >= 2)
+            spans = demo.wait_spans(trace_id, tool_turn("calculator"))
             assert root(spans)["parent_id"] and root(spans)["parent_id"] not in {x["span_id"] for x in spans}
             assert root(spans)["user_id"] == "erin"
 
             page.goto(demo.url + href)  # the link opens a new tab; follow it in this one
             tool_row = page.locator('.span-row[data-type="tool"]').first
             sync_api.expect(tool_row).to_contain_text("calculator", timeout=30_000)
-            page.locator(".span-row", has_text="tools/call calculator").last.click()
+            # The app's MCP client span: the tool call as the chat app saw it, arguments and result included.
+            page.locator(".span-row", has_text="MCP send tools/call").first.click()
             sync_api.expect(page.locator("#span-details")).to_contain_text("calculator")
             page.screenshot(path=str(shots / "demo-trace.png"))
         finally:
