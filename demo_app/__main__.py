@@ -123,7 +123,10 @@ def describe(cfg: DemoConfig) -> str:
     rt = get_runtime()
     exporters = ", ".join(f"{s.name} ({s.reason})" for s in rt.exporters) if rt else "none (chatobs disabled)"
     url = f"http://{cfg.host}:{cfg.port}"
-    llm = f"fake provider at {cfg.base_url}" if cfg.fake else f"{cfg.base_url or 'OpenAI'} (OPENAI_API_KEY is set)"
+    from .web import without_userinfo
+
+    provider = without_userinfo(cfg.base_url or "OpenAI")
+    llm = f"fake provider at {cfg.base_url}" if cfg.fake else f"{provider} (OPENAI_API_KEY is set)"
     mcp = "stdio (spawned by the app)" if cfg.mcp_transport == "stdio" else f"streamable HTTP at {cfg.mcp_url}"
     lines = [
         f"chatobs demo ({cfg.framework}) on {url}",

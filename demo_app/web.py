@@ -100,7 +100,7 @@ def public_config(cfg: DemoConfig, viewer_url: str | None) -> dict[str, Any]:
     return {
         "framework": cfg.framework,
         "model": cfg.model,
-        "provider": "fake (local, deterministic)" if cfg.fake else (cfg.base_url or "OpenAI"),
+        "provider": "fake (local, deterministic)" if cfg.fake else without_userinfo(cfg.base_url or "OpenAI"),
         "viewer_url": viewer_url,
         "trace_url": f"{viewer_url}/#/t/{{trace_id}}" if viewer_url else None,
     }
@@ -183,3 +183,15 @@ def mount_viewer_wsgi(app: Any, cfg: DemoConfig, loop: Any) -> str | None:
 
     app.wsgi_app = dispatch
     return VIEWER_PREFIX
+
+
+def without_userinfo(url: str) -> str:
+    """A URL fit to show on the page: credentials someone put in OPENAI_BASE_URL are dropped."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

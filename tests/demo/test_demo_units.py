@@ -136,3 +136,10 @@ def test_llm_errors_become_readable_failed_turns() -> None:
     assert failed.error_type == "RateLimitError" and "429" in str(failed)
     failed = describe_llm_error(openai.APIConnectionError(request=httpx.Request("POST", "http://x")))
     assert "could not be reached" in str(failed)
+
+
+def test_provider_url_shown_without_credentials() -> None:
+    from demo_app.web import without_userinfo
+
+    assert without_userinfo("https://user:secret@llm.example:8443/v1") == "https://llm.example:8443/v1"
+    assert without_userinfo("https://api.openai.com/v1") == "https://api.openai.com/v1"
