@@ -120,10 +120,11 @@ class Settings(BaseSettings):
     tail_max_traces: int = _env("CHATOBS_TAIL_MAX_TRACES", default=10000, ge=1, doc="Open traces held for the tail rules; past it the oldest is decided early (counted).", example="2000")
     tail_max_spans_per_trace: int = _env("CHATOBS_TAIL_MAX_SPANS_PER_TRACE", default=512, ge=1, doc="Spans held per open trace; past it the trace is decided early (counted).", example="128")
     tail_max_bytes: int = _env("CHATOBS_TAIL_MAX_BYTES", default=64 * 1024 * 1024, ge=1024, doc="Approximate bytes held for the tail rules across all open traces.", example="16777216")
-    langfuse_sample_rate: float | None = _env("LANGFUSE_SAMPLE_RATE", "CHATOBS_LANGFUSE_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of kept conversations also sent to Langfuse (nested in the global rate).", example="0.1")
-    opik_sample_rate: float | None = _env("CHATOBS_OPIK_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of kept conversations also sent to Opik.", example="0.1")
-    otlp_sample_rate: float | None = _env("CHATOBS_OTLP_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of kept conversations also sent over OTLP.", example="0.5")
-    local_sample_rate: float | None = _env("CHATOBS_LOCAL_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of kept conversations also written to the local store.", example="1.0")
+    tail_max_age_s: float = _env("CHATOBS_TAIL_MAX_AGE_S", default=300.0, gt=0, doc="Longest an open trace is held for the tail rules; past it the trace is decided on what arrived (counted).", example="60")
+    langfuse_sample_rate: float | None = _env("LANGFUSE_SAMPLE_RATE", "CHATOBS_LANGFUSE_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of conversations sent to Langfuse; the same hash is compared with every rate, so they nest (effective rate: the smaller of this and `CHATOBS_SAMPLE_RATE`). Traces kept by a tail rule are always sent.", example="0.1")
+    opik_sample_rate: float | None = _env("CHATOBS_OPIK_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of conversations sent to Opik (nested like `LANGFUSE_SAMPLE_RATE`).", example="0.1")
+    otlp_sample_rate: float | None = _env("CHATOBS_OTLP_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of conversations sent over OTLP (nested like `LANGFUSE_SAMPLE_RATE`).", example="0.5")
+    local_sample_rate: float | None = _env("CHATOBS_LOCAL_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of conversations written to the local store (nested like `LANGFUSE_SAMPLE_RATE`).", example="1.0")
 
     # --- Dispatch -----------------------------------------------------------------------------------------------
     exporters: CSV | None = _env("CHATOBS_EXPORTERS", default=None, doc="Where spans go: comma list of `otlp`, `langfuse`, `opik`, `local`, `console`, `none`. Unset: chosen from the keys that are set, else `local`.", example="otlp,langfuse")
