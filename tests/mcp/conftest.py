@@ -15,8 +15,8 @@ from tests.conftest import subprocess_env
 from tests.mcp.otlp_receiver import OtlpReceiver
 
 # The server process: OTLP to the receiver, short export interval, short slow tool, no Presidio start-up cost.
-SLOW_TOOL_S = "0.6"
-SERVER_SLOW_MS = "300"
+SLOW_TOOL_S = "1.0"
+SERVER_SLOW_MS = "500"
 
 
 def server_env(receiver: OtlpReceiver, **extra: str) -> dict[str, str]:

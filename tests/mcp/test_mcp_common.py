@@ -30,3 +30,23 @@ def test_describe_server_understands_what_a_client_is_given() -> None:
     assert stdio is not None and stdio.transport == "pipe" and "hunter2" not in (stdio.command or "")
     assert describe_server("http://127.0.0.1:8765/mcp").port == 8765  # type: ignore[union-attr]
     assert describe_server(object()) is None
+
+
+def test_init_does_not_import_mcp_and_patches_it_when_the_app_does() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    script = (
+        "import sys, chatobs\n"
+        "chatobs.init(exporters='none')\n"
+        "assert 'mcp' not in sys.modules, 'init() imported mcp'\n"
+        "from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher\n"
+        "assert getattr(JSONRPCDispatcher._write, '_chatobs', False), 'not patched on import'\n"
+        "chatobs.shutdown()\n"
+        "assert not getattr(JSONRPCDispatcher._write, '_chatobs', False), 'not unpatched'\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -140,7 +140,7 @@ async def test_stdio_tool_call_is_one_trace_across_processes(make_capture, recei
 
 
 async def test_http_parallel_calls_errors_slowness_and_tool_io(make_capture, receiver: OtlpReceiver, http_server: str) -> None:
-    cap = make_capture(capture_tool_io=True, slow_tool_ms=300)
+    cap = make_capture(capture_tool_io=True, slow_tool_ms=500)
     app = make_app(lambda: http_server)
     calls = [
         ["calculator", {"expression": "(2 + 3) * 4"}],

@@ -38,14 +38,26 @@ def flavour() -> str:
 
 
 def instrument(settings: "Settings") -> bool:
-    """Patch the installed mcp SDK (client and server). Idempotent; returns True when something was patched."""
-    if STATE.settings is not None:
-        STATE.settings = settings  # re-init after shutdown keeps the patches, takes the new settings
-        return True
+    """Patch the mcp SDK (client and server) -- now if the app has imported it, else right after it does, so that
+    ``chatobs.init()`` never imports mcp for an app that does not use it. Idempotent."""
+    first = STATE.settings is None and not STATE.pending
+    STATE.settings = settings  # re-init after shutdown keeps the patches and takes the new settings
+    if first:
+        from .._sdk_patch import when_imported
+
+        STATE.pending = True
+        when_imported("mcp", _apply)
+    return True
+
+
+def _apply(_module: object = None) -> None:
+    STATE.pending = False
+    if STATE.flavour or STATE.settings is None:
+        return
     kind = flavour()
     if not kind:
         logger.info("chatobs: mcp is installed but neither its 2.x nor its 1.x API was recognised; MCP not traced")
-        return False
+        return
     if kind == "v2":
         from . import v2 as impl
     else:
@@ -56,11 +68,14 @@ def instrument(settings: "Settings") -> bool:
         _undo()
         raise
     STATE.flavour = kind
-    STATE.settings = settings
-    return True
 
 
 def uninstrument() -> None:
+    if STATE.pending:
+        from .._sdk_patch import cancel_when_imported
+
+        cancel_when_imported("mcp")
+        STATE.pending = False
     if STATE.flavour == "v2":
         from . import v2
 
@@ -97,6 +112,8 @@ def instrument_mcp_server(server: S) -> S:
             if runtime is None:
                 return server  # chatobs disabled
             instrument(runtime.settings)
+        if not STATE.flavour:
+            _apply()  # mcp is imported (the server exists), so patch now
         if STATE.flavour == "v2":
             from . import v2
 

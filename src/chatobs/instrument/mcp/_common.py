@@ -36,7 +36,8 @@ _BAGGAGE = W3CBaggagePropagator()
 @dataclass
 class State:
     settings: "Settings | None" = None
-    flavour: str = ""  # "v2" (enrich the SDK's spans) | "v1" (create spans)
+    flavour: str = ""  # "v2" (enrich the SDK's spans) | "v1" (create spans); "" until patched
+    pending: bool = False  # waiting for the app to import mcp
     undo: list[Callable[[], None]] = field(default_factory=list)
 
 
