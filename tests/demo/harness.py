@@ -49,10 +49,10 @@ class Demo:
             CHATOBS_EXPORT_INTERVAL_MS="50",
             CHATOBS_SLOW_TOOL_MS=str(SLOW_TOOL_MS),
             DEMO_SLOW_TOOL_SECONDS=str(SLOW_TOOL_SECONDS),
-            **extra_env,
         )
         for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DEMO_MODEL"):
             env.pop(key, None)  # a developer's real key must not turn the tests into paid calls
+        env.update(extra_env)
         self._logf = self.log.open("wb")
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "demo_app", "--framework", framework, "--port", str(self.port), *extra_args],

@@ -1,6 +1,6 @@
-"""The demo honours the backend configuration: with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, both of its processes send
-their spans over OTLP (real protobuf bytes, decoded here with ``opentelemetry-proto``) and no local viewer is
-mounted."""
+"""The demo honours its configuration: with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, both of its processes send their
+spans over OTLP (real protobuf bytes, decoded here with ``opentelemetry-proto``) and no local viewer is mounted; with
+``OPENAI_API_KEY`` set, it talks to the configured provider instead of starting its fake one."""
 
 from __future__ import annotations
 
@@ -99,3 +99,24 @@ def test_otlp_endpoint_receives_the_whole_turn_from_both_processes(otlp_demo: De
     assert otlp_demo.client.get("/_chatobs/").status_code == 404
     assert "traces: otlp" in otlp_demo.output()  # the banner says where traces go, and why
 
+
+
+def test_openai_key_switches_to_the_configured_provider(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from demo_app.fake_llm import FakeLLM
+
+    # Stands in for a real provider: the demo must use it (key, base URL, model) and start no fake of its own.
+    with FakeLLM() as provider:
+        demo = Demo("flask", tmp_path_factory.mktemp("demo-provider"), OPENAI_API_KEY="sk-test-key",
+                    OPENAI_BASE_URL=provider.base_url + "/v1", DEMO_MODEL="my-model")
+        try:
+            r = demo.chat("calculate 4*5")
+            assert r.status_code == 200 and r.json()["reply"] == "The result is 20"
+            chats = [q for q in provider.requests if q["path"] == "/chat/completions"]
+            assert len(chats) == 2 and all(q["json"]["model"] == "my-model" for q in chats)
+            headers = {k.lower(): v for k, v in chats[0]["headers"].items()}
+            assert headers["authorization"] == "Bearer sk-test-key"
+            assert "x-conversation-id" not in headers  # the fake's test hook is not sent to a real provider
+            assert "fake LLM provider on" not in demo.output() and "(OPENAI_API_KEY is set)" in demo.output()
+            assert "sk-test-key" not in demo.output()
+        finally:
+            demo.stop()
