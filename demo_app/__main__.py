@@ -174,15 +174,25 @@ def serve_flask(cfg: DemoConfig) -> None:
         app.extensions["demo_close"]()
 
 
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a port number 1-65535") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a port number 1-65535")
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo_app", description="The chatobs demo chat app.")
     parser.add_argument("--framework", choices=["fastapi", "flask"], default="fastapi")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=_port, default=8000)
     parser.add_argument("--mcp-transport", choices=["stdio", "http"], default="stdio",
                         help="how the app reaches the MCP tool server (default: stdio, the app spawns it)")
-    parser.add_argument("--llm-port", type=int, default=None, help="port of the fake LLM provider (default: a free one)")
-    parser.add_argument("--mcp-port", type=int, default=None, help="port of the MCP server with --mcp-transport http")
+    parser.add_argument("--llm-port", type=_port, default=None, help="port of the fake LLM provider (default: a free one)")
+    parser.add_argument("--mcp-port", type=_port, default=None, help="port of the MCP server with --mcp-transport http")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpx2", "werkzeug", "mcp"):
@@ -200,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         pass
     except RuntimeError as exc:
         print(f"python -m demo_app: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"python -m demo_app: cannot listen on {cfg.host}:{cfg.port}: {exc} (choose another --port)", file=sys.stderr)
         return 1
     finally:
         children.stop()
