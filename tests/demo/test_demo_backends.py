@@ -74,15 +74,27 @@ def collector() -> Iterator[Collector]:
 
 
 @pytest.fixture(scope="module")
-def otlp_demo(collector: Collector, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    d = Demo("fastapi", tmp_path_factory.mktemp("demo-otlp"), OTEL_EXPORTER_OTLP_ENDPOINT=collector.url)
+def provider() -> Iterator[Any]:
+    from demo_app.fake_llm import FakeLLM
+
+    # Stands in for a real provider: the demo must use it (key, base URL, model) and start no fake of its own.
+    with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def configured_demo(collector: Collector, provider: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """One demo configured the way a user points it elsewhere: an OTLP endpoint and an OpenAI key (one start, two
+    checks: starts are the slow part of these tests)."""
+    d = Demo("flask", tmp_path_factory.mktemp("demo-configured"), OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+             OPENAI_API_KEY="sk-test-key", OPENAI_BASE_URL=provider.base_url + "/v1", DEMO_MODEL="my-model")
     yield d
     d.stop()
 
 
-def test_otlp_endpoint_receives_the_whole_turn_from_both_processes(otlp_demo: Demo, collector: Collector) -> None:
+def test_otlp_endpoint_receives_the_whole_turn_from_both_processes(configured_demo: Demo, collector: Collector) -> None:
     trace_id, traceparent = new_traceparent()
-    r = otlp_demo.chat("calculate 2+3", conversation_id="conv-otlp", traceparent=traceparent)
+    r = configured_demo.chat("calculate 2+3", conversation_id="conv-otlp", traceparent=traceparent)
     assert r.status_code == 200 and r.json()["reply"] == "The result is 5"
 
     def complete(found: list[tuple[str, Any]]) -> bool:
@@ -94,29 +106,21 @@ def test_otlp_endpoint_receives_the_whole_turn_from_both_processes(otlp_demo: De
         attrs = {a.key: a.value.string_value for a in span.attributes}
         assert attrs.get("gen_ai.conversation.id") == "conv-otlp", (svc, span.name)
     # Nothing was written locally, and there is no viewer to link to.
-    assert not otlp_demo.db.exists()
-    assert otlp_demo.client.get("/api/config").json()["viewer_url"] is None
-    assert otlp_demo.client.get("/_chatobs/").status_code == 404
-    assert "traces: otlp" in otlp_demo.output()  # the banner says where traces go, and why
+    assert not configured_demo.db.exists()
+    assert configured_demo.client.get("/api/config").json()["viewer_url"] is None
+    assert configured_demo.client.get("/_chatobs/").status_code == 404
+    assert "traces: otlp" in configured_demo.output()  # the banner says where traces go, and why
 
 
-
-def test_openai_key_switches_to_the_configured_provider(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from demo_app.fake_llm import FakeLLM
-
-    # Stands in for a real provider: the demo must use it (key, base URL, model) and start no fake of its own.
-    with FakeLLM() as provider:
-        demo = Demo("flask", tmp_path_factory.mktemp("demo-provider"), OPENAI_API_KEY="sk-test-key",
-                    OPENAI_BASE_URL=provider.base_url + "/v1", DEMO_MODEL="my-model")
-        try:
-            r = demo.chat("calculate 4*5")
-            assert r.status_code == 200 and r.json()["reply"] == "The result is 20"
-            chats = [q for q in provider.requests if q["path"] == "/chat/completions"]
-            assert len(chats) == 2 and all(q["json"]["model"] == "my-model" for q in chats)
-            headers = {k.lower(): v for k, v in chats[0]["headers"].items()}
-            assert headers["authorization"] == "Bearer sk-test-key"
-            assert "x-conversation-id" not in headers  # the fake's test hook is not sent to a real provider
-            assert "fake LLM provider on" not in demo.output() and "(OPENAI_API_KEY is set)" in demo.output()
-            assert "sk-test-key" not in demo.output()
-        finally:
-            demo.stop()
+def test_openai_key_switches_to_the_configured_provider(configured_demo: Demo, provider: Any) -> None:
+    provider.reset()
+    r = configured_demo.chat("calculate 4*5")
+    assert r.status_code == 200 and r.json()["reply"] == "The result is 20"
+    chats = [q for q in provider.requests if q["path"] == "/chat/completions"]
+    assert len(chats) == 2 and all(q["json"]["model"] == "my-model" for q in chats)
+    headers = {k.lower(): v for k, v in chats[0]["headers"].items()}
+    assert headers["authorization"] == "Bearer sk-test-key"
+    assert "x-conversation-id" not in headers  # the fake's test hook is not sent to a real provider
+    output = configured_demo.output()
+    assert "fake LLM provider on" not in output and "(OPENAI_API_KEY is set)" in output
+    assert "sk-test-key" not in output
