@@ -118,6 +118,15 @@ SERVICE_NAME: Final = "service.name"
 SERVICE_VERSION: Final = "service.version"
 DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
 
+# --- metric attributes of chatobs's own instruments (pipeline health, alerts) -----------------------------------
+EXPORTER: Final = "chatobs.exporter"
+DROP_WHERE: Final = "chatobs.drop.where"  # "pipeline" or an exporter's name
+DROP_REASON: Final = "chatobs.drop.reason"
+PIPELINE_EVENT: Final = "chatobs.event"
+ALERT_RULE: Final = "chatobs.alert.rule"
+ALERT_TYPE: Final = "chatobs.alert.type"
+TOOL_STATUS: Final = "chatobs.tool.status"  # ok | error, on the seed's mcp.tool.* instruments
+
 # --- attributes that carry user or model content: masked by the privacy pipeline --------------------------------
 CONTENT_ATTRIBUTES: Final = frozenset(
     {
