@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,6 +106,11 @@ def test_slow_tool_is_marked_slow(demo: Demo) -> None:
         if s["tool_name"] == "slow_lookup":
             assert "something slow" in str(s["attributes"].get("gen_ai.tool.call.arguments")), service(s)
             assert s["attributes"].get("gen_ai.tool.call.result"), service(s)
+    # ...and chatobs's slow-tool alert reaches the demo's console.
+    deadline = time.monotonic() + 15
+    while "[slow_tool]" not in demo.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "[slow_tool] tool 'slow_lookup'" in demo.output()
 
 
 def test_error_is_a_failed_turn_and_regenerate_recovers(demo: Demo) -> None:
