@@ -142,3 +142,25 @@ CONTENT_ATTRIBUTES: Final = frozenset(
         URL_QUERY,
     }
 )
+
+# --- Langfuse (what its server maps from OTLP; names as in the langfuse 5.x SDK's LangfuseOtelSpanAttributes) ------
+LF_TRACE_NAME: Final = "langfuse.trace.name"
+LF_TRACE_TAGS: Final = "langfuse.trace.tags"
+LF_TRACE_METADATA: Final = "langfuse.trace.metadata"  # one attribute per key: langfuse.trace.metadata.<key>
+LF_TRACE_INPUT: Final = "langfuse.trace.input"  # older servers read trace I/O from these; newer from the app root
+LF_TRACE_OUTPUT: Final = "langfuse.trace.output"
+LF_OBSERVATION_TYPE: Final = "langfuse.observation.type"
+LF_OBSERVATION_METADATA: Final = "langfuse.observation.metadata"
+LF_OBSERVATION_LEVEL: Final = "langfuse.observation.level"
+LF_OBSERVATION_STATUS_MESSAGE: Final = "langfuse.observation.status_message"
+LF_OBSERVATION_INPUT: Final = "langfuse.observation.input"
+LF_OBSERVATION_OUTPUT: Final = "langfuse.observation.output"
+LF_COMPLETION_START_TIME: Final = "langfuse.observation.completion_start_time"
+LF_MODEL: Final = "langfuse.observation.model.name"
+LF_MODEL_PARAMETERS: Final = "langfuse.observation.model.parameters"
+LF_USAGE_DETAILS: Final = "langfuse.observation.usage_details"
+LF_COST_DETAILS: Final = "langfuse.observation.cost_details"
+LF_PROMPT_NAME: Final = "langfuse.observation.prompt.name"
+LF_ENVIRONMENT: Final = "langfuse.environment"
+LF_RELEASE: Final = "langfuse.release"
+LF_IS_APP_ROOT: Final = "langfuse.internal.is_app_root"
