@@ -137,8 +137,6 @@ def test_error_is_a_failed_turn_and_regenerate_recovers(demo: Demo) -> None:
     assert history[1]["error"] is None and history[1]["trace_id"] == trace_id2
 
 
-@pytest.mark.xfail(strict=True, reason="fake_llm.py calls kb_lookup with {'term': ...} but mcp_server.py's kb_lookup "
-                   "takes 'query': the tool answers a validation error. Remove this mark when the two agree.")
 def test_lookup_uses_the_knowledge_base(demo: Demo) -> None:
     r = demo.chat("lookup refunds", conversation_id="conv-kb")
     assert r.status_code == 200, r.text
