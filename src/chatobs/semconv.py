@@ -130,3 +130,24 @@ CONTENT_ATTRIBUTES: Final = frozenset(
         URL_QUERY,
     }
 )
+
+# Content attributes written by other instrumentations (OpenLLMetry's indexed prompts, OpenInference, Langfuse's and
+# Traceloop's own): masked the same way when an app's other instrumentation puts them on spans chatobs exports.
+FOREIGN_CONTENT_ATTRIBUTES: Final = frozenset(
+    {
+        "input.value",
+        "output.value",
+        "langfuse.observation.input",
+        "langfuse.observation.output",
+        "langfuse.trace.input",
+        "langfuse.trace.output",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+        "db.query.text",
+        "db.statement",
+    }
+)
+FOREIGN_CONTENT_PREFIXES: Final = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
+HTTP_RESPONSE_HEADER_PREFIX: Final = "http.response.header."
+# Span-event attributes that never carry content (everything else on an event is masked like content).
+EVENT_NON_CONTENT_ATTRIBUTES: Final = frozenset({EXCEPTION_TYPE, "exception.escaped"})
