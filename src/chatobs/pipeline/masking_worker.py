@@ -3,8 +3,8 @@
 The parent (the redaction stage, on the pipeline thread) sends one request per batch -- the texts that missed the cache
 -- as a JSON line on the child's stdin and waits for the JSON-line answer, with a timeout. At most ``max_inflight``
 requests are outstanding (the bounded queue); past that a batch fails closed with ``queue_full``. The child is a plain
-``python -m chatobs.pipeline.masking_worker`` (not ``multiprocessing``, which would re-import the app's ``__main__``),
-runs at lower CPU priority, and exits when its stdin closes (parent gone). A dead child is restarted, at most every few
+``python -m chatobs.pipeline.masking_worker`` (not ``multiprocessing``, which would re-import the app's ``__main__``)
+and exits when its stdin closes (parent gone). A dead child is restarted, at most every few
 seconds; meanwhile content fails closed with ``worker_unavailable``.
 """
 
@@ -222,10 +222,6 @@ def _write(msg: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    try:
-        os.nice(5)  # masking is background work: the app's own processes come first when CPUs are busy
-    except OSError:
-        pass
     first = sys.stdin.readline()
     if not first:
         return

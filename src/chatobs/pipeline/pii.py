@@ -156,21 +156,22 @@ def keyed_hash(key_hex: str, value: str, length: int = 16) -> str:
 # --- tuned recognizers ----------------------------------------------------------------------------------------------
 
 _STREET_SUFFIXES = (
+    # USPS street suffixes (singular; an optional plural "s" is added below), plus common abbreviations.
     "Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|"
-    "Parkway|Pkwy|Highway|Hwy|Square|Sq|Squares|Trail|Trl|Crossing|Xing|Loop|Alley|Plaza|Plz|Ridge|Park|Pike|Row|"
-    "Run|Path|Walk|Point|Pt|Heights|Hts|Hills?|Mountains?|Mount|Estates?|Gardens?|Grove|Glens?|Harbors?|Haven|"
-    "Island|Junctions?|Keys?|Knolls?|Lakes?|Landing|Lights?|Manors?|Meadows?|Mills?|Orchard|Oval|Pass|Passage|Pines|"
-    "Plains?|Ports?|Prairie|Radial|Ranch|Rapids?|Rest|Routes?|Shoals?|Shores?|Springs?|Spurs?|Stations?|Stream|"
-    "Summit|Throughway|Trace|Track|Tunnel|Turnpike|Union|Unions|Valleys?|Via|Views?|Villages?|Villes?|Vista|"
-    "Wells?|Forks?|Forges?|Fords?|Forest|Flats?|Fields?|Falls|Extensions?|Expressway|Divide|Dale|Dam|Curve|Crest|"
-    "Creek|Courts|Corners?|Commons?|Cliffs?|Club|Centers?|Causeway|Camp|Canyon|Cape|Burgs?|Brooks?|Bridge|Branch|"
-    "Bottom|Bluffs?|Bend|Beach|Bayou|Arcade|Green|Greens|Cove|Coves|Ferry|Freeway|Gateway|Isle|Lock|Locks|Lodge|"
-    "Motorway|Neck|Overpass|Skyway|Square|Stravenue|Underpass|Wall"
+    "Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Crossing|Crossroad|Xing|Loop|Alley|Plaza|Plz|Ridge|Park|Pike|Row|"
+    "Run|Path|Walk|Point|Pt|Height|Hts|Hill|Mountain|Mount|Estate|Garden|Grove|Glen|Harbor|Haven|Island|Junction|Key|"
+    "Knoll|Lake|Landing|Light|Manor|Meadow|Mill|Orchard|Oval|Pass|Passage|Pine|Plain|Port|Prairie|Radial|Ranch|Rapid|"
+    "Rest|Route|Shoal|Shore|Spring|Spur|Station|Stream|Summit|Throughway|Trace|Track|Tunnel|Turnpike|Union|Valley|"
+    "Via|View|Village|Ville|Vista|Well|Fork|Forge|Ford|Forest|Flat|Field|Fall|Extension|Expressway|Divide|Dale|Dam|"
+    "Curve|Crest|Creek|Corner|Common|Cliff|Club|Center|Causeway|Camp|Canyon|Cape|Burg|Brook|Bridge|Branch|Bottom|"
+    "Bluff|Bend|Beach|Bayou|Arcade|Green|Cove|Ferry|Freeway|Gateway|Isle|Lock|Lodge|Motorway|Neck|Overpass|Skyway|"
+    "Stravenue|Underpass|Wall|Inlet|Crescent|Hollow|Loaf|Bypass|Mission|Mall|Ramp|Trafficway|Harbour|Close|Mews|Gate|"
+    "Gardens|Rise|Wharf|Wynd|Parade|Quay|Esplanade|Cres|Blvd"
 )
 # "123 Main Street", "0487 Hopkins Squares Suite 435", optionally ", Springfield, IL 62704".
 _STREET = (
     r"\b\d{1,6}[A-Za-z]?\s+(?:[NSEW]\.?\s+|North\s+|South\s+|East\s+|West\s+)?(?:[A-Z][a-z]+\.?\s+){1,3}"
-    rf"(?:{_STREET_SUFFIXES})\b\.?"
+    rf"(?:{_STREET_SUFFIXES})s?\b\.?"
     r"(?:,?\s+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|#)\s*[A-Za-z0-9-]+)?"
     r"(?:,?\s+(?:[A-Z][a-z]+\s?){1,3},\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?)?"
 )
@@ -186,10 +187,13 @@ _PHONE_NANP = (
 _PHONE_INTL = r"(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?)(?:[\s.-]?\d{2,4}){2,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-])"
 # Ten bare digits: only with a context word (phone, call...), which the tokenizer engine supplies.
 _PHONE_BARE = r"(?<![\w.-])\d{10}(?:x\d{1,6})?(?![\w-])"
+# European national formats: a trunk prefix "0" in brackets or leading 10-11 digits: (0161) 4960170, 01134960128.
+_PHONE_TRUNK = r"(?<![\w.+-])\(0\d{2,5}\)\s?\d{3,8}(?:[\s-]\d{2,6})?(?![\w-])"
+_PHONE_TRUNK_BARE = r"(?<![\w.+-])0\d{9,10}(?![\w.-])"
 
-# Card numbers with any grouping, 13-19 digits, issuer prefixes only (keeps 13-digit millisecond timestamps out);
+# Card numbers with any grouping, 12-19 digits (Maestro has 12), issuer prefixes only (keeps 13-digit millisecond timestamps out);
 # Presidio's validator adds the Luhn check.
-_CARD = r"\b(?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|3[47]\d{2}|3[068]\d{2}|6(?:011|5\d{2}|4[4-9]\d|2\d{2})|5[06-9]\d{2}|35\d{2})(?:[\s-]?\d){9,15}\b"
+_CARD = r"\b(?:4\d{3}|5\d{3}|2[2-7]\d{2}|2131|1800|3[47]\d{2}|3[068]\d{2}|35\d{2}|6\d{3}|0604)(?:[\s-]?\d){8,15}\b"
 
 _ETH = r"\b0x[a-fA-F0-9]{40}\b"
 
@@ -219,7 +223,9 @@ class _Recognizers:
             def validate_result(self, pattern_text: str) -> bool:
                 return _offline_tld()(pattern_text).fqdn != ""
 
-        wanted = set(cfg.entities)
+        # Every recognizer is loaded; the configured entities are chosen per call, so one analyzer serves every
+        # configuration (building one is the expensive part).
+        wanted = set(PATTERN_ENTITIES)
         recs: list[Any] = []
         if "EMAIL_ADDRESS" in wanted:
             recs.append(OfflineEmailRecognizer())
@@ -239,6 +245,8 @@ class _Recognizers:
                         Pattern("phone (nanp)", _PHONE_NANP, 0.6),
                         Pattern("phone (intl)", _PHONE_INTL, 0.55),
                         Pattern("phone (bare 10 digits)", _PHONE_BARE, 0.2),
+                        Pattern("phone (trunk prefix)", _PHONE_TRUNK, 0.6),
+                        Pattern("phone (trunk prefix, bare)", _PHONE_TRUNK_BARE, 0.45),
                     ],
                     context=_PHONE_CONTEXT,
                 )
@@ -270,7 +278,7 @@ class _Recognizers:
                 )
             )
         if cfg.recognizers_file:
-            recs.extend(r for r in _load_custom_recognizers(cfg.recognizers_file) if set(r.supported_entities) & wanted or not cfg.entities)
+            recs.extend(_load_custom_recognizers(cfg.recognizers_file))
         return recs
 
 
@@ -418,21 +426,10 @@ class PiiEngine:
     """Presidio analyzer + anonymizer for one ``PiiConfig``."""
 
     def __init__(self, cfg: PiiConfig) -> None:
-        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-        from presidio_anonymizer import AnonymizerEngine
         from presidio_anonymizer.entities import OperatorConfig
 
         self.cfg = cfg
-        nlp = _nlp_engine(cfg)
-        registry = RecognizerRegistry(supported_languages=["en"])
-        for rec in _Recognizers.build(cfg):
-            registry.add_recognizer(rec)
-        if cfg.mode == "ner":
-            from presidio_analyzer.predefined_recognizers import SpacyRecognizer
-
-            registry.add_recognizer(SpacyRecognizer(supported_entities=[e for e in NER_ENTITIES if e in cfg.entities]))
-        self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
-        self.anonymizer = AnonymizerEngine()
+        self.analyzer, self.anonymizer = _analyzer(cfg)
         self.allow = list(dict.fromkeys(_DEFAULT_ALLOW + cfg.allow_list))
         self._entities = list(cfg.entities)
         self._gate = precheck_pattern(cfg)
@@ -480,15 +477,42 @@ class PiiEngine:
         return out
 
 
+_ENGINES_LOCK = threading.RLock()
+_ANALYZERS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def _analyzer(cfg: PiiConfig) -> tuple[Any, Any]:
+    """(AnalyzerEngine, AnonymizerEngine) shared by every configuration with the same recognizers and NLP engine."""
+    key = (cfg.mode, cfg.nlp, cfg.ner_model if cfg.mode == "ner" else None, cfg.recognizers_file)
+    with _ENGINES_LOCK:
+        found = _ANALYZERS.get(key)
+        if found is not None:
+            return found
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_anonymizer import AnonymizerEngine
+
+    nlp = _nlp_engine(cfg)
+    registry = RecognizerRegistry(supported_languages=["en"])
+    for rec in _Recognizers.build(cfg):
+        registry.add_recognizer(rec)
+    if cfg.mode == "ner":
+        from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+        registry.add_recognizer(SpacyRecognizer(supported_entities=list(NER_ENTITIES)))
+    built = (AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"]), AnonymizerEngine())
+    with _ENGINES_LOCK:
+        return _ANALYZERS.setdefault(key, built)
+
+
 _ENGINES: dict[str, PiiEngine] = {}
-_ENGINES_LOCK = threading.Lock()
 
 
 def get_engine(cfg: PiiConfig) -> PiiEngine:
     """One engine per configuration per process (building one costs ~1 s; tests and re-inits reuse it)."""
     key = cfg.fingerprint()
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(key)
-        if engine is None:
-            engine = _ENGINES[key] = PiiEngine(cfg)
-        return engine
+    engine = _ENGINES.get(key)
+    if engine is None:
+        engine = PiiEngine(cfg)  # outside the lock: building the analyzer takes seconds
+        with _ENGINES_LOCK:
+            engine = _ENGINES.setdefault(key, engine)
+    return engine
