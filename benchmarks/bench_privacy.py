@@ -297,7 +297,7 @@ def _start_server(mode: str) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError(f"server ({mode}) did not start")
 
 
-def section_latency(n: int = 1500, rounds: int = 2, concurrency: int = 16) -> dict[str, dict[str, float]]:
+def section_latency(n: int = 400, rounds: int = 3, concurrency: int = 16) -> dict[str, dict[str, float]]:
     print(f"\n== latency: Starlette under uvicorn, httpx async client, concurrency {concurrency}, {n} requests x {rounds} rounds per mode")
     modes = ("off", "thread", "process")
     servers = {m: _start_server(m) for m in modes}
@@ -311,7 +311,8 @@ def section_latency(n: int = 1500, rounds: int = 2, concurrency: int = 16) -> di
         for r in range(rounds):
             for m in modes:  # interleaved rounds: machine noise hits every mode alike
                 results[m] += asyncio.run(_drive(servers[m][1], n, concurrency, seed=100 + r))
-                time.sleep(1.0)
+                # Let this server's masking backlog drain before the next measurement, so it cannot slow that one.
+                httpx.get(f"http://127.0.0.1:{servers[m][1]}/settled", timeout=200)
     finally:
         for proc, _ in servers.values():
             proc.terminate()

@@ -34,8 +34,9 @@ def failed_marker(reason: str) -> str:
 
 
 class PiiBackend(Protocol):
-    def mask_many(self, items: list[tuple[str, str | None]], timeout_s: float) -> list[str | None]:
-        """Masked text per item, ``None`` where not done in time; raises ``MaskingFailed`` when nothing can be done."""
+    def mask_many(self, items: list[tuple[str, str | None]], timeout_s: float) -> list[str | bool | None]:
+        """Masked text per item, ``None`` where not done in time, ``False`` where masking that item failed; raises
+        ``MaskingFailed`` when nothing can be done."""
         ...
 
     def close(self) -> None: ...
@@ -47,7 +48,7 @@ class ThreadBackend:
     def __init__(self, cfg: PiiConfig) -> None:
         self.cfg = cfg
 
-    def mask_many(self, items: list[tuple[str, str | None]], timeout_s: float) -> list[str | None]:
+    def mask_many(self, items: list[tuple[str, str | None]], timeout_s: float) -> list[str | bool | None]:
         from .pii import get_engine
 
         engine = get_engine(self.cfg)
@@ -137,7 +138,7 @@ class Masker:
         self.timeout_s = timeout_s
         self.cache = MaskCache(cfg.fingerprint() if cfg else "off", max_entries=cache_entries)
         self._gate = precheck_pattern(cfg) if cfg is not None else None
-        self._batch: dict[bytes, str | None] = {}  # this batch's results: independent of cache eviction
+        self._batch: dict[bytes, str | bool | None] = {}  # this batch's results: independent of cache eviction
         self._pending: dict[bytes, tuple[str, str | None]] = {}
         self.skipped_precheck = 0
         self.sent = 0
@@ -179,7 +180,7 @@ class Masker:
         results = self.backend.mask_many(items, self.timeout_s)
         for k, masked in zip(keys, results):
             self._batch[k] = masked
-            if masked is not None:
+            if isinstance(masked, str):
                 self.cache.put(k, masked)
 
     # --- pass 2 ---------------------------------------------------------------------------------------------------
@@ -224,13 +225,11 @@ class Masker:
             self.skipped_precheck += 1 if self.backend is not None else 0
             return text
         key = self.cache.key(text, ctx)
-        if key in self._batch:
-            masked = self._batch[key]
-        else:
-            masked = self.cache.get(key)
-        if masked is None:
-            raise MaskingFailed("timeout" if key in self._batch else "error", "text was not masked")
-        return masked
+        masked = self._batch[key] if key in self._batch else self.cache.get(key)
+        if isinstance(masked, str):
+            return masked
+        # None: not reached in time; False: masking this text raised; missing: never collected (a bug) -> error.
+        raise MaskingFailed("timeout" if key in self._batch and masked is None else "error", "text was not masked")
 
     def close(self) -> None:
         if self.backend is not None:

@@ -135,7 +135,7 @@ class ProcessBackend:
         self._last_start = 0.0
 
     # --- requests -----------------------------------------------------------------------------------------------------
-    def mask_many(self, items: list[tuple[str, str | None]], timeout_s: float) -> list[str | None]:
+    def mask_many(self, items: list[tuple[str, str | None]], timeout_s: float) -> list[str | bool | None]:
         self._ensure()
         with self._lock:
             if len(self._pending) >= self.max_inflight:

@@ -466,15 +466,26 @@ class PiiEngine:
             return text
         return self.anonymizer.anonymize(text=text, analyzer_results=results, operators=self._operators).text
 
-    def mask_many(self, items: list[tuple[str, str | None]], deadline: float | None = None) -> list[str | None]:
-        """Mask each (text, context); ``None`` for items not reached before ``deadline`` (the caller fails closed)."""
-        out: list[str | None] = []
+    def mask_many(self, items: list[tuple[str, str | None]], deadline: float | None = None) -> list[str | bool | None]:
+        """Mask each (text, context): the masked text, ``None`` for items not reached before ``deadline``, ``False``
+        for an item whose masking raised (the caller fails closed for those; one bad text spoils nothing else)."""
+        out: list[str | bool | None] = []
         for text, ctx in items:
             if deadline is not None and time.monotonic() > deadline:
                 out.extend([None] * (len(items) - len(out)))
                 break
-            out.append(self.mask(text, ctx))
+            try:
+                out.append(self.mask(text, ctx))
+            except Exception as exc:  # noqa: BLE001
+                _log_item_error(exc)
+                out.append(False)
         return out
+
+
+def _log_item_error(exc: Exception) -> None:
+    from .._guard import log_limited
+
+    log_limited("pii-mask-item", "chatobs: masking a text failed (content dropped): %s: %s", type(exc).__name__, exc)
 
 
 _ENGINES_LOCK = threading.RLock()
