@@ -121,6 +121,8 @@ def config_from_settings(settings: "Settings") -> PiiConfig:
         entities = tuple(e.strip().upper() for e in settings.pii_entities)
     else:
         entities = PATTERN_ENTITIES + (NER_ENTITIES if mode == "ner" else ())
+        if settings.pii_recognizers_file:
+            entities += tuple(e for e in _custom_entities(str(settings.pii_recognizers_file)) if e not in entities)
     key = settings.hash_secret.get_secret_value().encode().hex() if settings.hash_secret is not None else ""
     return PiiConfig(
         mode=mode,
@@ -293,6 +295,19 @@ def _offline_tld() -> Any:
         # No URLs and no cache directory: the bundled public-suffix snapshot only, so no network call ever.
         _TLD = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
     return _TLD
+
+
+def _custom_entities(path: str) -> list[str]:
+    """Entity names a recognizers file defines (no Presidio import: runs in ``init()``)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"CHATOBS_PII_RECOGNIZERS_FILE={path!r}: cannot read the file: {exc}") from None
+    items = data.get("recognizers") if isinstance(data, dict) else data
+    names = [str(i.get("entity") or i.get("supported_entity") or "").upper() for i in items or [] if isinstance(i, dict)]
+    return [n for n in names if n]
 
 
 def _load_custom_recognizers(path: str) -> list[Any]:
