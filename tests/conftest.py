@@ -77,3 +77,37 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def uvicorn_server():  # type: ignore[no-untyped-def]
+    """Factory: serve an ASGI app with a real uvicorn on 127.0.0.1 (free port) in a thread; returns the base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(app, **kwargs):  # type: ignore[no-untyped-def]
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **kwargs)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(5)

@@ -180,6 +180,9 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         if owns and isinstance(provider.sampler, _SwitchSampler):
             provider.sampler.target = sampler
 
+        from .middleware.tracecontext import install_strict_propagator
+
+        install_strict_propagator()
         runtime = Runtime(
             settings=settings,
             provider=provider,
@@ -241,5 +244,16 @@ def settings_or_none() -> Settings | None:
     return _settings
 
 
+_tracer_cache: tuple[object, trace.Tracer] | None = None
+
+
 def get_tracer() -> trace.Tracer:
-    return trace.get_tracer("chatobs", __version__)
+    """chatobs's tracer on the current global provider (cached: creating a tracer costs more than a span)."""
+    global _tracer_cache
+    provider = trace.get_tracer_provider()
+    cached = _tracer_cache
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    tracer = provider.get_tracer("chatobs", __version__)
+    _tracer_cache = (provider, tracer)
+    return tracer

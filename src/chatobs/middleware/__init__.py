@@ -1,0 +1,5 @@
+"""Pure ASGI and WSGI middleware, and the identity extractors they share."""
+
+from .extract import IdExtractor, RequestInfo
+
+__all__ = ["IdExtractor", "RequestInfo"]
