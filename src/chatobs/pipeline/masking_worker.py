@@ -73,9 +73,13 @@ class ProcessBackend:
         # The configuration (with the hash key) goes over the pipe, never through argv or the environment.
         proc.stdin.write((self.cfg.to_json() + "\n").encode())
         proc.stdin.flush()
-        threading.Thread(target=self._read, args=(proc, self._ready), name="chatobs-masking-reader", daemon=True).start()
+        threading.Thread(target=self._read, args=(proc, self._ready, self._pending), name="chatobs-masking-reader",
+                         daemon=True).start()
 
-    def _read(self, proc: subprocess.Popen[bytes], ready: threading.Event) -> None:
+    def _read(self, proc: subprocess.Popen[bytes], ready: threading.Event,
+              pending: dict[int, tuple[threading.Event, list[Any]]]) -> None:
+        # ``pending`` is this process's own table: after a restart, a late EOF of the old process must not touch the
+        # new one's requests.
         assert proc.stdout is not None
         for line in proc.stdout:
             try:
@@ -89,13 +93,14 @@ class ProcessBackend:
                 ready.set()
             else:
                 with self._lock:
-                    waiter = self._pending.pop(int(msg.get("id", -1)), None)
+                    waiter = pending.pop(int(msg.get("id", -1)), None)
                 if waiter is not None:
                     waiter[1].append(msg)
                     waiter[0].set()
         # EOF: the child is gone; wake everyone waiting on it.
         with self._lock:
-            waiters, self._pending = list(self._pending.values()), {}
+            waiters = list(pending.values())
+            pending.clear()
         for event, _ in waiters:
             event.set()
         ready.set()
