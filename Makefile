@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench e2e docs clean
+.PHONY: install test demo bench e2e docs clean conformance
 
 install: $(STAMP)
 
@@ -14,7 +14,14 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[all]' -r requirements-dev.txt
 	touch $(STAMP)
 
-test: $(STAMP)
+# mcp 1.x lives in its own environment so the suite can check chatobs against both SDK generations.
+MCP1_STAMP := .venv-mcp1/.installed
+
+$(MCP1_STAMP): requirements.lock scripts/mcp1_env.sh
+	sh scripts/mcp1_env.sh .venv-mcp1
+	touch $(MCP1_STAMP)
+
+test: $(STAMP) $(MCP1_STAMP)
 	$(PY) -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
 demo: $(STAMP)
@@ -23,11 +30,23 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
-e2e: $(STAMP)
-	$(PY) -m pytest -q -m e2e $(PYTEST_ARGS)
+# Phoenix gets its own venv: it requires anthropic<2, which conflicts with the pinned anthropic 2.x.
+E2E_VENV := .e2e-venv
+E2E_STAMP := $(E2E_VENV)/.installed
+
+$(E2E_STAMP):
+	test -x $(E2E_VENV)/bin/python || $(PYTHON) -m venv $(E2E_VENV)
+	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check arize-phoenix
+	touch $(E2E_STAMP)
+
+e2e: $(STAMP) $(E2E_STAMP)
+	CHATOBS_E2E_PHOENIX_PYTHON=$(E2E_VENV)/bin/python $(PY) -m pytest -q -m e2e $(PYTEST_ARGS)
 
 docs: $(STAMP)
 	$(PY) -m chatobs.config > docs/configuration.md
 
+conformance: $(STAMP)
+	PY=$(abspath $(PY)) sh scripts/conformance.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache .chatobs
+	rm -rf $(VENV) $(E2E_VENV) .venv-mcp1 .pytest_cache .chatobs

@@ -10,6 +10,7 @@ optional package)::
     chatobs.llm_call(...) / chatobs.allm_call(...)
     @chatobs.workflow / @chatobs.task / @chatobs.agent / @chatobs.tool
     chatobs.instrument_mcp_server(server)
+    chatobs.on_alert(fn)               # alerts to a Python callback
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _LAZY: dict[str, str] = {
     "agent": "chatobs.instrument.decorators",
     "tool": "chatobs.instrument.decorators",
     "instrument_mcp_server": "chatobs.instrument.mcp",
+    "on_alert": "chatobs.pipeline.alerts",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -68,4 +70,5 @@ if TYPE_CHECKING:
     from .middleware.asgi import ChatObsMiddleware
     from .middleware.flask import ChatObs
     from .middleware.wsgi import ChatObsWSGIMiddleware
+    from .pipeline.alerts import on_alert
     from .runtime import get_tracer, init, shutdown

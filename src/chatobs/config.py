@@ -121,10 +121,11 @@ class Settings(BaseSettings):
     tail_max_traces: int = _env("CHATOBS_TAIL_MAX_TRACES", default=10000, ge=1, doc="Open traces held for the tail rules; past it the oldest is decided early (counted).", example="2000")
     tail_max_spans_per_trace: int = _env("CHATOBS_TAIL_MAX_SPANS_PER_TRACE", default=512, ge=1, doc="Spans held per open trace; past it the trace is decided early (counted).", example="128")
     tail_max_bytes: int = _env("CHATOBS_TAIL_MAX_BYTES", default=64 * 1024 * 1024, ge=1024, doc="Approximate bytes held for the tail rules across all open traces.", example="16777216")
-    langfuse_sample_rate: float | None = _env("LANGFUSE_SAMPLE_RATE", "CHATOBS_LANGFUSE_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of kept conversations also sent to Langfuse (nested in the global rate).", example="0.1")
-    opik_sample_rate: float | None = _env("CHATOBS_OPIK_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of kept conversations also sent to Opik.", example="0.1")
-    otlp_sample_rate: float | None = _env("CHATOBS_OTLP_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of kept conversations also sent over OTLP.", example="0.5")
-    local_sample_rate: float | None = _env("CHATOBS_LOCAL_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of kept conversations also written to the local store.", example="1.0")
+    tail_max_age_s: float = _env("CHATOBS_TAIL_MAX_AGE_S", default=300.0, gt=0, doc="Longest an open trace is held for the tail rules; past it the trace is decided on what arrived (counted).", example="60")
+    langfuse_sample_rate: float | None = _env("LANGFUSE_SAMPLE_RATE", "CHATOBS_LANGFUSE_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of conversations sent to Langfuse; the same hash is compared with every rate, so they nest (effective rate: the smaller of this and `CHATOBS_SAMPLE_RATE`). Traces kept by a tail rule are always sent.", example="0.1")
+    opik_sample_rate: float | None = _env("CHATOBS_OPIK_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of conversations sent to Opik (nested like `LANGFUSE_SAMPLE_RATE`).", example="0.1")
+    otlp_sample_rate: float | None = _env("CHATOBS_OTLP_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of conversations sent over OTLP (nested like `LANGFUSE_SAMPLE_RATE`).", example="0.5")
+    local_sample_rate: float | None = _env("CHATOBS_LOCAL_SAMPLE_RATE", default=None, ge=0.0, le=1.0, doc="Fraction of conversations written to the local store (nested like `LANGFUSE_SAMPLE_RATE`).", example="1.0")
 
     # --- Dispatch -----------------------------------------------------------------------------------------------
     exporters: CSV | None = _env("CHATOBS_EXPORTERS", default=None, doc="Where spans go: comma list of `otlp`, `langfuse`, `opik`, `local`, `console`, `none`. Unset: chosen from the keys that are set, else `local`.", example="otlp,langfuse")
@@ -147,7 +148,7 @@ class Settings(BaseSettings):
     otlp_compression: Literal["none", "gzip", "deflate"] | None = _env("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION", default=None, doc="OTLP compression: `gzip`, `deflate` or `none`.", example="gzip")
     otlp_timeout_s: float | None = _env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT", default=None, doc="OTLP request timeout (the spec's value is in milliseconds when > 100, seconds otherwise).", example="10000")
     otlp_certificate: Path | None = _env("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE", default=None, doc="CA certificate file to verify the OTLP server.", example="/etc/ssl/collector-ca.pem")
-    otel_metrics_exporter: str | None = _env("OTEL_METRICS_EXPORTER", default=None, doc="`otlp` to push metrics over OTLP, `prometheus` for a scrape endpoint, `none` to keep them in process.", example="otlp")
+    otel_metrics_exporter: str | None = _env("OTEL_METRICS_EXPORTER", default=None, doc="`otlp` to push metrics over OTLP, `prometheus` for a scrape endpoint on 127.0.0.1 (port `CHATOBS_PROMETHEUS_PORT`, default 9464), `console` to print them, `none` to keep them in process; comma list allowed.", example="otlp")
     otlp_metrics_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", default=None, doc="OTLP metrics endpoint, used as is.", example="http://127.0.0.1:4318/v1/metrics")
 
     # Langfuse: the variables its SDK reads.
@@ -181,6 +182,17 @@ class Settings(BaseSettings):
     alerts_file: Path | None = _env("CHATOBS_ALERTS_FILE", default=None, doc="YAML file of alert rules (see docs/metrics.md).", example="./alerts.yaml")
     alert_webhook_url: SecretStr | None = _env("CHATOBS_ALERT_WEBHOOK_URL", default=None, secret=True, doc="Alerts are POSTed as JSON to this URL.", example="http://127.0.0.1:9000/hooks/chatobs")
     alert_cooldown_s: float = _env("CHATOBS_ALERT_COOLDOWN_S", default=300.0, ge=0, doc="The same alert (rule and subject) is sent at most once per cooldown.", example="60")
+    metrics_export_interval_ms: int = _env("OTEL_METRIC_EXPORT_INTERVAL", "CHATOBS_METRICS_EXPORT_INTERVAL_MS", default=60000, ge=100, doc="Milliseconds between OTLP metric pushes (the OTel spec variable).", example="15000")
+    alerts: bool = _env("CHATOBS_ALERTS", default=True, doc="Evaluate alert rules in process (slow tool, error rate, budget, spike, latency).", example="false")
+    alert_window_s: float = _env("CHATOBS_ALERT_WINDOW_S", default=300.0, gt=0, doc="Window of the error-rate, latency and spike rules defined by settings (a YAML rule sets its own).", example="600")
+    alert_error_rate: float | None = _env("CHATOBS_ALERT_ERROR_RATE", default=None, gt=0, le=1, doc="Alert when the LLM or the tool error rate over the window exceeds this fraction (at least 10 calls).", example="0.2")
+    alert_budget_usd: float | None = _env("CHATOBS_ALERT_BUDGET_USD", default=None, gt=0, doc="Alert when the LLM cost of one conversation, user or tenant (`CHATOBS_ALERT_BUDGET_BY`) over `CHATOBS_ALERT_BUDGET_WINDOW_S` exceeds this.", example="2.50")
+    alert_budget_by: Literal["conversation", "user", "tenant"] = _env("CHATOBS_ALERT_BUDGET_BY", default="conversation", doc="Whose cost `CHATOBS_ALERT_BUDGET_USD` limits: `conversation`, `user` or `tenant`.", example="tenant")
+    alert_budget_window_s: float = _env("CHATOBS_ALERT_BUDGET_WINDOW_S", default=86400.0, gt=0, doc="Window of the budget rule, seconds.", example="3600")
+    alert_spike_factor: float | None = _env("CHATOBS_ALERT_SPIKE_FACTOR", default=None, gt=1, doc="Alert when cost or tokens in the current window exceed this multiple of the average of the previous 12 windows.", example="3")
+    alert_latency_p95_ms: float | None = _env("CHATOBS_ALERT_LATENCY_P95_MS", default=None, gt=0, doc="Alert when the 95th percentile LLM call duration over the window exceeds this.", example="8000")
+    alert_webhook_max_per_minute: int = _env("CHATOBS_ALERT_WEBHOOK_MAX_PER_MINUTE", default=20, ge=1, doc="Most webhook POSTs per minute; further alerts are dropped and counted (the log still has them).", example="60")
+    alert_webhook_timeout_s: float = _env("CHATOBS_ALERT_WEBHOOK_TIMEOUT_S", default=5.0, gt=0, doc="Timeout of one webhook POST; a failed POST is retried three times with backoff.", example="2")
 
     # --- validation ---------------------------------------------------------------------------------------------
     @field_validator(
@@ -212,10 +224,21 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown SDK {bad[0]!r}; expected a comma list of {', '.join(INSTRUMENT_NAMES)}")
         return names
 
-    @field_validator("pii", "sample_by", "otlp_protocol", "otlp_compression", "masking_worker", mode="before")
+    @field_validator("pii", "sample_by", "otlp_protocol", "otlp_compression", "masking_worker", "alert_budget_by", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("otel_metrics_exporter")
+    @classmethod
+    def _known_metrics_exporter(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        names = [v.strip().lower() for v in value.split(",") if v.strip()]
+        bad = [v for v in names if v not in ("otlp", "prometheus", "console", "none")]
+        if bad:
+            raise ValueError(f"unknown metrics exporter {bad[0]!r}; expected a comma list of otlp, prometheus, console, none")
+        return ",".join(names)
 
     @field_validator("otel_traces_sampler")
     @classmethod
@@ -246,6 +269,12 @@ class Settings(BaseSettings):
             path = getattr(self, path_field)
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"{env_name(path_field)}: file {str(path)!r} does not exist")
+        if self.alerts_file is not None:
+            from .pipeline.alerts import load_rules
+
+            load_rules(self.alerts_file)  # a bad rule fails init() here, naming the file, the rule and the field
+        if self.alert_webhook_url is not None and not self.alert_webhook_url.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("CHATOBS_ALERT_WEBHOOK_URL: expected an http:// or https:// URL")
         return self
 
     # --- derived values -----------------------------------------------------------------------------------------

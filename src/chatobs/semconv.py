@@ -33,6 +33,7 @@ REDACTED: Final = "chatobs.redacted"  # list of attribute names that were masked
 REDACTION_FAILED: Final = "chatobs.redaction.failed"
 TRUNCATED: Final = "chatobs.truncated"
 MCP_SERVER_NAME: Final = "chatobs.mcp.server.name"
+MCP_SERVER_COMMAND: Final = "chatobs.mcp.server.command"  # stdio servers: the launched command (secret-looking args hidden)
 EDIT: Final = "chatobs.edit"
 REGENERATE: Final = "chatobs.regenerate"
 
@@ -117,6 +118,15 @@ SERVICE_NAME: Final = "service.name"
 SERVICE_VERSION: Final = "service.version"
 DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
 
+# --- metric attributes of chatobs's own instruments (pipeline health, alerts) -----------------------------------
+EXPORTER: Final = "chatobs.exporter"
+DROP_WHERE: Final = "chatobs.drop.where"  # "pipeline" or an exporter's name
+DROP_REASON: Final = "chatobs.drop.reason"
+PIPELINE_EVENT: Final = "chatobs.event"
+ALERT_RULE: Final = "chatobs.alert.rule"
+ALERT_TYPE: Final = "chatobs.alert.type"
+TOOL_STATUS: Final = "chatobs.tool.status"  # ok | error, on the seed's mcp.tool.* instruments
+
 # --- attributes that carry user or model content: masked by the privacy pipeline --------------------------------
 CONTENT_ATTRIBUTES: Final = frozenset(
     {
@@ -153,3 +163,25 @@ FOREIGN_CONTENT_PREFIXES: Final = ("gen_ai.prompt.", "gen_ai.completion.", "llm.
 HTTP_RESPONSE_HEADER_PREFIX: Final = "http.response.header."
 # Span-event attributes that never carry content (everything else on an event is masked like content).
 EVENT_NON_CONTENT_ATTRIBUTES: Final = frozenset({EXCEPTION_TYPE, "exception.escaped"})
+
+# --- Langfuse (what its server maps from OTLP; names as in the langfuse 5.x SDK's LangfuseOtelSpanAttributes) ------
+LF_TRACE_NAME: Final = "langfuse.trace.name"
+LF_TRACE_TAGS: Final = "langfuse.trace.tags"
+LF_TRACE_METADATA: Final = "langfuse.trace.metadata"  # one attribute per key: langfuse.trace.metadata.<key>
+LF_TRACE_INPUT: Final = "langfuse.trace.input"  # older servers read trace I/O from these; newer from the app root
+LF_TRACE_OUTPUT: Final = "langfuse.trace.output"
+LF_OBSERVATION_TYPE: Final = "langfuse.observation.type"
+LF_OBSERVATION_METADATA: Final = "langfuse.observation.metadata"
+LF_OBSERVATION_LEVEL: Final = "langfuse.observation.level"
+LF_OBSERVATION_STATUS_MESSAGE: Final = "langfuse.observation.status_message"
+LF_OBSERVATION_INPUT: Final = "langfuse.observation.input"
+LF_OBSERVATION_OUTPUT: Final = "langfuse.observation.output"
+LF_COMPLETION_START_TIME: Final = "langfuse.observation.completion_start_time"
+LF_MODEL: Final = "langfuse.observation.model.name"
+LF_MODEL_PARAMETERS: Final = "langfuse.observation.model.parameters"
+LF_USAGE_DETAILS: Final = "langfuse.observation.usage_details"
+LF_COST_DETAILS: Final = "langfuse.observation.cost_details"
+LF_PROMPT_NAME: Final = "langfuse.observation.prompt.name"
+LF_ENVIRONMENT: Final = "langfuse.environment"
+LF_RELEASE: Final = "langfuse.release"
+LF_IS_APP_ROOT: Final = "langfuse.internal.is_app_root"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from pathlib import Path
 from urllib.parse import unquote
 
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -35,8 +36,9 @@ def _timeout_s(settings: "Settings") -> float:
 
 
 def build(settings: "Settings") -> SpanExporter:
-    headers = parse_headers(settings.otlp_headers.get_secret_value() if settings.otlp_headers else None)
-    headers.update(parse_headers(settings.otlp_traces_headers.get_secret_value() if settings.otlp_traces_headers else None))
+    # As in the SDK: the traces-specific variable replaces the generic one (it is not merged key by key).
+    raw = settings.otlp_traces_headers or settings.otlp_headers
+    headers = parse_headers(raw.get_secret_value() if raw else None)
     timeout = _timeout_s(settings)
     if settings.otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
@@ -44,7 +46,17 @@ def build(settings: "Settings") -> SpanExporter:
 
         endpoint = settings.otlp_traces_endpoint or settings.otlp_endpoint or "http://localhost:4317"
         compression = {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(settings.otlp_compression or "none", Compression.NoCompression)
-        return GrpcExporter(endpoint=endpoint, headers=headers or None, timeout=timeout, compression=compression, insecure=endpoint.startswith("http://"))
+        credentials = None
+        if settings.otlp_certificate:
+            import grpc
+
+            try:
+                credentials = grpc.ssl_channel_credentials(root_certificates=Path(settings.otlp_certificate).read_bytes())
+            except OSError as exc:
+                raise ConfigError(f"OTEL_EXPORTER_OTLP_CERTIFICATE={str(settings.otlp_certificate)!r}: cannot read the CA file ({exc.strerror})") from None
+        # http:// means plaintext, https:// TLS; a bare host:port follows the SDK (OTEL_EXPORTER_OTLP_INSECURE).
+        insecure = True if endpoint.startswith("http://") else False if endpoint.startswith("https://") else None
+        return GrpcExporter(endpoint=endpoint, headers=headers or None, timeout=timeout, compression=compression, insecure=insecure, credentials=credentials)
     if settings.otlp_protocol == "http/json":
         raise ConfigError("OTEL_EXPORTER_OTLP_PROTOCOL='http/json': not supported by the OpenTelemetry Python exporter; use http/protobuf or grpc")
     from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
@@ -57,6 +69,8 @@ def build(settings: "Settings") -> SpanExporter:
     else:
         endpoint = "http://localhost:4318/v1/traces"
     compression = {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}.get(settings.otlp_compression or "none", HttpCompression.NoCompression)
+    if settings.otlp_certificate and not Path(settings.otlp_certificate).is_file():
+        raise ConfigError(f"OTEL_EXPORTER_OTLP_CERTIFICATE={str(settings.otlp_certificate)!r}: no such CA certificate file")
     return HttpExporter(
         endpoint=endpoint,
         headers=headers or None,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import Status
+from opentelemetry.trace import SpanContext, Status
 
 from .. import semconv
 
@@ -20,11 +20,12 @@ def with_changes(
     events: Sequence[Event] | None = None,
     status: Status | None = None,
     name: str | None = None,
+    context: SpanContext | None = None,
 ) -> ReadableSpan:
     """A copy of ``span`` with some parts replaced; everything else (IDs, times, resource, links, scope) is kept."""
     return ReadableSpan(
         name=span.name if name is None else name,
-        context=span.context,
+        context=span.context if context is None else context,
         parent=span.parent,
         resource=span.resource,
         attributes=dict(span.attributes or {}) if attributes is None else dict(attributes),

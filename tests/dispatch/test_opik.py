@@ -1,0 +1,141 @@
+"""Native Opik: one trace per turn, typed spans, UUIDv7 IDs linked from the OTel IDs, sent by the opik SDK's REST
+client to the recording server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+import chatobs
+from chatobs.config import ConfigError, load_settings
+from chatobs.exporters.opik import uuid7_from
+from tests.conftest import subprocess_env
+from tests.recording_server import RecordingServer
+
+from .turns import INPUT, OUTPUT, chat_turn, unrelated_span
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _start(monkeypatch: pytest.MonkeyPatch, url: str, **kw):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("OPIK_URL_OVERRIDE", f"{url}/api")
+    monkeypatch.setenv("OPIK_WORKSPACE", "team-a")
+    monkeypatch.setenv("OPIK_PROJECT_NAME", "support-bot")
+    return chatobs.init(export_interval_ms=20, **kw)
+
+
+def test_uuid7_layout() -> None:
+    u = uuid.UUID(uuid7_from(1_700_000_000_123, (1 << 74) - 1))
+    assert u.version == 7 and u.variant == uuid.RFC_4122
+    assert u.int >> 80 == 1_700_000_000_123
+
+
+def test_opik_turn_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    with RecordingServer() as srv:
+        rt = _start(monkeypatch, srv.url)
+        assert rt is not None and [s.name for s in rt.exporters] == ["opik"]
+        chat_turn()
+        chat_turn(fail_llm=True, n=1)
+        unrelated_span()
+        assert srv.wait_for(lambda s: len(s.opik_traces()) >= 2 and len(s.opik_spans()) >= 6)
+        chatobs.shutdown()
+        req = srv.by_path("/v1/private/spans/batch")[0]
+        assert req.headers["comet-workspace"] == "team-a"
+        assert req.path == "/api/v1/private/spans/batch"
+        traces, spans = srv.opik_traces(), srv.opik_spans()
+        assert len(traces) == 2 and len(spans) == 6  # each sent exactly once; the unrelated span not at all
+        assert len({t["id"] for t in traces}) == 2 and len({s["id"] for s in spans}) == 6
+        for obj in traces + spans:
+            assert uuid.UUID(obj["id"]).version == 7
+            assert obj["project_name"] == "support-bot"
+        t0 = next(t for t in traces if t["metadata"]["message_id"] == "m-0")
+        assert t0["name"] == "POST /chat" and t0["thread_id"] == "conv-1"
+        assert t0["metadata"]["user_id"] == "user-1" and "user:user-1" in t0["tags"]
+        assert t0["input"] == {"message": "What is the weather in Paris?"}
+        assert t0["output"] == {"reply": "Sunny, 21 C."}
+        assert t0["end_time"] and not t0.get("error_info"), t0
+        mine = [s for s in spans if s["trace_id"] == t0["id"]]
+        by_name = {s["name"]: s for s in mine}
+        root = by_name["POST /chat"]
+        assert root.get("parent_span_id") is None and root["type"] == "general"
+        llm, tool = by_name["chat gpt-4o-mini"], by_name["tools/call get_weather"]
+        assert llm["parent_span_id"] == root["id"] and tool["parent_span_id"] == root["id"]
+        assert llm["type"] == "llm" and llm["model"] == "gpt-4o-mini-2024-07-18" and llm["provider"] == "openai"
+        assert llm["usage"] == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+        assert llm["total_estimated_cost"] == pytest.approx(0.0000048)
+        assert llm["ttft"] == pytest.approx(250.0)
+        assert llm["input"] == {"messages": INPUT} and llm["output"] == {"messages": OUTPUT}
+        assert tool["type"] == "tool" and tool["input"] == {"city": "Paris"} and tool["output"] == {"temp_c": 21}
+        failed = next(s for s in spans if s["name"] == "chat gpt-4o-mini" and s["trace_id"] != t0["id"])
+        assert failed["error_info"]["exception_type"] == "RateLimitError"
+        assert failed["error_info"]["message"] == "429 rate limited"
+
+
+def test_opik_ids_stable_across_batches() -> None:
+    """A child exported in an earlier batch than its parent still points at the parent's Opik ID."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from chatobs.exporters.opik import OpikExporter
+
+    mem = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(mem))
+    tracer = tp.get_tracer("t")
+    with tracer.start_as_current_span("root"):
+        with tracer.start_as_current_span("child"):
+            pass
+    child, root = mem.get_finished_spans()
+    exp = OpikExporter(None, project_name="p", environment=None, timeout_s=1)
+    _, [c] = exp.translate([child])
+    [t], [r] = exp.translate([root])
+    assert c.parent_span_id == r.id and c.trace_id == r.trace_id == t.id
+
+
+def test_opik_needs_url_or_key() -> None:
+    with pytest.raises(ConfigError, match="OPIK_URL_OVERRIDE"):
+        chatobs.init(exporters="opik")
+
+
+_PROBE = """
+import json, os, sys
+import chatobs
+chatobs.init(exporters="opik", opik_url=sys.argv[1], **json.loads(sys.argv[2]))
+import opik.config, opik.analytics, opik.error_tracking
+cfg = opik.config.OpikConfig()
+print(json.dumps({"sentry": cfg.sentry_enable, "analytics": cfg.analytics_enable,
+                  "sentry_in_config": opik.error_tracking.enabled_in_config(),
+                  "analytics_allowed": opik.analytics.reporting_allowed()}))
+"""
+
+
+def test_opik_telemetry_allowed_leaves_env_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatobs.exporters.opik import TELEMETRY_ENV, quiet_opik_telemetry
+
+    for key in TELEMETRY_ENV:
+        monkeypatch.delenv(key, raising=False)
+    quiet_opik_telemetry(load_settings(opik_allow_telemetry=True))
+    assert not any(key in os.environ for key in TELEMETRY_ENV)
+    monkeypatch.setenv("OPIK_SENTRY_ENABLE", "true")  # the user's explicit choice wins
+    quiet_opik_telemetry(load_settings())
+    assert os.environ["OPIK_SENTRY_ENABLE"] == "true" and os.environ["OPIK_ANALYTICS_ENABLE"] == "false"
+
+
+def test_opik_telemetry_off_before_import() -> None:
+    allow = False
+    """In a fresh process (not pytest: the SDK skips Sentry under pytest) chatobs switches the SDK's error reporting
+    and analytics off before opik is imported, unless CHATOBS_OPIK_ALLOW_TELEMETRY."""
+    env = subprocess_env(HOME=os.environ.get("HOME", "/tmp"))
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, "http://127.0.0.1:9/api", json.dumps({"opik_allow_telemetry": allow})],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"sentry": allow, "analytics": allow, "sentry_in_config": allow, "analytics_allowed": allow}
