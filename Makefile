@@ -34,9 +34,9 @@ bench: $(STAMP)
 E2E_VENV := .e2e-venv
 E2E_STAMP := $(E2E_VENV)/.installed
 
-$(E2E_STAMP):
+$(E2E_STAMP): requirements-e2e.lock
 	test -x $(E2E_VENV)/bin/python || $(PYTHON) -m venv $(E2E_VENV)
-	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check arize-phoenix
+	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-e2e.lock
 	touch $(E2E_STAMP)
 
 e2e: $(STAMP) $(E2E_STAMP)

@@ -13,7 +13,7 @@ Deterministic behaviour, driven by the text of the last user message:
 
 - plain text: the answer is ``"You said: <last user message>"``.
 - ``calculate <expression>``: a tool call to ``calculator`` with ``{"expression": "<expression>"}``.
-- ``lookup <term>``: a tool call to ``kb_lookup`` with ``{"term": "<term>"}``.
+- ``lookup <term>``: a tool call to ``kb_lookup`` with ``{"query": "<term>"}`` (the demo MCP server's argument name).
 - contains ``slow``: a tool call to ``slow_lookup`` with ``{"query": "<message>"}``.
   Tool calls are only made when the request offers a tool of that name (``tools=[...]``); otherwise the plain echo.
 - when the last message is a tool result (OpenAI ``role: tool`` / Responses ``function_call_output`` / Anthropic
@@ -108,7 +108,7 @@ def _plan(last_user: str, tool_result: tuple[str, str] | None, tool_names: set[s
         return _Plan(tool="calculator", args={"expression": match.group(1).strip()})
     match = _LOOKUP.search(last_user)
     if match and "kb_lookup" in tool_names:
-        return _Plan(tool="kb_lookup", args={"term": match.group(1).strip()})
+        return _Plan(tool="kb_lookup", args={"query": match.group(1).strip()})
     if "slow" in last_user.lower() and "slow_lookup" in tool_names:
         return _Plan(tool="slow_lookup", args={"query": last_user})
     return _Plan(text=f"You said: {last_user}")

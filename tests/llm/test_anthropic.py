@@ -53,7 +53,7 @@ def test_tool_use_round_trip(capture, claude) -> None:
     messages = [{"role": "user", "content": "lookup otters"}]
     first = claude.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=messages, tools=[KB_LOOKUP])
     block = first.content[0]
-    assert block.type == "tool_use" and block.input == {"term": "otters"}
+    assert block.type == "tool_use" and block.input == {"query": "otters"}
     messages += [{"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "mustelids"}]}]
     second = claude.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=messages, tools=[KB_LOOKUP])
@@ -61,7 +61,7 @@ def test_tool_use_round_trip(capture, claude) -> None:
     s1, s2 = sorted(llm_spans(capture), key=lambda s: s.start_time)
     assert loads(s1, sc.GEN_AI_OUTPUT_MESSAGES)[0] == {
         "role": "assistant", "finish_reason": "tool_use",
-        "parts": [{"type": "tool_call", "id": block.id, "name": "kb_lookup", "arguments": {"term": "otters"}}]}
+        "parts": [{"type": "tool_call", "id": block.id, "name": "kb_lookup", "arguments": {"query": "otters"}}]}
     assert loads(s1, sc.GEN_AI_TOOL_DEFINITIONS) == [{"type": "function", "name": "kb_lookup",
                                                       "description": "Search the knowledge base",
                                                       "parameters": KB_LOOKUP["input_schema"]}]
@@ -83,7 +83,7 @@ def test_stream_helper_with_tool_use(capture, claude) -> None:
     assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == 2 and a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == final.usage.output_tokens
     assert a[sc.GEN_AI_RESPONSE_ID] == final.id
     assert loads(span, sc.GEN_AI_OUTPUT_MESSAGES)[0]["parts"] == [
-        {"type": "tool_call", "id": final.content[0].id, "name": "kb_lookup", "arguments": {"term": "beavers"}}]
+        {"type": "tool_call", "id": final.content[0].id, "name": "kb_lookup", "arguments": {"query": "beavers"}}]
 
 
 def test_create_stream_true_text_and_slow_first_token(capture, claude, fake) -> None:

@@ -234,7 +234,7 @@ def test_responses_api_function_call(capture, oai) -> None:
     assert follow.output_text == "kb_lookup returned: otters are mustelids"
     first, second = sorted(llm_spans(capture), key=lambda s: s.start_time)
     assert loads(first, sc.GEN_AI_OUTPUT_MESSAGES)[0]["parts"][0] == {
-        "type": "tool_call", "id": call.call_id, "name": "kb_lookup", "arguments": {"term": "otters"}}
+        "type": "tool_call", "id": call.call_id, "name": "kb_lookup", "arguments": {"query": "otters"}}
     assert list(first.attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS]) == ["tool_call"]
     assert loads(second, sc.GEN_AI_INPUT_MESSAGES)[2] == {
         "role": "tool", "parts": [{"type": "tool_call_response", "id": call.call_id, "response": "otters are mustelids"}]}

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -98,7 +99,9 @@ class PipelineProcessor(SpanProcessor):
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._start()
-        os.register_at_fork(after_in_child=self._after_fork)
+        # A weak reference: a pipeline that was shut down must neither be kept alive nor restarted in a forked child.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (p := ref()) is not None and p._after_fork())
 
     # --- request path ---------------------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
@@ -121,6 +124,8 @@ class PipelineProcessor(SpanProcessor):
 
     def _after_fork(self) -> None:
         # The child has the parent's queue but not its thread: start afresh (gunicorn --preload workers).
+        if self._stopped:
+            return
         self._inbox = deque()
         self._wake = threading.Event()
         self._idle = threading.Condition()
