@@ -111,3 +111,19 @@ def uvicorn_server():  # type: ignore[no-untyped-def]
     for server, thread in servers:
         server.should_exit = True
         thread.join(5)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_masking_worker() -> Iterator[None]:
+    """Start the shared PII-masking worker (default settings) once per test session and wait until it is ready, so
+    no test's 10-second flush includes loading Presidio (seconds of CPU on a busy machine)."""
+    try:
+        from chatobs.config import Settings
+        from chatobs.pipeline.masking_worker import shared_backend
+        from chatobs.pipeline.pii import config_from_settings
+    except ImportError:
+        yield
+        return
+    backend = shared_backend(config_from_settings(Settings(_env_file=None)))  # type: ignore[call-arg]
+    backend.wait_ready(180)
+    yield

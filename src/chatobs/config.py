@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     hash_user_ids: bool = _env("CHATOBS_HASH_USER_IDS", default=False, doc="Replace user IDs by their keyed hash in every exporter and metric.", example="true")
     max_attribute_length: int = _env("CHATOBS_MAX_ATTRIBUTE_LENGTH", default=1000, ge=0, doc="Longest string attribute exported, cut after masking with a marker; 0 means no limit.", example="4000")
     masking_worker: Literal["auto", "thread", "process"] = _env("CHATOBS_MASKING_WORKER", default="auto", doc="Where masking runs: a background `thread`, a separate `process` (keeps Presidio off the app's GIL), or `auto`.", example="process")
+    masking_timeout_s: float = _env("CHATOBS_MASKING_TIMEOUT_S", default=10.0, gt=0, doc="Longest wait for masking one batch; content not masked in time is dropped (replaced by a marker), never exported unmasked.", example="30")
 
     # --- Sampling -----------------------------------------------------------------------------------------------
     sample_rate: float = _env("CHATOBS_SAMPLE_RATE", default=1.0, ge=0.0, le=1.0, doc="Fraction of conversations kept, in [0, 1].", example="0.25")

@@ -143,6 +143,27 @@ CONTENT_ATTRIBUTES: Final = frozenset(
     }
 )
 
+# Content attributes written by other instrumentations (OpenLLMetry's indexed prompts, OpenInference, Langfuse's and
+# Traceloop's own): masked the same way when an app's other instrumentation puts them on spans chatobs exports.
+FOREIGN_CONTENT_ATTRIBUTES: Final = frozenset(
+    {
+        "input.value",
+        "output.value",
+        "langfuse.observation.input",
+        "langfuse.observation.output",
+        "langfuse.trace.input",
+        "langfuse.trace.output",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+        "db.query.text",
+        "db.statement",
+    }
+)
+FOREIGN_CONTENT_PREFIXES: Final = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
+HTTP_RESPONSE_HEADER_PREFIX: Final = "http.response.header."
+# Span-event attributes that never carry content (everything else on an event is masked like content).
+EVENT_NON_CONTENT_ATTRIBUTES: Final = frozenset({EXCEPTION_TYPE, "exception.escaped"})
+
 # --- Langfuse (what its server maps from OTLP; names as in the langfuse 5.x SDK's LangfuseOtelSpanAttributes) ------
 LF_TRACE_NAME: Final = "langfuse.trace.name"
 LF_TRACE_TAGS: Final = "langfuse.trace.tags"
