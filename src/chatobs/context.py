@@ -56,13 +56,28 @@ class ChatScope:
         return identity_attributes(self)
 
 
+# Set by init() when CHATOBS_HASH_USER_IDS is on: the user ID as it may leave the process (spans, baggage, metrics).
+# The scope itself keeps the real ID, for the app.
+_user_id_out: Callable[[str], str] | None = None
+
+
+def set_user_id_transform(fn: Callable[[str], str] | None) -> None:
+    global _user_id_out
+    _user_id_out = fn
+
+
+def exported_user_id(user_id: str) -> str:
+    fn = _user_id_out
+    return fn(user_id) if fn is not None else user_id
+
+
 def identity_attributes(s: ChatScope) -> dict[str, str]:
     attrs: dict[str, str] = {}
     if s.conversation_id:
         attrs[semconv.GEN_AI_CONVERSATION_ID] = s.conversation_id
         attrs[semconv.SESSION_ID] = s.conversation_id
     if s.user_id:
-        attrs[semconv.USER_ID] = s.user_id
+        attrs[semconv.USER_ID] = exported_user_id(s.user_id)
     if s.tenant_id:
         attrs[semconv.TENANT_ID] = s.tenant_id
     if s.message_id:
@@ -93,6 +108,8 @@ def context_with_scope(s: ChatScope, ctx: otel_context.Context | None = None, pr
         for key, fname in BAGGAGE_KEYS.items():
             value = getattr(s, fname)
             if value:
+                if fname == "user_id":
+                    value = exported_user_id(value)
                 ctx = otel_baggage.set_baggage(key, value, ctx)
     return ctx
 

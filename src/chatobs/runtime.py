@@ -160,6 +160,15 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
             interval_s=settings.export_interval_ms / 1000,
         )
         scope_processor = ScopeProcessor()
+        from .context import set_user_id_transform
+
+        if settings.hash_user_ids and settings.hash_secret is not None:
+            from .pipeline.redaction import hash_user_id
+
+            key_hex = settings.hash_secret.get_secret_value().encode().hex()
+            set_user_id_transform(lambda uid: hash_user_id(key_hex, uid))
+        else:
+            set_user_id_transform(None)
         sampler = sampling.build_sampler(settings)
 
         provider = trace.get_tracer_provider()

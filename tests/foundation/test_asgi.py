@@ -382,3 +382,14 @@ def test_streaming_through_real_uvicorn(capture: Any, uvicorn_server: Any) -> No
     (server,) = server_spans(capture)
     assert server.attributes[semconv.GEN_AI_CONVERSATION_ID] == "c-s"
     assert server.end_time - server.start_time > 0
+
+
+async def test_hashed_user_ids_on_spans_and_baggage_but_not_in_scope(make_capture: Any) -> None:
+    cap = make_capture(hash_user_ids=True, hash_secret="k" * 32)
+    r = await post(chat_app(), json={"conversation_id": "c-h"}, headers={"X-User-Id": "alice@example.com"})
+    assert r.json()["scope"]["user_id"] == "alice@example.com"  # the app still sees who it serves
+    outgoing = dict(e.split("=", 1) for e in r.json()["outgoing"]["baggage"].split(","))
+    hashed = outgoing["user.id"]
+    assert hashed.startswith("uh_") and "alice" not in hashed
+    spans = cap.spans()
+    assert spans and all(s.attributes[semconv.USER_ID] == hashed for s in spans)

@@ -52,9 +52,6 @@ class Sink(Protocol):
 class ScopeProcessor(SpanProcessor):
     """Puts the request's identity on every span started inside a chat scope, whoever creates the span."""
 
-    def __init__(self, hash_user_id: "callable | None" = None) -> None:  # type: ignore[valid-type]
-        self._hash_user_id = hash_user_id
-
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         try:
             s = current(parent_context) or current()
