@@ -142,6 +142,12 @@ class Masker:
         self._pending: dict[bytes, tuple[str, str | None]] = {}
         self.skipped_precheck = 0
         self.sent = 0
+        # Whole values already masked (a chat app resends its tool definitions, system prompt and earlier replies
+        # with every call): a hit skips JSON parsing, the walk and the secret regexes. Bounded by characters held.
+        self._memo: OrderedDict[tuple[bool, str], tuple[str, bool, bool]] = OrderedDict()
+        self._memo_chars = 0
+        self.memo_max_chars = 2_000_000
+        self.memo_hits = 0
 
     # --- pass 1 ---------------------------------------------------------------------------------------------------
     def start_batch(self) -> None:
@@ -149,6 +155,8 @@ class Masker:
         self._pending = {}
 
     def collect(self, value: Any) -> None:
+        if isinstance(value, str) and (True, value) in self._memo:
+            return
         _walk_value(value, self._collect_leaf)
 
     def _collect_leaf(self, text: str, ctx: str | None) -> str:
@@ -189,11 +197,29 @@ class Masker:
         Raises ``MaskingFailed`` when a text of ``value`` was not masked."""
         leaf = self._mask_leaf if content else _secrets_leaf
         if isinstance(value, str):
-            return self._mask_str(value, leaf)
+            memo_key = (content, value)
+            hit = self._memo.get(memo_key)
+            if hit is not None:
+                self._memo.move_to_end(memo_key)
+                self.memo_hits += 1
+                return hit
+            result = self._mask_str(value, leaf)  # raises MaskingFailed: nothing is remembered then
+            self._remember(memo_key, result)
+            return result
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
             parts = [self._mask_str(v, leaf) for v in value]
             return tuple(p[0] for p in parts), any(p[1] for p in parts), any(p[2] for p in parts)
         return value, False, False
+
+    def _remember(self, key: tuple[bool, str], result: tuple[str, bool, bool]) -> None:
+        size = len(key[1]) + len(result[0])
+        if size > self.memo_max_chars // 8:
+            return
+        self._memo[key] = result
+        self._memo_chars += size
+        while self._memo_chars > self.memo_max_chars:
+            (_, old_text), old_result = self._memo.popitem(last=False)
+            self._memo_chars -= len(old_text) + len(old_result[0])
 
     def _mask_str(self, text: str, leaf: Callable[[str, str | None], str]) -> tuple[str, bool, bool]:
         parsed = _parse_json(text)
