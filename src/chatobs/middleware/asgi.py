@@ -22,7 +22,7 @@ from opentelemetry import context as otel_context
 
 from .._guard import log_limited
 from ..context import ChatScope, context_with_scope
-from .extract import IdentityReader, IdExtractor, PathFilter, RequestInfo, is_json_content_type, parse_json_object
+from .extract import IdExtractor, MiddlewareBase, RequestInfo, is_json_content_type, parse_json_object
 from .request import RequestSpan, header_map
 
 logger = logging.getLogger("chatobs")
@@ -37,7 +37,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 @dataclass
-class ChatObsMiddleware:
+class ChatObsMiddleware(MiddlewareBase):
     """Trace every chat request of an ASGI app. Settings come from ``chatobs.init()`` (called here if needed)."""
 
     app: ASGIApp
@@ -45,20 +45,10 @@ class ChatObsMiddleware:
     settings: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        from ..runtime import init, settings_or_none
-
-        if self.settings is None:
-            # init() validates the environment now, at app start-up, so a bad value never fails inside a request.
-            init()
-            self.settings = settings_or_none()
-        s = self.settings
-        self._active = bool(s is not None and s.active)
-        if not self._active:
-            return
-        self._paths = PathFilter(s.exclude_paths)
-        self._ids = IdentityReader(s, self.extractors)
-        self._max_body = s.max_body_bytes
-        self._trace_header = s.trace_id_header.lower().encode("latin-1") if s.trace_id_header else b""
+        self._configure()
+        if self._active:
+            name = self._trace_header_name
+            self._trace_header = name.lower().encode("latin-1") if name else b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._active:

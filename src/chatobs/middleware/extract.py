@@ -157,3 +157,27 @@ def captured_headers(headers: Mapping[str, Sequence[str]], allow: Sequence[str])
         if values:
             out[semconv.HTTP_REQUEST_HEADER_PREFIX + key] = list(values)
     return out
+
+
+class MiddlewareBase:
+    """What both middlewares set up from the settings when they are built (dataclass fields: ``extractors``,
+    ``settings``). ``init()`` runs here if the app has not called it, so a bad setting fails at start-up, never
+    inside a request."""
+
+    extractors: Sequence[IdExtractor]
+    settings: Any
+
+    def _configure(self) -> None:
+        from ..runtime import init, settings_or_none
+
+        if self.settings is None:
+            init()
+            self.settings = settings_or_none()
+        s = self.settings
+        self._active = bool(s is not None and s.active)
+        if not self._active:
+            return
+        self._paths = PathFilter(s.exclude_paths)
+        self._ids = IdentityReader(s, self.extractors)
+        self._max_body: int = s.max_body_bytes
+        self._trace_header_name: str = s.trace_id_header

@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from .._guard import log_limited
-from .extract import IdentityReader, IdExtractor, PathFilter, RequestInfo, is_json_content_type, parse_json_object
+from .extract import IdExtractor, MiddlewareBase, RequestInfo, is_json_content_type, parse_json_object
 from .request import RequestSpan
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -26,7 +26,7 @@ ROUTE_ENVIRON_KEY = "chatobs.route"  # a WSGI framework may set the matched rout
 
 
 @dataclass
-class ChatObsWSGIMiddleware:
+class ChatObsWSGIMiddleware(MiddlewareBase):
     """Trace every chat request of a WSGI app. Settings come from ``chatobs.init()`` (called here if needed)."""
 
     app: WSGIApp
@@ -34,19 +34,8 @@ class ChatObsWSGIMiddleware:
     settings: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        from ..runtime import init, settings_or_none
-
-        if self.settings is None:
-            init()
-            self.settings = settings_or_none()
-        s = self.settings
-        self._active = bool(s is not None and s.active)
-        if not self._active:
-            return
-        self._paths = PathFilter(s.exclude_paths)
-        self._ids = IdentityReader(s, self.extractors)
-        self._max_body = s.max_body_bytes
-        self._trace_header = s.trace_id_header
+        self._configure()
+        self._trace_header = self._trace_header_name if self._active else ""
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not self._active or self._paths.excluded(environ.get("PATH_INFO", "")):
