@@ -9,6 +9,7 @@ every string attribute of every span.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["SECRET_TOKEN", "scrub", "is_secret_name", "might_hold_secret"]
@@ -91,9 +92,25 @@ def might_hold_secret(text: str) -> bool:
     return _GATE.search(text) is not None
 
 
+_SCRUB_CACHE_TEXT_MAX = 1024  # chat histories resend the same short texts every call: remember those, not documents
+
+
+@functools.lru_cache(maxsize=4096)
+def _scrub_cached(text: str) -> str:
+    return _scrub(text)
+
+
 def scrub(text: str) -> str:
     """``text`` with every credential-looking value replaced by ``<SECRET>``."""
-    if not text or _GATE.search(text) is None:
+    if not text:
+        return text
+    if len(text) <= _SCRUB_CACHE_TEXT_MAX:
+        return _scrub_cached(text)
+    return _scrub(text)
+
+
+def _scrub(text: str) -> str:
+    if _GATE.search(text) is None:
         return text
     text = _PRIVATE_KEY.sub(SECRET_TOKEN, text)
     text = _KEYS.sub(SECRET_TOKEN, text)
