@@ -7,7 +7,6 @@ JSON and SSE shapes of the answer.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
@@ -76,32 +75,13 @@ def parse_chat_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
     )
 
 
-_REQUEST_SPAN: contextvars.ContextVar[Any] = contextvars.ContextVar("demo_request_span", default=None)
-
-
-class CaptureRequestSpan:
-    """ASGI middleware placed just inside ``ChatObsMiddleware``: remembers the request's span, which the handler can
-    no longer reach as the "current" span once the framework opened its own spans (FastAPI traces its endpoint)."""
-
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        from opentelemetry import trace
-
-        token = _REQUEST_SPAN.set(trace.get_current_span())
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            _REQUEST_SPAN.reset(token)
 
 
 def request_span() -> Any:
-    """The span of the chat request being handled (chatobs's SERVER span)."""
-    from opentelemetry import trace
+    """The span of the chat request being handled (chatobs's SERVER span, or the one it joined)."""
+    import chatobs
 
-    span = _REQUEST_SPAN.get()
-    return span if span is not None and span.is_recording() else trace.get_current_span()
+    return chatobs.request_span()
 
 
 @contextmanager

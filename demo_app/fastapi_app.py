@@ -41,7 +41,6 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
         await llm.close()
 
     app = FastAPI(title="chatobs demo", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(api.CaptureRequestSpan)  # demo detail: lets a turn mark itself as an edit or a regeneration
     app.add_middleware(chatobs.ChatObsMiddleware)
     viewer_url = web.mount_viewer_asgi(app, cfg)
 

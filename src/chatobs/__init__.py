@@ -6,7 +6,7 @@ optional package)::
     chatobs.init(**settings) / chatobs.shutdown()
     chatobs.ChatObsMiddleware          # ASGI (FastAPI, Starlette)
     chatobs.ChatObsWSGIMiddleware      # WSGI;  chatobs.ChatObs(app) for Flask
-    chatobs.current() / chatobs.scope(...) / chatobs.wrap(fn) / chatobs.inject(headers)
+    chatobs.current() / chatobs.scope(...) / chatobs.wrap(fn) / chatobs.inject(headers) / chatobs.request_span()
     chatobs.llm_call(...) / chatobs.allm_call(...)
     @chatobs.workflow / @chatobs.task / @chatobs.agent / @chatobs.tool
     chatobs.instrument_mcp_server(server)
@@ -32,6 +32,7 @@ _LAZY: dict[str, str] = {
     "wrap": "chatobs.context",
     "inject": "chatobs.context",
     "current_trace_id": "chatobs.context",
+    "request_span": "chatobs.context",
     "ChatObsMiddleware": "chatobs.middleware.asgi",
     "ChatObsWSGIMiddleware": "chatobs.middleware.wsgi",
     "ChatObs": "chatobs.middleware.flask",
@@ -63,7 +64,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .config import ConfigError, Settings
-    from .context import ChatScope, current, current_trace_id, inject, scope, wrap
+    from .context import ChatScope, current, current_trace_id, inject, request_span, scope, wrap
     from .instrument.decorators import agent, task, tool, workflow
     from .instrument.llm import allm_call, llm_call
     from .instrument.mcp import instrument_mcp_server

@@ -21,12 +21,13 @@ from opentelemetry import propagate, trace
 
 from . import semconv
 
-__all__ = ["ChatScope", "current", "scope", "wrap", "inject", "identity_attributes", "BAGGAGE_KEYS"]
+__all__ = ["ChatScope", "current", "scope", "wrap", "inject", "identity_attributes", "request_span", "BAGGAGE_KEYS"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _SCOPE_KEY = otel_context.create_key("chatobs-scope")
+_REQUEST_SPAN_KEY = otel_context.create_key("chatobs-request-span")
 
 # Baggage key -> ChatScope field. Keys are the span attribute names, so a downstream service can copy them as is.
 BAGGAGE_KEYS: dict[str, str] = {
@@ -153,6 +154,17 @@ def inject(carrier: MutableMapping[str, str] | None = None) -> MutableMapping[st
     carrier = {} if carrier is None else carrier
     propagate.inject(carrier)
     return carrier
+
+
+def request_span() -> trace.Span:
+    """The SERVER span of the chat request being handled (to mark it: feedback, edit, regenerate...), even where
+    another span is current (FastAPI traces its endpoint); a non-recording span outside a request."""
+    span = otel_context.get_value(_REQUEST_SPAN_KEY)
+    return span if isinstance(span, trace.Span) else trace.INVALID_SPAN
+
+
+def with_request_span(span: trace.Span, ctx: otel_context.Context) -> otel_context.Context:
+    return otel_context.set_value(_REQUEST_SPAN_KEY, span, ctx)
 
 
 def current_trace_id() -> str | None:

@@ -393,3 +393,20 @@ async def test_hashed_user_ids_on_spans_and_baggage_but_not_in_scope(make_captur
     assert hashed.startswith("uh_") and "alice" not in hashed
     spans = cap.spans()
     assert spans and all(s.attributes[semconv.USER_ID] == hashed for s in spans)
+
+
+async def test_request_span_reachable_inside_framework_spans(capture: Any) -> None:
+    app = FastAPI()
+    app.add_middleware(chatobs.ChatObsMiddleware)
+
+    @app.post("/api/chat")
+    async def chat() -> dict[str, bool]:
+        with chatobs.get_tracer().start_as_current_span("inner"):
+            chatobs.request_span().set_attribute("app.feedback", "thumbs_up")
+        return {"outside": chatobs.request_span().is_recording()}
+
+    r = await post(app, json={})
+    assert r.json() == {"outside": True}
+    assert not chatobs.request_span().is_recording()  # outside any request
+    (server,) = server_spans(capture)
+    assert server.attributes["app.feedback"] == "thumbs_up"

@@ -15,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import semconv
-from ..context import ChatScope, context_with_scope, identity_attributes
+from ..context import ChatScope, context_with_scope, identity_attributes, with_request_span
 from ..runtime import get_tracer
 from . import tracecontext
 from .extract import RequestInfo, captured_headers
@@ -97,7 +97,7 @@ class RequestSpan:
             **ids,
         )
         # The scope with trace/span IDs filled in replaces the one the span was started under (baggage is set).
-        ctx = context_with_scope(self.scope, ctx, propagate_identity=False)
+        ctx = with_request_span(span, context_with_scope(self.scope, ctx, propagate_identity=False))
         self.span = span
         self.token = otel_context.attach(ctx)
 
