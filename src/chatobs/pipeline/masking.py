@@ -148,6 +148,10 @@ class Masker:
         self._memo_chars = 0
         self.memo_max_chars = 2_000_000
         self.memo_hits = 0
+        # Elements of a JSON array already masked: every call resends the chat history, so only the new messages of
+        # a turn need the walk. Keyed by the element's compact JSON (C-fast to make) and the kind of masking.
+        self._elements: OrderedDict[tuple[bool, str], tuple[Any, bool, bool]] = OrderedDict()
+        self._elements_chars = 0
 
     # --- pass 1 ---------------------------------------------------------------------------------------------------
     def start_batch(self) -> None:
@@ -157,6 +161,13 @@ class Masker:
     def collect(self, value: Any) -> None:
         if isinstance(value, str) and (True, value) in self._memo:
             return
+        if isinstance(value, str):
+            parsed = _parse_json(value)
+            if isinstance(parsed, list):
+                for element in parsed:
+                    if (True, _element_key(element)) not in self._elements:
+                        _walk(element, None, self._collect_leaf)
+                return
         _walk_value(value, self._collect_leaf)
 
     def _collect_leaf(self, text: str, ctx: str | None) -> str:
@@ -221,6 +232,37 @@ class Masker:
             (_, old_text), old_result = self._memo.popitem(last=False)
             self._memo_chars -= len(old_text) + len(old_result[0])
 
+    def _walk_elements(self, items: list[Any], leaf: Callable[[str, str | None], str]) -> tuple[list[Any], bool]:
+        content = leaf == self._mask_leaf
+        out: list[Any] = []
+        changed = False
+        for element in items:
+            key = (content, _element_key(element))
+            hit = self._elements.get(key)
+            if hit is None:
+                box = [False]
+
+                def tracking(t: str, ctx: str | None) -> str:
+                    m = leaf(t, ctx)
+                    if m != t:
+                        box[0] = True
+                    return m
+
+                walked, blanked = _walk(element, None, tracking)  # raises MaskingFailed: nothing remembered
+                hit = (walked, box[0] or blanked, False)
+                size = len(key[1])
+                if size <= self.memo_max_chars // 8:
+                    self._elements[key] = hit
+                    self._elements_chars += size
+                    while self._elements_chars > self.memo_max_chars:
+                        (_, old_key), _ = self._elements.popitem(last=False)
+                        self._elements_chars -= len(old_key)
+            else:
+                self._elements.move_to_end(key)
+            out.append(hit[0])
+            changed = changed or hit[1]
+        return out, changed
+
     def _mask_str(self, text: str, leaf: Callable[[str, str | None], str]) -> tuple[str, bool, bool]:
         parsed = _parse_json(text)
         if parsed is _NOT_JSON:
@@ -236,8 +278,11 @@ class Masker:
                 changed_box[0] = True
             return m
 
-        walked, secret_fields = _walk(parsed, None, tracking)
-        changed = changed_box[0] or secret_fields
+        if isinstance(parsed, list):
+            walked, changed = self._walk_elements(parsed, leaf)
+        else:
+            walked, secret_fields = _walk(parsed, None, tracking)
+            changed = changed_box[0] or secret_fields
         dumped = json.dumps(walked, ensure_ascii=False) if changed else text
         if self.max_length <= 0 or len(dumped) <= self.max_length:
             return dumped, changed, False
@@ -260,6 +305,10 @@ class Masker:
     def close(self) -> None:
         if self.backend is not None:
             self.backend.close()
+
+
+def _element_key(element: Any) -> str:
+    return json.dumps(element, ensure_ascii=False, separators=(",", ":"))
 
 
 def _secrets_leaf(text: str, ctx: str | None) -> str:
