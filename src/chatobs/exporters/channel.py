@@ -7,10 +7,8 @@ A backend that is down, slow or answering garbage only fills its own queue: its 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from dataclasses import dataclass, field
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .._fork import restart_after_fork
 from .._guard import log_limited
 from ..pipeline.stats import STATS, PipelineStats
 from .chat_tree import ChatTree
@@ -73,8 +72,7 @@ class ExportChannel:
         self._tree = ChatTree(self.name, max_spans=queue_size) if spec.chat_only else None
         self._init_state()
         # A weak reference: a channel that was shut down must neither be kept alive nor restarted in a forked child.
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (ch := ref()) is not None and ch._after_fork())
+        restart_after_fork(self)
 
     def _init_state(self) -> None:
         self._queue: deque[ReadableSpan] = deque()

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
 import urllib.error
 import urllib.request
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .._fork import restart_after_fork
 from .._guard import log_limited
 from .stats import STATS
 
@@ -70,8 +69,11 @@ class _Worker:
         self._start()
         # A forked worker (gunicorn --preload) inherits the queue but not the thread: start afresh there. A weak
         # reference, so workers of earlier init() cycles are neither kept alive nor restarted.
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _restart(ref))
+        restart_after_fork(self, "_restart_if_open")
+
+    def _restart_if_open(self) -> None:
+        if not self._closed:
+            self._start()
 
     def _start(self) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=self._maxsize)
@@ -119,12 +121,6 @@ class _Worker:
         except queue.Full:
             pass  # daemon thread: it ends with the process
         self._thread.join(max(0.0, min(timeout_s, 1.0)))
-
-
-def _restart(ref: "weakref.ref[_Worker]") -> None:
-    worker = ref()
-    if worker is not None and not worker._closed:
-        worker._start()
 
 
 class WebhookSender:

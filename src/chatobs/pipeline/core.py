@@ -9,10 +9,8 @@ to each exporter's own bounded channel.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -20,6 +18,7 @@ from typing import Protocol, runtime_checkable
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from .._fork import restart_after_fork
 from .._guard import guard, log_limited
 from ..context import current, identity_attributes, scope_from_baggage
 from .stats import STATS, PipelineStats
@@ -96,9 +95,7 @@ class PipelineProcessor(SpanProcessor):
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._start()
-        # A weak reference: a pipeline that was shut down must neither be kept alive nor restarted in a forked child.
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (p := ref()) is not None and p._after_fork())
+        restart_after_fork(self)
 
     # --- request path ---------------------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:

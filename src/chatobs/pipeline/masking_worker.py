@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._fork import restart_after_fork
 from .._guard import log_limited
 from .masking import MaskingFailed
 from .pii import PiiConfig
@@ -48,7 +49,7 @@ class ProcessBackend:
         self._last_start = 0.0
         self._closed = False
         self.restarts = 0
-        os.register_at_fork(after_in_child=self._after_fork)
+        restart_after_fork(self)
 
     # --- lifecycle ----------------------------------------------------------------------------------------------------
     def _start(self) -> None:
