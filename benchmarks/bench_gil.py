@@ -8,7 +8,8 @@ MCP tool call and a few framework spans) and spends ~20 ms of Python CPU in slic
 (the app waiting for its LLM provider). The figures are how late those timers fire (the event loop waking up and
 waiting for the GIL) and the turn latency.
 
-Variants, each in a fresh process, alternated ``--rounds`` times:
+Variants, switched at run time in one process and alternated segment by segment (``--cycles`` of ``--turns``), so
+the shared machine's changing load hits all of them alike:
 - ``chatobs``: chatobs with its defaults (content capture, PII masking in its worker process, metrics, local store);
 - ``no-pipeline``: the same request path, but the pipeline thread discards what it receives (no stages, no export),
   so the difference is what the background work costs the loop.
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,11 +43,14 @@ TOOLS = [
 
 
 def _busy(ms: float) -> None:
+    """App work: Python, with a system call every ~0.1 ms that releases the GIL for a moment, as socket reads and
+    writes do (a thread waiting for the GIL takes it there, and the app must wait to get it back)."""
     end = time.perf_counter() + ms / 1000
     x = 0
     while time.perf_counter() < end:
-        for i in range(200):
+        for i in range(400):
             x += i * i
+        os.stat(".")
 
 
 async def _wait(ms: float, late: list[float]) -> None:
@@ -90,18 +95,58 @@ async def _turn(i: int, history: list[dict[str, Any]], late: list[float]) -> Non
         history.clear()
 
 
+TIMERS_PER_TURN = 7
+
+
+def _schedstat() -> tuple[float, float]:
+    """This thread's time on a CPU and time waiting for one (runnable, in the run queue), in seconds."""
+    try:
+        cpu, queued, _ = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat").read_text().split()
+        return int(cpu) / 1e9, int(queued) / 1e9
+    except (OSError, ValueError):
+        return time.thread_time(), 0.0
+
+
 async def _run(turns: int) -> dict[str, list[float]]:
     late: list[float] = []
     lat: list[float] = []
+    blocked: list[float] = []
     history: list[dict[str, Any]] = []
     for i in range(turns):
         started = time.perf_counter()
+        cpu0, queued0 = _schedstat()
         await _turn(i, history, late)
-        lat.append(time.perf_counter() - started)
-    return {"late": late, "lat": lat}
+        elapsed = time.perf_counter() - started
+        cpu1, queued1 = _schedstat()
+        lat.append(elapsed)
+        # Wall time neither on a CPU, nor waiting for one (other processes' load), nor in the turn's own timers:
+        # what is left is the loop waiting for the GIL.
+        blocked.append(elapsed - (cpu1 - cpu0) - (queued1 - queued0) - TIMERS_PER_TURN / 1000)
+    return {"late": late, "lat": lat, "blocked": blocked}
 
 
-def child(variant: str, turns: int) -> None:
+def _configure(pipe: Any, variant: str, defaults: dict[int, Any]) -> None:
+    from chatobs import _pacing
+    from chatobs._pacing import Pacer, unpaced
+
+    busy = defaults.setdefault(0, _pacing.BUSY_S)
+    _pacing.BUSY_S = float(variant.partition("@")[2] or busy)  # e.g. chatobs@0.0002: another "app is busy" threshold
+    variant = variant.partition("@")[0]
+    pipe.__dict__.pop("_drain", None)
+    for obj in [pipe, *getattr(pipe.sink, "channels", [])]:
+        default = defaults.setdefault(id(obj), obj._pacer)
+        if variant == "unpaced":
+            obj._pacer = unpaced()
+        elif variant == "nodefer":
+            obj._pacer = Pacer()
+        else:
+            obj._pacer = default
+    if variant == "no-pipeline":
+        pipe._drain = pipe._inbox.clear
+
+
+def child(variants: list[str], turns: int, cycles: int) -> None:
+    """All variants in one process, in alternating segments, so the machine's load (shared, noisy) hits all alike."""
     import chatobs
     from chatobs.runtime import get_runtime
 
@@ -109,25 +154,22 @@ def child(variant: str, turns: int) -> None:
     rt = get_runtime()
     assert rt is not None
     pipe = rt.pipeline
-    if variant == "no-pipeline":
-        pipe._drain = pipe._inbox.clear  # type: ignore[method-assign]
-    elif variant == "nodefer":
-        pipe._pacer.may_defer = None
-        for ch in getattr(pipe.sink, "channels", []):
-            ch._pacer.may_defer = None
-    elif variant == "unpaced":
-        from chatobs._pacing import unpaced
-
-        pipe._pacer = unpaced()
-        for ch in getattr(pipe.sink, "channels", []):
-            ch._pacer = unpaced()
     asyncio.run(_run(40))  # warm up: imports, the masking worker, caches
-    rt.pipeline.force_flush(60_000)
-    time.sleep(0.5)
-    cpu0 = time.process_time()
-    out = asyncio.run(_run(turns))
-    rt.pipeline.force_flush(60_000)
-    out["cpu_s"] = [time.process_time() - cpu0]  # this process's threads; the masking worker is not counted
+    pipe.force_flush(60_000)
+    defaults: dict[int, Any] = {}
+    out: dict[str, dict[str, list[float]]] = {v: {"late": [], "lat": [], "blocked": [], "cpu_s": []} for v in variants}
+    for _ in range(cycles):
+        for variant in variants:
+            _configure(pipe, variant, defaults)
+            time.sleep(0.2)
+            cpu0 = time.process_time()
+            seg = asyncio.run(_run(turns))
+            pipe.force_flush(60_000)
+            out[variant]["cpu_s"].append((time.process_time() - cpu0) / turns)
+            out[variant]["late"] += seg["late"]
+            out[variant]["lat"] += seg["lat"]
+            out[variant]["blocked"] += seg["blocked"]
+    _configure(pipe, "chatobs", defaults)
     print(json.dumps(out))
     chatobs.shutdown()
 
@@ -136,50 +178,50 @@ def _q(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) >= 100 else max(values)
 
 
-def measure(variant: str, turns: int) -> dict[str, float]:
+def measure(variants: list[str], turns: int, cycles: int) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + str(REPO), "CHATOBS_LOCAL_DB": f"{tmp}/t.db"}
         env = {k: v for k, v in env.items() if not k.startswith(("CHATOBS_ENABLED", "OTEL_"))}
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_gil", "--child", variant, "--turns", str(turns)],
-                              env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_gil", "--child", ",".join(variants),
+                               "--turns", str(turns), "--cycles", str(cycles)],
+                              env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    late = [x * 1000 for x in data["late"]]
-    lat = [x * 1000 for x in data["lat"]]
-    return {
-        "late_p50": statistics.median(late), "late_p99": _q(late, 99), "late_max": max(late),
-        "late_mean": statistics.fmean(late),
-        "cpu_ms": data["cpu_s"][0] * 1000 / len(lat),
-        "turn_p50": statistics.median(lat), "turn_p99": _q(lat, 99), "turn_max": max(lat),
-    }
+    res = {}
+    for variant, d in data.items():
+        late = [x * 1000 for x in d["late"]]
+        lat = [x * 1000 for x in d["lat"]]
+        blocked = [x * 1000 for x in d["blocked"]]
+        res[variant] = {
+            "gil_mean": statistics.fmean(blocked), "gil_p50": statistics.median(blocked), "gil_p99": _q(blocked, 99),
+            "late_mean": statistics.fmean(late), "late_p50": statistics.median(late), "late_p99": _q(late, 99),
+            "late_max": max(late), "turn_p50": statistics.median(lat), "turn_p99": _q(lat, 99), "turn_max": max(lat),
+            "cpu_ms": statistics.median(d["cpu_s"]) * 1000,
+        }
+    return res
 
 
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--turns", type=int, default=int(os.environ.get("BENCH_TURNS", "150")))
-    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
+    parser.add_argument("--turns", type=int, default=int(os.environ.get("BENCH_TURNS", "40")), help="turns per segment")
+    parser.add_argument("--cycles", type=int, default=int(os.environ.get("BENCH_ROUNDS", "6")))
     parser.add_argument("--child")
-    parser.add_argument("--variants", default="no-pipeline,chatobs", help="also: unpaced (chatobs without pacing)")
+    parser.add_argument("--variants", default="no-pipeline,chatobs", help="also: unpaced (chatobs before pacing), "
+                        "nodefer (pacing without deferring to a busy app)")
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.turns)
+        child(args.child.split(","), args.turns, args.cycles)
         return {}
-    runs: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants.split(",")}
-    for _ in range(args.rounds):
-        for variant in runs:
-            runs[variant].append(measure(variant, args.turns))
-    med = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in runs.items()}
+    med = measure(args.variants.split(","), args.turns, args.cycles)
     names = list(med)
     base = med[names[0]]
-    print(f"{args.turns} turns x {args.rounds} rounds, medians (ms); timer lateness = how late a 1 ms asyncio timer "
-          f"fires; (x) = ratio to {names[0]}")
+    print(f"{args.cycles} x {args.turns} turns per variant, alternating segments in one process (ms); timer lateness = "
+          f"how late a 1 ms asyncio timer fires; gil = per turn, wall time the loop thread was neither on a CPU nor queued for one nor in its timers (waiting for the GIL); (x) = ratio to {names[0]}")
     print(f"{'figure':<12}" + "".join(f"{n:>24}" for n in names))
-    for key in ("late_mean", "late_p50", "late_p99", "late_max", "turn_p50", "turn_p99", "turn_max", "cpu_ms"):
+    for key in ("gil_mean", "gil_p50", "gil_p99", "late_mean", "late_p50", "late_p99", "late_max", "turn_p50", "turn_p99", "turn_max", "cpu_ms"):
         cells = "".join(f"{med[n][key]:>14.3f} ({med[n][key] / base[key] if base[key] else float('nan'):5.2f}x)" for n in names)
         print(f"{key:<12}{cells}")
-    for variant, rs in runs.items():
-        print(f"{variant:>12} per round late_p99:", " ".join(f"{r['late_p99']:.2f}" for r in rs), " turn_p99:", " ".join(f"{r['turn_p99']:.1f}" for r in rs))
     return med
 
 

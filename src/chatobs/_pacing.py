@@ -69,7 +69,8 @@ def unpaced() -> Pacer:
 
 
 class ChunkSizer:
-    """How many items to hand to one call so it stays within a slice: a running estimate of CPU per item."""
+    """How many items (or units of weight) to hand to one call so it stays within a slice: a running estimate of
+    CPU per unit."""
 
     __slots__ = ("target_s", "floor", "ceiling", "_per_item")
 

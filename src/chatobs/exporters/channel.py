@@ -27,7 +27,7 @@ logger = logging.getLogger("chatobs")
 _FIRST_PROBE_S = 1.0  # a degraded channel's first wait before trying the backend again
 _MAX_PROBE_S = 30.0
 _EXPORT_SLICE_S = 0.002  # CPU per export call the batch size aims at
-_MIN_EXPORT = 16
+_MIN_EXPORT = 8
 
 
 @dataclass
