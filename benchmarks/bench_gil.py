@@ -1,18 +1,24 @@
-"""How much chatobs's background threads delay the app's event loop (they share its GIL).
+"""How long chatobs's background threads make the app's event loop wait for the GIL they share.
 
-    python -m benchmarks.bench_gil [--turns 150] [--rounds 3]
+    python -m benchmarks.bench_gil [--turns 40] [--cycles 6] [--variants no-pipeline,chatobs,switch1ms]
 
 An asyncio app in the main thread runs chat turns one after another: each turn creates the spans a real turn does
 (the request span, two LLM calls with the growing conversation, system prompt and tool definitions as content, an
-MCP tool call and a few framework spans) and spends ~20 ms of Python CPU in slices, awaiting 1 ms timers between them
-(the app waiting for its LLM provider). The figures are how late those timers fire (the event loop waking up and
-waiting for the GIL) and the turn latency.
+MCP tool call, a few framework spans) and spends ~20 ms of Python CPU, with a GIL-releasing system call every ~0.1 ms
+(as socket I/O does), awaiting seven 1 ms timers in between (the app waiting for its provider and tools).
+
+Figures per turn: ``gil`` = wall time the loop thread was neither on a CPU, nor queued for one (read from
+/proc/self/task/<tid>/schedstat, so other processes' load on this shared machine is taken out), nor in its own
+timers -- i.e. waiting for the GIL; ``late`` = how late each 1 ms timer fired; ``turn`` = turn latency; ``cpu`` =
+CPU of the whole process per turn (the masking worker process not included).
 
 Variants, switched at run time in one process and alternated segment by segment (``--cycles`` of ``--turns``), so
-the shared machine's changing load hits all of them alike:
+the machine's changing load hits all of them alike:
+- ``no-pipeline``: the same request path, but the pipeline thread discards what it receives (no stages, no export):
+  the baseline;
 - ``chatobs``: chatobs with its defaults (content capture, PII masking in its worker process, metrics, local store);
-- ``no-pipeline``: the same request path, but the pipeline thread discards what it receives (no stages, no export),
-  so the difference is what the background work costs the loop.
+- ``switch1ms``: the same with ``sys.setswitchinterval(0.001)`` (process-wide: an app's decision, not chatobs's);
+- ``often``: the pipeline woken every 100 ms instead of every export interval (1 s).
 """
 
 from __future__ import annotations
@@ -82,7 +88,8 @@ async def _turn(i: int, history: list[dict[str, Any]], late: list[float]) -> Non
             with tracer.start_as_current_span("tools/call calculate", kind=SpanKind.CLIENT, attributes={"mcp.method.name": "tools/call", "gen_ai.tool.name": "calculate"}):
                 await _wait(1, late)
                 _busy(2)
-            history.append({"role": "assistant", "content": f"{i}*7 = {i * 7}. I will mail it to jane.doe{i}@example.com."})
+            history.append({"role": "assistant", "content": f"{i}*7 = {i * 7}. I will mail it to jane.doe{i}@example.com. "
+                                                            + "Here is how the calculation works, step by step. " * 8})
             msgs = [{"role": "system", "content": SYSTEM}] + history
             async with chatobs.allm_call("openai", "gpt-4o-mini", msgs, tools=TOOLS, temperature=0.2) as call:
                 for _ in range(3):
@@ -91,7 +98,7 @@ async def _turn(i: int, history: list[dict[str, Any]], late: list[float]) -> Non
                 call.record(history[-1]["content"], usage={"input_tokens": 400 + 40 * len(history), "output_tokens": 30})
             tracer.start_span("http send").end()
             _busy(3)
-    if len(history) >= 10:
+    if len(history) >= 20:  # a new conversation every 10 turns
         history.clear()
 
 
@@ -99,12 +106,13 @@ TIMERS_PER_TURN = 7
 
 
 def _schedstat() -> tuple[float, float]:
-    """This thread's time on a CPU and time waiting for one (runnable, in the run queue), in seconds."""
+    """This thread's CPU time (exact) and time spent runnable but waiting for a CPU (the kernel's run_delay,
+    updated at context switches), in seconds."""
     try:
-        cpu, queued, _ = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat").read_text().split()
-        return int(cpu) / 1e9, int(queued) / 1e9
-    except (OSError, ValueError):
-        return time.thread_time(), 0.0
+        queued = int(Path(f"/proc/self/task/{threading.get_native_id()}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        queued = 0.0
+    return time.thread_time(), queued
 
 
 async def _run(turns: int) -> dict[str, list[float]]:
@@ -125,24 +133,18 @@ async def _run(turns: int) -> dict[str, list[float]]:
     return {"late": late, "lat": lat, "blocked": blocked}
 
 
-def _configure(pipe: Any, variant: str, defaults: dict[int, Any]) -> None:
-    from chatobs import _pacing
-    from chatobs._pacing import Pacer, unpaced
-
-    busy = defaults.setdefault(0, _pacing.BUSY_S)
-    _pacing.BUSY_S = float(variant.partition("@")[2] or busy)  # e.g. chatobs@0.0002: another "app is busy" threshold
-    variant = variant.partition("@")[0]
+def _configure(pipe: Any, variant: str, defaults: dict[str, Any]) -> None:
     pipe.__dict__.pop("_drain", None)
-    for obj in [pipe, *getattr(pipe.sink, "channels", [])]:
-        default = defaults.setdefault(id(obj), obj._pacer)
-        if variant == "unpaced":
-            obj._pacer = unpaced()
-        elif variant == "nodefer":
-            obj._pacer = Pacer()
-        else:
-            obj._pacer = default
+    sys.setswitchinterval(defaults.setdefault("switch", sys.getswitchinterval()))
+    pipe._interval = defaults.setdefault("interval", pipe._interval)
     if variant == "no-pipeline":
         pipe._drain = pipe._inbox.clear
+    elif variant == "switch1ms":  # the interpreter's switch interval at 1 ms: process-wide, so the app's choice
+        sys.setswitchinterval(0.001)
+    elif variant == "often":  # the pipeline woken every 100 ms: smaller batches, shorter bursts
+        pipe._interval = 0.1
+    elif variant != "chatobs":
+        raise SystemExit(f"unknown variant {variant!r}")
 
 
 def child(variants: list[str], turns: int, cycles: int) -> None:
@@ -156,7 +158,7 @@ def child(variants: list[str], turns: int, cycles: int) -> None:
     pipe = rt.pipeline
     asyncio.run(_run(40))  # warm up: imports, the masking worker, caches
     pipe.force_flush(60_000)
-    defaults: dict[int, Any] = {}
+    defaults: dict[str, Any] = {}
     out: dict[str, dict[str, list[float]]] = {v: {"late": [], "lat": [], "blocked": [], "cpu_s": []} for v in variants}
     for _ in range(cycles):
         for variant in variants:
@@ -204,12 +206,12 @@ def measure(variants: list[str], turns: int, cycles: int) -> dict[str, dict[str,
 
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--turns", type=int, default=int(os.environ.get("BENCH_TURNS", "40")), help="turns per segment")
-    parser.add_argument("--cycles", type=int, default=int(os.environ.get("BENCH_ROUNDS", "6")))
+    parser.add_argument("--turns", type=int, default=40, help="turns per segment")
+    parser.add_argument("--cycles", type=int, default=6)
     parser.add_argument("--child")
-    parser.add_argument("--variants", default="no-pipeline,chatobs", help="also: unpaced (chatobs before pacing), "
-                        "nodefer (pacing without deferring to a busy app)")
-    args = parser.parse_args()
+    parser.add_argument("--variants", default="no-pipeline,chatobs", help="also: switch1ms (sys.setswitchinterval"
+                        "(0.001)), often (pipeline woken every 100 ms instead of every export interval)")
+    args, _ = parser.parse_known_args()  # `python -m benchmarks gil` passes its own arguments through
     if args.child:
         child(args.child.split(","), args.turns, args.cycles)
         return {}

@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._fork import restart_after_fork
 from .._guard import log_limited
-from .._pacing import DEFER_BACKLOG, ChunkSizer, Pacer
 from ..pipeline.stats import STATS, PipelineStats
 from .chat_tree import ChatTree
 
@@ -26,8 +25,6 @@ logger = logging.getLogger("chatobs")
 
 _FIRST_PROBE_S = 1.0  # a degraded channel's first wait before trying the backend again
 _MAX_PROBE_S = 30.0
-_EXPORT_SLICE_S = 0.002  # CPU per export call the batch size aims at
-_MIN_EXPORT = 8
 
 
 @dataclass
@@ -60,7 +57,6 @@ class ExportChannel:
         interval_s: float = 1.0,
         max_retry_s: float = 30.0,
         stats: PipelineStats = STATS,
-        pacer: Pacer | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -74,11 +70,6 @@ class ExportChannel:
         self._probe_delay = _FIRST_PROBE_S
         self.last_error: str | None = None
         self._tree = ChatTree(self.name, max_spans=queue_size) if spec.chat_only else None
-        # Encoding and writing a batch is Python holding the app's GIL: batches are sized to a few milliseconds of
-        # CPU and the worker pauses between them (see _pacing). Not below _MIN_EXPORT spans, so a network exporter's
-        # per-request cost stays spread over enough spans.
-        self._pacer = Pacer(may_defer=lambda: len(self._queue) < DEFER_BACKLOG) if pacer is None else pacer
-        self._sizer = ChunkSizer(target_s=_EXPORT_SLICE_S, floor=min(_MIN_EXPORT, batch_size), ceiling=batch_size)
         self._init_state()
         # A weak reference: a channel that was shut down must neither be kept alive nor restarted in a forked child.
         restart_after_fork(self)
@@ -138,17 +129,12 @@ class ExportChannel:
             try:
                 while self._queue:
                     batch: list[ReadableSpan] = []
-                    limit = self._sizer.size() if self._pacer.enabled else self._batch
                     try:
-                        while len(batch) < limit:
+                        while len(batch) < self._batch:
                             batch.append(self._queue.popleft())
                     except IndexError:
                         pass
-                    cpu = time.thread_time()
                     self._export(batch)
-                    self._sizer.observe(len(batch), time.thread_time() - cpu)
-                    if self._pacer.enabled:
-                        self._pacer.pause()
                     if self.degraded and not self._stopping:
                         # Backend down: probe with one batch now and then instead of spinning through the queue
                         # (encoding batches only to fail costs the app CPU). Meanwhile the full queue drops new spans.

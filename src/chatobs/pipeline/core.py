@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from opentelemetry import context as otel_context
@@ -20,7 +20,6 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .._fork import restart_after_fork
 from .._guard import guard, log_limited
-from .._pacing import DEFER_BACKLOG, ChunkSizer, Pacer
 from ..context import current, identity_attributes, scope_from_baggage
 from .stats import STATS, PipelineStats
 
@@ -47,14 +46,6 @@ class Sink(Protocol):
     def dispatch(self, spans: Sequence[ReadableSpan]) -> None: ...
     def flush(self, deadline: float) -> bool: ...
     def shutdown(self, deadline: float) -> None: ...
-
-
-def _weight(span: ReadableSpan) -> int:
-    w = 1
-    for value in (span.attributes or {}).values():
-        if type(value) is str and len(value) > 256:
-            w += len(value) >> 10
-    return w
 
 
 class ScopeProcessor(SpanProcessor):
@@ -90,7 +81,6 @@ class PipelineProcessor(SpanProcessor):
         batch_size: int = 256,
         interval_s: float = 1.0,
         stats: PipelineStats = STATS,
-        pacer: Pacer | None = None,
     ) -> None:
         self.stages = list(stages)
         self.sink = sink
@@ -98,10 +88,6 @@ class PipelineProcessor(SpanProcessor):
         self._batch = batch_size
         self._interval = interval_s
         self.stats = stats
-        # The thread shares the app's GIL: it works in slices of about a millisecond and pauses between them
-        # (see _pacing). ``pacer=None`` is for benchmarks comparing against unpaced batches.
-        self._pacer = Pacer(may_defer=self._may_defer) if pacer is None else pacer
-        self._sizers = {id(stage): ChunkSizer(ceiling=batch_size * 64) for stage in self.stages}
         self._inbox: deque[ReadableSpan] = deque()
         self._wake = threading.Event()
         self._idle = threading.Condition()
@@ -126,10 +112,6 @@ class PipelineProcessor(SpanProcessor):
             self._wake.set()
 
     # --- background -----------------------------------------------------------------------------------------------
-    def _may_defer(self) -> bool:
-        # Waiting for the app's quiet moments is fine while the backlog is small; a long one is memory (and delay).
-        return len(self._inbox) < DEFER_BACKLOG
-
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="chatobs-pipeline", daemon=True)
         self._thread.start()
@@ -172,54 +154,17 @@ class PipelineProcessor(SpanProcessor):
         for stage in self.stages:
             if not spans:
                 break
-            spans = self._run_stage(stage, spans)
+            before = spans
+            with guard(f"pipeline stage {stage.name}"):
+                spans = stage.process(spans)
+                continue
+            # A failing stage must not lose the batch, but must not let it skip masking either: see Stage docs.
+            spans = before if getattr(stage, "pass_on_error", False) else []
+            if not spans:
+                self.stats.drop("pipeline", f"stage_error:{stage.name}", len(before))
         if spans:
             with guard("dispatch"):
                 self.sink.dispatch(spans)
-            self._pacer.pace()
-
-    def _run_stage(self, stage: Stage, spans: list[ReadableSpan]) -> list[ReadableSpan]:
-        """One stage over the batch, in chunks of about one slice of CPU each, pausing between them so the app's
-        event loop never waits long for the GIL. Stages take any number of spans, so chunking changes no result; a
-        failing stage loses (or passes on) only its chunk."""
-        pacer = self._pacer
-        sizer = self._sizers.get(id(stage))
-        out: list[ReadableSpan] = []
-        for chunk, weight in self._chunks(spans, sizer if pacer.enabled else None):
-            cpu = time.thread_time()
-            with guard(f"pipeline stage {stage.name}"):
-                out.extend(stage.process(chunk))
-                if sizer is not None:
-                    sizer.observe(weight, time.thread_time() - cpu)
-                pacer.pace()
-                continue
-            # A failing stage must not lose the chunk, but must not let it skip masking either: see Stage docs.
-            if getattr(stage, "pass_on_error", False):
-                out.extend(chunk)
-            else:
-                self.stats.drop("pipeline", f"stage_error:{stage.name}", len(chunk))
-            pacer.pace()
-        return out
-
-    @staticmethod
-    def _chunks(spans: list[ReadableSpan], sizer: ChunkSizer | None) -> Iterator[tuple[list[ReadableSpan], int]]:
-        # A span's cost in most stages grows with its content (an LLM call's history is the bulk of the work), so
-        # chunks are cut by weight, not count: one span plus one per KiB of text.
-        weights = [_weight(span) for span in spans] if sizer is not None else []
-        budget = sizer.size() if sizer is not None else 0
-        if sizer is None or sum(weights) <= budget:
-            yield spans, sum(weights)
-            return
-        chunk: list[ReadableSpan] = []
-        total = 0
-        for span, w in zip(spans, weights):
-            if chunk and total + w > budget:
-                yield chunk, total
-                chunk, total = [], 0
-            chunk.append(span)
-            total += w
-        if chunk:
-            yield chunk, total
 
     def _wait_idle(self, deadline: float) -> bool:
         self._wake.set()
