@@ -41,8 +41,8 @@ from chatobs import semconv
 from chatobs.exporters.local import LocalExporter
 from chatobs.exporters.local.rows import SPAN_COLUMNS, span_row
 
-TURNS = int(os.environ.get("BENCH_STORE_TURNS", "1500"))
-PREFILL = int(os.environ.get("BENCH_STORE_PREFILL", "3000"))
+TURNS = int(os.environ.get("BENCH_STORE_TURNS", "1000"))
+PREFILL = int(os.environ.get("BENCH_STORE_PREFILL", "2000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 BATCH = 256
 SPANS_PER_TURN = 8

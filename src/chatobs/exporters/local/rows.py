@@ -67,7 +67,9 @@ except ImportError:  # pragma: no cover - depends on the installation
 
 
 def _num(value: Any, kind: type) -> Any:
-    if value is None or isinstance(value, bool):
+    if value is None or type(value) is kind:  # the common cases first: absent, or already the column's type
+        return value
+    if isinstance(value, bool):
         return None
     try:
         return kind(value)
