@@ -225,7 +225,7 @@ class CostStage:
                 changes = self._cost(span)
             except Exception as exc:  # noqa: BLE001
                 log_limited("cost", "chatobs: could not price a span: %s", exc)
-            out.append(with_changes(span, attributes={**(span.attributes or {}), **changes}) if changes else span)
+            out.append(with_changes(span, attributes={**attributes_of(span), **changes}) if changes else span)
         return out
 
     def flush(self) -> list[ReadableSpan]:
