@@ -104,34 +104,29 @@ class Series:
         return self._attributes
 
     def record(self, value: float) -> None:
-        if self._aggregations is not None and self._direct.enabled and value >= 0 and math.isfinite(value):
-            prepared = self._prepare(value)
-            if prepared is not None:
-                measurement, sample = prepared
-                for aggregation in self._aggregations:
+        aggregations = self._aggregations
+        if aggregations is not None and value >= 0 and math.isfinite(value):
+            direct = self._direct
+            try:
+                ready = direct.enabled and direct.storages() is self._storages and self._instrument._is_enabled()
+                if ready:
+                    now = time_ns()
+                    context = get_current()
+                    measurement = direct.measurement_cls(value, now, self._instrument, context, None)
+                    object.__setattr__(measurement, "attributes", self._clean)  # cleaned once, when the series was learnt
+                    sample = direct.exemplar_filter().should_sample(value, now, self._clean, context)
+            except Exception as exc:  # noqa: BLE001 - nothing recorded yet: the public API records this value
+                direct.disable(exc)
+                ready = False
+            if ready:
+                for aggregation in aggregations:
                     aggregation.aggregate(measurement, sample)
                 return
         # The public API: the first value of the series, after a reader change, or a value it warns about and drops.
         self._emit(value, self._attributes)
         direct = self._direct
-        if direct.enabled and (self._aggregations is None or self._storages is not direct.storages()):
+        if direct.enabled and (aggregations is None or self._storages is not direct.storages()):
             self._learn()
-
-    def _prepare(self, value: float) -> tuple[Any, bool] | None:
-        """The Measurement and exemplar decision the SDK would make; ``None``: take the public API instead."""
-        direct = self._direct
-        try:
-            if direct.storages() is not self._storages or not self._instrument._is_enabled():
-                self._aggregations = None
-                return None
-            now = time_ns()
-            context = get_current()
-            measurement = direct.measurement_cls(value, now, self._instrument, context, None)
-            object.__setattr__(measurement, "attributes", self._clean)  # cleaned once, when the series was learnt
-            return measurement, direct.exemplar_filter().should_sample(value, now, self._clean, context)
-        except Exception as exc:  # noqa: BLE001 - nothing recorded yet: the public API records this value
-            direct.disable(exc)
-            return None
 
     def _learn(self) -> None:
         """After a value went through the public API: find the aggregations it reached, for the next values."""
