@@ -112,7 +112,8 @@ def main(turns: int | None = None, rounds: int | None = None) -> dict[str, Any]:
     assert len(spans) == turns * SPANS_PER_TURN
     settings = load_settings(exporters="none", alert_error_rate=0.5, alert_budget_usd=100, alert_spike_factor=5, alert_latency_p95_ms=10_000)
     m, a = metrics.build(settings), alerts.build(settings)
-    assert m is not None and a is not None
+    a_default = alerts.build(load_settings(exporters="none"))  # what an app gets without alert settings: slow_tool
+    assert m is not None and a is not None and a_default is not None
     cost.CostStage(None).process(spans[:SPANS_PER_TURN])  # import genai-prices (a one-off, off the app's startup path)
 
     class Cost(cost.CostStage):  # a fresh stage per round: its caches fill during the measured run, as in an app
@@ -126,16 +127,18 @@ def main(turns: int | None = None, rounds: int | None = None) -> dict[str, Any]:
     assert sum(1 for s in priced if semconv.COST_USD in s.attributes) == 2 * turns
     m_us, _ = cpu_per_turn(m, priced, turns, rounds)
     a_us, _ = cpu_per_turn(a, priced, turns, rounds)
+    a0_us, _ = cpu_per_turn(a_default, priced, turns, rounds)
     m.shutdown()
     a.shutdown()
+    a_default.shutdown()
     result = {"turns": turns, "spans_per_turn": SPANS_PER_TURN, "rounds": rounds, "baseline_us": round(bare, 1),
               "cost_us": round(c_us, 1), "cost_uncached_us": round(u_us, 1), "metrics_us": round(m_us, 1),
-              "alerts_us": round(a_us, 1), "total_us": round(c_us + m_us + a_us, 1)}
+              "alerts_us": round(a_us, 1), "alerts_default_us": round(a0_us, 1), "total_us": round(c_us + m_us + a_us, 1)}
     print(f"turns: {turns} x {SPANS_PER_TURN} spans, best of {rounds}; pipeline-thread CPU per turn, microseconds")
     print(f"  pass-through baseline:        {bare:8.1f}")
     print(f"  cost stage:                   {c_us:8.1f}   (uncached, genai-prices per span: {u_us:.1f})")
     print(f"  metrics stage:                {m_us:8.1f}")
-    print(f"  alerts stage (5 rule types):  {a_us:8.1f}")
+    print(f"  alerts stage (5 rule types):  {a_us:8.1f}   (defaults, slow_tool only: {a0_us:.1f})")
     print(f"  cost + metrics + alerts:      {c_us + m_us + a_us:8.1f}   (request path: 0)")
     return result
 
