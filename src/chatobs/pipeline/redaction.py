@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -29,7 +30,7 @@ from .._guard import log_limited
 from . import secrets
 from .masking import Masker, MaskingFailed, ThreadBackend, failed_marker
 from .pii import PiiConfig, check_config, config_from_settings, keyed_hash
-from .spans import with_changes
+from .spans import attributes_of, with_changes
 from .stats import STATS, PipelineStats
 
 if TYPE_CHECKING:
@@ -113,8 +114,7 @@ class RedactionStage:
     def process(self, spans: list[ReadableSpan]) -> list[ReadableSpan]:
         masker = self.masker
         masker.start_batch()
-        # Each span's attributes read once: the SDK's attribute mapping iterates in Python, under a lock.
-        items = [tuple((span.attributes or {}).items()) for span in spans]
+        items = [attributes_of(span).items() for span in spans]  # the SDK's own mapping iterates in Python
         for span, attributes in zip(spans, items):
             for key, value in attributes:
                 if self._kind(key) == _CONTENT:
@@ -147,7 +147,7 @@ class RedactionStage:
         masker.end_batch()
         return out
 
-    def _redact(self, span: ReadableSpan, attributes: tuple[tuple[str, Any], ...]) -> ReadableSpan:
+    def _redact(self, span: ReadableSpan, attributes: Iterable[tuple[str, Any]]) -> ReadableSpan:
         masker = self.masker
         attrs: dict[str, Any] = {}
         redacted: list[str] = []
