@@ -423,6 +423,10 @@ class Masker:
         dumped = encoded if changed else text
         if limit <= 0 or len(dumped) <= limit:
             return dumped, changed, False
+        parts = _recent_messages(parts, limit)
+        encoded = "[" + ", ".join(p.encoded for p in parts) + "]"
+        if len(encoded) <= limit:
+            return encoded, changed, True
         strings: list[str] = []
         sizes: list[int] = []
         for p in parts:
@@ -634,6 +638,31 @@ def _walk(obj: Any, key: str | None, leaf: Callable[[str, str | None], str]) -> 
             return masked, False
         return (obj if masked == s else masked), False
     return obj, False
+
+
+def _is_message(element: Any) -> bool:
+    return isinstance(element, dict) and isinstance(element.get("role"), str)
+
+
+def _recent_messages(parts: list[_Element], limit: int) -> list[_Element]:
+    """A chat history over the limit: what a reader needs most is the newest messages whole (the one the model is
+    answering) and the system prompt, not every message cut short. Keeps a leading system message and then as many of
+    the newest messages as fit whole (always the last one); the strings of what is kept are cut only if that is still
+    too long. Arrays that are not GenAI/OpenAI-style messages are left to the string cut."""
+    if len(parts) < 2 or not all(_is_message(p.walked) for p in parts):
+        return parts
+    head = parts[:1] if parts[0].walked.get("role") == "system" else []
+    budget = limit - 2 - sum(len(p.encoded) + 2 for p in head)
+    tail: list[_Element] = []
+    for p in reversed(parts[len(head):]):
+        need = len(p.encoded) + 2
+        if tail and need > budget:
+            break
+        tail.append(p)
+        budget -= need
+    if len(head) + len(tail) == len(parts):
+        return parts
+    return head + tail[::-1]
 
 
 def _fit_json(obj: Any, limit: int, *, encoded: str | None = None) -> str:
