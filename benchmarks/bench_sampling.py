@@ -1,7 +1,8 @@
 """Request-path cost of a kept vs a dropped chat turn (``python -m benchmarks.bench_sampling [turns]``).
 
-One turn = what the middleware and instrumentation do on the request path: open the chat scope, a SERVER span with
-the request attributes, two LLM child spans with GenAI attributes. Measured as CPU time of the request thread
+One turn = what the middleware and the LLM recorder do on the request path: open the chat scope, a SERVER span with
+the request attributes, two LLM calls (chatobs's ``Generation``) resending an 8-message history, with content capture
+on (normalised and JSON-encoded when the trace is recorded in full; skipped for light spans). Measured as CPU time of the request thread
 (``time.thread_time``; the background pipeline runs on its own thread after each round and is reported separately),
 best of a few rounds, against a bare baseline in the same run: the same code with OpenTelemetry's no-op tracer and no scope.
 """
@@ -37,13 +38,35 @@ _LLM_ATTRS = {
 }
 
 
+_MESSAGES = [
+    {"role": "system", "content": "You are the support assistant of ACME. Be brief."},
+    *[{"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}: " + "words " * 30} for i in range(8)],
+]
+
+
 def _turn(tracer: trace.Tracer, scope: Callable[..., Any], conv: str) -> None:
+    """What the middleware and the LLM recorder do for a turn of 2 LLM calls resending an 8-message history."""
+    from chatobs._light import start_span
+    from chatobs.instrument.llm import Generation, capture_enabled, normalize_messages
+
     with scope(conversation_id=conv):
-        with tracer.start_as_current_span("POST /api/chat", kind=trace.SpanKind.SERVER, attributes=_ROOT_ATTRS) as root:
+        root = start_span("POST /api/chat", kind=trace.SpanKind.SERVER, attributes=_ROOT_ATTRS, tracer=tracer)
+        with trace.use_span(root, end_on_exit=True):
             for _ in range(2):
-                with tracer.start_as_current_span("chat gpt-4o-mini", attributes=_LLM_ATTRS):
-                    pass
+                capture = capture_enabled()
+                gen = Generation("openai", "gpt-4o-mini", capture=capture,
+                                 input_messages=normalize_messages(_MESSAGES) if capture else None)
+                gen.record(output_messages=[{"role": "assistant", "parts": [{"type": "text", "content": "sure " * 20}]}] if gen.capture else None,
+                           usage={"prompt_tokens": 120, "completion_tokens": 40}, response_model="gpt-4o-mini")
+                gen.end()
             root.set_attribute("http.response.status_code", 200)
+
+
+def _bare_turn(tracer: trace.Tracer, scope: Callable[..., Any], conv: str) -> None:
+    with tracer.start_as_current_span("POST /api/chat", kind=trace.SpanKind.SERVER, attributes=_ROOT_ATTRS):
+        for _ in range(2):
+            with tracer.start_as_current_span("chat gpt-4o-mini", attributes=_LLM_ATTRS):
+                pass
 
 
 def _round(tracer: trace.Tracer, scope: Callable[..., Any], turns: int, tag: str, flush: Callable[[], Any]) -> tuple[float, float]:
@@ -51,8 +74,9 @@ def _round(tracer: trace.Tracer, scope: Callable[..., Any], turns: int, tag: str
     convs = [f"bench-{tag}-{i}" for i in range(turns)]
     flush()
     p0, t0 = time.process_time(), time.thread_time()
+    turn = _bare_turn if isinstance(tracer, trace.NoOpTracer) else _turn
     for conv in convs:
-        _turn(tracer, scope, conv)
+        turn(tracer, scope, conv)
     t1 = time.thread_time()
     flush()
     p1, t2 = time.process_time(), time.thread_time()
@@ -62,7 +86,8 @@ def _round(tracer: trace.Tracer, scope: Callable[..., Any], turns: int, tag: str
 MODES: dict[str, dict[str, Any] | None] = {
     "bare (no-op tracer, no scope)": None,
     "kept (rate 1)": dict(sample_rate=1.0),
-    "dropped, recorded for metrics/tail (rate 0)": dict(sample_rate=0.0),
+    "dropped, light spans (rate 0; the default)": dict(sample_rate=0.0),
+    "dropped, recorded in full (CHATOBS_RECORD_UNSAMPLED=full)": dict(sample_rate=0.0, record_unsampled="full"),
     "dropped, not recorded (rate 0, metrics+rules off)": dict(sample_rate=0.0, metrics=False, keep_errors=False),
     "mixed (rate 0.25)": dict(sample_rate=0.25),
 }
@@ -94,9 +119,9 @@ def main(turns: int = N) -> dict[str, dict[str, float]]:
     bare = results["bare (no-op tracer, no scope)"]["request_us"]
 
     print(f"sampling: CPU per chat turn (scope + request span + 2 LLM spans), {turns} turns, best of {ROUNDS}")
-    print(f"{'mode':52} {'request µs':>11} {'+ vs bare':>10} {'x bare':>7} {'background µs':>14}")
+    print(f"{'mode':58} {'request µs':>11} {'+ vs bare':>10} {'x bare':>7} {'background µs':>14}")
     for label, r in results.items():
-        print(f"{label:52} {r['request_us']:11.1f} {r['request_us'] - bare:10.1f} {r['request_us'] / bare:7.1f} {r['background_us']:14.1f}")
+        print(f"{label:58} {r['request_us']:11.1f} {r['request_us'] - bare:10.1f} {r['request_us'] / bare:7.1f} {r['background_us']:14.1f}")
     return results
 
 

@@ -126,9 +126,11 @@ class DemoProcess:
                 masking += _process_cpu(child)  # chatobs's masking worker, if it runs out of process
         return {"loop": loop, "total": total + masking, "tools": tools}
 
-    def rss_mb(self) -> float:
+    def rss_mb(self) -> tuple[float, float]:
+        """(the app process, chatobs's masking worker process) resident memory."""
         assert self.proc is not None
-        return _rss_mb(self.proc.pid) + sum(_rss_mb(c) for c in _children(self.proc.pid) if "mcp_server" not in _cmdline(c) and "fake_llm" not in _cmdline(c))
+        worker = sum(_rss_mb(c) for c in _children(self.proc.pid) if "mcp_server" not in _cmdline(c) and "fake_llm" not in _cmdline(c))
+        return _rss_mb(self.proc.pid), worker
 
     def __exit__(self, *exc: Any) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -211,7 +213,7 @@ def measure(env: dict[str, str]) -> dict[str, float]:
         rate, conc_lat = asyncio.run(_concurrent(demo.base, CONCURRENT_TURNS))
         ttfb = asyncio.run(_ttfb(demo.base))
         time.sleep(1.0)
-        rss = demo.rss_mb()
+        app_rss, worker_rss = demo.rss_mb()
     return {
         "loop_ms": (loop_after - before["loop"]) / TURNS * 1000,
         "total_ms": (after["total"] - before["total"]) / TURNS * 1000,
@@ -221,7 +223,9 @@ def measure(env: dict[str, str]) -> dict[str, float]:
         "conc_p99_ms": _p99(conc_lat) * 1000,
         "rate": rate,
         "ttfb_ms": ttfb * 1000,
-        "rss_mb": rss,
+        "rss_mb": app_rss + worker_rss,
+        "app_rss_mb": app_rss,
+        "worker_rss_mb": worker_rss,
     }
 
 
@@ -266,6 +270,8 @@ def main() -> dict[str, Any]:
         ("throughput, concurrency 16", f"{bare['rate']:.1f}/s", f"{obs['rate']:.1f}/s", f"{results['throughput_ratio_c16']:.3f}x", ">= 0.95x"),
         ("streaming TTFB (median)", f"{bare['ttfb_ms']:.2f} ms", f"{obs['ttfb_ms']:.2f} ms", f"{results['ttfb_ratio']:.3f}x", "<= 1.03x"),
         ("resident memory", f"{bare['rss_mb']:.0f} MB", f"{obs['rss_mb']:.0f} MB", f"+{results['extra_rss_mb']:.1f} MB", "<= 25 MB"),
+        ("  of which: app process", f"{bare['app_rss_mb']:.0f} MB", f"{obs['app_rss_mb']:.0f} MB", f"+{obs['app_rss_mb'] - bare['app_rss_mb']:.1f} MB", ""),
+        ("  of which: masking worker (Presidio)", "", f"{obs['worker_rss_mb']:.0f} MB", f"+{obs['worker_rss_mb']:.1f} MB", ""),
         ("turn latency p50 / p99", f"{bare['p50_ms']:.1f} / {bare['p99_ms']:.1f} ms", f"{obs['p50_ms']:.1f} / {obs['p99_ms']:.1f} ms", "", ""),
         ("tool server CPU / turn", f"{bare['tools_ms']:.2f} ms", f"{obs['tools_ms']:.2f} ms", f"+{results['tool_server_cpu_added_ms']:.2f} ms", ""),
     ]

@@ -204,6 +204,11 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
             stages=stages,
         )
         _runtime = runtime
+        from . import _light
+        from .pipeline.sampling import tail_rules
+
+        light = settings.record_unsampled == "light" and (settings.metrics or tail_rules(settings).active)
+        _light.configure(pipeline.on_end if light else None, provider.resource)
         from .instrument import instrument_all
 
         runtime.instrumented = instrument_all(settings)
@@ -232,6 +237,9 @@ def shutdown(timeout_s: float | None = None) -> None:
     switch = getattr(runtime.provider, "_chatobs_switch", None)
     if switch is not None:
         switch.targets = ()
+    from . import _light
+
+    _light.configure(None, None)
     if runtime.owns_provider and isinstance(runtime.provider.sampler, _SwitchSampler):
         runtime.provider.sampler.target = ParentBased(ALWAYS_ON)
     from .instrument import uninstrument_all

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,91 @@ def test_empty_pricing_file_is_fine(tmp_path: Path) -> None:
     pricing.write_text("")
     stage = build(load_settings(pricing_file=str(pricing), exporters="none"))
     assert stage is not None and stage.table.models == {} and stage.table.default is None
+
+
+# --- the cached path (resolution per model, genai-prices' arithmetic as an affine plan) equals the uncached one ----
+_USAGES = [(0, 0, 0, 0), (1, 1, 0, 0), (500, 80, 0, 0), (1000, 500, 200, 0), (12_345, 678, 10_000, 2_000),
+           (4096, 0, 0, 4096), (250_000, 1_000, 0, 0), (3, 7, 5, 0), (10, 10, -1, 0), (-5, 3, 0, 0)]
+
+
+def _genai_models() -> list[tuple[str, str | None]]:
+    from genai_prices.data_snapshot import get_snapshot
+
+    from chatobs.pipeline.cost import _PROVIDERS
+
+    ours = {genai_id: name for name, genai_id in _PROVIDERS.items()}
+    return [(model.id, ours.get(provider.id)) for provider in get_snapshot().providers for model in provider.models]
+
+
+def _both(stage: CostStage, models: tuple[str, ...], provider: str | None, tokens: tuple[int, int, int, int]) -> tuple[object, object]:
+    def run(fn):  # type: ignore[no-untyped-def]
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - both paths must fail alike too
+            return type(exc)
+
+    return run(lambda: stage._price_cached(models, provider, tokens)), run(lambda: stage._price(list(models), provider, tokens))
+
+
+def test_cached_prices_equal_genai_prices_for_every_model_it_knows() -> None:
+    stage = CostStage(None)
+    models = _genai_models()
+    assert len(models) > 300
+    planned = 0
+    for model, provider in models:
+        for tokens in _USAGES:
+            cached, uncached = _both(stage, (model,), provider, tokens)
+            assert cached == uncached, (model, provider, tokens)
+            if isinstance(cached, tuple):
+                assert [type(x) for x in cached] == [type(x) for x in uncached]
+    planned = sum(1 for _, plan in stage._plans.values() if plan is not None)
+    # Nearly every price is affine in the token counts: the fast path is the one normally taken.
+    assert planned > 0.8 * len(stage._plans), (planned, len(stage._plans))
+
+
+def test_cached_prices_equal_uncached_for_file_default_unknown_and_fallbacks(tmp_path: Path) -> None:
+    pricing = tmp_path / "pricing.yaml"
+    pricing.write_text(SEED)
+    stage = CostStage(load_pricing_file(pricing))
+    cases = [(("gpt-4-0613",), "openai"), (("gpt-4o-2024-08-06", "gpt-4o"), "openai"), (("made-up", "gpt-4o-mini"), "openai"),
+             (("claude-3-5-sonnet-20241022",), "anthropic"), (("claude-3-5-sonnet-20241022",), None),
+             (("totally-unknown",), "local"), (("gpt-4o",), "azure.ai.openai")]
+    for models, provider in cases:
+        for tokens in _USAGES:
+            cached, uncached = _both(stage, models, provider, tokens)
+            assert cached == uncached, (models, provider, tokens)
+    assert _both(stage, ("totally-unknown",), "local", (5, 5, 0, 0))[0][2] == "pricing_file_default"  # type: ignore[index]
+    assert CostStage(None)._price_cached(("totally-unknown",), "local", (5, 5, 0, 0)) is None
+
+
+def test_tiered_prices_are_left_to_genai_prices() -> None:
+    from genai_prices.data_snapshot import get_snapshot
+    from genai_prices.types import TieredPrices
+
+    now = datetime.now(tz=timezone.utc)
+    tiered = [(m.id, p.id) for p in get_snapshot().providers if p.id == "google" for m in p.models
+              if any(isinstance(v, TieredPrices) for v in vars(m.get_prices(now)).values())]
+    assert tiered, "genai-prices has tiered models (long-context Gemini); the plan must not be used for them"
+    stage = CostStage(None)
+    for model, _ in tiered[:3]:
+        for tokens in [(100, 10, 0, 0), (300_000, 10, 0, 0), (1_500_000, 10, 0, 0)]:
+            cached, uncached = _both(stage, (model,), "gcp.gemini", tokens)
+            assert cached == uncached
+            assert isinstance(cached, tuple) and cached[2] == "genai-prices"
+    assert stage._plans and all(plan is None for _, plan in stage._plans.values())
+
+
+def test_stage_skips_spans_without_a_model_before_reading_anything_else() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("t")
+    plain = tracer.start_span("GET /", attributes={sc.HTTP_ROUTE: "/", sc.GEN_AI_USAGE_INPUT_TOKENS: 5})
+    plain.end()
+    llm = tracer.start_span("chat", attributes={sc.GEN_AI_REQUEST_MODEL: "gpt-4o", sc.GEN_AI_PROVIDER_NAME: "openai",
+                                                sc.GEN_AI_USAGE_INPUT_TOKENS: 1000, sc.GEN_AI_USAGE_OUTPUT_TOKENS: 500})
+    llm.end()
+    stage = CostStage(None)
+    out = stage.process([plain, llm, llm])
+    assert out[0] is plain
+    assert out[1].attributes[sc.COST_USD] == out[2].attributes[sc.COST_USD] > 0
+    assert list(stage._resolved) == [(("gpt-4o",), "openai")]

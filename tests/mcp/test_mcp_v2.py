@@ -328,3 +328,38 @@ async def test_a_call_the_caller_gives_up_on_is_marked_cancelled(make_capture, h
     assert cancelled[0].status.status_code is StatusCode.ERROR
     assert cancelled[0].attributes[semconv.ERROR_TYPE] == "cancelled"
     assert semconv.ERROR_TYPE not in tool_spans(spans, "calculator")[0].attributes
+
+
+async def test_a_dropped_trace_still_counts_tool_calls_and_keeps_a_failed_one(make_capture, receiver: OtlpReceiver, http_server: str) -> None:
+    """Sample rate 0: the SDK's client spans become chatobs light spans (no tool I/O), the tool metrics count every
+    call, and the trace with a failed tool is kept by the error rule -- in the app and in the server process."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from chatobs.pipeline import metrics
+    from tests.metrics.helpers import total
+
+    reader = InMemoryMetricReader()
+    remove = metrics.register_reader(reader)
+    try:
+        cap = make_capture(sample_rate=0.0, capture_tool_io=True)
+        app = make_app(lambda: http_server)
+        await post_chat(app, {"calls": [["calculator", {"expression": "1 + 1"}]]}, conversation="dropped-ok")
+        assert cap.spans() == []
+        r = await post_chat(app, {"calls": [["calculator", {"expression": "1 +"}]]}, conversation="dropped-failed")
+        assert r.json()["results"][0]["is_error"] is True
+        spans = cap.spans()
+        calc = tool_spans(spans, "calculator")
+        assert len(calc) == 1 and calc[0].attributes[semconv.ERROR_TYPE] == "tool_error"
+        assert calc[0].attributes[semconv.SAMPLING_REASON] == "error"
+        assert semconv.GEN_AI_TOOL_CALL_ARGUMENTS not in calc[0].attributes  # light: no tool I/O, even opted in
+        request = next(s for s in spans if s.attributes.get(semconv.CHAT_REQUEST))
+        assert calc[0].parent.span_id == request.context.span_id  # the app's unrecorded LLM span is skipped
+        assert LLM_SPAN not in {s.name for s in spans}
+        tools = {semconv.GEN_AI_TOOL_NAME: "calculator"}
+        assert total(reader, "mcp.tool.invocations", **tools) == 2
+        assert total(reader, "mcp.tool.errors", **tools) == 1
+        trace_id = r.headers["x-trace-id"]
+        server = server_tool_span(receiver, trace_id, "calculator")
+        assert server[0].attributes[semconv.ERROR_TYPE] == "tool_error"
+    finally:
+        remove()

@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 import chatobs
 from chatobs import semconv
-from chatobs.runtime import get_tracer
+from chatobs._light import start_span  # how chatobs's middleware and recorders start spans
 
 MS = 1_000_000  # ns
 
@@ -39,7 +39,7 @@ def llm_call(clock: Clock, *, model: str = "gpt-4o-2024-08-06", provider: str = 
              output_tokens: int = 20, cost: float | None = 0.001, duration_ms: float = 300, ttfc_s: float | None = None,
              error: str | None = None) -> trace.Span:
     start = clock.now
-    span = get_tracer().start_span(f"chat {model}", kind=SpanKind.CLIENT, start_time=start, attributes={
+    span = start_span(f"chat {model}", kind=SpanKind.CLIENT, start_time=start, attributes={
         semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
         semconv.GEN_AI_PROVIDER_NAME: provider,
         semconv.GEN_AI_REQUEST_MODEL: model,
@@ -69,10 +69,10 @@ def tool_call(clock: Clock, *, tool: str = "search_kb", server: str = "kb", dura
         semconv.JSONRPC_REQUEST_ID: str(request_id),
     }
     start = clock.now
-    client = get_tracer().start_span(f"tools/call {tool}", kind=SpanKind.CLIENT, start_time=start, attributes=attrs)
+    client = start_span(f"tools/call {tool}", kind=SpanKind.CLIENT, start_time=start, attributes=attrs)
     if with_server_span:
         ctx = trace.set_span_in_context(client)
-        srv = get_tracer().start_span(f"tools/call {tool}", context=ctx, kind=SpanKind.SERVER, start_time=start + MS, attributes=attrs)
+        srv = start_span(f"tools/call {tool}", context=ctx, kind=SpanKind.SERVER, start_time=start + MS, attributes=attrs)
         srv.end(end_time=start + int((duration_ms - 1) * MS))
     if error:
         client.set_attribute(semconv.ERROR_TYPE, error)
@@ -86,7 +86,7 @@ def chat_turn(clock: Clock, *, route: str = "/api/chat", status: int = 200, conv
               user_id: str = "user-1", tenant_id: str = "acme") -> Iterator[trace.Span]:
     """A chat request: the SERVER span the middleware makes, in a chat scope; children go inside the block."""
     with chatobs.scope(conversation_id=conversation_id, user_id=user_id, tenant_id=tenant_id, route=route):
-        root = get_tracer().start_span(f"POST {route}", kind=SpanKind.SERVER, start_time=clock.now, attributes={
+        root = start_span(f"POST {route}", kind=SpanKind.SERVER, start_time=clock.now, attributes={
             semconv.CHAT_REQUEST: True,
             semconv.HTTP_REQUEST_METHOD: "POST",
             semconv.HTTP_ROUTE: route,

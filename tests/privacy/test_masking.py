@@ -116,11 +116,33 @@ def test_truncated_json_stays_valid_json(make_capture) -> None:
     cap = make_capture(masking_worker="thread", max_attribute_length=300)
     msgs = [{"role": "user", "parts": [{"type": "text", "content": f"message {i} " + "blah " * 80}]} for i in range(3)]
     _emit({semconv.GEN_AI_INPUT_MESSAGES: json.dumps(msgs)})
-    value = _one(cap).attributes[semconv.GEN_AI_INPUT_MESSAGES]
+    span = _one(cap)
+    value = span.attributes[semconv.GEN_AI_INPUT_MESSAGES]
     assert len(value) <= 300
     parsed = json.loads(value)
-    assert [m["role"] for m in parsed] == ["user"] * 3
-    assert "[truncated" in parsed[0]["parts"][0]["content"]
+    # A history over the limit keeps its newest message (cut, since even it alone is too long), not all three cut.
+    assert [m["role"] for m in parsed] == ["user"]
+    assert parsed[0]["parts"][0]["content"].startswith("message 2 ") and "[truncated" in parsed[0]["parts"][0]["content"]
+    assert semconv.GEN_AI_INPUT_MESSAGES in span.attributes[semconv.TRUNCATED]
+
+
+def test_a_long_history_keeps_the_system_prompt_and_the_newest_messages_whole(make_capture) -> None:
+    cap = make_capture(masking_worker="thread", max_attribute_length=1000)
+    msgs = [{"role": "system", "parts": [{"type": "text", "content": "You are ACME's assistant."}]}]
+    msgs += [{"role": "user" if i % 2 else "assistant", "parts": [{"type": "text", "content": f"message {i}: " + "words " * 15}]}
+             for i in range(30)]
+    msgs[-1]["parts"][0]["content"] += " mail me at ann@example.com"
+    _emit({semconv.GEN_AI_INPUT_MESSAGES: json.dumps(msgs), semconv.OUTPUT: json.dumps([{"n": i, "text": "x" * 400} for i in range(5)])})
+    span = _one(cap)
+    parsed = json.loads(span.attributes[semconv.GEN_AI_INPUT_MESSAGES])
+    assert len(span.attributes[semconv.GEN_AI_INPUT_MESSAGES]) <= 1000
+    assert parsed[0] == msgs[0]  # the system prompt
+    kept = parsed[1:]
+    assert 3 <= len(kept) < 30 and kept == [json.loads(json.dumps(m).replace("ann@example.com", "<EMAIL_ADDRESS>")) for m in msgs[-len(kept):]]
+    assert not any("[truncated" in m["parts"][0]["content"] for m in parsed)  # whole messages, none cut short
+    # An array that is not chat messages is cut string by string, as before.
+    other = json.loads(span.attributes[semconv.OUTPUT])
+    assert len(other) == 5 and all("[truncated" in o["text"] for o in other)
 
 
 def test_truncate_helper() -> None:

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
+import chatobs
 from chatobs import semconv
 from chatobs.config import ConfigError, load_settings
 from chatobs.pipeline import sampling
@@ -150,17 +151,26 @@ def test_bad_sampler_arg_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unsampled_traces_are_recorded_only_when_something_needs_them(make_capture) -> None:  # type: ignore[no-untyped-def]
-    make_capture(sample_rate=0.0)  # defaults: metrics on, keep errors on
+    from chatobs._light import LightSpan
+
+    make_capture(sample_rate=0.0)  # defaults: metrics on, keep errors on, CHATOBS_RECORD_UNSAMPLED=light
     span = turn("c1")
-    assert span.is_recording() is False  # ended; check the kind of span instead
+    assert type(span) is LightSpan and not span.get_span_context().trace_flags.sampled
+    from tests.sampling.util import _tracer
+
+    with chatobs.scope(conversation_id="c1"):
+        assert type(_tracer().start_span("another instrumentation's span")).__name__ == "NonRecordingSpan"
+
+    make_capture(sample_rate=0.0, record_unsampled="full")  # every span recorded (RECORD_ONLY) until the request ends
+    span = turn("c1")
     assert span.__class__.__name__ == "_Span" and not span.get_span_context().trace_flags.sampled
 
     make_capture(sample_rate=0.0, metrics=False, keep_errors=False)
     span = turn("c1")
     assert span.__class__.__name__ == "NonRecordingSpan"  # DROP: nothing recorded, nothing queued
 
-    policy = head_policy(load_settings(metrics=False, keep_errors=False, keep_slow_ms=100))
-    assert policy.record_unsampled
+    assert not head_policy(load_settings(metrics=False, keep_errors=False, keep_slow_ms=100)).record_unsampled
+    assert head_policy(load_settings(metrics=False, keep_errors=False, keep_slow_ms=100, record_unsampled="full")).record_unsampled
 
 
 def test_children_of_a_record_only_root_are_recorded(make_capture) -> None:  # type: ignore[no-untyped-def]
@@ -246,5 +256,5 @@ def test_benchmark_runs_and_reports() -> None:
     from benchmarks.bench_sampling import main
 
     results = main(turns=20)
-    assert set(results) >= {"kept (rate 1)", "dropped, recorded for metrics/tail (rate 0)"}
+    assert set(results) >= {"kept (rate 1)", "dropped, light spans (rate 0; the default)"}
     assert all(r["request_us"] > 0 for r in results.values())

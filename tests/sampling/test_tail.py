@@ -60,7 +60,7 @@ def test_kept_traces_are_unmarked_and_rules_off_hold_nothing(make_capture) -> No
 
 
 def test_spans_ending_after_the_root_follow_its_decision(make_capture) -> None:  # type: ignore[no-untyped-def]
-    cap = make_capture(sample_rate=0.0)
+    cap = make_capture(sample_rate=0.0, record_unsampled="full")  # the outer span is another instrumentation's
     tracer = _tracer()
     outer = tracer.start_span("app middleware")  # e.g. another framework's span around chatobs's
     from opentelemetry import trace
@@ -76,7 +76,7 @@ def test_spans_ending_after_the_root_follow_its_decision(make_capture) -> None: 
 
 
 def test_flush_at_shutdown_decides_on_what_is_held(make_capture) -> None:  # type: ignore[no-untyped-def]
-    cap = make_capture(sample_rate=0.0)
+    cap = make_capture(sample_rate=0.0, record_unsampled="full")  # spans started with the plain tracer
     tracer = _tracer()
     from opentelemetry import trace
 

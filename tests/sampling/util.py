@@ -13,6 +13,7 @@ from opentelemetry.trace import StatusCode
 
 import chatobs
 from chatobs import semconv
+from chatobs._light import start_span
 from chatobs.runtime import get_tracer
 
 
@@ -69,10 +70,12 @@ def turn(
     ids = {"conversation_id": conversation_id} if conversation_id else {}
     with chatobs.scope(**ids):
         start = time.time_ns() - int(took_s * 1e9) if took_s else None
-        root = tracer.start_span("POST /chat", attributes={semconv.CHAT_REQUEST: True}, start_time=start)
+        # Started the way chatobs's middleware and recorders start theirs: light spans when the trace is dropped.
+        root = start_span("POST /chat", attributes={semconv.CHAT_REQUEST: True}, start_time=start, tracer=tracer)
         with trace.use_span(root, end_on_exit=False):
             for i in range(children):
-                with tracer.start_as_current_span("chat gpt-4o-mini", attributes={semconv.GEN_AI_OPERATION_NAME: "chat"}) as llm:
+                llm_span = start_span("chat gpt-4o-mini", attributes={semconv.GEN_AI_OPERATION_NAME: "chat"}, tracer=tracer)
+                with trace.use_span(llm_span, end_on_exit=True) as llm:
                     if cost_usd is not None and i == 0:
                         # The cost stage (not on main yet) computes this attribute from tokens; set it directly.
                         llm.set_attribute(semconv.COST_USD, cost_usd)

@@ -25,6 +25,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .. import semconv
 from .._guard import log_limited
+from .._light import LightSpan, start_span
 from .llm import capture_enabled, to_json, tracer
 
 __all__ = ["workflow", "task", "agent", "tool"]
@@ -87,7 +88,8 @@ class _Spec:
                     attrs[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = value
         except Exception as exc:  # noqa: BLE001
             log_limited("decorator", "chatobs: could not record the input of %s: %s", self.name, exc)
-        return tracer().start_span(self.span_name, kind=SpanKind.INTERNAL, attributes=attrs), capture
+        span = start_span(self.span_name, kind=SpanKind.INTERNAL, attributes=attrs, tracer=tracer())
+        return span, capture and type(span) is not LightSpan
 
     def output(self, span: Span, capture: bool, value: Any) -> None:
         if not (capture and self.capture_output):

@@ -31,6 +31,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .. import __version__, semconv
 from .._guard import log_limited
+from .._light import LightSpan, records_content, start_span
 
 __all__ = [
     "Generation",
@@ -91,10 +92,14 @@ def tracer() -> trace.Tracer:
 
 
 def capture_enabled() -> bool:
+    """Capture content for a span started now? Not when ``CHATOBS_CAPTURE_CONTENT=false``, nor inside a trace head
+    sampling dropped (its spans are light: see chatobs._light), so no message is normalised or encoded for nothing."""
     from ..runtime import settings_or_none
 
     settings = settings_or_none()
-    return True if settings is None else bool(settings.capture_content)
+    if settings is not None and not settings.capture_content:
+        return False
+    return records_content()
 
 
 def to_json(value: Any) -> str:
@@ -319,8 +324,10 @@ class Generation:
                 attrs.update(attributes)
         except Exception as exc:  # noqa: BLE001
             log_limited("llm-request", "chatobs: could not record an LLM request: %s", exc)
-        self.span: Span = tracer().start_span(f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT,
-                                              attributes=attrs)
+        self.span: Span = start_span(f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT,
+                                     attributes=attrs, tracer=tracer())
+        if type(self.span) is LightSpan:
+            self.capture = False
 
     # request path helpers -----------------------------------------------------------------------------------------
     def activate(self) -> object:

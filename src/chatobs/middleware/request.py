@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import semconv
+from .._light import start_span
 from ..context import ChatScope, context_with_scope, identity_attributes, with_request_span
 from ..runtime import get_tracer
 from . import tracecontext
@@ -85,7 +86,7 @@ class RequestSpan:
             if span.is_recording():
                 span.set_attributes({**attrs, **identity_attributes(s)})
         else:
-            span = get_tracer().start_span(f"{info.method} {info.path}", context=ctx, kind=SpanKind.SERVER, attributes=attrs)
+            span = start_span(f"{info.method} {info.path}", context=ctx, kind=SpanKind.SERVER, attributes=attrs, tracer=get_tracer())
             self.owned = True
             ctx = trace.set_span_in_context(span, ctx)
         sc = span.get_span_context()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from .._guard import log_limited
 from ..config import ConfigError
 from .alert_sinks import Alert, AlertDispatcher, CallbackRunner, WebhookSender
 from .metrics import TOOL_CALL_METHOD, _is_llm, error_type, model_of, provider_of
-from .spans import is_chat_root, parent_id_hex, span_id_hex, trace_id_hex
+from .spans import attributes_of, is_chat_root, parent_id_hex, span_id_hex, trace_id_hex
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -58,8 +59,23 @@ def current() -> "AlertsStage | None":
     return _current
 
 
+_UNSET_TARGET: Any = object()
+
+
 def _span_time_s(span: ReadableSpan) -> float:
     return (span.end_time or span.start_time or 0) / 1e9
+
+
+def _target(attrs: Mapping[str, Any]) -> str | None:
+    """What the rules call a span: "tool" (an MCP tools/call), "llm", "request", or ``None`` (no rule looks at it)."""
+    method = attrs.get(semconv.MCP_METHOD_NAME)
+    if method is not None:
+        return "tool" if method == TOOL_CALL_METHOD else None
+    if _is_llm(attrs):
+        return "llm"
+    if attrs.get(semconv.CHAT_REQUEST):
+        return "request"
+    return None
 
 
 class Facts:
@@ -67,19 +83,11 @@ class Facts:
 
     __slots__ = ("span", "attrs", "target", "duration_ms", "time_s", "_error")
 
-    def __init__(self, span: ReadableSpan) -> None:
+    def __init__(self, span: ReadableSpan, attrs: Mapping[str, Any] | None = None, target: str | None = _UNSET_TARGET) -> None:  # type: ignore[assignment]
         self.span = span
-        # A plain dict: the SDK's attribute mapping is slow to read key by key, and every rule reads several keys.
-        self.attrs: dict[str, Any] = dict(span.attributes or {})
-        method = self.attrs.get(semconv.MCP_METHOD_NAME)
-        if method is not None:
-            self.target = "tool" if method == TOOL_CALL_METHOD else None
-        elif _is_llm(self.attrs):
-            self.target = "llm"
-        elif self.attrs.get(semconv.CHAT_REQUEST):
-            self.target = "request"
-        else:
-            self.target = None
+        # The span's own dict (read, never changed): the SDK's attribute mapping is slow to read key by key.
+        self.attrs: Mapping[str, Any] = attributes_of(span) if attrs is None else attrs
+        self.target = _target(self.attrs) if target is _UNSET_TARGET else target
         end, start = span.end_time, span.start_time
         self.duration_ms = max(0.0, (end - start) / 1e6) if end is not None and start is not None else 0.0
         self.time_s = (end or start or 0) / 1e9
@@ -172,6 +180,31 @@ class _Window:
         edge = now - self.window_s
         while self.items and self.items[0][0] < edge:
             self.total -= self.items.popleft()[1]
+
+
+class _SortedWindow(_Window):
+    """A window that also keeps its values in order: the latency rule reads a percentile after every batch, and
+    sorting the whole window each time cost more than the rest of the stage."""
+
+    def __init__(self, window_s: float, maxlen: int = 10_000) -> None:
+        super().__init__(window_s, maxlen)
+        self.sorted: list[float] = []
+
+    def add(self, t: float, value: float) -> None:
+        if len(self.items) == self.items.maxlen:
+            self._forget(self.items[0][1])  # the deque drops it on append
+        insort(self.sorted, value)
+        super().add(t, value)
+
+    def prune(self, now: float) -> None:
+        edge = now - self.window_s
+        while self.items and self.items[0][0] < edge:
+            value = self.items.popleft()[1]
+            self.total -= value
+            self._forget(value)
+
+    def _forget(self, value: float) -> None:
+        del self.sorted[bisect_left(self.sorted, value)]
 
 
 class _Keyed:
@@ -322,7 +355,7 @@ class LatencyRule(Rule):
     def __init__(self, name: str, target: str, percentile: float, threshold_ms: float, window_s: float, min_count: int = 20) -> None:
         super().__init__(name)
         self.target, self.percentile, self.threshold_ms, self.window_s, self.min_count = target, percentile, threshold_ms, window_s, min_count
-        self._window = _Window(window_s, maxlen=10_000)
+        self._window = _SortedWindow(window_s, maxlen=10_000)
         self._spans: deque[ReadableSpan] = deque(maxlen=64)  # recent slow spans: the evidence for the alert
         self._changed = False
 
@@ -341,7 +374,7 @@ class LatencyRule(Rule):
         if not self._changed:
             return ()
         self._changed = False
-        values = sorted(v for _, v in self._window.items)
+        values = self._window.sorted
         if len(values) < self.min_count or not self._spans:
             return ()
         rank = max(0, math.ceil(self.percentile / 100 * len(values)) - 1)
@@ -502,9 +535,11 @@ class AlertsStage:
     def process(self, spans: list[ReadableSpan]) -> list[ReadableSpan]:
         rules = self.rules
         for span in spans:
-            f = Facts(span)
-            if f.target is None:
-                continue  # every rule is about tools, LLM calls or requests
+            attrs = attributes_of(span)
+            target = _target(attrs)
+            if target is None:
+                continue  # every rule is about tools, LLM calls or requests: most spans leave here
+            f = Facts(span, attrs, target)
             for rule in rules:
                 try:
                     fired = rule.observe(f)

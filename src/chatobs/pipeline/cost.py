@@ -26,8 +26,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
-from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from .. import semconv
 from .._guard import log_limited
-from .spans import with_changes
+from .spans import attributes_of, with_changes
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -162,6 +162,41 @@ def _int(value: Any) -> int:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
+_Tokens = tuple[int, int, int, int]  # input, output, cache read, cache write
+_Costed = tuple[Decimal, Decimal, str]  # input USD, output USD, source
+# Where the price of a (models, provider) pair comes from: ("file" | "default", Price) or ("genai", model, provider)
+_Resolution = tuple[Any, ...] | None
+_MAX_PLAN_TOKENS = 100_000_000  # beyond this the plan's Decimal arithmetic is not checked: genai-prices itself prices it
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """genai-prices' cost of one model price, reduced to the affine function of the token counts it is.
+
+    ``ModelPrice.calc_price`` re-derives the same usage decomposition on every call (~120 us); the plan is worked out
+    once per model price by asking genai-prices itself at a few token counts, and checked against it before use. Its
+    Decimal arithmetic is exact, so its figures equal genai-prices' to the last digit.
+    """
+
+    input_base: Decimal  # per-request prices
+    output_base: Decimal
+    input_per_token: tuple[Decimal, Decimal, Decimal, Decimal]  # by input, output, cache read, cache write token
+    output_per_token: tuple[Decimal, Decimal, Decimal, Decimal]
+
+    def cost(self, tokens: _Tokens) -> tuple[Decimal, Decimal]:
+        n_in, n_out, n_read, n_write = tokens
+        i0, i1, i2, i3 = self.input_per_token
+        o0, o1, o2, o3 = self.output_per_token
+        return (self.input_base + i0 * n_in + i1 * n_out + i2 * n_read + i3 * n_write,
+                self.output_base + o0 * n_in + o1 * n_out + o2 * n_read + o3 * n_write)
+
+
+def _in_plan_domain(tokens: _Tokens) -> bool:
+    """Token counts for which the plan is exact: genai-prices rejects cache tokens exceeding the input tokens."""
+    n_in, n_out, n_read, n_write = tokens
+    return 0 <= n_out <= _MAX_PLAN_TOKENS and 0 <= n_read and 0 <= n_write and n_read + n_write <= n_in <= _MAX_PLAN_TOKENS
+
+
 class CostStage:
     """Adds cost attributes to spans that carry a model and token usage."""
 
@@ -173,9 +208,16 @@ class CostStage:
         self._use_genai_prices = use_genai_prices
         self._calc_price: Any = None  # genai_prices.calc_price, imported on first need (on this background thread)
         self._usage_cls: Any = None
-        self._cache: OrderedDict[tuple[Any, ...], tuple[Decimal, Decimal, str] | None] = OrderedDict()
+        self._get_snapshot: Any = None
+        self._tiered_cls: Any = None
+        self._snapshot: Any = None  # genai-prices' price data the caches below were filled from
+        # Bounded by clearing when full: a handful of models is the usual working set.
+        self._resolved: dict[tuple[Any, ...], _Resolution] = {}
+        self._plans: dict[int, tuple[Any, _Plan | None]] = {}
 
     def process(self, spans: list[ReadableSpan]) -> list[ReadableSpan]:
+        if self._get_snapshot is not None and self._get_snapshot() is not self._snapshot:
+            self._clear()  # genai-prices loaded newer prices: what was resolved from the old ones is stale
         out = []
         for span in spans:
             changes = None
@@ -183,41 +225,43 @@ class CostStage:
                 changes = self._cost(span)
             except Exception as exc:  # noqa: BLE001
                 log_limited("cost", "chatobs: could not price a span: %s", exc)
-            out.append(with_changes(span, attributes={**(span.attributes or {}), **changes}) if changes else span)
+            out.append(with_changes(span, attributes={**attributes_of(span), **changes}) if changes else span)
         return out
 
     def flush(self) -> list[ReadableSpan]:
         return []
 
     def shutdown(self) -> None:
-        self._cache.clear()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._resolved.clear()
+        self._plans.clear()
+        self._snapshot = self._get_snapshot() if self._get_snapshot is not None else None
 
     # ---------------------------------------------------------------------------------------------------------------
     def _cost(self, span: ReadableSpan) -> dict[str, Any] | None:
-        attrs = span.attributes
-        if not attrs or semconv.COST_USD in attrs:
+        attrs = attributes_of(span)
+        response_model = attrs.get(semconv.GEN_AI_RESPONSE_MODEL)
+        request_model = attrs.get(semconv.GEN_AI_REQUEST_MODEL)
+        if response_model is None and request_model is None:
+            return None  # most spans of a turn (the request, the framework's, MCP) leave here
+        if semconv.COST_USD in attrs:
             return None
         input_tokens = attrs.get(semconv.GEN_AI_USAGE_INPUT_TOKENS, attrs.get("gen_ai.usage.prompt_tokens"))
         output_tokens = attrs.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, attrs.get("gen_ai.usage.completion_tokens"))
         if input_tokens is None and output_tokens is None:
             return None
-        models = [m for m in (attrs.get(semconv.GEN_AI_RESPONSE_MODEL), attrs.get(semconv.GEN_AI_REQUEST_MODEL))
-                  if isinstance(m, str) and m]
+        models = tuple(m for m in (response_model, request_model) if isinstance(m, str) and m)
         if not models:
             return None
         provider = attrs.get(semconv.GEN_AI_PROVIDER_NAME) or attrs.get(semconv.GEN_AI_SYSTEM)
         tokens = (_int(input_tokens), _int(output_tokens), _int(attrs.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
                   _int(attrs.get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)))
-        key = (tuple(models), provider, tokens)
-        cached = self._cache.get(key, False)
-        if cached is False:
-            cached = self._price(models, provider if isinstance(provider, str) else None, tokens)
-            self._cache[key] = cached
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
-        if cached is None:
+        costed = self._price_cached(models, provider if isinstance(provider, str) else None, tokens)
+        if costed is None:
             return {semconv.COST_UNKNOWN_MODEL: True}
-        input_usd, output_usd, source = cached
+        input_usd, output_usd, source = costed
         total = float(input_usd + output_usd)
         return {
             semconv.COST_USD: total,
@@ -231,13 +275,119 @@ class CostStage:
         # Importing genai-prices takes a second or more (its price data): done here, off the app's startup path.
         try:
             from genai_prices import Usage, calc_price
+            from genai_prices.data_snapshot import get_snapshot
+            from genai_prices.types import TieredPrices
         except ImportError:
             logger.info("chatobs: genai-prices not installed (pip install 'chatobs[pricing]'); only the pricing file prices LLM calls")
             self._use_genai_prices = False
             return
         self._calc_price, self._usage_cls = calc_price, Usage
+        self._get_snapshot, self._tiered_cls = get_snapshot, TieredPrices
+        self._snapshot = get_snapshot()
 
-    def _price(self, models: list[str], provider: str | None, tokens: tuple[int, int, int, int]) -> tuple[Decimal, Decimal, str] | None:
+    # --- the cached path: where the price comes from is worked out once per (models, provider) ---------------------
+    def _price_cached(self, models: tuple[str, ...], provider: str | None, tokens: _Tokens) -> _Costed | None:
+        if min(tokens) < 0:
+            return self._price(list(models), provider, tokens)  # bogus counts: fail (or not) exactly as it does
+        key = (models, provider)
+        try:
+            resolution = self._resolved[key]
+        except KeyError:
+            resolution = self._resolve(models, provider)
+            if len(self._resolved) >= _CACHE_SIZE:
+                self._resolved.clear()
+            self._resolved[key] = resolution
+        if resolution is None:
+            return None
+        kind = resolution[0]
+        if kind == "genai":
+            costed = self._genai_cost(resolution[1], resolution[2], tokens)
+            if costed is not None:
+                return costed
+            # genai-prices itself, exactly as the uncached path asks it (and fails as it fails)
+            return self._price(list(models), provider, tokens)
+        price = resolution[1]
+        return (Decimal(tokens[0]) / _THOUSAND * price.prompt, Decimal(tokens[1]) / _THOUSAND * price.completion,
+                "pricing_file" if kind == "file" else "pricing_file_default")
+
+    def _resolve(self, models: tuple[str, ...], provider: str | None) -> _Resolution:
+        """The same search as :meth:`_price`, without the arithmetic: pricing file, then genai-prices, then default."""
+        for model in models:
+            price = self.table.find(model)
+            if price is not None:
+                return ("file", price)
+        if self._use_genai_prices and self._calc_price is None:
+            self._load_genai_prices()
+        if self._get_snapshot is not None:
+            snapshot = self._get_snapshot()
+            provider_id = _PROVIDERS.get(provider or "")
+            for model in models:
+                for pid in ((provider_id, None) if provider_id else (None,)):
+                    try:
+                        found_provider, model_info = snapshot.find_provider_model(model, None, pid, None)
+                    except LookupError:
+                        continue
+                    return ("genai", model_info, found_provider)
+        if self.table.default is not None:
+            return ("default", self.table.default)
+        return None
+
+    def _genai_cost(self, model_info: Any, provider: Any, tokens: _Tokens) -> _Costed | None:
+        """The plan's figures, or ``None`` when the plan does not apply (then genai-prices is asked directly)."""
+        if not _in_plan_domain(tokens):
+            return None
+        now = datetime.now(tz=timezone.utc)
+        model_price = model_info.get_prices(now)  # prices can change with the date or the time of day
+        entry = self._plans.get(id(model_price))
+        if entry is not None and entry[0] is model_price:
+            plan = entry[1]
+        else:
+            plan = self._make_plan(model_info, provider, model_price, now)
+            if len(self._plans) >= _CACHE_SIZE:
+                self._plans.clear()
+            # The model price is held with its plan, so its id() cannot be reused by another object meanwhile.
+            self._plans[id(model_price)] = (model_price, plan)
+        if plan is None:
+            return None
+        input_usd, output_usd = plan.cost(tokens)
+        return input_usd, output_usd, "genai-prices"
+
+    def _genai_calc(self, model_info: Any, provider: Any, tokens: _Tokens, now: datetime) -> tuple[Decimal, Decimal]:
+        calc = model_info.calc_price(self._usage(tokens), provider, genai_request_timestamp=now)
+        return Decimal(calc.input_price), Decimal(calc.output_price)
+
+    def _make_plan(self, model_info: Any, provider: Any, model_price: Any, now: datetime) -> _Plan | None:
+        try:
+            if any(isinstance(v, self._tiered_cls) for v in vars(model_price).values()):
+                return None  # the price per token depends on the number of tokens: not affine
+            m = 1_000_000
+            base = self._genai_calc(model_info, provider, (0, 0, 0, 0), now)
+            inp = self._genai_calc(model_info, provider, (m, 0, 0, 0), now)
+            out = self._genai_calc(model_info, provider, (0, m, 0, 0), now)
+            read = self._genai_calc(model_info, provider, (m, 0, m, 0), now)
+            write = self._genai_calc(model_info, provider, (m, 0, 0, m), now)
+            per_token = [tuple((probe[i] - ref[i]) / m for probe, ref in ((inp, base), (out, base), (read, inp), (write, inp)))
+                         for i in (0, 1)]
+            plan = _Plan(base[0], base[1], per_token[0], per_token[1])  # type: ignore[arg-type]
+            # Trust, but verify: a price shape the plan does not capture is priced by genai-prices call by call.
+            for sample in ((1234, 567, 0, 0), (10_007, 3, 4_001, 0), (5_003, 9, 1_000, 2_001), (7, 0, 0, 7), (99_999_999, 77_777_777, 3, 5)):
+                if plan.cost(sample) != self._genai_calc(model_info, provider, sample, now):
+                    return None
+            return plan
+        except Exception:  # noqa: BLE001 - an odd price shape: genai-prices prices every call itself
+            return None
+
+    def _usage(self, tokens: _Tokens) -> Any:
+        input_tokens, output_tokens, cache_read, cache_write = tokens
+        usage_kwargs: dict[str, int] = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+        if cache_read:
+            usage_kwargs["cache_read_tokens"] = cache_read
+        if cache_write:
+            usage_kwargs["cache_write_tokens"] = cache_write
+        return self._usage_cls(**usage_kwargs)
+
+    # --- the uncached path: the reference the cached one must equal, and its fallback -------------------------------
+    def _price(self, models: list[str], provider: str | None, tokens: _Tokens) -> _Costed | None:
         input_tokens, output_tokens, cache_read, cache_write = tokens
         for model in models:
             price = self.table.find(model)
@@ -247,12 +397,7 @@ class CostStage:
         if self._use_genai_prices and self._calc_price is None:
             self._load_genai_prices()
         if self._calc_price is not None:
-            usage_kwargs: dict[str, int] = {"input_tokens": input_tokens, "output_tokens": output_tokens}
-            if cache_read:
-                usage_kwargs["cache_read_tokens"] = cache_read
-            if cache_write:
-                usage_kwargs["cache_write_tokens"] = cache_write
-            usage = self._usage_cls(**usage_kwargs)
+            usage = self._usage(tokens)
             provider_id = _PROVIDERS.get(provider or "")
             for model in models:
                 for pid in ((provider_id, None) if provider_id else (None,)):

@@ -26,6 +26,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from .. import __version__, semconv
 from .._guard import guard, log_limited
+from .metric_series import Direct, Series
+from .spans import attributes_of
 from .stats import STATS
 
 if TYPE_CHECKING:
@@ -92,6 +94,7 @@ _LIMITS = {
     semconv.ALERT_RULE: 200,
 }
 _MAX_VALUE_LEN = 128
+_LABEL_CACHE_SIZE = 2048  # distinct raw label sets remembered per kind of span; cleared (and rebuilt) when full
 
 # Date and version-pin suffixes that make one model look like many: gpt-4o-2024-08-06, claude-3-5-sonnet-20241022,
 # claude-3-5-sonnet@20240620 (Vertex), gpt-4-0613 / gpt-3.5-turbo-0125 (OpenAI's MMDD pins).
@@ -182,11 +185,18 @@ class Recorder:
         self._with_user = settings.metrics_user_attribute
         self._user = user_hasher(settings)
         self._attr = _Cardinality()
+        # Raw span values -> ready series, per kind of span; and raw user ID -> its (maybe hashed) label.
+        self._llm_labels: dict[Any, Any] = {}
+        self._cost_labels: dict[Any, Any] = {}
+        self._mcp_labels: dict[Any, Any] = {}
+        self._request_labels: dict[Any, Any] = {}
+        self._users: dict[Any, str] = {}
         self.prometheus_registry: Any = None
         self._http_server: Any = None
         self.prometheus_port: int | None = None
         all_readers = list(readers) + self._build_readers(settings)
         self.provider = MeterProvider(resource=_build_resource(settings), metric_readers=all_readers)
+        self._direct = Direct(self.provider)
         meter = self.provider.get_meter("chatobs", __version__)
         hist, counter = meter.create_histogram, meter.create_counter
 
@@ -317,26 +327,46 @@ class Recorder:
         yield Observation(masking_failures())
 
     # --- recording ------------------------------------------------------------------------------------------------
+    # A turn records the same few attribute sets again and again: each distinct set of raw span values maps, through a
+    # bounded cache, to its ready-made series (attributes built, cardinality-limited and hashed once). A cache entry
+    # only ever repeats what recomputing it would give: the cardinality limiter's answer for a value never changes.
     def record(self, span: ReadableSpan) -> None:
-        # A plain dict: reading the SDK's attribute mapping key by key costs several times more.
-        attrs = dict(span.attributes or {})
-        if span.end_time is None or span.start_time is None:
+        attrs = attributes_of(span)  # the span's own dict: read, never changed
+        end, start = span.end_time, span.start_time
+        if end is None or start is None:
             return
-        duration_s = max(0.0, (span.end_time - span.start_time) / 1e9)
         if attrs.get(semconv.MCP_METHOD_NAME) is not None:
-            self._record_mcp(span, attrs, duration_s)
+            self._record_mcp(span, attrs, max(0.0, (end - start) / 1e9))
         elif _is_llm(attrs):
-            self._record_llm(span, attrs, duration_s)
+            self._record_llm(span, attrs, max(0.0, (end - start) / 1e9))
         elif attrs.get(semconv.CHAT_REQUEST):
-            self._record_request(span, attrs, duration_s)
+            self._record_request(span, attrs, max(0.0, (end - start) / 1e9))
+
+    def _series(self, instrument: Any, attributes: dict[str, Any], counter: bool = False) -> Series:
+        return Series(instrument, attributes, self._direct, counter=counter)
+
+    def _cached(self, cache: dict[Any, Any], key: Any, build: Callable[[], Any]) -> Any:
+        try:
+            found = cache.get(key)
+        except TypeError:  # an unhashable attribute value (a list from a custom processor): not cached
+            return build()
+        if found is None:
+            found = build()
+            if len(cache) >= _LABEL_CACHE_SIZE:
+                cache.clear()
+            cache[key] = found
+        return found
+
+    def _user_label(self, user: Any) -> str:
+        return self._cached(self._users, user, lambda: self._attr(semconv.USER_ID, self._user(user)))  # type: ignore[no-any-return]
 
     def _identity(self, attrs: Any, out: dict[str, Any]) -> None:
         if attrs.get(semconv.TENANT_ID):
             out[semconv.TENANT_ID] = self._attr(semconv.TENANT_ID, attrs[semconv.TENANT_ID])
         if self._with_user and attrs.get(semconv.USER_ID):
-            out[semconv.USER_ID] = self._attr(semconv.USER_ID, self._user(attrs[semconv.USER_ID]))
+            out[semconv.USER_ID] = self._user_label(attrs[semconv.USER_ID])
 
-    def _record_llm(self, span: ReadableSpan, attrs: Any, duration_s: float) -> None:
+    def _llm_base(self, attrs: Any) -> dict[str, Any]:
         a = self._attr
         base: dict[str, Any] = {
             semconv.GEN_AI_OPERATION_NAME: a(semconv.GEN_AI_OPERATION_NAME, attrs.get(semconv.GEN_AI_OPERATION_NAME) or semconv.OP_CHAT),
@@ -344,71 +374,113 @@ class Recorder:
             semconv.GEN_AI_REQUEST_MODEL: a(semconv.GEN_AI_REQUEST_MODEL, model_of(attrs)),
         }
         if self._with_user and attrs.get(semconv.USER_ID):
-            base[semconv.USER_ID] = a(semconv.USER_ID, self._user(attrs[semconv.USER_ID]))
+            base[semconv.USER_ID] = self._user_label(attrs[semconv.USER_ID])
+        return base
+
+    def _record_llm(self, span: ReadableSpan, attrs: Any, duration_s: float) -> None:
+        user = attrs.get(semconv.USER_ID) if self._with_user else None
         err = error_type(span, attrs)
-        self.llm_duration.record(duration_s, {**base, semconv.ERROR_TYPE: a(semconv.ERROR_TYPE, err)} if err else base)
-        for token_type, key in (("input", semconv.GEN_AI_USAGE_INPUT_TOKENS), ("output", semconv.GEN_AI_USAGE_OUTPUT_TOKENS)):
-            n = _number(attrs.get(key))
-            if n is not None and n >= 0:
-                self.token_usage.record(n, {**base, semconv.GEN_AI_TOKEN_TYPE: token_type})
+        labels = (attrs.get(semconv.GEN_AI_OPERATION_NAME), attrs.get(semconv.GEN_AI_PROVIDER_NAME), attrs.get(semconv.GEN_AI_SYSTEM),
+                  attrs.get(semconv.GEN_AI_REQUEST_MODEL), attrs.get(semconv.GEN_AI_RESPONSE_MODEL), user)
+
+        def build() -> tuple[Series, Series, Series, Series]:
+            base = self._llm_base(attrs)
+            duration = {**base, semconv.ERROR_TYPE: self._attr(semconv.ERROR_TYPE, err)} if err else base
+            return (self._series(self.llm_duration, duration),
+                    self._series(self.token_usage, {**base, semconv.GEN_AI_TOKEN_TYPE: "input"}),
+                    self._series(self.token_usage, {**base, semconv.GEN_AI_TOKEN_TYPE: "output"}),
+                    self._series(self.ttfc, base))
+
+        duration, tokens_in, tokens_out, ttfc_series = self._cached(self._llm_labels, (labels, err), build)
+        duration.record(duration_s)
+        n = _number(attrs.get(semconv.GEN_AI_USAGE_INPUT_TOKENS))
+        if n is not None and n >= 0:
+            tokens_in.record(n)
+        n = _number(attrs.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
+        if n is not None and n >= 0:
+            tokens_out.record(n)
         ttfc = _number(attrs.get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK))
         if ttfc is not None and ttfc >= 0:
-            self.ttfc.record(ttfc, base)
+            ttfc_series.record(ttfc)
         cost = _number(attrs.get(semconv.COST_USD))
         if cost is not None and cost > 0:
-            cost_attrs = dict(base)
-            self._identity(attrs, cost_attrs)
-            self.cost.add(cost, cost_attrs)
+            # Its own cache: the tenant enters the cardinality limiter only with a cost, as it always has.
+            def build_cost() -> Series:
+                cost_attrs = self._llm_base(attrs)
+                self._identity(attrs, cost_attrs)
+                return self._series(self.cost, cost_attrs, counter=True)
+
+            self._cached(self._cost_labels, (labels, attrs.get(semconv.TENANT_ID)), build_cost).record(cost)
 
     def _record_mcp(self, span: ReadableSpan, attrs: Any, duration_s: float) -> None:
-        a = self._attr
-        method = str(attrs.get(semconv.MCP_METHOD_NAME))
-        out: dict[str, Any] = {semconv.MCP_METHOD_NAME: a(semconv.MCP_METHOD_NAME, method)}
-        tool = attrs.get(semconv.GEN_AI_TOOL_NAME)
-        if tool:
-            out[semconv.GEN_AI_TOOL_NAME] = a(semconv.GEN_AI_TOOL_NAME, tool)
-        server = attrs.get(semconv.MCP_SERVER_NAME)
-        if server:
-            out[semconv.MCP_SERVER_NAME] = a(semconv.MCP_SERVER_NAME, server)
-        if attrs.get(semconv.NETWORK_TRANSPORT):
-            out[semconv.NETWORK_TRANSPORT] = str(attrs[semconv.NETWORK_TRANSPORT])[:32]
         err = error_type(span, attrs)
-        with_err = {**out, semconv.ERROR_TYPE: a(semconv.ERROR_TYPE, err)} if err else out
-        if span.kind == SpanKind.SERVER:
-            # The server side of a call: counted on its own instrument so a process that is both client and server
-            # (an in-process MCP server) does not count each tool call twice.
-            self.mcp_server_duration.record(duration_s, with_err)
+        server_side = span.kind == SpanKind.SERVER
+        method = attrs.get(semconv.MCP_METHOD_NAME)
+        key = (method, attrs.get(semconv.GEN_AI_TOOL_NAME), attrs.get(semconv.MCP_SERVER_NAME),
+               attrs.get(semconv.NETWORK_TRANSPORT), err, server_side)
+
+        def build() -> tuple[Series, Series | None, Series | None, Series | None]:
+            a = self._attr
+            out: dict[str, Any] = {semconv.MCP_METHOD_NAME: a(semconv.MCP_METHOD_NAME, str(method))}
+            tool = attrs.get(semconv.GEN_AI_TOOL_NAME)
+            if tool:
+                out[semconv.GEN_AI_TOOL_NAME] = a(semconv.GEN_AI_TOOL_NAME, tool)
+            server = attrs.get(semconv.MCP_SERVER_NAME)
+            if server:
+                out[semconv.MCP_SERVER_NAME] = a(semconv.MCP_SERVER_NAME, server)
+            if attrs.get(semconv.NETWORK_TRANSPORT):
+                out[semconv.NETWORK_TRANSPORT] = str(attrs[semconv.NETWORK_TRANSPORT])[:32]
+            with_err = {**out, semconv.ERROR_TYPE: a(semconv.ERROR_TYPE, err)} if err else out
+            if server_side:
+                # The server side of a call: counted on its own instrument so a process that is both client and
+                # server (an in-process MCP server) does not count each tool call twice.
+                return self._series(self.mcp_server_duration, with_err), None, None, None
+            if str(method) != TOOL_CALL_METHOD:
+                return self._series(self.mcp_client_duration, with_err), None, None, None
+            tool_attrs = {
+                semconv.GEN_AI_TOOL_NAME: out.get(semconv.GEN_AI_TOOL_NAME, ""),
+                semconv.MCP_SERVER_NAME: out.get(semconv.MCP_SERVER_NAME, ""),
+                semconv.TOOL_STATUS: "error" if err else "ok",
+            }
+            errors = self._series(self.tool_errors, {**tool_attrs, semconv.ERROR_TYPE: with_err[semconv.ERROR_TYPE]}, counter=True) if err else None
+            return (self._series(self.mcp_client_duration, with_err), self._series(self.tool_invocations, tool_attrs, counter=True),
+                    self._series(self.tool_duration, tool_attrs), errors)
+
+        duration, invocations, tool_duration, errors = self._cached(self._mcp_labels, key, build)
+        duration.record(duration_s)
+        if invocations is None or tool_duration is None:
             return
-        self.mcp_client_duration.record(duration_s, with_err)
-        if method != TOOL_CALL_METHOD:
-            return
-        tool_attrs = {
-            semconv.GEN_AI_TOOL_NAME: out.get(semconv.GEN_AI_TOOL_NAME, ""),
-            semconv.MCP_SERVER_NAME: out.get(semconv.MCP_SERVER_NAME, ""),
-            semconv.TOOL_STATUS: "error" if err else "ok",
-        }
-        self.tool_invocations.add(1, tool_attrs)
-        self.tool_duration.record(duration_s * 1000.0, tool_attrs)
-        if err:
-            self.tool_errors.add(1, {**tool_attrs, semconv.ERROR_TYPE: with_err[semconv.ERROR_TYPE]})
+        invocations.record(1)
+        tool_duration.record(duration_s * 1000.0)
+        if errors is not None:
+            errors.record(1)
 
     def _record_request(self, span: ReadableSpan, attrs: Any, duration_s: float) -> None:
-        a = self._attr
-        route = attrs.get(semconv.HTTP_ROUTE) or template_path(attrs.get(semconv.ROUTE) or attrs.get(semconv.URL_PATH) or "")
-        out: dict[str, Any] = {semconv.HTTP_ROUTE: a(semconv.HTTP_ROUTE, route)}
-        if attrs.get(semconv.HTTP_REQUEST_METHOD):
-            out[semconv.HTTP_REQUEST_METHOD] = str(attrs[semconv.HTTP_REQUEST_METHOD])[:16]
-        status = attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE)
-        if status is not None:
-            out[semconv.HTTP_RESPONSE_STATUS_CODE] = _int_or_none(status) or 0
         err = error_type(span, attrs)
-        if err:
-            out[semconv.ERROR_TYPE] = a(semconv.ERROR_TYPE, err)
-        if self._with_user and attrs.get(semconv.USER_ID):
-            out[semconv.USER_ID] = a(semconv.USER_ID, self._user(attrs[semconv.USER_ID]))
-        self.request_duration.record(duration_s, out)
+        route_attr = attrs.get(semconv.HTTP_ROUTE)
+        user = attrs.get(semconv.USER_ID) if self._with_user else None
+        key = (route_attr, None if route_attr else (attrs.get(semconv.ROUTE), attrs.get(semconv.URL_PATH)),
+               attrs.get(semconv.HTTP_REQUEST_METHOD), attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE), err, user)
+
+        def build() -> Series:
+            a = self._attr
+            route = route_attr or template_path(attrs.get(semconv.ROUTE) or attrs.get(semconv.URL_PATH) or "")
+            out: dict[str, Any] = {semconv.HTTP_ROUTE: a(semconv.HTTP_ROUTE, route)}
+            if attrs.get(semconv.HTTP_REQUEST_METHOD):
+                out[semconv.HTTP_REQUEST_METHOD] = str(attrs[semconv.HTTP_REQUEST_METHOD])[:16]
+            status = attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE)
+            if status is not None:
+                out[semconv.HTTP_RESPONSE_STATUS_CODE] = _int_or_none(status) or 0
+            if err:
+                out[semconv.ERROR_TYPE] = a(semconv.ERROR_TYPE, err)
+            if user:
+                out[semconv.USER_ID] = self._user_label(user)
+            return self._series(self.request_duration, out)
+
+        self._cached(self._request_labels, key, build).record(duration_s)
 
     def count_alert(self, rule: str, kind: str) -> None:
+        # Alerts are rare (and counted from another thread): the public API, no cache.
         self.alerts.add(1, {semconv.ALERT_RULE: self._attr(semconv.ALERT_RULE, rule), semconv.ALERT_TYPE: kind})
 
     # --- lifecycle ------------------------------------------------------------------------------------------------

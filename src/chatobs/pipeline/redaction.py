@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -29,7 +30,7 @@ from .._guard import log_limited
 from . import secrets
 from .masking import Masker, MaskingFailed, ThreadBackend, failed_marker
 from .pii import PiiConfig, check_config, config_from_settings, keyed_hash
-from .spans import with_changes
+from .spans import attributes_of, with_changes
 from .stats import STATS, PipelineStats
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ logger = logging.getLogger("chatobs")
 
 _HEADER_PREFIXES = (semconv.HTTP_REQUEST_HEADER_PREFIX, semconv.HTTP_RESPONSE_HEADER_PREFIX)
 _HASHED_ID = re.compile(r"^uh_[0-9a-f]{32}$")
+_DROP, _SECRET, _USER, _CONTENT, _OTHER = range(5)  # attribute kinds, see RedactionStage._kind
 
 
 def hash_user_id(key_hex: str, user_id: str) -> str:
@@ -82,10 +84,27 @@ class RedactionStage:
             if settings.hash_user_ids and settings.hash_secret is not None
             else None
         )
+        self._kinds: dict[str, int] = {}
 
     # --- classification -------------------------------------------------------------------------------------------
     def _is_content(self, key: str) -> bool:
         return key in self._content or key.startswith(self._content_prefixes)
+
+    def _kind(self, key: str) -> int:
+        """What ``_redact`` does with an attribute: every span repeats the same few names, so it is decided once."""
+        kind = self._kinds.get(key)
+        if kind is None:
+            if key.startswith(_HEADER_PREFIXES) and not self._header_allowed(key):
+                kind = _DROP
+            elif secrets.is_secret_name(key):
+                kind = _SECRET
+            elif key == semconv.USER_ID and self._user_key is not None:
+                kind = _USER
+            else:
+                kind = _CONTENT if self._is_content(key) else _OTHER
+            if len(self._kinds) < 4096:
+                self._kinds[key] = kind
+        return kind
 
     def _header_allowed(self, key: str) -> bool:
         name = key.split(".")[-1].lower().replace("-", "_")
@@ -95,9 +114,10 @@ class RedactionStage:
     def process(self, spans: list[ReadableSpan]) -> list[ReadableSpan]:
         masker = self.masker
         masker.start_batch()
-        for span in spans:
-            for key, value in (span.attributes or {}).items():
-                if self._is_content(key):
+        items = [attributes_of(span).items() for span in spans]  # the SDK's own mapping iterates in Python
+        for span, attributes in zip(spans, items):
+            for key, value in attributes:
+                if self._kind(key) == _CONTENT:
                     masker.collect(value)
             for event in span.events:
                 for key, value in (event.attributes or {}).items():
@@ -116,33 +136,38 @@ class RedactionStage:
             batch_failure = "error"
             log_limited("redaction-error", "chatobs: PII masking failed: %s: %s", type(exc).__name__, exc)
         out = []
-        for span in spans:
+        for span, attributes in zip(spans, items):
             try:
-                out.append(self._redact(span))
+                out.append(self._redact(span, attributes))
             except MaskingFailed as exc:
                 out.append(self._fail_closed(span, batch_failure or exc.reason))
             except Exception as exc:  # noqa: BLE001
                 log_limited("redaction-span", "chatobs: masking a span failed: %s: %s", type(exc).__name__, exc)
                 out.append(self._fail_closed(span, "error"))
+        masker.end_batch()
         return out
 
-    def _redact(self, span: ReadableSpan) -> ReadableSpan:
+    def _redact(self, span: ReadableSpan, attributes: Iterable[tuple[str, Any]]) -> ReadableSpan:
         masker = self.masker
         attrs: dict[str, Any] = {}
         redacted: list[str] = []
         truncated: list[str] = []
-        for key, value in (span.attributes or {}).items():
-            if key.startswith(_HEADER_PREFIXES) and not self._header_allowed(key):
+        for key, value in attributes:
+            kind = self._kind(key)
+            if kind == _DROP:
                 redacted.append(key)
                 continue  # headers are never exported unless allow-listed
-            if secrets.is_secret_name(key) and value not in ("", None):
+            if kind == _SECRET and value not in ("", None):
                 attrs[key] = secrets.SECRET_TOKEN
                 redacted.append(key)
                 continue
-            if key == semconv.USER_ID and self._user_key is not None and isinstance(value, str):
-                attrs[key] = hash_user_id(self._user_key, value)
+            if kind == _USER and isinstance(value, str):
+                attrs[key] = hash_user_id(self._user_key or "", value)
                 continue
-            new, changed, cut = masker.mask(value, content=self._is_content(key))
+            if not isinstance(value, (str, list, tuple)):
+                attrs[key] = value  # numbers and booleans: nothing to mask, nothing to cut
+                continue
+            new, changed, cut = masker.mask(value, content=kind == _CONTENT)
             attrs[key] = new
             if changed:
                 redacted.append(key)

@@ -10,8 +10,9 @@ The decision (see docs/sampling.md)::
 Three places apply it, all with the same function:
 
 * the head sampler (:class:`ChatSampler`, on chatobs's own tracer provider) decides when a trace's first span starts;
-  a dropped chat trace is still *recorded* (``RECORD_ONLY``) when metrics or a tail rule need its spans, so they reach
-  the background pipeline, and is not recorded at all (``DROP``) otherwise;
+  a dropped chat trace is not recorded (``DROP``): chatobs's own recorders keep light spans of it (:mod:`chatobs._light`)
+  when metrics or a tail rule need them, or, with ``CHATOBS_RECORD_UNSAMPLED=full``, every span of it is recorded
+  (``RECORD_ONLY``) so that a trace a tail rule keeps is complete;
 * the pipeline stage (:class:`SamplingStage`, after cost and metrics, before masking) drops the spans of unsampled
   traces, unless a tail rule (:mod:`.tail`) keeps them; when the app brought its own tracer provider (whose sampler
   chatobs cannot replace) the stage applies the conversation decision itself;
@@ -112,14 +113,14 @@ class HeadPolicy:
     rate: float = 1.0  # root decision: keep when position(key) < rate
     by: str = "conversation"
     follow_remote: bool = True  # follow an incoming traceparent's sampled flag
-    record_unsampled: bool = True  # RECORD_ONLY instead of DROP for unsampled traces (metrics, tail rules)
+    record_unsampled: bool = True  # RECORD_ONLY instead of DROP for unsampled traces (CHATOBS_RECORD_UNSAMPLED=full)
     # A root started before the conversation ID is known (e.g. OTel's ASGI instrumentation outside chatobs's
     # middleware) is recorded and decided by the pipeline when the request ends; needs the tail buffer.
     defer_unknown: bool = False
 
     def describe(self) -> str:
         parent = "parent-based" if self.follow_remote else "ignoring remote parents"
-        unsampled = "recorded for metrics/tail rules" if self.record_unsampled else "not recorded"
+        unsampled = "recorded in full for metrics/tail rules" if self.record_unsampled else "not recorded (chatobs keeps light spans when metrics or tail rules need them)"
         return f"rate={self.rate:g} by {self.by}, {parent}, unsampled traces {unsampled}"
 
 
@@ -146,7 +147,9 @@ def head_policy(settings: "Settings") -> HeadPolicy:
     elif settings.otel_traces_sampler_arg is not None:
         logger.info("chatobs: OTEL_TRACES_SAMPLER_ARG is set but OTEL_TRACES_SAMPLER is not; the argument is ignored")
     rules_on = tail_rules(settings).active
-    record = bool(settings.metrics) or rules_on
+    # "light": the sampler drops unsampled traces outright and chatobs's recorders keep light spans (chatobs._light)
+    # for metrics and the tail rules; "full": every span is recorded (RECORD_ONLY) until the request ends.
+    record = (bool(settings.metrics) or rules_on) and settings.record_unsampled == "full"
     defer = rules_on and settings.sample_by == "conversation" and 0.0 < rate < 1.0
     return HeadPolicy(rate=rate, by=settings.sample_by, follow_remote=follow_remote, record_unsampled=record, defer_unknown=defer)
 
@@ -186,8 +189,9 @@ class ChatSampler(Sampler):
             if not pctx.is_remote:
                 if pctx.trace_flags.sampled:
                     return _result(Decision.RECORD_AND_SAMPLE, attributes, state)
-                # A recording parent is an SDK span (RECORD_ONLY); a DROPped parent is a NonRecordingSpan.
-                recorded = isinstance(parent, ReadableSpan) and self._unsampled is Decision.RECORD_ONLY
+                # A recording parent is an SDK span (RECORD_ONLY: recorded in full, or its decision deferred); a
+                # DROPped parent is a NonRecordingSpan, or one of chatobs's light spans.
+                recorded = isinstance(parent, ReadableSpan)
                 return _result(Decision.RECORD_ONLY if recorded else Decision.DROP, attributes, state)
             if self.policy.follow_remote:
                 return _result(Decision.RECORD_AND_SAMPLE if pctx.trace_flags.sampled else self._unsampled, attributes, state)

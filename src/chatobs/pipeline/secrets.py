@@ -84,6 +84,17 @@ def is_secret_name(name: str) -> bool:
     Only the last dotted part counts (``http.request.header.authorization`` -> ``authorization``) and it must match as
     a whole word, so ``gen_ai.usage.input_tokens`` or ``max_tokens`` are not secrets but ``refresh_token`` is.
     """
+    if len(name) <= 128:  # attribute and field names repeat on every span: remember the short ones
+        return _is_secret_name_cached(name)
+    return _is_secret_name(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_name_cached(name: str) -> bool:
+    return _is_secret_name(name)
+
+
+def _is_secret_name(name: str) -> bool:
     last = name.rsplit(".", 1)[-1].strip().lower().replace("-", "_")
     return bool(_SECRET_NAME.match(last))
 

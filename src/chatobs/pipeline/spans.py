@@ -64,3 +64,18 @@ def is_chat_span(span: ReadableSpan) -> bool:
 
 def is_chat_root(span: ReadableSpan) -> bool:
     return bool((span.attributes or {}).get(semconv.CHAT_REQUEST))
+
+
+def attributes_of(span: ReadableSpan) -> Mapping[str, Any]:
+    """The span's attributes as a plain dict, to read and never to change (it is the span's own storage).
+
+    The per-span stages read a few keys of every span; through ``span.attributes`` (a read-only proxy of the SDK's
+    ``BoundedAttributes``, whose lookups run in Python) each read costs several times a dict lookup.
+    """
+    raw = getattr(span, "_attributes", None)
+    if type(raw) is dict:
+        return raw
+    inner = getattr(raw, "_dict", None)
+    if type(inner) is dict:
+        return inner
+    return span.attributes or {}

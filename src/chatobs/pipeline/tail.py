@@ -148,7 +148,12 @@ class TailBuffer:
         self.held_bytes += size
         self._note(held, span, root)
         if root:
-            return out + self._decide(tid, final=True)
+            released = self._decide(tid, final=True)
+            if not released and _serves_remote(span):
+                # A process serving a remote caller sees one local root per request of the trace (an MCP server: its
+                # discovery, then each tool call): a later request of the same trace can still trip a rule.
+                self._remember(tid, _Decision(None, False))
+            return out + released
         if len(held.spans) >= self.max_spans:
             out += self._decide(tid, final=False, why="max_spans")
         while self.held_bytes > self.max_bytes and self._held:
@@ -241,7 +246,7 @@ class TailBuffer:
             if reason is None and root and self.head_check is not None and self.head_check(span, [span]):
                 reason = ""
             if reason is not None or root:
-                self._remember(tid, _Decision(reason, root))
+                self._remember(tid, _Decision(reason, root and (reason is not None or not _serves_remote(span))))
             if reason is not None:
                 self.stats.count("sampling.kept_spans")
                 for r in filter(None, reason.split(",")):
@@ -261,6 +266,11 @@ def _is_root(span: ReadableSpan) -> bool:
     """Where a trace is decided: the chat request span, or the local root of a trace without one."""
     parent = span.parent
     return parent is None or parent.is_remote or is_chat_root(span)
+
+
+def _serves_remote(span: ReadableSpan) -> bool:
+    parent = span.parent
+    return parent is not None and parent.is_remote and not is_chat_root(span)
 
 
 def mark(span: ReadableSpan, reason: str) -> ReadableSpan:

@@ -7,6 +7,7 @@ lock upgrade), and a busy database is waited for (busy timeout) and then retried
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .rows import SPAN_COLUMNS
+from .summary import INSERT_TRACES, REFRESH_GIVEN, group_by_trace, refresh_sql, summarize
 
 logger = logging.getLogger("chatobs")
 
@@ -79,31 +81,18 @@ CREATE INDEX spans_model ON spans(model, start_ns) WHERE model IS NOT NULL;
 CREATE INDEX spans_tool ON spans(tool_name, start_ns) WHERE tool_name IS NOT NULL;
 CREATE INDEX spans_type ON spans(span_type, start_ns);
 """
-
-# Rebuilds the ``traces`` summary rows of the trace IDs in the temp table ``_touched``. A trace's spans may arrive in
-# several batches, even from several processes (an MCP server writing to the same file), so it is recomputed, not
-# incremented. The root is the chat request span if there is one, else the span without a parent, else the earliest.
-_REFRESH_TRACES = """
-INSERT OR REPLACE INTO traces (
-    trace_id, root_span_id, name, route, start_ns, end_ns, duration_ms, conversation_id, user_id, tenant_id,
-    message_id, service_name, status, span_count, error_count, llm_calls, tool_calls, input_tokens, output_tokens,
-    cost_usd, models)
-SELECT a.trace_id, r.span_id, r.name, COALESCE(r.route, a.route), a.start_ns, a.end_ns, (a.end_ns - a.start_ns) / 1e6,
-       COALESCE(r.conversation_id, a.conversation_id), COALESCE(r.user_id, a.user_id),
-       COALESCE(r.tenant_id, a.tenant_id), COALESCE(r.message_id, a.message_id), r.service_name,
-       CASE WHEN a.error_count > 0 THEN 'error' ELSE 'ok' END, a.span_count, a.error_count, a.llm_calls,
-       a.tool_calls, a.input_tokens, a.output_tokens, a.cost_usd, a.models
-FROM (
-    SELECT trace_id, MIN(start_ns) AS start_ns, MAX(end_ns) AS end_ns, MAX(route) AS route,
-           MAX(conversation_id) AS conversation_id, MAX(user_id) AS user_id, MAX(tenant_id) AS tenant_id,
-           MAX(message_id) AS message_id, COUNT(*) AS span_count, SUM(status = 'error') AS error_count,
-           SUM(span_type = 'llm') AS llm_calls, SUM(span_type = 'tool') AS tool_calls,
-           SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, SUM(cost_usd) AS cost_usd,
-           GROUP_CONCAT(DISTINCT model) AS models
-    FROM spans WHERE trace_id IN (SELECT trace_id FROM _touched) GROUP BY trace_id
-) a JOIN spans r ON r.trace_id = a.trace_id AND r.span_id = (
-    SELECT s.span_id FROM spans s WHERE s.trace_id = a.trace_id
-    ORDER BY (s.span_type = 'request') DESC, (s.parent_id IS NULL) DESC, s.start_ns LIMIT 1)
+# Every index is one more B-tree page written (to the WAL, then again at the checkpoint) by nearly every commit: keep
+# only what the CLI and viewer read through. Trace filters go through ``traces`` (its own indexes) and find spans by
+# trace ID (the primary key); stats and retention scan spans by time, checking the type inside the index. Forgetting
+# a person scans ``spans`` (a rare command, not worth an index on every write).
+_V3 = """
+DROP INDEX IF EXISTS spans_conversation;
+DROP INDEX IF EXISTS spans_user;
+DROP INDEX IF EXISTS spans_model;
+DROP INDEX IF EXISTS spans_tool;
+DROP INDEX IF EXISTS spans_type;
+DROP INDEX IF EXISTS spans_start;
+CREATE INDEX spans_start_type ON spans(start_ns, span_type);
 """
 
 
@@ -120,14 +109,19 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
 
 def _migrate_v2(conn: sqlite3.Connection) -> None:
     _script(conn, _V2)
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _touched (trace_id TEXT PRIMARY KEY)")
-    conn.execute("INSERT OR IGNORE INTO _touched SELECT DISTINCT trace_id FROM spans")
-    conn.execute(_REFRESH_TRACES)
-    conn.execute("DELETE FROM _touched")
+    conn.execute(refresh_sql("SELECT DISTINCT trace_id FROM spans"))
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2)
+def _migrate_v3(conn: sqlite3.Connection) -> None:
+    _script(conn, _V3)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2, _migrate_v3)
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+_INSERT_SPANS = f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
+_STORED_TRACES = "SELECT DISTINCT trace_id FROM spans WHERE trace_id IN (SELECT value FROM json_each(?))"
 
 
 class StoreError(RuntimeError):
@@ -191,8 +185,9 @@ class Store:
                 # Only possible before the first table exists; lets retention give space back to the OS.
                 conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL")
+        # WAL + NORMAL: a commit is not fsynced, the WAL is at checkpoints. A power cut may lose the last commits
+        # (never corrupt the file); an application crash loses nothing. Right for an observability store.
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS _touched (trace_id TEXT PRIMARY KEY)")
         if version < SCHEMA_VERSION:
             self.migrate(conn)
 
@@ -262,15 +257,18 @@ class Store:
         """Insert span rows (``rows.SPAN_COLUMNS`` order) and refresh their traces, in one transaction."""
         if not rows:
             return 0
-        cols = ", ".join(SPAN_COLUMNS)
-        marks = ", ".join("?" * len(SPAN_COLUMNS))
-        sql = f"INSERT OR REPLACE INTO spans ({cols}) VALUES ({marks})"
+        by_trace = group_by_trace(rows)
+        ids = json.dumps(list(by_trace))
 
         def body(conn: sqlite3.Connection) -> int:
-            conn.executemany(sql, rows)
-            conn.executemany("INSERT OR IGNORE INTO _touched VALUES (?)", {(r[0],) for r in rows})
-            conn.execute(_REFRESH_TRACES)
-            conn.execute("DELETE FROM _touched")
+            # Traces with spans stored before this batch (earlier batch, other process, re-sent span): recomputed in
+            # SQL from all their spans. The others are whole in this batch: summarised from the rows in hand.
+            earlier = {r[0] for r in conn.execute(_STORED_TRACES, (ids,))}
+            conn.executemany(_INSERT_SPANS, rows)
+            if earlier:
+                conn.execute(REFRESH_GIVEN, (json.dumps(list(earlier)),))
+            if len(earlier) < len(by_trace):
+                conn.executemany(INSERT_TRACES, [summarize(r) for t, r in by_trace.items() if t not in earlier])
             return len(rows)
 
         return self._transaction(body)

@@ -19,6 +19,7 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.trace import Span, Status, StatusCode
 
 from ... import semconv
+from ..._light import LightSpan, records_content
 from ..._guard import log_limited
 from ...context import ChatScope, context_with_scope, current, identity_attributes, scope_from_baggage
 
@@ -252,9 +253,12 @@ def to_json(value: Any) -> str:
     return text[:IO_MAX_CHARS]
 
 
-def capture_io() -> bool:
+def capture_io(span: Span | None = None) -> bool:
+    """Record tool arguments/results? Opted in, and not in a trace head sampling dropped (light spans keep none)."""
     settings = STATE.settings
-    return bool(settings and settings.capture_tool_io)
+    if not (settings and settings.capture_tool_io):
+        return False
+    return type(span) is not LightSpan if span is not None else records_content()
 
 
 def tool_result(span: Span, result: Mapping[str, Any]) -> None:
@@ -263,7 +267,7 @@ def tool_result(span: Span, result: Mapping[str, Any]) -> None:
         span.set_attribute(semconv.ERROR_TYPE, "tool_error")
         text = _first_text(result)
         span.set_status(Status(StatusCode.ERROR, text[:200] if text else "tool returned isError=true"))
-    if capture_io():
+    if capture_io(span):
         shown = {k: v for k, v in result.items() if k in ("content", "structuredContent", "isError")}
         span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, to_json(shown))
 

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ... import semconv
+from ..._light import start_span
 from ._common import (
     STATE,
     Target,
@@ -117,7 +118,7 @@ def _start_client_span(session: Any, request: Any) -> tuple[Span, Any]:
         attrs[semconv.MCP_SERVER_NAME] = known["_chatobs_server_name"]
     if known.get("_chatobs_protocol"):
         attrs[semconv.MCP_PROTOCOL_VERSION] = known["_chatobs_protocol"]
-    span = _tracer().start_span(_span_name(method, params), kind=SpanKind.CLIENT, attributes=attrs)
+    span = start_span(_span_name(method, params), kind=SpanKind.CLIENT, attributes=attrs, tracer=_tracer())
     carrier: dict[str, str] = {}
     token = otel_context.attach(trace.set_span_in_context(span))
     try:
@@ -255,7 +256,7 @@ def _start_server_span(server: Any, message: Any, req: Any, session: Any) -> tup
     if isinstance(version, str):
         attrs[semconv.MCP_PROTOCOL_VERSION] = version
     parent = extracted if extracted is not None and trace.get_current_span(extracted).get_span_context().is_valid else None
-    span = _tracer().start_span(_span_name(method, params), kind=SpanKind.SERVER, attributes=attrs, context=parent)
+    span = start_span(_span_name(method, params), kind=SpanKind.SERVER, attributes=attrs, context=parent, tracer=_tracer())
     stamp_identity(span, s)
     token = otel_context.attach(trace.set_span_in_context(span, ctx))
     seen: dict[str, Any] = {}

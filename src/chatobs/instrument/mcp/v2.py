@@ -16,14 +16,17 @@ from __future__ import annotations
 import sys
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span, SpanKind
 
 from ... import semconv
+from ..._light import start_span
 from ._common import (
     STATE,
     Target,
@@ -325,6 +328,26 @@ def _make_compose(original: Any) -> Any:
     return _compose_server_middleware
 
 
+# --- spans of unsampled traces ----------------------------------------------------------------------------------------
+def _make_otel_span(original: Any) -> Any:
+    """The SDK's span helper, starting its span through chatobs._light: the same SDK span when the trace is sampled,
+    a light span (attributes, no content) when head sampling dropped it, so MCP metrics and tail rules still see every
+    call."""
+    from mcp.shared import _otel
+
+    sdk_scope = InstrumentationScope(SDK_SCOPE)
+
+    @contextmanager
+    def otel_span(name: str, *, kind: SpanKind, attributes: dict[str, Any] | None = None, context: Any = None,
+                  record_exception: bool = True, set_status_on_exception: bool = True) -> Iterator[Span]:
+        span = start_span(name, kind=kind, attributes=attributes, context=context, tracer=_otel._tracer, scope=sdk_scope)
+        with trace.use_span(span, end_on_exit=True, record_exception=record_exception,
+                            set_status_on_exception=set_status_on_exception):
+            yield span
+
+    return otel_span
+
+
 def instrument() -> None:
     from mcp.client import client as client_module
     from mcp.client import session as session_module
@@ -337,6 +360,10 @@ def instrument() -> None:
     patch(client_module.Client, "_build_session", _make_build_session)
     patch(client_module.Client, "__aenter__", _make_client_enter)
     patch(runner.ServerRunner, "_compose_server_middleware", _make_compose)
+    patch(jsonrpc_dispatcher, "otel_span", _make_otel_span)
+    from mcp.server import _otel as server_otel
+
+    patch(server_otel, "otel_span", _make_otel_span)
     patch_transports()
 
 
