@@ -1,8 +1,8 @@
 """Metrics stage: turns finished spans into OpenTelemetry metrics (tokens, cost, latency, tool health, requests).
 
 It runs on the pipeline thread after the cost stage and before sampling, so every span is counted whether or not its
-trace is kept: the head sampler records dropped chat traces (``RECORD_ONLY``) and the sampling stage discards them only
-after this one. The request path pays nothing for metrics.
+trace is kept: chatobs's own spans of a dropped trace still reach the pipeline (as light spans, see chatobs._light, or
+recorded in full with ``CHATOBS_RECORD_UNSAMPLED=full``) and the sampling stage discards them only after this one. The request path pays nothing for metrics.
 
 chatobs owns its ``MeterProvider`` and never replaces the app's global one. Readers: OTLP push when
 ``OTEL_METRICS_EXPORTER`` contains ``otlp``; a Prometheus registry (private, not ``prometheus_client.REGISTRY``) served on
