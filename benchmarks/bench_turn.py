@@ -4,8 +4,8 @@ Each turn is ``POST /api/chat`` "calculate ... (with an e-mail address in it)": 
 through the real ``openai`` SDK to the fake provider (its own process) and one MCP tool call to the demo tool server
 (its own process), content captured, PII masking and export on (default local store, or OTLP to a receiver).
 
-Figures, each against the bare app (``CHATOBS_ENABLED=false``: middleware pass-through, nothing patched) measured
-in the same run:
+Figures, each against the bare app (``CHATOBS_ENABLED=false``: middleware pass-through, nothing patched) running at
+the same time, its sequential turns interleaved with chatobs's so that the machine's drift hits both alike:
 - request-path CPU per turn: CPU of the app's event-loop thread (read from /proc per thread);
 - total CPU per turn: every thread of the app process plus the masking worker process, after the pipeline drained;
 - throughput at concurrency 16; streaming time to first byte; resident memory;
@@ -229,6 +229,60 @@ def measure(env: dict[str, str]) -> dict[str, float]:
     }
 
 
+async def _paired_turns(a: str, b: str, turns: int) -> tuple[list[float], list[float]]:
+    """Sequential turns alternating between two apps (a, b, b, a, a, b, ...): the machine's drift -- other load, CPU
+    frequency -- hits both alike, which per-process CPU over separate runs cannot promise on a shared machine."""
+    lat: dict[str, list[float]] = {a: [], b: []}
+    conv: dict[str, str | None] = {a: None, b: None}
+    async with httpx.AsyncClient(timeout=60) as client:
+        for i in range(turns):
+            for base in ((a, b) if i % 2 == 0 else (b, a)):
+                body: dict[str, Any] = {"message": MESSAGE}
+                if conv[base] and i % 5:
+                    body["conversation_id"] = conv[base]
+                started = time.perf_counter()
+                r = await client.post(f"{base}/api/chat", json=body, headers={"X-User-Id": "bench-user"})
+                lat[base].append(time.perf_counter() - started)
+                r.raise_for_status()
+                conv[base] = r.json()["conversation_id"]
+    return lat[a], lat[b]
+
+
+def measure_pair(env_bare: dict[str, str], env_obs: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Both apps up at once; CPU per turn from sequential turns interleaved between them, then throughput, TTFB and
+    memory of each in turn."""
+    with DemoProcess(env_bare) as bare, DemoProcess(env_obs) as obs:
+        demos = (bare, obs)
+        for d in demos:
+            asyncio.run(_sequential(d.base, 20))
+        for d in demos:
+            _settle(d)
+        before = [d.cpu() for d in demos]
+        lat_bare, lat_obs = asyncio.run(_paired_turns(bare.base, obs.base, TURNS))
+        loop_after = [d.cpu()["loop"] for d in demos]
+        time.sleep(3.0)
+        after = [d.cpu() for d in demos]
+        out = []
+        for i, (d, lat) in enumerate(((bare, lat_bare), (obs, lat_obs))):
+            out.append({
+                "loop_ms": (loop_after[i] - before[i]["loop"]) / TURNS * 1000,
+                "total_ms": (after[i]["total"] - before[i]["total"]) / TURNS * 1000,
+                "tools_ms": (after[i]["tools"] - before[i]["tools"]) / TURNS * 1000,
+                "p50_ms": statistics.median(lat) * 1000,
+                "p99_ms": _p99(lat) * 1000,
+            })
+        for i, d in enumerate(demos):
+            rate, conc_lat = asyncio.run(_concurrent(d.base, CONCURRENT_TURNS))
+            out[i].update(rate=rate, conc_p99_ms=_p99(conc_lat) * 1000)
+        for i, d in enumerate(demos):
+            out[i]["ttfb_ms"] = asyncio.run(_ttfb(d.base)) * 1000
+        time.sleep(1.0)
+        for i, d in enumerate(demos):
+            app_rss, worker_rss = d.rss_mb()
+            out[i].update(rss_mb=app_rss + worker_rss, app_rss_mb=app_rss, worker_rss_mb=worker_rss)
+    return out[0], out[1]
+
+
 def _median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
@@ -237,9 +291,10 @@ def main() -> dict[str, Any]:
     rounds = int(os.environ.get("BENCH_ROUNDS", "2"))
     bare_runs, chatobs_runs = [], []
     common = {"DEMO_SLOW_TOOL_SECONDS": "0.1"}
-    for _ in range(rounds):  # alternate so drift hits both alike
-        bare_runs.append(measure({**common, "CHATOBS_ENABLED": "false"}))
-        chatobs_runs.append(measure({**common}))
+    for _ in range(rounds):
+        b, o = measure_pair({**common, "CHATOBS_ENABLED": "false"}, {**common})
+        bare_runs.append(b)
+        chatobs_runs.append(o)
     bare, obs = _median_of(bare_runs), _median_of(chatobs_runs)
 
     # Dead vs healthy backend: OTLP to a live receiver, and to a closed port.

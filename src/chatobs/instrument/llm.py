@@ -102,7 +102,23 @@ def capture_enabled() -> bool:
     return records_content()
 
 
+_orjson: Any = None  # orjson's module once looked up (the `fast` extra); False when it is not installed
+
+
 def to_json(value: Any) -> str:
+    """Compact JSON of a content value. On the request path (LLM calls encode every message they send), so orjson
+    when installed -- about 3x faster -- with the standard library as the fallback for what orjson refuses."""
+    global _orjson
+    if _orjson is None:
+        try:
+            import orjson as _orjson  # noqa: PLC0415 - looked up once, at the first call, never by `import chatobs`
+        except ImportError:
+            _orjson = False
+    if _orjson:
+        try:
+            return _orjson.dumps(value, default=_json_default).decode()  # type: ignore[no-any-return]
+        except (TypeError, ValueError):
+            pass  # e.g. an integer over 64 bits or a non-string key: the standard encoder takes those
     return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
 
 
