@@ -29,7 +29,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.util import types
 
 from . import __version__, semconv
-from .context import current, identity_attributes, scope_from_baggage
+from .context import current, identity_attributes, scope_for_span
 
 __all__ = ["LightSpan", "start_span", "records_content", "configure"]
 
@@ -236,7 +236,7 @@ def start_span(
     if not sc.is_valid:
         return span
     light = LightSpan(sc, _parent_of(sc.trace_id, context), name, kind, attributes, scope, start_time)
-    s = current(context) or current() or scope_from_baggage(context)
+    s = scope_for_span(context)
     if s is not None:
         light.set_attributes(identity_attributes(s))
     return light

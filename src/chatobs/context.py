@@ -102,6 +102,12 @@ def scope_from_baggage(ctx: otel_context.Context | None = None) -> ChatScope | N
     return ChatScope(**found) if found else None
 
 
+def scope_for_span(ctx: otel_context.Context | None = None) -> ChatScope | None:
+    """The scope a span started under ``ctx`` belongs to: the chat scope (of ``ctx``, else the active one) or, in a
+    process downstream of a chat app (an MCP server, another service), one rebuilt from incoming baggage."""
+    return current(ctx) or current() or scope_from_baggage(ctx)
+
+
 def context_with_scope(s: ChatScope, ctx: otel_context.Context | None = None, propagate_identity: bool = True) -> otel_context.Context:
     """``ctx`` (default: current) with ``s`` set and, if ``propagate_identity``, its IDs added to the baggage."""
     ctx = otel_context.set_value(_SCOPE_KEY, s, ctx)

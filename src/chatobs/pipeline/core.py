@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .._fork import restart_after_fork
 from .._guard import guard, log_limited
-from ..context import current, identity_attributes, scope_from_baggage
+from ..context import identity_attributes, scope_for_span
 from .stats import STATS, PipelineStats
 
 logger = logging.getLogger("chatobs")
@@ -53,12 +53,9 @@ class ScopeProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         try:
-            s = current(parent_context) or current()
+            s = scope_for_span(parent_context)
             if s is None:
-                # A process downstream of a chat app (an MCP server, another service) learns identity from baggage.
-                s = scope_from_baggage(parent_context)
-                if s is None:
-                    return
+                return
             attrs = identity_attributes(s)
             if attrs:
                 span.set_attributes(attrs)
