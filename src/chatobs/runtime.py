@@ -205,9 +205,8 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         )
         _runtime = runtime
         from . import _light
-        from .pipeline.sampling import tail_rules
 
-        light = settings.record_unsampled == "light" and (settings.metrics or tail_rules(settings).active)
+        light = settings.record_unsampled == "light" and sampling.unsampled_needed(settings)
         _light.configure(pipeline.on_end if light else None, provider.resource)
         from .instrument import instrument_all
 

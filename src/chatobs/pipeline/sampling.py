@@ -128,6 +128,12 @@ def tail_rules(settings: "Settings") -> TailRules:
     return TailRules(keep_errors=settings.keep_errors, slow_ms=settings.keep_slow_ms, cost_usd=settings.keep_cost_usd)
 
 
+def unsampled_needed(settings: "Settings") -> bool:
+    """Does anything need the spans of a trace head sampling dropped? Metrics (they count every request) and the tail
+    rules do; what they get is set by CHATOBS_RECORD_UNSAMPLED (light spans, or every span recorded in full)."""
+    return bool(settings.metrics) or tail_rules(settings).active
+
+
 def head_policy(settings: "Settings") -> HeadPolicy:
     """CHATOBS_SAMPLE_RATE and OTEL_TRACES_SAMPLER(_ARG) combined: both rates compare the same position, so the
     effective root rate is the smaller one; a non-parent-based OTel sampler ignores remote sampled flags."""
@@ -149,7 +155,7 @@ def head_policy(settings: "Settings") -> HeadPolicy:
     rules_on = tail_rules(settings).active
     # "light": the sampler drops unsampled traces outright and chatobs's recorders keep light spans (chatobs._light)
     # for metrics and the tail rules; "full": every span is recorded (RECORD_ONLY) until the request ends.
-    record = (bool(settings.metrics) or rules_on) and settings.record_unsampled == "full"
+    record = unsampled_needed(settings) and settings.record_unsampled == "full"
     defer = rules_on and settings.sample_by == "conversation" and 0.0 < rate < 1.0
     return HeadPolicy(rate=rate, by=settings.sample_by, follow_remote=follow_remote, record_unsampled=record, defer_unknown=defer)
 
