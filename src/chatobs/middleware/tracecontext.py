@@ -26,6 +26,8 @@ from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, default_
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from .._guard import guarded
+
 _HEX = frozenset("0123456789abcdef")
 _OWS = " \t"
 # key = ( lcalpha / DIGIT ) 0*255( keychar ); keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"
@@ -188,8 +190,11 @@ class StrictTraceContextPropagator(TraceContextTextMapPropagator):
 
     def inject(self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter) -> None:
         super().inject(carrier, context, setter)
-        if not _stamp:
-            return
+        if _stamp:
+            self._stamp_trace_time(carrier, context, setter)
+
+    @guarded("tracestate stamp")
+    def _stamp_trace_time(self, carrier: CarrierT, context: Context | None, setter: Setter[CarrierT]) -> None:
         span = trace.get_current_span(context)
         sc = span.get_span_context()
         if not sc.is_valid:
