@@ -235,7 +235,21 @@ def test_stamped_trace_time_honoured_only_near_the_present() -> None:
 
 
 def test_trace_time_entry_added_leftmost_within_32_members() -> None:
-    from chatobs.middleware.tracecontext import parse_tracestate
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-    state = parse_tracestate([",".join(f"k{i}=v" for i in range(32))]).with_first("chatobs", "t1")  # type: ignore[attr-defined]
-    assert len(state) == 32 and list(state)[:2] == ["chatobs", "k0"] and "k31" not in state
+    from chatobs.middleware.tracecontext import StrictTraceContextPropagator, parse_tracestate, stamp_trace_time
+
+    state = parse_tracestate([",".join(f"k{i}=v" for i in range(31)) + ",tenant@v=1"])
+    ctx = trace.set_span_in_context(NonRecordingSpan(SpanContext(0xB1, 0xC1, is_remote=False, trace_flags=TraceFlags(1), trace_state=state)))
+    carrier: dict[str, str] = {}
+    stamp_trace_time(True)
+    try:
+        StrictTraceContextPropagator().inject(carrier, ctx)
+    finally:
+        stamp_trace_time(False)
+    members = carrier["tracestate"].split(",")
+    assert len(members) == 32 and members[0].startswith("chatobs=t") and members[1] == "k0=v" and "tenant@v=1" not in members
+    plain: dict[str, str] = {}
+    StrictTraceContextPropagator().inject(plain, ctx)  # off: the tracestate passes through unchanged
+    assert plain["tracestate"] == state.to_header()

@@ -86,12 +86,8 @@ class W3CTraceState(TraceState):
 
     def __init__(self, entries: Sequence[tuple[str, str]] | None = None) -> None:
         super().__init__()
-        self._dict = dict(entries or ())  # only parse_tracestate and with_first build these, from checked members
+        self._dict = dict(entries or ())  # only parse_tracestate builds these, from checked members
 
-    def with_first(self, key: str, value: str) -> "W3CTraceState":
-        """A copy with ``key=value`` leftmost (an added member goes first; the rightmost is dropped past 32)."""
-        rest = [(k, v) for k, v in self._dict.items() if k != key]
-        return W3CTraceState([(key, value), *rest[: _MAX_MEMBERS - 1]])
 
 
 def parse_tracestate(values: Sequence[str]) -> TraceState:
@@ -130,8 +126,8 @@ def trace_time_ms(trace_id: int, local_ms: int, state: TraceState | None = None)
     least 12 hours), so the time cannot be derived from the random trace ID; the first process of the trace picks
     it (``local_ms``) and passes it downstream in the ``chatobs`` tracestate entry, which later processes honour.
     """
-    if state is not None:
-        m = _TIME_VALUE_RE.fullmatch(state.get(CHATOBS_KEY, ""))
+    if state is not None and CHATOBS_KEY in state:  # "in" first: TraceState.get pays for a KeyError when absent
+        m = _TIME_VALUE_RE.fullmatch(state[CHATOBS_KEY])
         if m is not None and abs(int(m.group(1), 16) - local_ms) <= _TIME_SLACK_MS:
             local_ms = int(m.group(1), 16)
             with _times_lock:
@@ -203,10 +199,12 @@ class StrictTraceContextPropagator(TraceContextTextMapPropagator):
         start_ns = getattr(span, "start_time", None) or time.time_ns()
         ms = trace_time_ms(sc.trace_id, start_ns // 1_000_000, state)
         value = f"t{ms:x}"
-        if state.get(CHATOBS_KEY) == value:
+        if CHATOBS_KEY in state and state[CHATOBS_KEY] == value:
             return  # already carried (OTel wrote it)
-        base = state if isinstance(state, W3CTraceState) else W3CTraceState(list(state.items()))
-        setter.set(carrier, "tracestate", base.with_first(CHATOBS_KEY, value).to_header())
+        # An added member goes leftmost; past 32 members the rightmost is dropped (W3C "Mutating the tracestate").
+        members = [f"{CHATOBS_KEY}={value}"]
+        members += [f"{k}={v}" for k, v in state.items() if k != CHATOBS_KEY][: _MAX_MEMBERS - 1]
+        setter.set(carrier, "tracestate", ",".join(members))
 
 
 def install_strict_propagator() -> bool:
