@@ -84,7 +84,7 @@ def test_remote_parent_and_duplicates(capture: Any) -> None:
     c = flask_app().test_client()
     r = c.post("/api/chat", json={}, headers={"traceparent": f"00-{TID}-1234567890123456-01", "tracestate": "a=1,b=2,a=3", "baggage": "k=v"})
     assert r.headers["X-Trace-Id"] == TID
-    assert r.json["outgoing"]["tracestate"] == "b=2"
+    assert r.json["outgoing"]["tracestate"] == "a=1,b=2"  # a duplicated key is passed on once, its first value
     assert "k=v" in r.json["outgoing"]["baggage"]
     # Two traceparent headers arrive joined by the server ("a, b"): invalid, so a new trace starts.
     r = c.post("/api/chat", json={}, headers=[("traceparent", f"00-{TID}-1234567890123456-01"), ("traceparent", f"00-{TID}-1234567890123457-01")])
