@@ -95,7 +95,8 @@ def uvicorn_server():  # type: ignore[no-untyped-def]
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         sock.close()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **kwargs)
+        kwargs.setdefault("lifespan", "off")
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **kwargs)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

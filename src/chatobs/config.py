@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["ConfigError", "Settings", "load_settings", "env_name"]
 
 EXPORTER_NAMES = ("otlp", "langfuse", "opik", "local", "console", "none")
-INSTRUMENT_NAMES = ("openai", "anthropic", "mcp")
+INSTRUMENT_NAMES = ("openai", "anthropic", "mcp", "gradio", "threads")
 
 CSV = Annotated[list[str], NoDecode]
 
@@ -76,13 +76,14 @@ class Settings(BaseSettings):
     tenant_fields: CSV = _env("CHATOBS_TENANT_FIELDS", default=["tenant_id", "tenantId"], doc="Top-level JSON body fields read for the tenant ID, in order.", example="org_id")
     message_fields: CSV = _env("CHATOBS_MESSAGE_FIELDS", default=["message_id", "messageId"], doc="Top-level JSON body fields read for the message ID, in order.", example="message_id")
     parent_message_fields: CSV = _env("CHATOBS_PARENT_MESSAGE_FIELDS", default=["parent_message_id", "parentMessageId"], doc="Top-level JSON body fields read for the parent message ID, in order.", example="parent_message_id")
+    user_jwt_claim: str | None = _env("CHATOBS_USER_JWT_CLAIM", default=None, doc="Take the user ID from this claim of the `Authorization: Bearer` JWT when no header or body field named it. The token is decoded WITHOUT verifying its signature (needs PyJWT), only to label spans: never use it for anything else. A malformed token is ignored.", example="sub")
     max_body_bytes: int = _env("CHATOBS_MAX_BODY_BYTES", default=65536, ge=0, doc="Largest JSON request body inspected for IDs; a larger body is passed to the app untouched and not parsed. 0 disables body inspection.", example="16384")
     max_id_length: int = _env("CHATOBS_MAX_ID_LENGTH", default=256, ge=1, le=4096, doc="Longest accepted ID; longer or non-printable IDs are dropped (debug log).", example="128")
     propagate_identity: bool = _env("CHATOBS_PROPAGATE_IDENTITY", default=True, doc="Send conversation and user IDs in W3C `baggage` on outgoing calls (HTTP, MCP).", example="false")
     trace_id_header: str = _env("CHATOBS_TRACE_ID_HEADER", default="X-Trace-Id", doc="Response header that returns the trace ID to the client; empty disables it.", example="X-Request-Trace")
 
     # --- LLM calls ----------------------------------------------------------------------------------------------
-    instrument: CSV = _env("CHATOBS_INSTRUMENT", default=list(INSTRUMENT_NAMES), doc="SDKs to auto-instrument when importable: `openai`, `anthropic`, `mcp`; empty for none.", example="openai,mcp")
+    instrument: CSV = _env("CHATOBS_INSTRUMENT", default=list(INSTRUMENT_NAMES), doc="What to auto-instrument when importable: the `openai`, `anthropic` and `mcp` SDKs, `gradio` (a queued function runs in the trace of the request that submitted it, see docs/integrations.md) and `threads` (`concurrent.futures.ThreadPoolExecutor.submit` and `loop.run_in_executor` keep the turn's scope and span); empty for none.", example="openai,mcp")
     capture_content: bool = _env("CHATOBS_CAPTURE_CONTENT", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", default=True, doc="Record prompts, replies and decorator inputs/outputs on spans (masked before export).", example="false")
     openai_stream_usage: bool = _env("CHATOBS_OPENAI_STREAM_USAGE", default=True, doc="Ask OpenAI for token usage on streamed chat completions (`stream_options.include_usage`) and hide the extra usage-only chunk from the app.", example="false")
     pricing_file: Path | None = _env("CHATOBS_PRICING_FILE", "MCP_TOKEN_PRICING_CONFIG", default=None, doc="YAML file of prices per 1K tokens that overrides or adds models (`default:` and `models:` keys).", example="./pricing.yaml")
@@ -224,6 +225,17 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"unknown SDK {bad[0]!r}; expected a comma list of {', '.join(INSTRUMENT_NAMES)}")
         return names
+
+    @field_validator("user_jwt_claim")
+    @classmethod
+    def _jwt_claim(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None:
+            import importlib.util
+
+            if importlib.util.find_spec("jwt") is None:
+                raise ValueError("needs PyJWT to read the token: pip install pyjwt, or unset it")
+        return value
 
     @field_validator("pii", "sample_by", "otlp_protocol", "otlp_compression", "masking_worker", "alert_budget_by", mode="before")
     @classmethod

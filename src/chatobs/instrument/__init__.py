@@ -21,6 +21,8 @@ ADAPTERS = {
     "openai": ("openai", "chatobs.instrument.openai"),
     "anthropic": ("anthropic", "chatobs.instrument.anthropic"),
     "mcp": ("mcp", "chatobs.instrument.mcp"),
+    "gradio": ("gradio", "chatobs.instrument.gradio"),
+    "threads": ("concurrent.futures", "chatobs.instrument.threads"),
 }
 
 
