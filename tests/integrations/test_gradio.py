@@ -71,6 +71,8 @@ def test_two_turns_one_trace_each_with_conversation_and_user(make_capture, fake,
         assert span.parent.span_id == run.context.span_id
         assert run.parent.span_id == roots[0].context.span_id
         assert run.end_time >= span.end_time  # the run lasts as long as the work, after queue/join returned
+        for s in (roots[0], run):
+            assert s.attributes[sc.GEN_AI_CONVERSATION_ID] == session and s.attributes[sc.USER_ID] == "alice", s.name
     assert "Failed to detach context" not in caplog.text
 
 

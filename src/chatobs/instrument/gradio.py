@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .. import semconv
 from .._guard import log_limited
 from .._light import start_span
-from ..context import ChatScope, context_with_scope, current, request_span, with_request_span
+from ..context import ChatScope, context_with_scope, current, identity_attributes, request_span, with_request_span
 from ._sdk_patch import cancel_when_imported, when_imported
 
 if TYPE_CHECKING:
@@ -67,7 +67,11 @@ def _patch(module: Any) -> None:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
         # Runs inside queue/join: the context holds the submitting request's span and chat scope.
-        setattr(self, _CTX_ATTR, otel_context.get_current())
+        try:
+            setattr(self, _CTX_ATTR, otel_context.get_current())
+            _label_request(self)
+        except Exception as exc:  # noqa: BLE001 - never hurt the host app
+            log_limited("gradio-event", "chatobs: could not read a Gradio event: %s: %s", type(exc).__name__, exc)
 
     async def process_events(self: Any, events: list[Any], batch: bool, begin_time: float, fn: Any) -> None:
         turn = _Turn.open(events, fn)
@@ -85,6 +89,21 @@ def _patch(module: Any) -> None:
     process_events.__chatobs_original__ = original_process  # type: ignore[attr-defined]
     event_cls.__init__ = __init__
     queue_cls.process_events = process_events
+
+
+def _label_request(event: Any) -> None:
+    """Give the queue/join request span the conversation and user the run will have (it is still open here)."""
+    base = current()
+    span = request_span()
+    if base is None or not span.is_recording():
+        return
+    ids = ChatScope(
+        conversation_id=None if base.conversation_id else getattr(event, "session_hash", None) or None,
+        user_id=None if base.user_id else getattr(event, "username", None) or None,
+    )
+    attrs = identity_attributes(ids)
+    if attrs:
+        span.set_attributes(attrs)
 
 
 class _Turn:
