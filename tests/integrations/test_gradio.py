@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-def _chat_app(base_url: str, *, middleware: bool = True, auth: Any = None) -> Any:
+def _chat_app(base_url: str, *, middleware: bool = True, auth: Any = None, sync: bool = False) -> Any:
     import gradio as gr
     import openai
     from fastapi import FastAPI
@@ -34,10 +34,21 @@ def _chat_app(base_url: str, *, middleware: bool = True, auth: Any = None) -> An
                 text += chunk.choices[0].delta.content
                 yield text
 
+    sync_client = openai.OpenAI(base_url=base_url + "/v1", api_key="test-key", max_retries=0)
+
+    def respond_sync(message: str, history: list[Any]):  # type: ignore[no-untyped-def]
+        # Gradio runs each step of a sync generator in a worker thread of its own.
+        text = ""
+        for chunk in sync_client.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                                         messages=[{"role": "user", "content": message}]):
+            if chunk.choices and chunk.choices[0].delta.content:
+                text += chunk.choices[0].delta.content
+                yield text
+
     app = FastAPI()
     if middleware:
         app.add_middleware(chatobs.ChatObsMiddleware)
-    demo = gr.ChatInterface(respond)
+    demo = gr.ChatInterface(respond_sync if sync else respond, api_name="respond")
     return gr.mount_gradio_app(app, demo, path="/", auth=auth)
 
 
@@ -89,6 +100,21 @@ def test_without_middleware_the_run_is_the_chat_root(make_capture, fake, uvicorn
     assert root.name == "gradio respond" and llm.parent.span_id == root.context.span_id
     assert llm.attributes[sc.GEN_AI_CONVERSATION_ID] == client.session_hash
     assert sc.USER_ID not in llm.attributes  # no auth, no user
+
+
+def test_sync_generator_steps_in_threads_stay_in_the_turn(make_capture, fake, uvicorn_server, caplog) -> None:
+    from gradio_client import Client
+
+    cap = make_capture()
+    url = uvicorn_server(_chat_app(fake.base_url, sync=True), lifespan="on")
+    caplog.set_level(logging.ERROR, logger="opentelemetry.context")
+    client = Client(url + "/", verbose=False)
+    assert client.predict("one", api_name="/respond") == "You said: one"
+    spans = cap.spans()
+    (llm,) = _llm_spans(spans)
+    (root,) = [s for s in spans if s.context.trace_id == llm.context.trace_id and s.attributes.get(sc.CHAT_REQUEST)]
+    assert root.name.endswith("/queue/join") and llm.attributes[sc.GEN_AI_CONVERSATION_ID] == client.session_hash
+    assert "Failed to detach context" not in caplog.text
 
 
 def test_uninstrument_restores_gradio(make_capture) -> None:
