@@ -127,3 +127,28 @@ def test_uninstrument_restores_gradio(make_capture) -> None:
 
     runtime.shutdown(timeout_s=2)
     assert q.Queue.process_events is original
+
+
+LAZY = """
+import sys
+import chatobs
+chatobs.init(exporters="none")
+assert "gradio" not in sys.modules, "init() imported gradio"
+import gradio.queueing as q
+assert hasattr(q.Queue.process_events, "__chatobs_original__"), "not patched on import"
+chatobs.shutdown()
+assert not hasattr(q.Queue.process_events, "__chatobs_original__"), "not unpatched"
+print("ok")
+"""
+
+
+def test_patched_when_imported_not_by_init() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    out = subprocess.run([sys.executable, "-c", LAZY], env=subprocess_env(GRADIO_ANALYTICS_ENABLED="False"),
+                         capture_output=True, text=True, timeout=100)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
