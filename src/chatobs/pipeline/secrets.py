@@ -13,12 +13,13 @@ library loaded with ctypes): fast and broad, but +24 MB resident and five Go thr
 for Linux on ARM, and it reports an AWS key pair written in prose as nothing at all.
 
 Written here, because the library lacks them or its pattern does not cut the whole secret (it was made to flag a
-line, not to redact a span): Anthropic, OpenAI project/service/admin keys (the library knows only the legacy
-format), GitHub fine-grained tokens, Google API keys and OAuth tokens, Slack tokens (the library's stops at the first
-capital letter and leaves the rest in clear), Stripe test/publishable/webhook keys, Hugging Face, Langfuse, npm,
-JWTs (the library's leaves the signature), whole PEM blocks (the library matches only the header), bearer/basic
-credentials, ``key = value`` assignments, and an AWS secret access key next to an access key ID ("my key AKIA...
-with secret ...", which no rule set here finds).
+line, not to redact a span): Anthropic keys; OpenAI project/service keys (the library's wants 20 letters or digits
+on each side of the ``T3BlbkFJ`` marker, and misses keys with ``-`` or ``_`` there); GitHub fine-grained tokens;
+Google API keys and OAuth tokens; Slack tokens (the library's stops at the first capital letter and leaves the rest
+in clear); Stripe test/publishable/webhook keys; Hugging Face, Langfuse, npm; JWTs (the library's leaves the
+signature); whole PEM blocks (the library matches only the header); passwords in URLs (the library's refuses
+unencoded reserved characters); bearer/basic credentials; ``key = value`` assignments; and an AWS secret access key
+next to an access key ID ("my key AKIA... with secret ..."), which neither rule set finds.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ _OWN_KEYS = r"""
 _LIBRARY_PLUGINS: dict[str, dict[str, int]] = {
     "aws": {"AWSKeyDetector": 1},  # access key ID (no group: whole) and ``aws..key = "<40>"`` (group 1)
     "azure_storage_key": {"AzureStorageKeyDetector": 0},
-    "basic_auth": {"BasicAuthDetector": 1},  # scheme://user:<password>@host
     "discord": {"DiscordBotTokenDetector": 0},
     "github_token": {"GitHubTokenDetector": 0},  # its group 1 is the prefix
     "gitlab_token": {"GitLabTokenDetector": 0},
@@ -76,6 +76,10 @@ _LIBRARY_PLUGINS: dict[str, dict[str, int]] = {
 # for in a text that holds an access key ID.
 _AWS_KEY_ID = re.compile(r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+
+# scheme://user:password@host -- the password goes, the user and host stay. Not the library's BasicAuth pattern: it
+# refuses unencoded reserved characters (``p@ss!word``), which is what people paste.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]+:)([^\s@/]+)(@)")
 
 # "Authorization: Bearer xyz", "token abc..." -- keep the scheme word so the trace still says what it was.
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+)([A-Za-z0-9._~+/\-]{16,}=*)")
@@ -205,9 +209,14 @@ def _scrub(text: str) -> str:
     if _AWS_KEY_ID.search(text) is not None:
         text = _AWS_SECRET.sub(SECRET_TOKEN, text)
     text = rules.keys.sub(rules.replace_key, text)
+    text = _URL_PASSWORD.sub(_keep_user, text)
     text = _AUTH_SCHEME.sub(_keep_scheme, text)
     text = rules.assignment.sub(_replace_assignment, text)
     return text
+
+
+def _keep_user(m: re.Match[str]) -> str:
+    return m.group(1) + SECRET_TOKEN + m.group(3)
 
 
 def _keep_scheme(m: re.Match[str]) -> str:
