@@ -12,7 +12,7 @@ import pytest
 from chatobs.pipeline import secrets
 from chatobs.pipeline.secrets import SECRET_TOKEN, scrub
 
-from .fake_secrets import FakeSecrets
+from benchmarks.secrets_dataset import FakeSecrets
 
 SEEDS = range(5)  # each kind with several generated values: one lucky format must not pass for all
 
@@ -157,3 +157,12 @@ def test_scrub_is_idempotent() -> None:
     text = f"key {f.aws_key_id()} secret {f.aws_secret()} and password='{f.password()}' and {f.jwt()}"
     once = scrub(text)
     assert scrub(once) == once
+
+
+def test_benchmark_corpus_has_no_leak_and_no_false_positive() -> None:
+    from benchmarks.bench_secrets import evaluate
+
+    res = evaluate()
+    assert res["leak_texts"] > 100 and res["bait_texts"] > 30
+    assert res["leaks_by_kind"] == {k: 0 for k in res["leaks_by_kind"]}
+    assert res["false_positives"] == 0, res["false_positives_by_kind"]

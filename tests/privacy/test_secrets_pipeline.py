@@ -19,7 +19,7 @@ import chatobs
 from demo_app.fake_llm import FakeLLM
 from tests.recording_server import RecordingServer
 
-from .fake_secrets import FakeSecrets
+from benchmarks.secrets_dataset import FakeSecrets
 
 pytestmark = pytest.mark.timeout(120)
 

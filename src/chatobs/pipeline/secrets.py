@@ -8,7 +8,7 @@ The rule set rests on Yelp's ``detect-secrets`` (Apache-2.0, pure Python; its de
 ones chatobs already pins): the patterns of its regex plugins and the keyword list of its keyword plugin. Its scanning
 API is not used: it runs every plugin plus two entropy scanners per line and costs 0.5-4 ms per line (measured on
 1.5.0), and its entropy scanners flag ordinary words; chatobs runs the library's compiled patterns itself, behind a
-cheap gate, one combined regex per text. Evaluated and not chosen: ``betterleaks-py`` (gitleaks-style rules in a Go
+cheap gate, one combined regex per candidate token. Evaluated and not chosen: ``betterleaks-py`` (gitleaks-style rules in a Go
 library loaded with ctypes): fast and broad, but +24 MB resident and five Go threads in every app process, no wheel
 for Linux on ARM, and it reports an AWS key pair written in prose as nothing at all.
 
@@ -27,16 +27,20 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["SECRET_TOKEN", "scrub", "is_secret_name", "might_hold_secret"]
+__all__ = ["SECRET_TOKEN", "scrub", "is_secret_name", "might_hold_secret", "warm"]
 
 SECRET_TOKEN = "<SECRET>"
+
+# A PEM block, whole or cut off (everything after BEGIN goes).
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+    re.DOTALL,
+)
 
 # Provider key formats the library lacks or cuts short. Each has a fixed prefix and a long random tail, so it is safe
 # on prose and code: a false positive costs one hidden token, a miss leaks a credential.
 _OWN_KEYS = r"""
-    -----BEGIN\ (?:[A-Z0-9]+\ )*PRIVATE\ KEY(?:\ BLOCK)?-----.*?
-        (?:-----END\ (?:[A-Z0-9]+\ )*PRIVATE\ KEY(?:\ BLOCK)?-----|\Z)   # PEM block, cut or whole
-  | \bsk-ant-[A-Za-z0-9_\-]{20,}                                       # Anthropic
+    \bsk-ant-[A-Za-z0-9_\-]{20,}                                       # Anthropic
   | \bsk-(?:proj-|svcacct-|admin-|lf-|or-v1-)?[A-Za-z0-9_\-]{20,}        # OpenAI, Langfuse, OpenRouter
   | \bpk-lf-[A-Za-z0-9_\-]{20,}                                        # Langfuse public key (pairs with sk-lf-)
   | \bgithub_pat_[A-Za-z0-9_]{22,}                                     # GitHub fine-grained
@@ -87,7 +91,6 @@ _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+)([A-Za-z0-9._~
 # Names that say "secret" beyond detect-secrets' keyword list (tokens, access keys, passphrases).
 _OWN_KEYWORDS = (r"token", r"access_?key", r"secret_?key", r"passphrase", r"client_?secret", r"credentials?")
 
-_GATE_WORDS = r"key|pass|pwd|secret|token|bearer|basic|digest|credential|contrase|://|-----BEGIN"
 
 
 def is_secret_name(name: str) -> bool:
@@ -122,32 +125,28 @@ def _is_secret_name(name: str) -> bool:
 
 
 class _Rules:
-    """The compiled rule set: built on first use (in the pipeline thread), not when chatobs is imported."""
+    """The compiled rule set: built by ``warm()`` when the pipeline is built, or on first use; never on import."""
 
     def __init__(self) -> None:
         from detect_secrets.plugins.keyword import DENYLIST
 
-        parts = [f"(?P<own>(?x:{_OWN_KEYS}))"]
+        token_parts = [f"(?P<own>(?x:{_OWN_KEYS}))"]
+        text_parts = []
         self.value_group: dict[str, int] = {"own": 0}
         for i, (pattern, group) in enumerate(_library_patterns()):
             name = f"lib{i}"
             flags = "(?i:" if pattern.flags & re.IGNORECASE else "(?:"
-            parts.append(f"(?P<{name}>{flags}{pattern.pattern}))")
+            # A pattern that can span spaces (``aws ... key = "..."``) runs on the whole text, the rest on tokens.
+            spans_spaces = any(p in pattern.pattern for p in (".{", ".+", ".*", "\\s", " "))
+            (text_parts if spans_spaces else token_parts).append(f"(?P<{name}>{flags}{pattern.pattern}))")
             self.value_group[name] = group
-        # One pass over the text for every key format; the leftmost match wins, own rules first at a position.
-        self.keys = re.compile("|".join(parts), re.DOTALL)
-        self.offsets = {name: self.keys.groupindex[name] for name in self.value_group}
+        # One pass per token for every key format; the leftmost match wins, own rules first at a position.
+        self.token_keys = re.compile("|".join(token_parts))
+        self.text_keys = re.compile("|".join(text_parts))
+        self.offsets = {name: (self.token_keys.groupindex | self.text_keys.groupindex)[name] for name in self.value_group}
         keywords = "|".join(sorted({k.replace("_?", r"[_\-]?") for k in DENYLIST + _OWN_KEYWORDS}, key=len, reverse=True))
-        # password = "...", "api_key": "...", export SECRET_TOKEN=..., DB_PASS: ... (code, .env, YAML, JSON as text)
-        self.assignment = re.compile(
-            rf"""(?ix)
-            \b((?:[a-z0-9]+[_\-])*(?:{keywords}))
-            (["']?\s*[:=]\s*["']?)
-            ([^\s"',;}}{{)]{{4,}})
-            """
-        )
-        # Every rule needs one of these words, or a token of 20+ characters (every key format has one).
-        self.gate = re.compile(rf"(?i){_GATE_WORDS}|(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{{20}}")
+        # The name of an assignment that holds a secret: ends with a keyword, after nothing or a ``_``/``-``.
+        self.secret_key_name = re.compile(rf"(?i)(?:^|[_\-])(?:{keywords})$")
 
     def replace_key(self, m: re.Match[str]) -> str:
         name = m.lastgroup or "own"
@@ -160,6 +159,13 @@ class _Rules:
         start, end = m.start(index) - m.start(), m.end(index) - m.start()
         whole = m.group(0)
         return whole[:start] + SECRET_TOKEN + whole[end:]
+
+    def scrub_token(self, m: re.Match[str]) -> str:
+        return self.token_keys.sub(self.replace_key, m.group(0))
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one instance per process; assignment names repeat
+    def is_secret_key_name(self, name: str) -> bool:
+        return self.secret_key_name.search(name) is not None
 
 
 def _library_patterns() -> list[tuple[re.Pattern[str], int]]:
@@ -181,8 +187,27 @@ def _rules() -> _Rules:
     return _Rules()
 
 
+# A run of 15+ characters that a key can be made of: every key format is one (the shortest, a Slack token, has 15).
+# The look-behind makes a search fail at once inside a word instead of re-scanning it from every letter.
+_CANDIDATE = re.compile(r"(?<![\w\-+/=.:])[\w\-+/=.:]{15,}")
+
+# Every other rule needs one of these (lowercase) words or signs; ``in`` on the lowered text is cheaper than a
+# case-insensitive regex alternation.
+_WORDS = ("key", "pass", "pwd", "secret", "token", "bearer", "basic", "digest", "credential", "contrase", "://",
+          "-----begin")
+_AUTH_WORDS = ("bearer", "basic", "token", "digest")
+
+
+def warm() -> None:
+    """Build the rule set (imports detect-secrets, compiles the patterns) ahead of the first span."""
+    _rules()
+
+
 def might_hold_secret(text: str) -> bool:
-    return _rules().gate.search(text) is not None
+    if _CANDIDATE.search(text) is not None:
+        return True
+    low = text.lower()
+    return any(w in low for w in _WORDS)
 
 
 _SCRUB_CACHE_TEXT_MAX = 1024  # chat histories resend the same short texts every call: remember those, not documents
@@ -204,14 +229,23 @@ def scrub(text: str) -> str:
 
 def _scrub(text: str) -> str:
     rules = _rules()
-    if rules.gate.search(text) is None:
+    has_token = _CANDIDATE.search(text) is not None
+    low = text.lower()
+    if not has_token and not any(w in low for w in _WORDS):
         return text
-    if _AWS_KEY_ID.search(text) is not None:
-        text = _AWS_SECRET.sub(SECRET_TOKEN, text)
-    text = rules.keys.sub(rules.replace_key, text)
-    text = _URL_PASSWORD.sub(_keep_user, text)
-    text = _AUTH_SCHEME.sub(_keep_scheme, text)
-    text = rules.assignment.sub(_replace_assignment, text)
+    if "-----begin" in low:
+        text = _PRIVATE_KEY.sub(SECRET_TOKEN, text)
+    if has_token:
+        if _AWS_KEY_ID.search(text) is not None:
+            text = _AWS_SECRET.sub(SECRET_TOKEN, text)
+        text = _CANDIDATE.sub(rules.scrub_token, text)
+        text = rules.text_keys.sub(rules.replace_key, text)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(_keep_user, text)
+    if any(w in low for w in _AUTH_WORDS):
+        text = _AUTH_SCHEME.sub(_keep_scheme, text)
+    if "=" in text or ":" in text:
+        text = _ASSIGNMENT.sub(functools.partial(_replace_assignment, rules), text)
     return text
 
 
@@ -223,7 +257,14 @@ def _keep_scheme(m: re.Match[str]) -> str:
     return m.group(1) + m.group(2) + SECRET_TOKEN
 
 
-def _replace_assignment(m: re.Match[str]) -> str:
+# password = "...", "api_key": "...", export SECRET_TOKEN=..., DB_PASS: ... (code, .env, YAML, JSON as text). Any
+# ``name <sep> value`` matches here (cheap: it needs the separator right after a word); the name is checked after.
+_ASSIGNMENT = re.compile(r"""(?<![\w\-])([\w\-]+)(["']?\s*[:=]\s*["']?)([^\s"',;}{)]{4,})""")
+
+
+def _replace_assignment(rules: _Rules, m: re.Match[str]) -> str:
+    if not rules.is_secret_key_name(m.group(1)):
+        return m.group(0)
     sep, value = m.group(2), m.group(3)
     low = value.lower()
     if (value.startswith(("<", "$", "{", "%", "/")) or low in _NOT_SECRET_VALUES
