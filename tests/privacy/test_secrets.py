@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import string
 import uuid
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from chatobs.pipeline import secrets
 from chatobs.pipeline.secrets import SECRET_TOKEN, scrub
 
-from benchmarks.secrets_dataset import FakeSecrets
+from benchmarks.secrets_dataset import ALNUM, B64, URLSAFE, FakeSecrets
 
 SEEDS = range(5)  # each kind with several generated values: one lucky format must not pass for all
 
@@ -53,6 +54,36 @@ def test_provider_tokens(kind: str, seed: int) -> None:
     gone(f'client = Client("{value}")', value)
     gone(f'{{"config": {{"value": "{value}"}}}}', value)
     gone(value, value)
+
+
+def _library_kinds(f: FakeSecrets) -> dict[str, str]:
+    """Formats covered by detect-secrets' own patterns (chatobs adds no rule for them)."""
+    low = string.ascii_lowercase + string.digits
+    return {
+        "gitlab": "glpat-" + f.chars(20, URLSAFE),
+        "sendgrid": f"SG.{f.chars(22, URLSAFE)}.{f.chars(43, URLSAFE)}",
+        "pypi": "pypi-AgEIcHlwaS5vcmc" + f.chars(80, URLSAFE),
+        "twilio": "SK" + f.chars(32, low),
+        "mailchimp": f.chars(32, low) + "-us12",
+        "telegram": f"{f.r.randint(10**8, 10**9)}:{f.chars(35, URLSAFE)}",
+        "discord": "M" + f.chars(23, ALNUM) + "." + f.chars(6, ALNUM) + "." + f.chars(27, ALNUM),
+        "square": "sq0csp-" + f.chars(43, URLSAFE),
+        "azure": "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=" + f.chars(86, B64) + "==",
+    }
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("kind", ["gitlab", "sendgrid", "pypi", "twilio", "mailchimp", "telegram", "discord", "square",
+                                  "azure"])
+def test_library_formats(kind: str, seed: int) -> None:
+    value = _library_kinds(FakeSecrets(seed))[kind]
+    secret = value.split("AccountKey=")[-1]
+    gone(f"it says unauthorized with {value} , help", secret)
+
+
+def test_npmrc_token() -> None:
+    tok = "npm_" + FakeSecrets(1).chars(36)
+    assert scrub(f"//registry.npmjs.org/:_authToken={tok}") == f"//registry.npmjs.org/:_authToken={SECRET_TOKEN}"
 
 
 def test_slack_token_is_cut_whole() -> None:

@@ -77,8 +77,7 @@ _LIBRARY_PLUGINS: dict[str, dict[str, int]] = {
 }
 
 # The secret half of an AWS key pair: 40 characters of base64, mixed case (a git SHA is lowercase hex). Only looked
-# for in a text that holds an access key ID.
-_AWS_KEY_ID = re.compile(r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}")
+# for in a text that holds an access key ID (the library's pattern).
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
 # scheme://user:password@host -- the password goes, the user and host stay. Not the library's BasicAuth pattern: it
@@ -90,7 +89,6 @@ _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+)([A-Za-z0-9._~
 
 # Names that say "secret" beyond detect-secrets' keyword list (tokens, access keys, passphrases).
 _OWN_KEYWORDS = (r"token", r"access_?key", r"secret_?key", r"passphrase", r"client_?secret", r"credentials?")
-
 
 
 def is_secret_name(name: str) -> bool:
@@ -128,7 +126,10 @@ class _Rules:
     """The compiled rule set: built by ``warm()`` when the pipeline is built, or on first use; never on import."""
 
     def __init__(self) -> None:
+        from detect_secrets.plugins.aws import AWSKeyDetector
         from detect_secrets.plugins.keyword import DENYLIST
+
+        self.aws_key_id: re.Pattern[str] = AWSKeyDetector.denylist[0]
 
         token_parts = [f"(?P<own>(?x:{_OWN_KEYS}))"]
         text_parts = []
@@ -137,7 +138,7 @@ class _Rules:
             name = f"lib{i}"
             flags = "(?i:" if pattern.flags & re.IGNORECASE else "(?:"
             # A pattern that can span spaces (``aws ... key = "..."``) runs on the whole text, the rest on tokens.
-            spans_spaces = any(p in pattern.pattern for p in (".{", ".+", ".*", "\\s", " "))
+            spans_spaces = any(p in pattern.pattern for p in (".{", ".+", ".*", "\\s", " ", "[^"))
             (text_parts if spans_spaces else token_parts).append(f"(?P<{name}>{flags}{pattern.pattern}))")
             self.value_group[name] = group
         # One pass per token for every key format; the leftmost match wins, own rules first at a position.
@@ -239,7 +240,7 @@ def _scrub(text: str) -> str:
     if "-----begin" in low:
         text = _PRIVATE_KEY.sub(SECRET_TOKEN, text)
     if has_token:
-        if _AWS_KEY_ID.search(text) is not None:
+        if rules.aws_key_id.search(text) is not None:
             text = _AWS_SECRET.sub(SECRET_TOKEN, text)
         text = _CANDIDATE.sub(rules.scrub_token, text)
         text = rules.text_keys.sub(rules.replace_key, text)
