@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.secrets_dataset import baits, leaks  # noqa: E402
-from chatobs.pipeline import secrets  # noqa: E402
+from benchmarks.secrets_dataset import baits, leaks
+from chatobs.pipeline import secrets
 
 
 def evaluate() -> dict[str, Any]:

@@ -6,9 +6,9 @@ Shared by the secret-scrubbing tests and the benchmark."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
-import hashlib
 import string
 import uuid
 

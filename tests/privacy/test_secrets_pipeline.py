@@ -16,10 +16,9 @@ import pytest
 from fastapi import FastAPI, Request
 
 import chatobs
+from benchmarks.secrets_dataset import FakeSecrets
 from demo_app.fake_llm import FakeLLM
 from tests.recording_server import RecordingServer
-
-from benchmarks.secrets_dataset import FakeSecrets
 
 pytestmark = pytest.mark.timeout(120)
 

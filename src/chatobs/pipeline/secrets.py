@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["SECRET_TOKEN", "scrub", "is_secret_name", "might_hold_secret", "warm"]
+__all__ = ["SECRET_TOKEN", "is_secret_name", "might_hold_secret", "scrub", "warm"]
 
 SECRET_TOKEN = "<SECRET>"
 
@@ -132,7 +132,7 @@ class _Rules:
         self.aws_key_id: re.Pattern[str] = AWSKeyDetector.denylist[0]
 
         token_parts = [f"(?P<own>(?x:{_OWN_KEYS}))"]
-        text_parts = []
+        text_parts: list[str] = []
         self.value_group: dict[str, int] = {"own": 0}
         for i, (pattern, group) in enumerate(_library_patterns()):
             name = f"lib{i}"
@@ -144,7 +144,8 @@ class _Rules:
         # One pass per token for every key format; the leftmost match wins, own rules first at a position.
         self.token_keys = re.compile("|".join(token_parts))
         self.text_keys = re.compile("|".join(text_parts))
-        self.offsets = {name: (self.token_keys.groupindex | self.text_keys.groupindex)[name] for name in self.value_group}
+        groups = {**self.token_keys.groupindex, **self.text_keys.groupindex}
+        self.offsets = {name: groups[name] for name in self.value_group}
         keywords = "|".join(sorted({k.replace("_?", r"[_\-]?") for k in DENYLIST + _OWN_KEYWORDS}, key=len, reverse=True))
         # The name of an assignment that holds a secret: ends with a keyword, after nothing or a ``_``/``-``.
         self.secret_key_name = re.compile(rf"(?i)(?:^|[_\-])(?:{keywords})$")
