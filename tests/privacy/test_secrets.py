@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import string
+import sys
 import uuid
 
 import pytest
@@ -196,3 +197,18 @@ def test_benchmark_corpus_has_no_leak_and_no_false_positive() -> None:
     assert res["leak_texts"] > 100 and res["bait_texts"] > 30
     assert res["leaks_by_kind"] == {k: 0 for k in res["leaks_by_kind"]}
     assert res["false_positives"] == 0, res["false_positives_by_kind"]
+
+
+def test_missing_detect_secrets_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Simulated: the package is installed here, so its absence is faked by blocking its import.
+    from chatobs.config import ConfigError
+
+    monkeypatch.setitem(sys.modules, "detect_secrets.plugins.aws", None)
+    secrets._rules.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="detect-secrets"):
+            secrets.warm()
+    finally:
+        monkeypatch.undo()
+        secrets._rules.cache_clear()
+    secrets.warm()

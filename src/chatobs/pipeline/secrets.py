@@ -204,8 +204,15 @@ _AUTH_WORDS = ("bearer", "basic", "token", "digest")
 
 
 def warm() -> None:
-    """Build the rule set (imports detect-secrets, compiles the patterns) ahead of the first span."""
-    _rules()
+    """Build the rule set (imports detect-secrets, compiles the patterns) ahead of the first span. Raises
+    ``ConfigError`` when detect-secrets is missing: spans must not go out unscrubbed."""
+    try:
+        _rules()
+    except ImportError as exc:
+        from ..config import ConfigError
+
+        raise ConfigError("secret scrubbing needs the detect-secrets package, a dependency of chatobs "
+                          f"(pip install 'detect-secrets>=1.5'): {exc}") from exc
 
 
 def might_hold_secret(text: str) -> bool:
