@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._guard import guard, log_limited
+from ._coexist import SDK_CALL
 from .llm import Generation, StreamState, wrap_astream, wrap_stream
 
 ResponseReader = Callable[[Generation, Any], None]
@@ -123,6 +124,13 @@ def patch(module: Any, route: Route) -> bool:
     original_async = async_cls.request
 
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        flag = SDK_CALL.set(True)  # the HTTP layer below leaves this SDK's requests alone, recorded here or not
+        try:
+            return _request(self, cast_to, options, *args, **kwargs)
+        finally:
+            SDK_CALL.reset(flag)
+
+    def _request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         stream = bool(kwargs.get("stream"))
         call = _route(route, self, options, stream)
         if call is None:
@@ -140,6 +148,13 @@ def patch(module: Any, route: Route) -> bool:
         return result
 
     async def arequest(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        flag = SDK_CALL.set(True)
+        try:
+            return await _arequest(self, cast_to, options, *args, **kwargs)
+        finally:
+            SDK_CALL.reset(flag)
+
+    async def _arequest(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         stream = bool(kwargs.get("stream"))
         call = _route(route, self, options, stream)
         if call is None:
