@@ -122,7 +122,10 @@ def start(kind: str, host: str | None, port: int | None, body: Any) -> Call | No
         if isinstance(body, (bytes, bytearray, memoryview, str)):
             if len(body) > _max_body:
                 return None
-            body = _loads(body)
+            try:
+                body = _loads(body)
+            except ValueError:  # not JSON: not an LLM call
+                return None
         if not isinstance(body, Mapping) or not _shaped(kind, body):
             return None
         provider = provider_of(host, port)
