@@ -74,6 +74,7 @@ def main() -> dict[str, Any]:
     import chatobs
     from chatobs.instrument import anthropic as anthropic_adapter
     from chatobs.instrument import openai as openai_adapter
+    from chatobs.instrument.http import httpx_client
 
     proc, base = _start_server()
     results: dict[str, Any] = {}
@@ -88,12 +89,15 @@ def main() -> dict[str, Any]:
         runtime.force_flush(30)
 
         def set_instrumented(on: bool) -> None:
+            # the httpx layer too: without the SDK adapters it would record the SDKs' requests itself
             if on:
                 openai_adapter.instrument(settings)
                 anthropic_adapter.instrument(settings)
+                httpx_client.instrument(settings)
             else:
                 openai_adapter.uninstrument()
                 anthropic_adapter.uninstrument()
+                httpx_client.uninstrument()
 
         def measure(fn: Callable[[], Any]) -> dict[str, float]:
             # Alternate call by call (patching is a class attribute swap), so load drift on this shared machine hits
