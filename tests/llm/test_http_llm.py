@@ -271,3 +271,54 @@ def test_litellm_gives_one_span(capture, fake, monkeypatch) -> None:
     spans = llm_spans(capture)
     assert len(spans) == 2, [s.name for s in capture.spans()]
     assert all(s.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 3 for s in spans)
+
+
+LAZY = """
+import sys
+import chatobs
+chatobs.init(exporters="none")
+assert "aiohttp" not in sys.modules and "requests" not in sys.modules, "init() imported an HTTP client"
+import aiohttp, httpx, requests
+assert hasattr(httpx.Client.send, "_chatobs_original") and hasattr(httpx.AsyncClient.send, "_chatobs_original")
+assert hasattr(requests.Session.send, "_chatobs_original")
+assert hasattr(aiohttp.ClientSession._request, "_chatobs_original")
+chatobs.shutdown()
+assert not hasattr(httpx.Client.send, "_chatobs_original"), "not unpatched"
+assert not hasattr(requests.Session.send, "_chatobs_original")
+assert not hasattr(aiohttp.ClientSession._request, "_chatobs_original")
+print("ok")
+"""
+
+
+def test_clients_patched_when_imported_and_unpatched_at_shutdown() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    out = subprocess.run([sys.executable, "-c", LAZY], env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_gzip_stream_decoded_for_the_recorder(capture) -> None:
+    """httpx hands the stream over raw: a gzip-encoded SSE body (from an in-process transport: the fake server does not
+    compress) is decoded for chatobs while the app still gets httpx's own decoding."""
+    import gzip
+
+    events = [{"id": "c1", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": "Hi "}, "finish_reason": None}]},
+              {"id": "c1", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": "there"}, "finish_reason": "stop"}]},
+              {"id": "c1", "model": "gpt-4o-mini", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}]
+    raw = gzip.compress("".join(f"data: {json.dumps(e)}\n\n" for e in events).encode() + b"data: [DONE]\n\n")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream", "content-encoding": "gzip"},
+                              stream=httpx.ByteStream(raw))
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as c:
+        with c.stream("POST", "https://api.openai.com/v1/chat/completions", json={**CHAT, "stream": True}) as r:
+            text = b"".join(r.iter_bytes())
+    assert text.startswith(b"data: ")
+    span = one_llm_span(capture)
+    assert span.attributes[sc.GEN_AI_PROVIDER_NAME] == "openai"
+    assert span.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+    assert loads(span, sc.GEN_AI_OUTPUT_MESSAGES)[0]["parts"] == [{"type": "text", "content": "Hi there"}]
