@@ -10,12 +10,10 @@ socket-free non-LLM requests).
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.bench_llm import N, ROUNDS, _start_server
+from benchmarks.bench_llm import N, ROUNDS, _start_server, alternate, stop
 from benchmarks.common import table
 
 CHAT = {"model": "gpt-4o-mini", "temperature": 0.2,
@@ -73,25 +71,13 @@ def main() -> dict[str, Any]:
 
         rows = []
         for name, (fn, scale) in work.items():
-            cpu = {"bare": 0.0, "chatobs": 0.0}
-            background = 0.0
-            for _ in range(ROUNDS):
-                for _ in range(N * scale):
-                    for variant in ("bare", "chatobs"):
-                        set_instrumented(variant == "chatobs")
-                        start = time.thread_time()
-                        fn()
-                        cpu[variant] += time.thread_time() - start
-                start = time.process_time()
-                runtime.force_flush(30)
-                background += time.process_time() - start
-            calls = N * ROUNDS * scale
-            bare, instrumented = cpu["bare"] / calls, (cpu["chatobs"] + background) / calls
+            m = alternate(fn, set_instrumented, runtime, N * scale)
+            bare, instrumented, background = m["bare"], m["chatobs"], m["background"]
             key = name.split(" (")[0].replace(" ", "_").replace("-", "_")
             results[f"{key}_bare_cpu_us"] = round(bare * 1e6, 1)
             results[f"{key}_added_cpu_us"] = round((instrumented - bare) * 1e6, 1)
             rows.append((name, f"{bare*1e6:.0f} us", f"{instrumented*1e6:.0f} us", f"{(instrumented-bare)*1e6:+.0f} us",
-                         f"{background/calls*1e6:.0f} us"))
+                         f"{background*1e6:.0f} us"))
         set_instrumented(True)
         import httpx
 
@@ -105,11 +91,7 @@ def main() -> dict[str, Any]:
         table(rows, ("request", "uninstrumented", "with chatobs", "added", "of which background"))
     finally:
         chatobs.shutdown()
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     return results
 
 

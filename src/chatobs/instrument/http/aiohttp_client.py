@@ -10,12 +10,11 @@ error, or when the response is garbage-collected unread.
 
 from __future__ import annotations
 
-import sys
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..._guard import log_limited
-from .._sdk_patch import Call, cancel_when_imported, when_imported
+from .._sdk_patch import Call
 from . import core
 
 if TYPE_CHECKING:
@@ -24,23 +23,15 @@ if TYPE_CHECKING:
 __all__ = ["instrument", "uninstrument"]
 
 _MODULE = "aiohttp.client"
-_MARK = "_chatobs_original"
 _tap_class: Any = None
 
 
 def instrument(settings: "Settings") -> bool:
-    core.configure(settings)
-    when_imported(_MODULE, _patch)
-    return True
+    return core.install(settings, _MODULE, _patch)
 
 
 def uninstrument() -> None:
-    cancel_when_imported(_MODULE)
-    client = sys.modules.get(_MODULE)
-    session = getattr(client, "ClientSession", None)
-    original = getattr(getattr(session, "_request", None), _MARK, None)
-    if original is not None:
-        session._request = original  # type: ignore[union-attr]
+    core.unwrap(_MODULE, ("ClientSession", "_request"))
 
 
 class _OnEof:
@@ -123,7 +114,7 @@ def _watch(call: Call, response: Any) -> None:
 def _patch(client: Any) -> None:
     global _tap_class
     session = client.ClientSession
-    if hasattr(session._request, _MARK):
+    if core.wrapped(session, "_request"):
         return
     import aiohttp.streams  # noqa: PLC0415 - imported by aiohttp.client already
 
@@ -145,6 +136,4 @@ def _patch(client: Any) -> None:
         _watch(call, response)
         return response
 
-    setattr(_request, _MARK, original)
-    _request.__wrapped__ = original  # type: ignore[attr-defined]
-    session._request = _request
+    core.wrap(session, "_request", _request)

@@ -15,13 +15,14 @@ logged (rate-limited) and swallowed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ... import semconv
 from ..._guard import log_limited
 from .._coexist import http_step_aside
-from .._sdk_patch import Call
+from .._sdk_patch import Call, cancel_when_imported, when_imported
 from ..llm import Generation
 
 if TYPE_CHECKING:
@@ -32,7 +33,9 @@ try:
 except ImportError:  # pragma: no cover - orjson not installed
     _loads = json.loads
 
-__all__ = ["configure", "endpoint", "start", "Exchange"]
+__all__ = ["configure", "install", "wrap", "unwrap", "endpoint", "start", "Exchange"]
+
+_MARK = "_chatobs_original"
 
 # path ending -> endpoint kind; "/v1/messages" is Anthropic's (the SDK always adds the /v1)
 _SUFFIXES = ("/chat/completions", "/responses", "/embeddings", "/v1/messages")
@@ -67,6 +70,35 @@ def configure(settings: "Settings") -> None:
         host, _, provider = pair.partition("=")
         _providers[host.strip().lower()] = provider.strip()
     _max_body = settings.http_llm_max_body_bytes
+
+
+def install(settings: "Settings", module_name: str, patch: Callable[[Any], None]) -> bool:
+    """An adapter's ``instrument``: patch ``module_name`` now if imported, else as soon as the app imports it."""
+    configure(settings)
+    when_imported(module_name, patch)
+    return True
+
+
+def wrap(cls: Any, attr: str, wrapper: Callable[..., Any]) -> None:
+    original = getattr(cls, attr)
+    setattr(wrapper, _MARK, original)
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(cls, attr, wrapper)
+
+
+def wrapped(cls: Any, attr: str) -> bool:
+    return hasattr(getattr(cls, attr), _MARK)
+
+
+def unwrap(module_name: str, *targets: tuple[str, str]) -> None:
+    """An adapter's ``uninstrument``: ``targets`` are (class name in the module, method name)."""
+    cancel_when_imported(module_name)
+    module = sys.modules.get(module_name)
+    for class_name, attr in targets:
+        cls = getattr(module, class_name, None)
+        original = getattr(getattr(cls, attr, None), _MARK, None)
+        if original is not None:
+            setattr(cls, attr, original)
 
 
 def endpoint(method: str, path: str) -> str | None:

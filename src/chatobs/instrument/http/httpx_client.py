@@ -7,13 +7,12 @@ app gets it. The span ends when the stream is read to the end, fails, or is clos
 
 from __future__ import annotations
 
-import sys
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..._guard import log_limited
-from .._sdk_patch import Call, cancel_when_imported, when_imported
+from .._sdk_patch import Call
 from . import core
 
 if TYPE_CHECKING:
@@ -22,24 +21,14 @@ if TYPE_CHECKING:
 __all__ = ["instrument", "uninstrument"]
 
 _MODULE = "httpx"
-_MARK = "_chatobs_original"
 
 
 def instrument(settings: "Settings") -> bool:
-    core.configure(settings)
-    when_imported(_MODULE, _patch)
-    return True
+    return core.install(settings, _MODULE, _patch)
 
 
 def uninstrument() -> None:
-    cancel_when_imported(_MODULE)
-    httpx = sys.modules.get(_MODULE)
-    if httpx is None:
-        return
-    for cls in (httpx.Client, httpx.AsyncClient):
-        original = getattr(cls.send, _MARK, None)
-        if original is not None:
-            cls.send = original
+    core.unwrap(_MODULE, ("Client", "send"), ("AsyncClient", "send"))
 
 
 def _begin(request: Any) -> Call | None:
@@ -89,8 +78,15 @@ def _feed(exchange: core.Exchange, decoder: Any, chunk: bytes) -> None:
         exchange.finish()
 
 
+def _tap(call: Call, response: Any, tap_class: Any) -> None:
+    tap = _exchange(call, response)
+    if tap is not None:
+        response.stream = tap_class(response.stream, *tap)
+        weakref.finalize(response, tap[0].finish, True).atexit = False
+
+
 def _patch(httpx: Any) -> None:
-    if hasattr(httpx.Client.send, _MARK):
+    if core.wrapped(httpx.Client, "send"):
         return
     original_sync, original_async = httpx.Client.send, httpx.AsyncClient.send
 
@@ -150,10 +146,7 @@ def _patch(httpx: Any) -> None:
             raise
         finally:
             call.gen.deactivate(token)
-        tap = _exchange(call, response)
-        if tap is not None:
-            response.stream = _SyncTap(response.stream, *tap)
-            weakref.finalize(response, tap[0].finish, True).atexit = False
+        _tap(call, response, _SyncTap)
         return response
 
     async def asend(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -168,14 +161,8 @@ def _patch(httpx: Any) -> None:
             raise
         finally:
             call.gen.deactivate(token)
-        tap = _exchange(call, response)
-        if tap is not None:
-            response.stream = _AsyncTap(response.stream, *tap)
-            weakref.finalize(response, tap[0].finish, True).atexit = False
+        _tap(call, response, _AsyncTap)
         return response
 
-    for wrapper, original in ((send, original_sync), (asend, original_async)):
-        setattr(wrapper, _MARK, original)
-        wrapper.__wrapped__ = original  # type: ignore[attr-defined]
-    httpx.Client.send = send
-    httpx.AsyncClient.send = asend
+    core.wrap(httpx.Client, "send", send)
+    core.wrap(httpx.AsyncClient, "send", asend)

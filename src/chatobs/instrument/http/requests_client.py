@@ -6,14 +6,13 @@ A non-streamed reply has been read when ``send`` returns and is parsed then; for
 
 from __future__ import annotations
 
-import sys
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..._guard import log_limited
-from .._sdk_patch import Call, cancel_when_imported, when_imported
+from .._sdk_patch import Call
 from . import core
 
 if TYPE_CHECKING:
@@ -22,21 +21,14 @@ if TYPE_CHECKING:
 __all__ = ["instrument", "uninstrument"]
 
 _MODULE = "requests.sessions"
-_MARK = "_chatobs_original"
 
 
 def instrument(settings: "Settings") -> bool:
-    core.configure(settings)
-    when_imported(_MODULE, _patch)
-    return True
+    return core.install(settings, _MODULE, _patch)
 
 
 def uninstrument() -> None:
-    cancel_when_imported(_MODULE)
-    sessions = sys.modules.get(_MODULE)
-    original = getattr(getattr(sessions, "Session", None) and sessions.Session.send, _MARK, None)  # type: ignore[union-attr]
-    if original is not None:
-        sessions.Session.send = original  # type: ignore[union-attr]
+    core.unwrap(_MODULE, ("Session", "send"))
 
 
 def _begin(request: Any) -> Call | None:
@@ -93,7 +85,7 @@ class _RawTap:
 
 def _patch(sessions: Any) -> None:
     session = sessions.Session
-    if hasattr(session.send, _MARK):
+    if core.wrapped(session, "send"):
         return
     original = session.send
 
@@ -122,6 +114,4 @@ def _patch(sessions: Any) -> None:
             call.gen.end()
         return response
 
-    setattr(send, _MARK, original)
-    send.__wrapped__ = original  # type: ignore[attr-defined]
-    session.send = send
+    core.wrap(session, "send", send)
