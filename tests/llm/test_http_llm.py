@@ -322,3 +322,22 @@ def test_gzip_stream_decoded_for_the_recorder(capture) -> None:
     assert span.attributes[sc.GEN_AI_PROVIDER_NAME] == "openai"
     assert span.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
     assert loads(span, sc.GEN_AI_OUTPUT_MESSAGES)[0]["parts"] == [{"type": "text", "content": "Hi there"}]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_app_reads_the_same_bytes_with_and_without_chatobs(make_capture, fake, client: str) -> None:
+    import re
+
+    def normalized(body: bytes) -> bytes:  # the fake numbers its replies and stamps the time
+        return re.sub(rb'"(id|created)": ("[^"]*"|\d+)', b'"\\1": X', body)
+
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    url = fake.base_url + "/v1/chat/completions"
+    bare = make_capture(instrument="")
+    plain = post(client, url, body, True)
+    assert llm_spans(bare) == []
+    cap = make_capture()
+    seen = post(client, url, body, True)
+    assert len(llm_spans(cap)) == 1
+    assert seen[0] == plain[0] and normalized(seen[1]) == normalized(plain[1])
+    assert fake.requests[-1]["json"] == fake.requests[-2]["json"] == body  # the request unchanged too

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 try:
     from orjson import loads as _loads  # the `fast` extra: request bodies are parsed on the request path
 except ImportError:  # pragma: no cover - orjson not installed
-    _loads = json.loads
+    _loads = json.loads  # type: ignore[assignment]
 
 __all__ = ["configure", "install", "wrap", "unwrap", "endpoint", "start", "Exchange"]
 
