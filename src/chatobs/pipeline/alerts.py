@@ -597,9 +597,10 @@ def build(settings: "Settings") -> AlertsStage | None:
         extra, disabled = load_rules(settings.alerts_file)
         replaced = {r.name for r in extra} | disabled
         rules = [r for r in rules if r.name not in replaced] + extra
+    from ..hashing import user_id_hasher
     from . import metrics
 
-    hasher = metrics.user_hasher(settings)
+    hasher = user_id_hasher(settings)
     for rule in rules:
         if isinstance(rule, BudgetRule):
             rule.display = hasher

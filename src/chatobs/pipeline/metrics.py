@@ -26,6 +26,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from .. import __version__, semconv
 from .._guard import guard, log_limited
+from ..hashing import user_id_hasher
 from .metric_series import Direct, Series
 from .spans import attributes_of
 from .stats import STATS
@@ -112,20 +113,6 @@ def normalize_model(name: Any) -> str:
     return model[:_MAX_VALUE_LEN]
 
 
-def user_hasher(settings: "Settings") -> Callable[[str], str]:
-    """How user IDs appear in metrics and alerts: as is, or keyed-hashed when ``CHATOBS_HASH_USER_IDS=true``.
-
-    This stage runs before masking, so it hashes on its own (HMAC-SHA256, same key as the privacy stage).
-    """
-    if not settings.hash_user_ids or settings.hash_secret is None:
-        return str
-    import hashlib
-    import hmac
-
-    key = settings.hash_secret.get_secret_value().encode()
-    return lambda user: hmac.new(key, str(user).encode(), hashlib.sha256).hexdigest()[:32]
-
-
 class _Cardinality:
     """Keeps the first N distinct values of each attribute; later ones become "_OTHER" (memory stays bounded)."""
 
@@ -183,7 +170,7 @@ class Recorder:
 
         self.settings = settings
         self._with_user = settings.metrics_user_attribute
-        self._user = user_hasher(settings)
+        self._user = user_id_hasher(settings)
         self._attr = _Cardinality()
         # Raw span values -> ready series, per kind of span; and raw user ID -> its (maybe hashed) label.
         self._llm_labels: dict[Any, Any] = {}
