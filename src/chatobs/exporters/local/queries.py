@@ -208,6 +208,11 @@ def conversation_turns(conn: sqlite3.Connection, conversation_id: str, *, limit:
 
 
 # --- stats ----------------------------------------------------------------------------------------------------------
+# A chat turn: a trace that carries a conversation, or a request to the app that called an LLM (an app that sends no
+# conversation ID). Page loads, health checks and an MCP connection made at start-up are traces, not turns.
+TURN_SQL = "(t.conversation_id IS NOT NULL OR (t.route IS NOT NULL AND t.llm_calls > 0))"
+
+
 def _window(f: Filters, col: str = "start_ns") -> tuple[str, list[Any]]:
     clauses, params = [], []
     if f.since_ns is not None:
@@ -245,7 +250,8 @@ def stats(conn: sqlite3.Connection, filters: Filters | None = None) -> dict[str,
     w, p = _window(f)
     tw, tp = _window(f, "t.start_ns")
     totals = dict(conn.execute(
-        f"""SELECT COUNT(*) AS traces, COUNT(DISTINCT conversation_id) AS conversations, COUNT(DISTINCT user_id) AS users,
+        f"""SELECT COALESCE(SUM({TURN_SQL}), 0) AS turns, COALESCE(SUM(NOT {TURN_SQL}), 0) AS other_traces,
+                   COUNT(*) AS traces, COUNT(DISTINCT conversation_id) AS conversations, COUNT(DISTINCT user_id) AS users,
                    COALESCE(SUM(llm_calls), 0) AS llm_calls, COALESCE(SUM(tool_calls), 0) AS tool_calls,
                    COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens,
                    COALESCE(SUM(cost_usd), 0) AS cost_usd, COALESCE(SUM(error_count > 0), 0) AS error_traces,
@@ -289,7 +295,7 @@ def stats(conn: sqlite3.Connection, filters: Filters | None = None) -> dict[str,
                 FROM traces t WHERE user_id IS NOT NULL AND {tw} GROUP BY user_id ORDER BY turns DESC, last_ns DESC LIMIT 10""", tp)),
         "hourly_traffic": _rows(conn.execute(
             f"""SELECT strftime('%Y-%m-%d %H:00', start_ns / 1000000000, 'unixepoch') AS hour, COUNT(*) AS traces,
-                       SUM(error_count > 0) AS errors
+                       SUM({TURN_SQL}) AS turns, SUM(error_count > 0) AS errors
                 FROM traces t WHERE {tw} GROUP BY hour ORDER BY hour""", tp)),
     }
     return result
