@@ -19,9 +19,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatobs import semconv
-from chatobs.pipeline import alerts, metrics
+from chatobs.pipeline import alerts
 from tests.conftest import subprocess_env
-from tests.mcp.conftest import free_port, server_env, wait_port
+from tests.mcp.conftest import free_port, http_mcp_server, server_env
 from tests.mcp.otlp_receiver import OtlpReceiver
 from tests.recording_server import RecordingServer
 
@@ -64,29 +64,11 @@ def hooks() -> Iterator[RecordingServer]:
 @pytest.fixture(scope="module")
 def tool_server(receiver: OtlpReceiver, hooks: RecordingServer) -> Iterator[ToolServer]:
     """The demo MCP server over streamable HTTP, with chatobs's metrics (Prometheus) and alerts (webhook) on."""
-    port, metrics_port = free_port(), free_port()
+    metrics_port = free_port()
     env = server_env(receiver, CHATOBS_METRICS="true", CHATOBS_PROMETHEUS_PORT=str(metrics_port),
                      CHATOBS_ALERT_WEBHOOK_URL=f"{hooks.url}/server", CHATOBS_ALERT_COOLDOWN_S="0")
-    proc = subprocess.Popen([sys.executable, "-m", "demo_app.mcp_server", "--transport", "http", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_port(port, proc)
-        wait_port(metrics_port, proc)
-        yield ToolServer(f"http://127.0.0.1:{port}/mcp", metrics_port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture
-def reader() -> Iterator[InMemoryMetricReader]:
-    r = InMemoryMetricReader()
-    remove = metrics.register_reader(r)
-    yield r
-    remove()
+    with http_mcp_server(env, metrics_port) as url:
+        yield ToolServer(url, metrics_port)
 
 
 def app_total(reader: InMemoryMetricReader, name: str, tool: str) -> float:
