@@ -162,13 +162,9 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         scope_processor = ScopeProcessor()
         from .context import set_user_id_transform
 
-        if settings.hash_user_ids and settings.hash_secret is not None:
-            from .pipeline.redaction import hash_user_id
+        from .hashing import hash_key_hex, user_id_hasher
 
-            key_hex = settings.hash_secret.get_secret_value().encode().hex()
-            set_user_id_transform(lambda uid: hash_user_id(key_hex, uid))
-        else:
-            set_user_id_transform(None)
+        set_user_id_transform(user_id_hasher(settings) if hash_key_hex(settings) is not None else None)
         sampler = sampling.build_sampler(settings)
 
         provider = trace.get_tracer_provider()

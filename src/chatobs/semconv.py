@@ -34,6 +34,8 @@ REDACTION_FAILED: Final = "chatobs.redaction.failed"
 TRUNCATED: Final = "chatobs.truncated"
 MCP_SERVER_NAME: Final = "chatobs.mcp.server.name"
 MCP_SERVER_COMMAND: Final = "chatobs.mcp.server.command"  # stdio servers: the launched command (secret-looking args hidden)
+# On a SERVER tools/call span: the caller is a chatobs-instrumented MCP client, whose CLIENT span counts the call.
+MCP_CALLER_TRACED: Final = "chatobs.mcp.caller.traced"
 EDIT: Final = "chatobs.edit"
 REGENERATE: Final = "chatobs.regenerate"
 
