@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -74,8 +75,8 @@ class _FrameworkTracer(trace.Tracer):
         # The caller ends what it gets: hand it a non-recording stand-in carrying the parent's identity.
         return trace.NonRecordingSpan(trace.get_current_span(context).get_span_context())
 
-    @contextmanager  # type: ignore[override]
-    def start_as_current_span(
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]  # a contextmanager, as the SDK's is in use
         self,
         name: str,
         context: otel_context.Context | None = None,

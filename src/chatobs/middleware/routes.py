@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["PathFilter", "ChatRoutes", "parse_route", "server_span_request"]
+__all__ = ["ChatRoutes", "PathFilter", "parse_route", "server_span_request"]
 
 
 class PathFilter:
