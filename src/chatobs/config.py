@@ -66,6 +66,9 @@ class Settings(BaseSettings):
 
     # --- Request scope and middleware ---------------------------------------------------------------------------
     exclude_paths: CSV = _env("CHATOBS_EXCLUDE_PATHS", default=["/health", "/healthz", "/livez", "/readyz", "/ready", "/metrics", "/favicon.ico", "/static/*", "/_chatobs/*"], doc="Paths the middleware does not trace, comma separated; a trailing `*` matches a prefix.", example="/health,/static/*,/assets/*")
+    chat_routes: CSV = _env("CHATOBS_CHAT_ROUTES", default=["POST *"], doc="Requests that are chat turns and become traces, comma separated: `METHOD /path` or `/path` (any method), a trailing `*` matches a prefix, `*` alone every path. Other requests are counted in metrics but not stored or exported (see docs/middleware.md).", example="POST /api/chat*,POST /gradio_api/queue/join,GET /api/chat/stream")
+    trace_all_routes: bool = _env("CHATOBS_TRACE_ALL_ROUTES", default=False, doc="Trace every request that is not excluded (page loads, config, assets...), not only `CHATOBS_CHAT_ROUTES`.", example="true")
+    framework_spans: bool = _env("CHATOBS_FRAMEWORK_SPANS", default=False, doc="Keep the internal spans web frameworks open when a tracer provider exists (FastAPI's dependency, endpoint, serialization and background-task spans; OpenTelemetry ASGI's send/receive spans). Their server spans are always kept.", example="true")
     conversation_header: str = _env("CHATOBS_CONVERSATION_HEADER", default="X-Conversation-Id", doc="Request header carrying the conversation ID.", example="X-Chat-Id")
     user_header: str = _env("CHATOBS_USER_HEADER", default="X-User-Id", doc="Request header carrying the user ID.", example="X-Auth-User")
     tenant_header: str = _env("CHATOBS_TENANT_HEADER", default="X-Tenant-Id", doc="Request header carrying the tenant ID.", example="X-Org-Id")
@@ -200,13 +203,22 @@ class Settings(BaseSettings):
 
     # --- validation ---------------------------------------------------------------------------------------------
     @field_validator(
-        "exclude_paths", "conversation_fields", "user_fields", "tenant_fields", "message_fields",
+        "exclude_paths", "chat_routes", "conversation_fields", "user_fields", "tenant_fields", "message_fields",
         "parent_message_fields", "instrument", "pii_entities", "pii_allow_list", "redact_attributes",
         "capture_headers", "exporters", "http_llm_hosts", "http_llm_providers", mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("chat_routes")
+    @classmethod
+    def _chat_routes(cls, value: list[str]) -> list[str]:
+        from .middleware.routes import parse_route
+
+        for entry in value:
+            parse_route(entry)
+        return value
 
     @field_validator("exporters")
     @classmethod

@@ -170,7 +170,9 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         provider = trace.get_tracer_provider()
         owns = False
         if not isinstance(provider, TracerProvider):
-            provider = TracerProvider(resource=_build_resource(settings), sampler=_SwitchSampler())
+            from ._framework import ChatTracerProvider
+
+            provider = ChatTracerProvider(resource=_build_resource(settings), sampler=_SwitchSampler())
             provider._chatobs_owned = True  # type: ignore[attr-defined]
             trace.set_tracer_provider(provider)
             owns = True
@@ -200,8 +202,9 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
             stages=stages,
         )
         _runtime = runtime
-        from . import _light
+        from . import _framework, _light
 
+        _framework.configure(settings.framework_spans)
         light = settings.record_unsampled == "light" and sampling.unsampled_needed(settings)
         _light.configure(pipeline.on_end if light else None, provider.resource)
         from .instrument import instrument_all
@@ -232,8 +235,9 @@ def shutdown(timeout_s: float | None = None) -> None:
     switch = getattr(runtime.provider, "_chatobs_switch", None)
     if switch is not None:
         switch.targets = ()
-    from . import _light
+    from . import _framework, _light
 
+    _framework.configure(True)
     _light.configure(None, None)
     if runtime.owns_provider and isinstance(runtime.provider.sampler, _SwitchSampler):
         runtime.provider.sampler.target = ParentBased(ALWAYS_ON)

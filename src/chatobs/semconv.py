@@ -17,6 +17,7 @@ ROUTE: Final = "chatobs.route"
 
 # --- chatobs markers ----------------------------------------------------------------------------------------------
 CHAT_REQUEST: Final = "chatobs.request"  # True on the SERVER span of a chat request (the trace's chat root)
+CHAT_TURN: Final = "chatobs.chat_turn"  # False on every span of a request that is not a chat turn (never stored)
 OBSERVATION_TYPE: Final = "chatobs.observation.type"  # workflow | task | agent | tool | llm | mcp (decorators, adapters)
 INPUT: Final = "chatobs.input"  # decorator / request input (JSON), masked before export
 OUTPUT: Final = "chatobs.output"  # decorator / request output (JSON), masked before export
