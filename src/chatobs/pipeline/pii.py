@@ -8,7 +8,6 @@ Engines are built once per configuration and shared (Presidio's engines are thre
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
+from ..hashing import keyed_hash
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -148,11 +148,6 @@ def check_config(cfg: PiiConfig) -> None:
             raise ConfigError(NER_INSTALL_HINT.format(model=cfg.ner_model))
     if cfg.recognizers_file:
         _load_custom_recognizers(cfg.recognizers_file)  # raises ConfigError on a bad file
-
-
-def keyed_hash(key_hex: str, value: str, length: int = 16) -> str:
-    """HMAC-SHA256 of ``value``: the same value correlates across traces and exporters but cannot be read back."""
-    return hmac.new(bytes.fromhex(key_hex), value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:length]
 
 
 # --- tuned recognizers ----------------------------------------------------------------------------------------------
