@@ -221,6 +221,8 @@ def build(settings: "Settings") -> RedactionStage | None:
     on a bad privacy setting, e.g. NER mode without its spaCy model."""
     cfg: PiiConfig | None = None
     backend = None
+    # Compile the secret rule set now, at startup: built lazily it would hold the GIL ~0.3 s under the first request.
+    secrets.warm()
     kind = worker_kind(settings)
     if kind != "none":
         cfg = config_from_settings(settings)
