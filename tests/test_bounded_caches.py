@@ -98,3 +98,16 @@ def test_cost_resolution_cache_keeps_long_model_names_out() -> None:
     for i in range(cost._CACHE_SIZE + 10):
         stage._price_cached((f"model-{i}",), "openai", (10, 10, 0, 0))
         assert len(stage._resolved) <= cost._CACHE_SIZE
+
+
+def test_tokenizer_vocabulary_is_renewed() -> None:
+    # The real blank spaCy tokenizer of the default masking engine: its vocabulary keeps every new word otherwise.
+    from chatobs.pipeline.pii import PiiConfig, _nlp_engine
+
+    engine = _nlp_engine(PiiConfig())
+    engine.max_lexemes = len(engine._tok.vocab) + 200
+    for i in range(300):
+        artifacts = engine.process_text(f"mail jane.doe{i}@example.com or call +1 415 555 {i:04d}, ticket {i}", "en")
+        assert len(engine._tok.vocab) <= engine.max_lexemes + 20  # one text adds a few words before the next check
+        assert f"jane.doe{i}@example.com" in [t.text for t in artifacts.tokens]
+    assert engine.renewed >= 1

@@ -161,8 +161,8 @@ class Masker:
         # entries and ``memo_max_chars`` characters (text and result); the element memo below has the same bounds.
         self._memo: OrderedDict[tuple[bool, str], tuple[str, bool, bool]] = OrderedDict()
         self._memo_chars = 0
-        self.memo_max_chars = 2_000_000
-        self.memo_max_entries = 8192  # many short texts: each entry's own overhead (~300 bytes) counts too
+        self.memo_max_chars = 1_000_000
+        self.memo_max_entries = 4096  # many short texts: each entry's own overhead (~300 bytes) counts too
         self.memo_hits = 0
         # Elements of a JSON array already masked: every call resends the chat history, so only the new messages of
         # a turn need the walk. Keyed by the element's own JSON text (a slice of the value, nothing re-encoded) and
