@@ -7,9 +7,9 @@ masking worker) and the default local-store export. Every conversation gets ``BE
 turns (its second turn resends the history, as a chat app does) and its own user.
 
 Resident memory (VmRSS) of each process is sampled every ``BENCH_SOAK_SAMPLE_EVERY`` turns: the app process, the
-masking worker (a chatobs process), the MCP tool server (chatobs runs inside it too) and its masking worker. The figure is the growth
-after warm-up, per 1,000 turns, of the chatobs app minus that of the bare app (the demo keeps up to 1,000
-conversations of its own; that growth is the app's, not chatobs's).
+masking worker (a chatobs process), the MCP tool server (chatobs runs inside it too) and its masking worker. The
+figure is the growth after warm-up, per 1,000 turns, of the chatobs app minus that of the bare app (the demo keeps up
+to 1,000 conversations of its own; that growth is the app's, not chatobs's).
 """
 
 from __future__ import annotations
@@ -130,8 +130,8 @@ def main() -> dict[str, Any]:
         start_obs = next((s[process] for n, s in samples["chatobs"] if n >= WARMUP and process in s), float("nan"))
         end_obs = samples["chatobs"][-1][1].get(process, float("nan"))
         added = g_obs[0] - g_bare[0] if process in samples["bare"][-1][1] else g_obs[0]
-        results["growth_mb_per_1000_turns"][process] = {"bare": g_bare[0], "chatobs": g_obs[0], "chatobs_slope": g_obs[1],
-                                                        "added": added}
+        results["growth_mb_per_1000_turns"][process] = {
+            "bare": g_bare[0], "chatobs": g_obs[0], "chatobs_slope": g_obs[1], "added": added}
         rows.append((process, f"{g_bare[0]:+.2f}" if process in samples["bare"][-1][1] else "-",
                      f"{g_obs[0]:+.2f} (slope {g_obs[1]:+.2f})", f"{added:+.2f}",
                      f"{start_obs:.1f} -> {end_obs:.1f} MB"))

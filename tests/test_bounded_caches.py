@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 
+from chatobs import semconv
 from chatobs.pipeline import cost, secrets
 from chatobs.pipeline.alerts import _Keyed
 from chatobs.pipeline.masking import MaskCache, Masker, _context_words
 from chatobs.pipeline.metrics import _LIMITS, OTHER, _Cardinality
-from chatobs import semconv
 
 
 def _history(i: int, filler: str = "") -> str:

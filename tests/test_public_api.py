@@ -120,7 +120,8 @@ def test_import_stays_light_with_the_new_names() -> None:
     code = (
         "import sys, chatobs\n"
         "chatobs.flush, chatobs.sample_value\n"  # resolving these must not pull in an optional package either
-        "heavy = ['openai', 'anthropic', 'mcp', 'langfuse', 'opik', 'presidio_analyzer', 'spacy', 'prometheus_client']\n"
+        "heavy = ['openai', 'anthropic', 'mcp', 'langfuse', 'opik', 'presidio_analyzer', 'spacy',"
+        " 'prometheus_client']\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, check=True)

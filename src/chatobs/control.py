@@ -18,7 +18,8 @@ def flush(timeout_s: float = 5.0) -> bool:
     """Export every span chatobs has received so far, waiting at most ``timeout_s`` seconds (e.g. before a benchmark
     reads a backend, or at the end of a batch job). Returns whether everything went out in time; ``True`` when chatobs
     is not running (nothing is held). Raises ``ValueError`` for a ``timeout_s`` that is not a number >= 0."""
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not math.isfinite(timeout_s) or timeout_s < 0:
+    number = isinstance(timeout_s, (int, float)) and not isinstance(timeout_s, bool)
+    if not number or not math.isfinite(timeout_s) or timeout_s < 0:
         raise ValueError(f"chatobs.flush(timeout_s=...): expected a number of seconds >= 0, got {timeout_s!r}")
     from .runtime import get_runtime
 

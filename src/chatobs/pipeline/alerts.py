@@ -320,7 +320,7 @@ class SpikeRule(Rule):
         super().__init__(name)
         self.metric, self.factor, self.window_s = metric, factor, window_s
         self.baseline_windows, self.min_baseline_windows, self.min_value = baseline_windows, min_baseline_windows, min_value
-        self._buckets: OrderedDict[int, float] = OrderedDict()
+        self._buckets: OrderedDict[int, float] = OrderedDict()  # bounded: baseline_windows + 2 windows
         self._first_bucket: int | None = None
 
     def _value(self, attrs: dict[str, Any]) -> float:

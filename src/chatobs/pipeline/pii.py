@@ -516,7 +516,7 @@ def _log_item_error(exc: Exception) -> None:
 
 
 _ENGINES_LOCK = threading.RLock()
-_ANALYZERS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_ANALYZERS: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # one per recognizer set: a process has one or two
 
 
 def _analyzer(cfg: PiiConfig) -> tuple[Any, Any]:
@@ -542,7 +542,7 @@ def _analyzer(cfg: PiiConfig) -> tuple[Any, Any]:
         return _ANALYZERS.setdefault(key, built)
 
 
-_ENGINES: dict[str, PiiEngine] = {}
+_ENGINES: dict[str, PiiEngine] = {}  # one per PII configuration (init() with other settings adds one)
 
 
 def get_engine(cfg: PiiConfig) -> PiiEngine:

@@ -84,7 +84,7 @@ class RedactionStage:
             if settings.hash_user_ids and settings.hash_secret is not None
             else None
         )
-        self._kinds: dict[str, int] = {}
+        self._kinds: dict[str, int] = {}  # attribute name -> what to do; bounded: 4,096 names (then decided each time)
 
     # --- classification -------------------------------------------------------------------------------------------
     def _is_content(self, key: str) -> bool:
