@@ -71,7 +71,7 @@ class RedactionStage:
         self._content_prefixes = tuple(prefixes)
         self._headers = frozenset(h.strip().lower().replace("-", "_") for h in settings.capture_headers)
         self._user_key = hash_key_hex(settings)
-        self._kinds: dict[str, int] = {}
+        self._kinds: dict[str, int] = {}  # attribute name -> what to do; bounded: 4,096 names (then decided each time)
 
     # --- classification -------------------------------------------------------------------------------------------
     def _is_content(self, key: str) -> bool:
