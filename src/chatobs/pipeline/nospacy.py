@@ -56,7 +56,7 @@ def _placeholder(name: str) -> type:
 
 
 # Every spaCy/thinc name presidio-analyzer imports at module level (checked against the pinned version by
-# tests/privacy/test_nospacy.py, which builds the engine under this and asserts no real spaCy module was loaded).
+# tests/privacy/test_presidio_light.py, which starts the worker and asserts it did not load the real spaCy).
 _NAMES: dict[str, dict[str, Callable[[], Any]]] = {
     "spacy": {"Language": lambda: _placeholder("Language"), "blank": lambda: _refuse, "load": lambda: _refuse},
     "spacy.tokens": {n: (lambda n=n: _placeholder(n)) for n in ("Doc", "Span", "Token", "SpanGroup")},

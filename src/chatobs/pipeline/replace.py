@@ -4,7 +4,7 @@ chatobs used presidio-anonymizer only for this last step, and that package pins 
 conflicts with apps such as Open WebUI (it needs it for an encryption operator chatobs never uses). This is the same
 algorithm as its ``AnonymizerEngine.anonymize`` with the default settings (conflict resolution
 MERGE_SIMILAR_OR_CONTAINED, entities separated only by spaces merged), ported from presidio-anonymizer 2.2.366 so the
-masked text is identical; ``tests/privacy/test_replace.py`` compares the two on the evaluation set.
+masked text is identical; ``tests/privacy/test_presidio_light.py`` compares the two on the evaluation set.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Pattern mode needs only token boundaries (Presidio looks for "phone", "ssn"... a
 spaCy's blank English tokenizer gave them, but importing spaCy costs ~80 MB and a second of start-up in the masking
 worker, for no model. This follows the same algorithm (split on whitespace, peel prefix and suffix punctuation, split
 infixes, keep URLs and English contractions as spaCy does) with spaCy's English rules reduced to what changes the words
-Presidio sees. ``tests/privacy/test_words.py`` compares it with spaCy's tokenizer on the evaluation sets, and
+Presidio sees. ``tests/privacy/test_presidio_light.py`` compares it with spaCy's tokenizer on the evaluation sets, and
 ``benchmarks/bench_privacy.py`` checks the detections are the same.
 """
 
