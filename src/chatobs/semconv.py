@@ -17,6 +17,7 @@ ROUTE: Final = "chatobs.route"
 
 # --- chatobs markers ----------------------------------------------------------------------------------------------
 CHAT_REQUEST: Final = "chatobs.request"  # True on the SERVER span of a chat request (the trace's chat root)
+CHAT_TURN: Final = "chatobs.chat_turn"  # False on every span of a request that is not a chat turn (never stored)
 OBSERVATION_TYPE: Final = "chatobs.observation.type"  # workflow | task | agent | tool | llm | mcp (decorators, adapters)
 INPUT: Final = "chatobs.input"  # decorator / request input (JSON), masked before export
 OUTPUT: Final = "chatobs.output"  # decorator / request output (JSON), masked before export
@@ -34,6 +35,8 @@ REDACTION_FAILED: Final = "chatobs.redaction.failed"
 TRUNCATED: Final = "chatobs.truncated"
 MCP_SERVER_NAME: Final = "chatobs.mcp.server.name"
 MCP_SERVER_COMMAND: Final = "chatobs.mcp.server.command"  # stdio servers: the launched command (secret-looking args hidden)
+# On a SERVER tools/call span: the caller is a chatobs-instrumented MCP client, whose CLIENT span counts the call.
+MCP_CALLER_TRACED: Final = "chatobs.mcp.caller.traced"
 EDIT: Final = "chatobs.edit"
 REGENERATE: Final = "chatobs.regenerate"
 

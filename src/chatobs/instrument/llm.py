@@ -32,6 +32,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from .. import __version__, semconv
 from .._guard import log_limited
 from .._light import LightSpan, records_content, start_span
+from ._coexist import SDK_CALL
 
 __all__ = [
     "Generation",
@@ -569,6 +570,7 @@ def llm_call(
     gen = _start(provider, model, messages, operation, system, tools, stream, params)
     call = LLMCall(gen)
     token = gen.activate()
+    flag = SDK_CALL.set(True)  # the app records this call itself: the HTTP layer leaves its requests alone
     try:
         yield call
     except BaseException as exc:
@@ -577,6 +579,10 @@ def llm_call(
     else:
         call._close(None)
     finally:
+        try:
+            SDK_CALL.reset(flag)
+        except ValueError:  # left in another context: nothing to restore
+            pass
         gen.deactivate(token)
 
 
@@ -596,6 +602,7 @@ async def allm_call(
     gen = _start(provider, model, messages, operation, system, tools, stream, params)
     call = LLMCall(gen)
     token = gen.activate()
+    flag = SDK_CALL.set(True)  # the app records this call itself: the HTTP layer leaves its requests alone
     try:
         yield call
     except BaseException as exc:
@@ -604,5 +611,9 @@ async def allm_call(
     else:
         call._close(None)
     finally:
+        try:
+            SDK_CALL.reset(flag)
+        except ValueError:  # left in another context: nothing to restore
+            pass
         gen.deactivate(token)
 

@@ -65,6 +65,23 @@ def _route(client: Any, options: Any, stream: bool) -> Call | None:
     body = options.json_data if isinstance(options.json_data, Mapping) else {}
     provider = "azure.ai.openai" if "Azure" in type(client).__name__ else "openai"
     host, port = server_of(client)
+    hide_usage = False
+    if kind == "chat" and stream and _stream_usage:
+        extra = options.extra_json if isinstance(options.extra_json, Mapping) else {}
+        current = body.get("stream_options") or extra.get("stream_options")
+        if not (isinstance(current, Mapping) and "include_usage" in current):
+            options = copy.copy(options)
+            options.json_data = {**body, "stream_options": {**(current or {}), "include_usage": True}}
+            hide_usage = True
+    call = begin(kind, body, provider, host, port, stream, hide_usage=hide_usage)
+    call.options = options
+    return call
+
+
+def begin(kind: str, body: Mapping[str, Any], provider: str, host: str | None, port: int | None, stream: bool, *,
+          hide_usage: bool = False) -> Call:
+    """Start the span of an OpenAI-format call (``kind``: chat, responses, embeddings) from its JSON request body.
+    Shared with the plain-HTTP layer, which reads the same wire format (responses then arrive as JSON, not objects)."""
     capture = capture_enabled()
     model = body.get("model")
     if kind == "chat":
@@ -76,15 +93,7 @@ def _route(client: Any, options: Any, stream: bool) -> Call | None:
             input_messages=normalize_messages(body.get("messages")) if capture else None,
             tool_definitions=_tool_definitions(body.get("tools")) if capture else None,
         )
-        hide_usage = False
-        if stream and _stream_usage:
-            extra = options.extra_json if isinstance(options.extra_json, Mapping) else {}
-            current = body.get("stream_options") or extra.get("stream_options")
-            if not (isinstance(current, Mapping) and "include_usage" in current):
-                options = copy.copy(options)
-                options.json_data = {**body, "stream_options": {**(current or {}), "include_usage": True}}
-                hide_usage = True
-        return Call(gen, _read_chat, lambda: _ChatStream(hide_usage, capture), options)
+        return Call(gen, _read_chat, lambda: _ChatStream(hide_usage, capture), None)
     if kind == "responses":
         params = {"temperature": body.get("temperature"), "top_p": body.get("top_p"),
                   "max_tokens": body.get("max_output_tokens")}
@@ -96,9 +105,9 @@ def _route(client: Any, options: Any, stream: bool) -> Call | None:
             system_instructions=text_parts(instructions) if capture and isinstance(instructions, str) else None,
             tool_definitions=_tool_definitions(body.get("tools")) if capture else None,
         )
-        return Call(gen, _read_responses, lambda: _ResponsesStream(capture), options)
+        return Call(gen, _read_responses, lambda: _ResponsesStream(capture), None)
     gen = Generation(provider, model, semconv.OP_EMBEDDINGS, server_address=host, server_port=port, capture=capture)
-    return Call(gen, _read_embeddings, None, options)
+    return Call(gen, _read_embeddings, None, None)
 
 
 def _tool_definitions(tools: Any) -> list[Any] | None:

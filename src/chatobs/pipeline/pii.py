@@ -8,7 +8,6 @@ Engines are built once per configuration and shared (Presidio's engines are thre
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
 import threading
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
+from ..hashing import keyed_hash
 from .replace import replace_entities
 
 if TYPE_CHECKING:
@@ -172,11 +172,6 @@ def masking_unavailable(cfg: PiiConfig) -> str | None:
     except (ImportError, ValueError):
         found = False
     return None if found else PRESIDIO_MISSING.format(mode=cfg.mode)
-
-
-def keyed_hash(key_hex: str, value: str, length: int = 16) -> str:
-    """HMAC-SHA256 of ``value``: the same value correlates across traces and exporters but cannot be read back."""
-    return hmac.new(bytes.fromhex(key_hex), value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:length]
 
 
 # --- tuned recognizers ----------------------------------------------------------------------------------------------
