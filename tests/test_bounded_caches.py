@@ -100,14 +100,29 @@ def test_cost_resolution_cache_keeps_long_model_names_out() -> None:
         assert len(stage._resolved) <= cost._CACHE_SIZE
 
 
-def test_tokenizer_vocabulary_is_renewed() -> None:
-    # The real blank spaCy tokenizer of the default masking engine: its vocabulary keeps every new word otherwise.
+def test_pattern_mode_word_splitter_keeps_nothing_per_text() -> None:
+    # The default masking engine splits words itself (words.py); unlike spaCy's vocabulary, which kept every word
+    # it had seen (~450 bytes each, ~400 KB for these texts), it must retain nothing per distinct text.
+    import gc
+    import tracemalloc
+
     from chatobs.pipeline.pii import PiiConfig, _nlp_engine
 
     engine = _nlp_engine(PiiConfig())
-    engine.max_lexemes = len(engine._tok.vocab) + 200
-    for i in range(300):
-        artifacts = engine.process_text(f"mail jane.doe{i}@example.com or call +1 415 555 {i:04d}, ticket {i}", "en")
-        assert len(engine._tok.vocab) <= engine.max_lexemes + 20  # one text adds a few words before the next check
-        assert f"jane.doe{i}@example.com" in [t.text for t in artifacts.tokens]
-    assert engine.renewed >= 1
+
+    def run(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            artifacts = engine.process_text(f"mail jane.doe{i}@example.com or call +1 415 555 {i:04d}, ticket {i}", "en")
+            assert f"jane.doe{i}@example.com" in list(artifacts.tokens)
+
+    run(0, 50)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        run(50, 300)
+        gc.collect()
+        grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    finally:
+        tracemalloc.stop()
+    assert grown < 50_000, f"the word splitter retained {grown} bytes over 300 distinct texts"

@@ -29,7 +29,7 @@ from ..hashing import hash_key_hex, hash_user_id
 from .._guard import log_limited
 from . import secrets
 from .masking import Masker, MaskingFailed, ThreadBackend, failed_marker
-from .pii import PiiConfig, check_config, config_from_settings
+from .pii import PiiConfig, check_config, config_from_settings, masking_unavailable
 from .spans import attributes_of, with_changes
 from .stats import STATS, PipelineStats
 
@@ -227,6 +227,9 @@ def build(settings: "Settings") -> RedactionStage | None:
     if kind != "none":
         cfg = config_from_settings(settings)
         check_config(cfg)
+        missing = masking_unavailable(cfg)
+        if missing:
+            logger.warning(missing)  # at init, once: otherwise content would vanish with no word why
         if kind == "process":
             from .masking_worker import shared_backend
 
