@@ -224,7 +224,8 @@ async def test_otel_sdk_disabled_is_pass_through(monkeypatch: pytest.MonkeyPatch
     assert "x-trace-id" not in r.headers
 
 
-async def test_app_errors_recorded_and_reraised_unchanged(capture: Any) -> None:
+async def test_app_errors_recorded_and_reraised_unchanged(make_capture: Any) -> None:
+    capture = make_capture(trace_all_routes=True)  # GET routes are not chat turns by default
     app = chat_app()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         r = await c.get("/fail500")
