@@ -4,21 +4,18 @@ puts that run in the trace of the request that submitted it, with the chat's ses
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
 from . import web
 from .chat import ToolUsed, TurnFailed, openai_clients, run_turn_async
+from .fastapi_app import tools_lifespan
 from .history import SYSTEM_PROMPT
 from .settings import DemoConfig
-from .tools import McpToolbox, ToolsUnavailable
-
-logger = logging.getLogger("demo_app")
+from .tools import McpToolbox
 
 
 def _text(content: Any) -> str:
@@ -50,19 +47,7 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
     _, llm = openai_clients(cfg)
     toolbox = McpToolbox(web.mcp_target(cfg), timeout_s=cfg.tool_timeout_s)
 
-    @asynccontextmanager
-    async def lifespan(_: Any) -> AsyncIterator[None]:
-        try:
-            await toolbox.start()
-        except ToolsUnavailable as exc:
-            logger.warning("chat works without tools for now: %s", exc)
-        if on_ready is not None:
-            on_ready()
-        yield
-        await toolbox.stop()
-        await llm.close()
-
-    app = FastAPI(title="chatobs demo (Gradio)", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="chatobs demo (Gradio)", lifespan=tools_lifespan(toolbox, llm, on_ready), docs_url=None, redoc_url=None)
     app.add_middleware(chatobs.ChatObsMiddleware)
     web.mount_viewer_asgi(app, cfg)
 

@@ -25,12 +25,12 @@ def instrument(settings: "Settings") -> bool:
         return True
     original = ThreadPoolExecutor.submit
 
-    @functools.wraps(original)
+    @functools.wraps(original)  # type: ignore[arg-type]
     def submit(self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         return original(self, contextvars.copy_context().run, fn, *args, **kwargs)
 
     _original_submit = original
-    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign,assignment]
     return True
 
 
