@@ -12,6 +12,7 @@ Without the chatobs middleware (``demo.launch()``), that span is the turn's chat
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -78,7 +79,8 @@ def _patch(module: Any) -> None:
         try:
             await original_process(self, events, batch, begin_time, fn)
         except BaseException as exc:
-            if turn is not None:
+            # A cancelled run (the user pressed stop, the client went away) is not a failure.
+            if turn is not None and not isinstance(exc, asyncio.CancelledError):
                 turn.fail(exc)
             raise
         finally:
