@@ -112,6 +112,11 @@ def uvicorn_server():  # type: ignore[no-untyped-def]
     for server, thread in servers:
         server.should_exit = True
         thread.join(5)
+        if thread.is_alive():
+            # Open streams (a Gradio client's queue/data) hold a graceful exit: force it, so the app's lifespan
+            # shutdown (which stops chatobs) cannot land in the next test.
+            server.force_exit = True
+            thread.join(10)
 
 
 @pytest.fixture(scope="session", autouse=True)
