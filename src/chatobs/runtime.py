@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, Sa
 
 from . import __version__
 from .config import Settings, load_settings
-from .exporters import build_exporters
+from .exporters import build_exporters, choose
 from .exporters.channel import Dispatcher, ExportChannel, ExporterSpec
 from .pipeline.core import PipelineProcessor, ScopeProcessor, Stage
 
@@ -212,8 +212,11 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         if mode == "inprocess":
             specs, stages, channels, pipeline = build_pipeline(settings, _span_exporters)
         else:
-            specs, stages, channels = [], [], []
+            stages, channels = [], []
             pipeline = None
+            # What the agent for this configuration runs (same settings, same choice), for banners and doctor; the
+            # user-run agent (`connect`) decides for itself.
+            specs = [ExporterSpec(name=n, exporter=None, reason=f"{r}; in the agent") for n, r in choose(settings)] if mode == "auto" else []  # type: ignore[arg-type]
         scope_processor = ScopeProcessor()
         from .context import set_user_id_transform
 
@@ -276,7 +279,7 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         logger.info(
             "chatobs %s: exporters %s; instrumented %s",
             __version__,
-            ", ".join(f"{s.name} ({s.reason})" for s in specs) or ("none" if mode == "inprocess" else f"in the agent ({mode})"),
+            ", ".join(f"{s.name} ({s.reason})" for s in specs) or ("none" if mode == "inprocess" else "chosen by the user-run agent"),
             ", ".join(runtime.instrumented) or "nothing",
         )
         return runtime

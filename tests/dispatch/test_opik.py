@@ -131,7 +131,7 @@ def test_opik_telemetry_off_before_import() -> None:
     allow = False
     """In a fresh process (not pytest: the SDK skips Sentry under pytest) chatobs switches the SDK's error reporting
     and analytics off before opik is imported, unless CHATOBS_OPIK_ALLOW_TELEMETRY."""
-    env = subprocess_env(HOME=os.environ.get("HOME", "/tmp"))
+    env = subprocess_env(HOME=os.environ.get("HOME", "/tmp"), CHATOBS_AGENT="inprocess")  # the exporter is built here
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, "http://127.0.0.1:9/api", json.dumps({"opik_allow_telemetry": allow})],
         env=env, capture_output=True, text=True, timeout=60,

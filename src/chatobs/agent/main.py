@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chatobs agent: {exc}", file=sys.stderr)
         return 2
     if args.status:
-        return print_status(path, as_json=args.json)
+        # Without --socket: every agent in the directory (the user-run one and those started for a configuration).
+        paths = [path] if args.socket else sorted(path.parent.glob("agent*.sock"))
+        if not paths:
+            print(f"chatobs agent: no agent socket in {path.parent}", file=sys.stderr)
+            return 1
+        return max(print_status(p, as_json=args.json) for p in paths)
     return run(path, idle_exit_s=args.idle_exit)
 
 

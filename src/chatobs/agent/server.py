@@ -192,11 +192,10 @@ def _remove_stale(path: Path) -> None:
     raise RuntimeError(f"another agent already answers on {path}")
 
 
-def _prometheus() -> bytes:
+def _prometheus() -> tuple[int, bytes, str]:
     from ..pipeline.metrics import render_prometheus
 
-    status, body, _ctype = render_prometheus()
-    return body if status == 200 else b""
+    return render_prometheus()
 
 
 def _prometheus_port() -> int | None:

@@ -121,6 +121,25 @@ class HandoffProcessor(SpanProcessor):
     def pending(self) -> int:
         return len(self._queue)
 
+    def prometheus_text(self, timeout_s: float = 2.0) -> tuple[int, bytes, str] | None:
+        """The agent's Prometheus exposition (every process's metrics), for the route an app mounts; None if no agent
+        answers. A short connection of its own, so a scrape never waits behind a batch of spans."""
+        from ..core.client import AgentUnavailable, request
+
+        if self.path is None:
+            return None
+        try:
+            kind, reply = request(self.path, wire.METRICS, timeout_s=timeout_s)
+        except AgentUnavailable:
+            return None
+        return tuple(reply) if kind == wire.METRICS_REPLY else None  # type: ignore[return-value]
+
+    def status(self) -> dict[str, Any]:
+        """This process's side of the hand-off, for ``chatobs doctor``."""
+        return {"socket": str(self.path) if self.path else None, "refused": self.refused, "queued": len(self._queue),
+                "unacked": self.unacked(), "connected_since": self.connected_since, "connects": self.connects,
+                "last_error": self.last_error}
+
     def unacked(self) -> int:
         return sum(self._unacked.values())
 
@@ -146,9 +165,15 @@ class HandoffProcessor(SpanProcessor):
         self._wake.set()
         if self._thread is not None:
             self._thread.join(1.0)
-        if not ok and self._queue:
-            self.stats.drop("handoff", "shutdown", len(self._queue))
-            self._queue.clear()
+        if not ok:
+            left = len(self._queue)
+            logger.warning(
+                "chatobs: shutdown did not deliver everything within %.1fs (%s; %d spans still queued here were dropped)",
+                timeout_s, self.last_error or "the agent's exporters did not flush in time; its log says which", left,
+            )
+            if left:
+                self.stats.drop("handoff", "shutdown", left)
+                self._queue.clear()
 
     # --- sender thread ----------------------------------------------------------------------------------------------
     def _run(self) -> None:
