@@ -450,8 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["agent"]:
-        # The agent has its own options (python -m chatobs.agent); argparse's REMAINDER cannot pass them through.
-        from .agent.main import main as agent_main
+        # The agent has its own options (python -m chatobs.agentd); argparse's REMAINDER cannot pass them through.
+        from .agentd.main import main as agent_main
 
         return agent_main(argv[1:])
     parser = build_parser()

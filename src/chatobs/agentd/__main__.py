@@ -1,4 +1,4 @@
-"""``python -m chatobs.agent``: run the agent in the foreground (what ``chatobs agent`` and the autostart run)."""
+"""``python -m chatobs.agentd``: run the agent in the foreground (what ``chatobs agent`` and the autostart run)."""
 
 from __future__ import annotations
 
