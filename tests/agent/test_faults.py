@@ -1,0 +1,68 @@
+"""kill -9 of the agent under load: no request fails, the next process to notice starts a new agent, and what the
+dead one held is counted (client side: spans sent since the last acknowledgement) and shown in the agent's status."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.agent.helpers import Server, agent_pids, agent_status, count_spans, wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_kill_9_of_the_agent_mid_load_fails_no_request_and_the_agent_comes_back(tmp_path: Path) -> None:
+    db = tmp_path / "traces.db"
+    directory = os.environ["CHATOBS_AGENT_DIR"]
+    server = Server(db)
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        i = 0
+        while not stop.is_set():
+            statuses.append(server.chat(f"hello {i}", conversation_id=f"c{i % 5}").status_code)
+            i += 1
+
+    try:
+        assert server.chat("warm up").status_code == 200
+        first = wait_for(lambda: agent_pids(directory), 60)
+        assert len(first) == 1
+        workers = [threading.Thread(target=load) for _ in range(4)]
+        for w in workers:
+            w.start()
+        time.sleep(1.5)
+        os.kill(first[0], signal.SIGKILL)
+        # The app's sender notices the broken connection and starts the next agent itself.
+        second = wait_for(lambda: [p for p in agent_pids(directory) if p != first[0]], 60)
+        time.sleep(1.5)
+        stop.set()
+        for w in workers:
+            w.join(30)
+        assert second, "a new agent"
+        assert statuses and set(statuses) == {200}, sorted(set(statuses))
+        # Every turn is two spans (request, LLM call). Each one is either in the store or counted as lost / dropped.
+        turns = len(statuses) + 1
+        assert wait_for(lambda: server.client.get("/pid").status_code == 200 and _accounted(directory, db) >= 2 * turns, 30)
+        status = agent_status(directory)
+        lost = sum(n for k, n in status["stats"]["dropped"].items() if k.startswith("app:"))
+        stored = count_spans(db)
+        assert stored + lost >= 2 * turns
+        assert stored < 2 * turns or lost == 0
+    finally:
+        stop.set()
+        server.stop()
+
+
+def _accounted(directory: str, db: Path) -> int:
+    try:
+        status = agent_status(directory)
+    except Exception:  # noqa: BLE001 - the socket may be between agents
+        return 0
+    lost = sum(n for k, n in status["stats"]["dropped"].items() if k.startswith("app:"))
+    return count_spans(db) + lost
