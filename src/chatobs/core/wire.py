@@ -40,6 +40,9 @@ RECORD_FIELDS = (
 )
 _KINDS = list(SpanKind)
 _CODES = list(StatusCode)
+# Enum ``.value`` lookups cost more than a dict lookup on this path.
+_KIND_INDEX = {k: i for i, k in enumerate(_KINDS)}
+_CODE_INDEX = {c: i for i, c in enumerate(_CODES)}
 
 
 def encode_frame(kind: int, payload: Any) -> bytes:
@@ -80,7 +83,8 @@ def _plain(attrs: Any) -> dict[str, Any]:
 
 
 def _attributes(span: ReadableSpan) -> dict[str, Any]:
-    return _plain(getattr(span, "_attributes", None) if hasattr(span, "_attributes") else span.attributes)
+    raw = getattr(span, "_attributes", None)
+    return _plain(raw if raw is not None else span.attributes)
 
 
 def span_record(span: ReadableSpan, resource: Resource | None) -> tuple[Any, ...]:
@@ -89,8 +93,9 @@ def span_record(span: ReadableSpan, resource: Resource | None) -> tuple[Any, ...
     parent = span.parent
     status = span.status
     scope = span.instrumentation_scope
-    events = span.events
-    links = span.links
+    # The SDK's ``events``/``links`` properties copy their lists on every read; the stored sequences are final here.
+    events = getattr(span, "_events", None) or ()
+    links = getattr(span, "_links", None) or ()
     ts = ctx.trace_state
     res = span.resource
     return (
@@ -101,13 +106,13 @@ def span_record(span: ReadableSpan, resource: Resource | None) -> tuple[Any, ...
         tuple(ts.items()) if ts else None,
         parent.span_id if parent is not None else 0,
         bool(parent.is_remote) if parent is not None else False,
-        span.kind.value,
+        _KIND_INDEX[span.kind],
         span.start_time,
         span.end_time,
         _attributes(span),
         tuple((e.name, e.timestamp, _plain(e.attributes)) for e in events) if events else (),
         tuple((l.context.trace_id, l.context.span_id, int(l.context.trace_flags), _plain(l.attributes)) for l in links) if links else (),
-        status.status_code.value,
+        _CODE_INDEX[status.status_code],
         status.description,
         scope.name if scope is not None else "",
         scope.version if scope is not None else None,
