@@ -102,10 +102,10 @@ from chatobs.core import wire
 os.setgid(65534); os.setuid(65534)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(5)
 s.connect({str(path)!r})
-s.sendall(wire.encode_frame(wire.STATUS, None))
 try:
+    s.sendall(wire.encode_frame(wire.STATUS, None))
     print("closed" if s.recv(100) == b"" else "answered")
-except ConnectionResetError:  # closed with our request unread
+except (BrokenPipeError, ConnectionResetError):  # closed before or with our request unread
     print("closed")
 """
         out = subprocess.run([sys.executable, "-c", child], env=subprocess_env(), capture_output=True, text=True, timeout=30)
