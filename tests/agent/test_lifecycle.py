@@ -139,3 +139,28 @@ def test_a_user_run_agent_serves_connect_mode(tmp_path: Path) -> None:
         agent.send_signal(signal.SIGTERM)
         agent.wait(30)
     assert agent.returncode == 0
+
+
+def test_doctor_shows_the_agent_and_its_connected_processes(tmp_path: Path) -> None:
+    import json
+
+    db = tmp_path / "traces.db"
+    p = _app(10, "doc", db, 20)
+    try:
+        assert wait_for(lambda: agent_sockets(_agent_dir()) and agent_status(_agent_dir())["clients"], 60)
+        env = subprocess_env(CHATOBS_LOCAL_DB=str(db))
+        out = subprocess.run([PYTHON, "-m", "chatobs.cli", "doctor", "--no-check", "--json"], cwd=str(REPO), env=env,
+                             capture_output=True, text=True, timeout=60)
+        agent = json.loads(out.stdout)["agent"]
+        assert agent["running"] is True, agent
+        status = agent["status"]
+        assert status["pid"] == agent_pids(_agent_dir())[0] and status["uptime_s"] > 0
+        assert [c["service"] for c in status["clients"]] == ["app-doc"]
+        assert [e["name"] for e in status["exporters"]] == ["local"] and "dropped" in status["stats"]
+        assert status["masking"]["engine"] == "patterns"
+        text = subprocess.run([PYTHON, "-m", "chatobs.cli", "doctor", "--no-check"], cwd=str(REPO), env=env,
+                              capture_output=True, text=True, timeout=60).stdout
+        assert "connected processes: 1" in text and "exporter local: ok" in text
+    finally:
+        p.kill()
+        p.wait(10)
