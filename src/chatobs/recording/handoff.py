@@ -141,7 +141,7 @@ class HandoffProcessor(SpanProcessor):
                 "last_error": self.last_error}
 
     def unacked(self) -> int:
-        return sum(self._unacked.values())
+        return sum(list(self._unacked.values()))  # read from other threads (status) while the sender changes it
 
     # --- flush and shutdown (app threads wait; the sender does the I/O) ----------------------------------------------
     def force_flush(self, timeout_millis: int = 30000) -> bool:
