@@ -80,6 +80,35 @@ def _asgi_call(app: Any) -> Any:
     return call
 
 
+def _fastapi_apps() -> tuple[Any, Any]:
+    """FastAPI with a dependency and a response model; the bare app has its native telemetry off (it would otherwise
+    trace through chatobs's provider)."""
+    from fastapi import Depends, FastAPI, Request
+    from pydantic import BaseModel
+
+    import chatobs
+
+    class Reply(BaseModel):
+        reply: str
+
+    def user(request: Request) -> str:
+        return request.headers.get("x-user-id", "anon")
+
+    def make(**kw: Any) -> Any:
+        app = FastAPI(**kw)
+
+        @app.post("/api/chat", response_model=Reply)
+        async def chat(body: dict[str, Any], who: str = Depends(user)) -> Reply:
+            return Reply(reply="You said: " + body["message"])
+
+        return app
+
+    bare = make(telemetry={"tracing": False, "metrics": False, "logs": False})
+    traced = make()
+    traced.add_middleware(chatobs.ChatObsMiddleware)
+    return bare, traced
+
+
 def _wsgi_apps() -> tuple[Any, Any]:
     import flask
 
@@ -116,6 +145,27 @@ def main() -> dict[str, Any]:
         "bare": lambda: async_cpu_per_op(bare_call, N, loop),
         "chatobs": lambda: async_cpu_per_op(traced_call, N, loop),
     })
+    # FastAPI's native telemetry: chatobs as shipped (its dependency/endpoint/serialization spans not created) against
+    # the same app with CHATOBS_FRAMEWORK_SPANS=true, switched between interleaved rounds.
+    from chatobs import _framework
+
+    fbare, ftraced = _fastapi_apps()
+    fbare_call, ftraced_call = _asgi_call(fbare), _asgi_call(ftraced)
+    for fn in (fbare_call, ftraced_call):
+        loop.run_until_complete(fn())
+
+    def with_framework_spans(keep: bool) -> float:
+        _framework.configure(keep)
+        try:
+            return async_cpu_per_op(ftraced_call, N, loop)
+        finally:
+            _framework.configure(False)
+
+    fastapi = interleaved({
+        "bare": lambda: async_cpu_per_op(fbare_call, N, loop),
+        "chatobs": lambda: with_framework_spans(False),
+        "framework_spans": lambda: with_framework_spans(True),
+    })
     runtime = chatobs.runtime.get_runtime()
     assert runtime is not None
     runtime.force_flush(10)
@@ -136,6 +186,15 @@ def main() -> dict[str, Any]:
         results[f"{name.split()[0].lower()}_cpu_per_request_chatobs_us"] = round(m["chatobs"] * 1e6, 1)
         results[f"{name.split()[0].lower()}_added_cpu_ms"] = round(added, 4)
         results[f"{name.split()[0].lower()}_ratio"] = round(m["chatobs"] / m["bare"], 3)
+    noise = (fastapi["framework_spans"] - fastapi["chatobs"]) * 1000
+    rows.append(("ASGI (FastAPI native telemetry)", f"{fastapi['bare']*1e6:.0f} us", f"{fastapi['chatobs']*1e6:.0f} us",
+                 f"+{(fastapi['chatobs'] - fastapi['bare'])*1000:.3f} ms", f"{fastapi['chatobs']/fastapi['bare']:.2f}x"))
+    rows.append(("  same, CHATOBS_FRAMEWORK_SPANS=true", "", f"{fastapi['framework_spans']*1e6:.0f} us",
+                 f"+{(fastapi['framework_spans'] - fastapi['bare'])*1000:.3f} ms", f"{fastapi['framework_spans']/fastapi['bare']:.2f}x"))
+    results["fastapi_cpu_per_request_bare_us"] = round(fastapi["bare"] * 1e6, 1)
+    results["fastapi_cpu_per_request_chatobs_us"] = round(fastapi["chatobs"] * 1e6, 1)
+    results["fastapi_cpu_per_request_framework_spans_us"] = round(fastapi["framework_spans"] * 1e6, 1)
+    results["fastapi_framework_spans_saved_ms"] = round(noise, 4)
     print(f"import chatobs: {results['import_chatobs_s']*1000:.0f} ms (target <= 300 ms); import + init(): {results['import_plus_init_s']*1000:.0f} ms")
     table(rows, ("app", "bare CPU/req", "with chatobs", "added", "ratio"))
     return results

@@ -70,10 +70,40 @@ def _workloads(base: str) -> dict[str, Callable[[], Any]]:
     return {"openai chat": openai_chat, "openai chat stream": openai_stream, "anthropic messages": anthropic_messages}
 
 
+def alternate(fn: Callable[[], Any], set_instrumented: Callable[[bool], None], runtime: Any, n: int) -> dict[str, float]:
+    """CPU per call of ``fn`` uninstrumented ("bare") and instrumented ("chatobs", including the background pipeline).
+
+    Alternates call by call (patching is a class attribute swap), so load drift on a shared machine hits both variants
+    alike; main-thread CPU per call, plus the background pipeline's CPU for the chatobs calls."""
+    cpu = {"bare": 0.0, "chatobs": 0.0}
+    background = 0.0
+    for _ in range(ROUNDS):
+        for _ in range(n):
+            for variant in ("bare", "chatobs"):
+                set_instrumented(variant == "chatobs")
+                start = time.thread_time()
+                fn()
+                cpu[variant] += time.thread_time() - start
+        start = time.process_time()
+        runtime.force_flush(30)
+        background += time.process_time() - start
+    calls = n * ROUNDS
+    return {"bare": cpu["bare"] / calls, "chatobs": (cpu["chatobs"] + background) / calls, "background": background / calls}
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def main() -> dict[str, Any]:
     import chatobs
     from chatobs.instrument import anthropic as anthropic_adapter
     from chatobs.instrument import openai as openai_adapter
+    from chatobs.instrument.http import httpx_client
 
     proc, base = _start_server()
     results: dict[str, Any] = {}
@@ -88,31 +118,18 @@ def main() -> dict[str, Any]:
         runtime.force_flush(30)
 
         def set_instrumented(on: bool) -> None:
+            # the httpx layer too: without the SDK adapters it would record the SDKs' requests itself
             if on:
                 openai_adapter.instrument(settings)
                 anthropic_adapter.instrument(settings)
+                httpx_client.instrument(settings)
             else:
                 openai_adapter.uninstrument()
                 anthropic_adapter.uninstrument()
+                httpx_client.uninstrument()
 
         def measure(fn: Callable[[], Any]) -> dict[str, float]:
-            # Alternate call by call (patching is a class attribute swap), so load drift on this shared machine hits
-            # both variants alike; main-thread CPU per call, plus the background pipeline's CPU for the chatobs calls.
-            cpu = {"bare": 0.0, "chatobs": 0.0}
-            background = 0.0
-            for _ in range(ROUNDS):
-                for _ in range(N):
-                    for variant in ("bare", "chatobs"):
-                        set_instrumented(variant == "chatobs")
-                        start = time.thread_time()
-                        fn()
-                        cpu[variant] += time.thread_time() - start
-                start = time.process_time()
-                runtime.force_flush(30)
-                background += time.process_time() - start
-            calls = N * ROUNDS
-            return {"bare": cpu["bare"] / calls, "chatobs": (cpu["chatobs"] + background) / calls,
-                    "background": background / calls}
+            return alternate(fn, set_instrumented, runtime, N)
 
         rows = []
         for name, fn in work.items():
@@ -141,11 +158,7 @@ def main() -> dict[str, Any]:
         print(f"chatobs.llm_call recorder alone (request path, no I/O): {rec*1e6:.0f} us per call")
     finally:
         chatobs.shutdown()
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     return results
 
 

@@ -11,5 +11,5 @@ trap 'rm -f "$constraints"' EXIT
 grep -v -i -E '^mcp(-types)?==' "$here/requirements.lock" > "$constraints"
 ${PYTHON:-python3} -m venv "$dir"
 "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -c "$constraints" \
-    'mcp==1.30.0' opentelemetry-sdk opentelemetry-exporter-otlp-proto-http pydantic-settings pyyaml
+    'mcp==1.30.0' opentelemetry-sdk opentelemetry-exporter-otlp-proto-http pydantic-settings pyyaml detect-secrets
 "$dir/bin/python" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"), "in", __import__("sys").prefix)'

@@ -255,7 +255,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     window = f"since {args.since}" if args.since else "all time"
     if args.until:
         window += f" until {args.until}"
-    print(f"chatobs stats ({window}): {t['traces']} traces, {t['conversations']} conversations, {t['users']} users, "
+    print(f"chatobs stats ({window}): {t['turns']} chat turns (+{t['other_traces']} other traces), "
+          f"{t['conversations']} conversations, {t['users']} users, "
           f"{t['llm_calls']} LLM calls, {t['tool_calls']} tool calls, {fmt_int(t['input_tokens'])} in / "
           f"{fmt_int(t['output_tokens'])} out tokens, cost {fmt_cost(t['cost_usd'])}, {t['error_traces']} traces with errors")
     if not t["traces"]:
@@ -289,7 +290,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         for h in s["hourly_traffic"]:
             bar = "█" * max(1, round(h["traces"] / peak * 40))
             errs = f"  ({h['errors']} with errors)" if h["errors"] else ""
-            print(f"{h['hour']}  {h['traces']:>6}  {bar}{errs}")
+            print(f"{h['hour']}  {h['traces']:>6}  {bar}  {h['turns']} turns{errs}")
     return 0
 
 

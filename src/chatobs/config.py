@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["ConfigError", "Settings", "load_settings", "env_name"]
 
 EXPORTER_NAMES = ("otlp", "langfuse", "opik", "local", "console", "none")
-INSTRUMENT_NAMES = ("openai", "anthropic", "mcp")
+INSTRUMENT_NAMES = ("openai", "anthropic", "mcp", "httpx", "requests", "aiohttp")
 
 CSV = Annotated[list[str], NoDecode]
 
@@ -66,6 +66,9 @@ class Settings(BaseSettings):
 
     # --- Request scope and middleware ---------------------------------------------------------------------------
     exclude_paths: CSV = _env("CHATOBS_EXCLUDE_PATHS", default=["/health", "/healthz", "/livez", "/readyz", "/ready", "/metrics", "/favicon.ico", "/static/*", "/_chatobs/*"], doc="Paths the middleware does not trace, comma separated; a trailing `*` matches a prefix.", example="/health,/static/*,/assets/*")
+    chat_routes: CSV = _env("CHATOBS_CHAT_ROUTES", default=["POST *"], doc="Requests that are chat turns and become traces, comma separated: `METHOD /path` or `/path` (any method), a trailing `*` matches a prefix, `*` alone every path. Other requests are counted in metrics but not stored or exported (see docs/middleware.md).", example="POST /api/chat*,POST /gradio_api/queue/join,GET /api/chat/stream")
+    trace_all_routes: bool = _env("CHATOBS_TRACE_ALL_ROUTES", default=False, doc="Trace every request that is not excluded (page loads, config, assets...), not only `CHATOBS_CHAT_ROUTES`.", example="true")
+    framework_spans: bool = _env("CHATOBS_FRAMEWORK_SPANS", default=False, doc="Keep the internal spans web frameworks open when a tracer provider exists (FastAPI's dependency, endpoint, serialization and background-task spans; OpenTelemetry ASGI's send/receive spans). Their server spans are always kept.", example="true")
     conversation_header: str = _env("CHATOBS_CONVERSATION_HEADER", default="X-Conversation-Id", doc="Request header carrying the conversation ID.", example="X-Chat-Id")
     user_header: str = _env("CHATOBS_USER_HEADER", default="X-User-Id", doc="Request header carrying the user ID.", example="X-Auth-User")
     tenant_header: str = _env("CHATOBS_TENANT_HEADER", default="X-Tenant-Id", doc="Request header carrying the tenant ID.", example="X-Org-Id")
@@ -82,9 +85,12 @@ class Settings(BaseSettings):
     trace_id_header: str = _env("CHATOBS_TRACE_ID_HEADER", default="X-Trace-Id", doc="Response header that returns the trace ID to the client; empty disables it.", example="X-Request-Trace")
 
     # --- LLM calls ----------------------------------------------------------------------------------------------
-    instrument: CSV = _env("CHATOBS_INSTRUMENT", default=list(INSTRUMENT_NAMES), doc="SDKs to auto-instrument when importable: `openai`, `anthropic`, `mcp`; empty for none.", example="openai,mcp")
+    instrument: CSV = _env("CHATOBS_INSTRUMENT", default=list(INSTRUMENT_NAMES), doc="SDKs to auto-instrument when importable: `openai`, `anthropic`, `mcp`, and the HTTP clients `httpx`, `requests`, `aiohttp` (their calls to LLM endpoints become LLM spans); empty for none.", example="openai,mcp")
     capture_content: bool = _env("CHATOBS_CAPTURE_CONTENT", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", default=True, doc="Record prompts, replies and decorator inputs/outputs on spans (masked before export).", example="false")
     openai_stream_usage: bool = _env("CHATOBS_OPENAI_STREAM_USAGE", default=True, doc="Ask OpenAI for token usage on streamed chat completions (`stream_options.include_usage`) and hide the extra usage-only chunk from the app.", example="false")
+    http_llm_hosts: CSV = _env("CHATOBS_HTTP_LLM_HOSTS", default=[], doc="Hosts whose LLM-shaped HTTP requests (`httpx`, `requests`, `aiohttp`) become LLM spans, comma separated; a leading `*.` matches subdomains; empty means any host.", example="api.openai.com,*.openai.azure.com,llm.internal")
+    http_llm_providers: CSV = _env("CHATOBS_HTTP_LLM_PROVIDERS", default=[], doc="`host=provider` pairs naming the `gen_ai.provider.name` of LLM calls made over plain HTTP to that host (well-known hosts are named already; others get the host name).", example="llm.internal=openai,127.0.0.1:8765=vllm")
+    http_llm_max_body_bytes: int = _env("CHATOBS_HTTP_LLM_MAX_BODY_BYTES", default=4 * 1024 * 1024, ge=0, doc="Largest LLM request or non-streamed response body read over plain HTTP; a larger one is passed on untouched and its span has no content or usage. Streams are parsed as they pass whatever their length.", example="1048576")
     pricing_file: Path | None = _env("CHATOBS_PRICING_FILE", "MCP_TOKEN_PRICING_CONFIG", default=None, doc="YAML file of prices per 1K tokens that overrides or adds models (`default:` and `models:` keys).", example="./pricing.yaml")
 
     # --- MCP ----------------------------------------------------------------------------------------------------
@@ -203,13 +209,22 @@ class Settings(BaseSettings):
 
     # --- validation ---------------------------------------------------------------------------------------------
     @field_validator(
-        "exclude_paths", "conversation_fields", "user_fields", "tenant_fields", "message_fields",
+        "exclude_paths", "chat_routes", "conversation_fields", "user_fields", "tenant_fields", "message_fields",
         "parent_message_fields", "instrument", "pii_entities", "pii_allow_list", "redact_attributes",
-        "capture_headers", "exporters", mode="before",
+        "capture_headers", "exporters", "http_llm_hosts", "http_llm_providers", mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("chat_routes")
+    @classmethod
+    def _chat_routes(cls, value: list[str]) -> list[str]:
+        from .middleware.routes import parse_route
+
+        for entry in value:
+            parse_route(entry)
+        return value
 
     @field_validator("exporters")
     @classmethod
@@ -230,6 +245,15 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"unknown SDK {bad[0]!r}; expected a comma list of {', '.join(INSTRUMENT_NAMES)}")
         return names
+
+    @field_validator("http_llm_providers")
+    @classmethod
+    def _host_pairs(cls, value: list[str]) -> list[str]:
+        for pair in value:
+            host, _, provider = pair.partition("=")
+            if not host.strip() or not provider.strip():
+                raise ValueError(f"expected host=provider pairs separated by commas, got {pair!r}")
+        return value
 
     @field_validator("pii", "sample_by", "otlp_protocol", "otlp_compression", "masking_worker", "alert_budget_by", "agent", mode="before")
     @classmethod

@@ -49,10 +49,11 @@ class ChatScope:
     route: str | None = None
     trace_id: str | None = None  # 32 hex chars, the request's trace
     span_id: str | None = None  # 16 hex chars, the request's SERVER span
+    chat_turn: bool = True  # False: a request outside CHATOBS_CHAT_ROUTES (counted in metrics, never stored)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def attributes(self) -> dict[str, str]:
+    def attributes(self) -> dict[str, str | bool]:
         """The span attributes this scope puts on every span created inside it."""
         return identity_attributes(self)
 
@@ -72,7 +73,7 @@ def exported_user_id(user_id: str) -> str:
     return fn(user_id) if fn is not None else user_id
 
 
-def identity_attributes(s: ChatScope) -> dict[str, str]:
+def identity_attributes(s: ChatScope) -> dict[str, str | bool]:
     attrs: dict[str, str] = {}
     if s.conversation_id:
         attrs[semconv.GEN_AI_CONVERSATION_ID] = s.conversation_id
@@ -85,6 +86,8 @@ def identity_attributes(s: ChatScope) -> dict[str, str]:
         attrs[semconv.MESSAGE_ID] = s.message_id
     if s.parent_message_id:
         attrs[semconv.PARENT_MESSAGE_ID] = s.parent_message_id
+    if not s.chat_turn:
+        attrs[semconv.CHAT_TURN] = False
     return attrs
 
 

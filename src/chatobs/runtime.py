@@ -109,10 +109,11 @@ def _build_resource(settings: Settings) -> Resource:
 
 
 def _build_stages(settings: Settings) -> list[Stage]:
-    from .pipeline import alerts, cost, metrics, redaction, sampling
+    from .pipeline import alerts, content, cost, metrics, redaction, sampling
 
-    # Order matters: cost before metrics and tail sampling (cost rules); masking last, just before fan-out.
-    built = [cost.build(settings), metrics.build(settings), alerts.build(settings), sampling.build(settings), redaction.build(settings)]
+    # Order matters: content first (LLM content snapshots -> GenAI attributes, as every later stage expects them); cost
+    # before metrics and tail sampling (cost rules); masking last, just before fan-out.
+    built = [content.build(settings), cost.build(settings), metrics.build(settings), alerts.build(settings), sampling.build(settings), redaction.build(settings)]
     return [s for s in built if s is not None]
 
 
@@ -220,19 +221,17 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         scope_processor = ScopeProcessor()
         from .context import set_user_id_transform
 
-        if settings.hash_user_ids and settings.hash_secret is not None:
-            from .pipeline.redaction import hash_user_id
+        from .hashing import hash_key_hex, user_id_hasher
 
-            key_hex = settings.hash_secret.get_secret_value().encode().hex()
-            set_user_id_transform(lambda uid: hash_user_id(key_hex, uid))
-        else:
-            set_user_id_transform(None)
+        set_user_id_transform(user_id_hasher(settings) if hash_key_hex(settings) is not None else None)
         sampler = sampling.build_sampler(settings)
 
         provider = trace.get_tracer_provider()
         owns = False
         if not isinstance(provider, TracerProvider):
-            provider = TracerProvider(resource=_build_resource(settings), sampler=_SwitchSampler())
+            from ._framework import ChatTracerProvider
+
+            provider = ChatTracerProvider(resource=_build_resource(settings), sampler=_SwitchSampler())
             provider._chatobs_owned = True  # type: ignore[attr-defined]
             trace.set_tracer_provider(provider)
             owns = True
@@ -266,8 +265,9 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
             stages=stages,
         )
         _runtime = runtime
-        from . import _light
+        from . import _framework, _light
 
+        _framework.configure(settings.framework_spans)
         light = settings.record_unsampled == "light" and sampling.unsampled_needed(settings)
         _light.configure(target.on_end if light else None, provider.resource)
         from .instrument import instrument_all
@@ -299,8 +299,9 @@ def shutdown(timeout_s: float | None = None) -> None:
         switch = getattr(runtime.provider, "_chatobs_switch", None)
         if switch is not None:
             switch.targets = ()
-        from . import _light
+        from . import _framework, _light
 
+        _framework.configure(True)
         _light.configure(None, None)
         if runtime.owns_provider and isinstance(runtime.provider.sampler, _SwitchSampler):
             runtime.provider.sampler.target = ParentBased(ALWAYS_ON)

@@ -17,6 +17,7 @@ ROUTE: Final = "chatobs.route"
 
 # --- chatobs markers ----------------------------------------------------------------------------------------------
 CHAT_REQUEST: Final = "chatobs.request"  # True on the SERVER span of a chat request (the trace's chat root)
+CHAT_TURN: Final = "chatobs.chat_turn"  # False on every span of a request that is not a chat turn (never stored)
 OBSERVATION_TYPE: Final = "chatobs.observation.type"  # workflow | task | agent | tool | llm | mcp (decorators, adapters)
 INPUT: Final = "chatobs.input"  # decorator / request input (JSON), masked before export
 OUTPUT: Final = "chatobs.output"  # decorator / request output (JSON), masked before export
@@ -34,6 +35,8 @@ REDACTION_FAILED: Final = "chatobs.redaction.failed"
 TRUNCATED: Final = "chatobs.truncated"
 MCP_SERVER_NAME: Final = "chatobs.mcp.server.name"
 MCP_SERVER_COMMAND: Final = "chatobs.mcp.server.command"  # stdio servers: the launched command (secret-looking args hidden)
+# On a SERVER tools/call span: the caller is a chatobs-instrumented MCP client, whose CLIENT span counts the call.
+MCP_CALLER_TRACED: Final = "chatobs.mcp.caller.traced"
 EDIT: Final = "chatobs.edit"
 REGENERATE: Final = "chatobs.regenerate"
 
@@ -65,6 +68,12 @@ GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 GEN_AI_TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+# What an LLM call sent/received, as captured on the request path (one JSON encoding of the raw values) before the
+# pipeline's first stage (chatobs.pipeline.content) turns it into the gen_ai.* content attributes and removes it.
+RAW_FORMAT: Final = "chatobs.raw.format"  # which adapter's shape RAW_REQUEST has (openai.chat, anthropic, ...)
+RAW_REQUEST: Final = "chatobs.raw.request"
+RAW_OUTPUT: Final = "chatobs.raw.output"
+RAW_ATTRIBUTES: Final = frozenset({RAW_FORMAT, RAW_REQUEST, RAW_OUTPUT})
 GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
@@ -140,6 +149,8 @@ CONTENT_ATTRIBUTES: Final = frozenset(
         EXCEPTION_MESSAGE,
         EXCEPTION_STACKTRACE,
         URL_QUERY,
+        RAW_REQUEST,  # removed by the content stage before redaction; listed so a leftover is masked, never sent as is
+        RAW_OUTPUT,
     }
 )
 

@@ -139,3 +139,117 @@ def test_opik_telemetry_off_before_import() -> None:
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"sentry": allow, "analytics": allow, "sentry_in_config": allow, "analytics_allowed": allow}
+
+
+# --- One trace, two processes ---------------------------------------------------------------------------------------
+# The app and the MCP tool server are separate processes, each exporting its own spans to Opik; the tool server only
+# sees the trace through the traceparent/tracestate of the call. Both must name the same Opik trace and parent span.
+
+_APP = """
+import json, sys, time
+from opentelemetry.trace import SpanKind
+import chatobs
+from chatobs import semconv as sc
+from chatobs.runtime import get_tracer
+chatobs.init(exporters="opik", export_interval_ms=20)
+tracer = get_tracer()
+with chatobs.scope(conversation_id="conv-x", user_id="u-x"):
+    with tracer.start_as_current_span("POST /chat", kind=SpanKind.SERVER) as root:
+        root.set_attribute(sc.CHAT_REQUEST, True)
+        root.set_attribute(sc.ROUTE, "/chat")
+        time.sleep(0.02)  # the tool call starts later than the turn: a time taken per process would differ
+        with tracer.start_as_current_span("tools/call lookup", kind=SpanKind.CLIENT) as tool:
+            tool.set_attribute(sc.MCP_METHOD_NAME, "tools/call")
+            tool.set_attribute(sc.GEN_AI_TOOL_NAME, "lookup")
+            headers = chatobs.inject({})
+            print(json.dumps({"headers": headers, "trace_id": format(root.get_span_context().trace_id, "032x"),
+                              "client_span_id": format(tool.get_span_context().span_id, "016x")}), flush=True)
+chatobs.shutdown()
+"""
+
+_TOOL_SERVER = """
+import json, sys, time
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
+import chatobs
+from chatobs import semconv as sc
+from chatobs.runtime import get_tracer
+chatobs.init(exporters="opik", export_interval_ms=20)
+headers = json.loads(sys.argv[1])
+time.sleep(0.05)
+tracer = get_tracer()
+with tracer.start_as_current_span("tools/call lookup", kind=SpanKind.SERVER, context=propagate.extract(headers)) as server:
+    server.set_attribute(sc.MCP_METHOD_NAME, "tools/call")
+    server.set_attribute(sc.GEN_AI_TOOL_NAME, "lookup")
+    with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT) as llm:  # the tool asks an LLM
+        llm.set_attribute(sc.GEN_AI_OPERATION_NAME, sc.OP_CHAT)
+        llm.set_attribute(sc.GEN_AI_REQUEST_MODEL, "gpt-4o-mini")
+        time.sleep(0.01)
+chatobs.shutdown()
+"""
+
+
+def _run(script: str, url: str, *args: str) -> str:
+    env = subprocess_env(OPIK_URL_OVERRIDE=f"{url}/api", OPIK_PROJECT_NAME="support-bot", HOME=os.environ.get("HOME", "/tmp"), CHATOBS_LOCAL_DB=os.devnull)
+    out = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_opik_ids_agree_across_processes() -> None:
+    with RecordingServer() as srv:
+        app = json.loads(_run(_APP, srv.url).strip().splitlines()[-1])
+        assert "chatobs=t" in app["headers"]["tracestate"]
+        assert srv.wait_for(lambda s: len(s.opik_traces()) == 1 and len(s.opik_spans()) == 2)
+        _run(_TOOL_SERVER, srv.url, json.dumps(app["headers"]))
+        assert srv.wait_for(lambda s: len(s.opik_spans()) == 4)
+        (trace_obj,) = srv.opik_traces()
+        spans = srv.opik_spans()
+    by_otel = {s["metadata"]["otel.span_id"]: s for s in spans}
+    client = by_otel[app["client_span_id"]]
+    server = next(s for s in spans if s["name"] == "tools/call lookup" and s is not client)
+    query = next(s for s in spans if s["name"] == "chat gpt-4o-mini")
+    assert server["metadata"]["otel.trace_id"] == app["trace_id"]
+    # The tool server's spans point at the trace and the client span exactly as the app sent them.
+    assert {s["trace_id"] for s in spans} == {trace_obj["id"]}
+    assert server["parent_span_id"] == client["id"]
+    assert query["parent_span_id"] == server["id"]
+    # ... with a time the Opik server accepts: near the present, not derived from the random ID bits.
+    now_ms = __import__("time").time() * 1000
+    for obj in [trace_obj, *spans]:
+        u = uuid.UUID(obj["id"])
+        assert u.version == 7 and abs((u.int >> 80) - now_ms) < 5 * 60_000
+
+
+def test_stamped_trace_time_honoured_only_near_the_present() -> None:
+    from opentelemetry.trace import TraceState
+
+    from chatobs.middleware.tracecontext import trace_time_ms
+
+    now = 1_800_000_000_000
+    assert trace_time_ms(0xA1, now, TraceState([("chatobs", f"t{now - 3000:x}")])) == now - 3000
+    assert trace_time_ms(0xA1, now + 5) == now - 3000  # fixed for the trace in this process from then on
+    far = now - 13 * 3600 * 1000  # Opik would refuse it: this process's own time instead
+    assert trace_time_ms(0xA2, now, TraceState([("chatobs", f"t{far:x}")])) == now
+    assert trace_time_ms(0xA3, now, TraceState([("chatobs", "tzz")])) == now
+
+
+def test_trace_time_entry_added_leftmost_within_32_members() -> None:
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from chatobs.middleware.tracecontext import StrictTraceContextPropagator, parse_tracestate, stamp_trace_time
+
+    state = parse_tracestate([",".join(f"k{i}=v" for i in range(31)) + ",tenant@v=1"])
+    ctx = trace.set_span_in_context(NonRecordingSpan(SpanContext(0xB1, 0xC1, is_remote=False, trace_flags=TraceFlags(1), trace_state=state)))
+    carrier: dict[str, str] = {}
+    stamp_trace_time(True)
+    try:
+        StrictTraceContextPropagator().inject(carrier, ctx)
+    finally:
+        stamp_trace_time(False)
+    members = carrier["tracestate"].split(",")
+    assert len(members) == 32 and members[0].startswith("chatobs=t") and members[1] == "k0=v" and "tenant@v=1" not in members
+    plain: dict[str, str] = {}
+    StrictTraceContextPropagator().inject(plain, ctx)  # off: the tracestate passes through unchanged
+    assert plain["tracestate"] == state.to_header()

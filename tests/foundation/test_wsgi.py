@@ -65,7 +65,8 @@ def test_identity_trace_id_and_route(capture: Any) -> None:
         assert span.attributes[semconv.USER_ID] == "fu-1"
 
 
-def test_streaming_chunk_by_chunk_with_scope(capture: Any) -> None:
+def test_streaming_chunk_by_chunk_with_scope(make_capture: Any) -> None:
+    capture = make_capture(chat_routes="POST *,GET /stream")  # a GET chat stream, declared a chat route
     c = flask_app().test_client()
     r = c.get("/stream", headers={"X-Conversation-Id": "fs"}, buffered=False)
     it = r.response
@@ -84,7 +85,7 @@ def test_remote_parent_and_duplicates(capture: Any) -> None:
     c = flask_app().test_client()
     r = c.post("/api/chat", json={}, headers={"traceparent": f"00-{TID}-1234567890123456-01", "tracestate": "a=1,b=2,a=3", "baggage": "k=v"})
     assert r.headers["X-Trace-Id"] == TID
-    assert r.json["outgoing"]["tracestate"] == "b=2"
+    assert r.json["outgoing"]["tracestate"] == "a=1,b=2"  # a duplicated key is passed on once, its first value
     assert "k=v" in r.json["outgoing"]["baggage"]
     # Two traceparent headers arrive joined by the server ("a, b"): invalid, so a new trace starts.
     r = c.post("/api/chat", json={}, headers=[("traceparent", f"00-{TID}-1234567890123456-01"), ("traceparent", f"00-{TID}-1234567890123457-01")])
@@ -120,7 +121,8 @@ def test_unterminated_input_without_length_is_not_read(capture: Any) -> None:
     assert seen["body"] == b'{"conversation_id": "c"}' and seen["scope"].conversation_id == "c"
 
 
-def test_errors_recorded_and_reraised(capture: Any) -> None:
+def test_errors_recorded_and_reraised(make_capture: Any) -> None:
+    capture = make_capture(trace_all_routes=True)  # GET routes are not chat turns by default
     app = flask_app()
     app.testing = True
     with pytest.raises(ValueError, match="flask handler failed"):

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from tests.conftest import subprocess_env
 from tests.mcp.otlp_receiver import OtlpReceiver
+from tests.metrics.conftest import reader  # noqa: F401 - the in-memory metric reader, for the MCP count tests
 
 # The server process: OTLP to the receiver, short export interval, short slow tool, no Presidio start-up cost.
 SLOW_TOOL_S = "1.0"
@@ -60,19 +62,21 @@ def wait_port(port: int, proc: subprocess.Popen[Any], timeout: float = 20.0) -> 
     raise RuntimeError(f"MCP server did not listen on {port} within {timeout}s")
 
 
-@pytest.fixture(scope="module")
-def http_server(receiver: OtlpReceiver) -> Iterator[str]:
-    """The demo MCP server over streamable HTTP on 127.0.0.1, with chatobs (capture of tool I/O on)."""
+@contextmanager
+def http_mcp_server(env: dict[str, str], *also_listening: int) -> Iterator[str]:
+    """The demo MCP server over streamable HTTP on 127.0.0.1 in its own process; yields its URL once it (and the
+    ports in ``also_listening``, e.g. its Prometheus endpoint) listens."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "demo_app.mcp_server", "--transport", "http", "--port", str(port)],
-        env=server_env(receiver, CHATOBS_CAPTURE_TOOL_IO="true"),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        wait_port(port, proc)
+        for p in (port, *also_listening):
+            wait_port(p, proc)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()
@@ -80,3 +84,10 @@ def http_server(receiver: OtlpReceiver) -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def http_server(receiver: OtlpReceiver) -> Iterator[str]:
+    """The demo MCP server over streamable HTTP, with chatobs (capture of tool I/O on)."""
+    with http_mcp_server(server_env(receiver, CHATOBS_CAPTURE_TOOL_IO="true")) as url:
+        yield url

@@ -128,6 +128,8 @@ def test_v1_http_parallel_errors_slow_and_timeout(v1_run: dict[str, Any], receiv
     client_ids = {s.span_id for s in calc + slow}
     assert all(s.parent_span_id in client_ids for s in server), "each server span's parent is a client span"
     assert all(s.attributes[semconv.GEN_AI_CONVERSATION_ID] == "conv-v1" for s in server)
+    # The client marked its calls: the server spans do not count them again (spans.owns_tool_call).
+    assert all(s.attributes.get(semconv.MCP_CALLER_TRACED) is True for s in server)
     s_failed = [s for s in server if s.parent_span_id == failed[0].span_id][0]
     assert s_failed.status_code == 2 and s_failed.attributes[semconv.ERROR_TYPE] == "tool_error"
     assert any(s.attributes.get(semconv.SLOW) for s in server if s.name == "tools/call slow_lookup")

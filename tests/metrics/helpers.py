@@ -60,7 +60,8 @@ def llm_call(clock: Clock, *, model: str = "gpt-4o-2024-08-06", provider: str = 
 
 def tool_call(clock: Clock, *, tool: str = "search_kb", server: str = "kb", duration_ms: float = 40,
               error: str | None = None, with_server_span: bool = False, request_id: int = 1) -> trace.Span:
-    """An MCP tools/call CLIENT span; optionally the SERVER span of the same call (an in-process MCP server)."""
+    """An MCP tools/call CLIENT span; optionally the SERVER span of the same call (an in-process MCP server), marked
+    as the MCP instrumentation marks it when the request came from a chatobs client."""
     attrs = {
         semconv.MCP_METHOD_NAME: "tools/call",
         semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
@@ -72,13 +73,30 @@ def tool_call(clock: Clock, *, tool: str = "search_kb", server: str = "kb", dura
     client = start_span(f"tools/call {tool}", kind=SpanKind.CLIENT, start_time=start, attributes=attrs)
     if with_server_span:
         ctx = trace.set_span_in_context(client)
-        srv = start_span(f"tools/call {tool}", context=ctx, kind=SpanKind.SERVER, start_time=start + MS, attributes=attrs)
+        srv = start_span(f"tools/call {tool}", context=ctx, kind=SpanKind.SERVER, start_time=start + MS,
+                         attributes={**attrs, semconv.MCP_CALLER_TRACED: True})
         srv.end(end_time=start + int((duration_ms - 1) * MS))
     if error:
         client.set_attribute(semconv.ERROR_TYPE, error)
         client.set_status(Status(StatusCode.ERROR, error))
     client.end(end_time=clock.advance(duration_ms))
     return client
+
+
+def server_tool_call(clock: Clock, *, tool: str = "search_kb", server: str = "kb", duration_ms: float = 40,
+                     caller_traced: bool = False) -> trace.Span:
+    """The SERVER span of a tools/call as an MCP server running chatobs records it (its caller's span is elsewhere)."""
+    attrs: dict[str, Any] = {
+        semconv.MCP_METHOD_NAME: "tools/call",
+        semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+        semconv.GEN_AI_TOOL_NAME: tool,
+        semconv.MCP_SERVER_NAME: server,
+    }
+    if caller_traced:
+        attrs[semconv.MCP_CALLER_TRACED] = True
+    srv = start_span(f"tools/call {tool}", kind=SpanKind.SERVER, start_time=clock.now, attributes=attrs)
+    srv.end(end_time=clock.advance(duration_ms))
+    return srv
 
 
 @contextmanager

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from chatobs import semconv
 from chatobs.config import ConfigError, load_settings
 from chatobs.pipeline import alerts
 from chatobs.pipeline.alert_sinks import Alert, WebhookSender
 from chatobs.pipeline.stats import STATS
 
-from .helpers import Clock, WebhookReceiver, chat_turn, llm_call, tool_call, wait_for
+from .helpers import Clock, WebhookReceiver, chat_turn, count, llm_call, server_tool_call, tool_call, total, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +55,25 @@ def test_slow_tool_fires_one_alert_per_call_with_its_trace_id(make_capture: Any,
     assert len(records) == 3 and all(r.levelno == logging.WARNING for r in records)
     assert trace_ids[0] in records[0].getMessage() and records[0].trace_id == trace_ids[0]  # type: ignore[attr-defined]
     assert records[0].chatobs_alert["figures"]["threshold_ms"] == 100  # type: ignore[attr-defined]
+
+
+def test_a_server_span_owns_the_call_only_when_no_chatobs_client_traced_it(make_capture: Any, reader: InMemoryMetricReader) -> None:
+    got: list[Alert] = []
+    remove = alerts.on_alert(got.append)
+    try:
+        cap = make_capture(slow_tool_ms=100, alert_cooldown_s=0)
+        clock = Clock()
+        server_tool_call(clock, tool="untraced_caller", duration_ms=150)  # e.g. called by the MCP inspector
+        server_tool_call(clock, tool="traced_caller", duration_ms=150, caller_traced=True)  # its client span counts
+        cap.runtime.force_flush()
+        _join()
+    finally:
+        remove()
+    assert [a.subject["tool"] for a in got] == ["untraced_caller"]
+    assert total(reader, "mcp.tool.invocations", **{semconv.GEN_AI_TOOL_NAME: "untraced_caller"}) == 1
+    assert count(reader, "mcp.tool.duration", **{semconv.GEN_AI_TOOL_NAME: "untraced_caller"}) == 1
+    assert total(reader, "mcp.tool.invocations", **{semconv.GEN_AI_TOOL_NAME: "traced_caller"}) == 0
+    assert count(reader, "mcp.server.operation.duration") == 2  # the server's own view keeps every span
 
 
 def test_slow_flag_from_the_mcp_instrumentation_fires_too(make_capture: Any) -> None:

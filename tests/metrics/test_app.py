@@ -13,7 +13,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from chatobs import semconv
 from chatobs.pipeline import alerts
 
-from .helpers import Clock, WebhookReceiver, count, llm_call, tool_call, total
+from .helpers import Clock, WebhookReceiver, count, llm_call, points, tool_call, total
 
 
 def _app(slow_ms: float) -> Any:
@@ -53,3 +53,26 @@ async def test_requests_and_slow_tool_alert_through_fastapi(make_capture: Any, r
     assert total(reader, "chatobs.cost.usd", **{semconv.TENANT_ID: "acme"}) == pytest.approx(0.001)
     assert [a["trace_id"] for a in webhook.received] == [ok.headers["x-trace-id"], failed.headers["x-trace-id"]]
     assert webhook.received[0]["conversation_id"] == "c-1"
+
+
+async def test_hashed_user_id_is_one_value_on_spans_metrics_and_alerts(make_capture: Any, reader: InMemoryMetricReader, webhook: WebhookReceiver) -> None:
+    cap = make_capture(hash_user_ids=True, hash_secret="k" * 32, metrics_user_attribute=True, alert_budget_usd=0.0001,
+                       alert_budget_by="user", alert_webhook_url=webhook.url, alert_cooldown_s=0, pii="off")
+    app = _app(slow_ms=5)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
+        r = await client.post("/api/chat/room-1", json={"conversation_id": "c-h"}, headers={"X-User-Id": "alice@example.com"})
+    assert r.status_code == 200
+    spans = [s for s in cap.spans() if format(s.context.trace_id, "032x") == r.headers["x-trace-id"]]
+    stage = alerts.current()
+    assert stage is not None and stage.join(10)
+
+    on_spans = {s.attributes.get(semconv.USER_ID) for s in spans}
+    assert len(on_spans) == 1
+    (hashed,) = on_spans
+    assert isinstance(hashed, str) and hashed.startswith("uh_") and len(hashed) == 35
+    labels = {p.attributes.get(semconv.USER_ID) for p in points(reader, "chatobs.cost.usd")}
+    labels |= {p.attributes.get(semconv.USER_ID) for p in points(reader, "http.server.request.duration")}
+    assert labels == {hashed}
+    (alert,) = [a for a in webhook.received if a["type"] == "budget"]
+    assert alert["subject"] == {"user": hashed} and alert["trace_id"] == r.headers["x-trace-id"]
+    assert hashed in alert["message"] and "alice" not in str(alert)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import urllib.request
@@ -285,4 +286,4 @@ def test_user_ids_are_hashed_when_asked(make_capture: Any, reader: InMemoryMetri
     cap.runtime.force_flush()
     users = {p.attributes.get(semconv.USER_ID) for p in points(reader, "chatobs.cost.usd")}
     assert len(users) == 2 and not users & {"u-1", "u-2"}
-    assert all(isinstance(u, str) and len(u) == 32 for u in users)
+    assert all(isinstance(u, str) and re.fullmatch(r"uh_[0-9a-f]{32}", u) for u in users)

@@ -90,7 +90,7 @@ def test_stats(filled, capsys) -> None:  # type: ignore[no-untyped-def]
                   "Tokens and cost by conversation", "Tokens and cost by day", "Tools by MCP server", "Slowest tool calls",
                   "Tool errors", "LLM errors by provider", "Most active conversations", "Most active users", "Hourly traffic"):
         assert title in out, title
-    assert "5 traces, 3 conversations, 3 users, 5 LLM calls, 3 tool calls" in out
+    assert "5 chat turns (+0 other traces), 3 conversations, 3 users, 5 LLM calls, 3 tool calls" in out
     assert "index offline" in out
     code, out, _ = run(capsys, "stats", "--db", str(db), "--json")
     s = json.loads(out)
@@ -105,9 +105,10 @@ def test_stats(filled, capsys) -> None:  # type: ignore[no-untyped-def]
     users = {r["key"]: r for r in s["usage_by_user"]}
     assert users["alice"]["input_tokens"] == 240 and users["bob"]["input_tokens"] == 50
     assert s["active_users"][0]["turns"] == 2
-    assert sum(h["traces"] for h in s["hourly_traffic"]) == 5
+    assert sum(h["traces"] for h in s["hourly_traffic"]) == 5 == sum(h["turns"] for h in s["hourly_traffic"])
+    assert (s["totals"]["turns"], s["totals"]["other_traces"], s["totals"]["traces"]) == (5, 0, 5)
     code, out, _ = run(capsys, "stats", "--db", str(db), "--until", "2h")
-    assert "0 traces" in out
+    assert "0 chat turns (+0 other traces)" in out
 
 
 def test_export_jsonl_and_otlp_json(filled, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

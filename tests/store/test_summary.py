@@ -25,13 +25,16 @@ _RES = Resource.create({"service.name": "app"})
 _RES_TOOLS = Resource.create({"service.name": "tools"})
 
 
+_MCP_TOOL: dict[str, Any] = {semconv.MCP_METHOD_NAME: "tools/call", semconv.GEN_AI_TOOL_NAME: "t"}
+
+
 def trace(tid: int, *, request: bool = True, seed: int = 0) -> list[ReadableSpan]:
     """A trace with the cases a summary must get right: several models, errors, NULL and fractional usage, identity
     only on some spans, a second parentless span, and the root's values differing from the greatest."""
     rng = random.Random(seed)
     t0 = time.time_ns() - 3600 * 10**9 + tid * 10**9  # recent: the first export also runs retention
     root = SpanContext(tid, rng.getrandbits(64) | 1, False, TraceFlags(1))
-    ids = [SpanContext(tid, rng.getrandbits(64) | 1, False, TraceFlags(1)) for _ in range(6)]
+    ids = [SpanContext(tid, rng.getrandbits(64) | 1, False, TraceFlags(1)) for _ in range(8)]
     root_attrs: dict[str, Any] = {semconv.ROUTE: "/b", semconv.USER_ID: "ann"}
     if request:
         root_attrs[semconv.CHAT_REQUEST] = True
@@ -60,6 +63,11 @@ def trace(tid: int, *, request: bool = True, seed: int = 0) -> list[ReadableSpan
         ReadableSpan(name="early orphan", context=ids[4], parent=None, resource=_RES, start_time=t0, end_time=t0 + 10,
                      attributes={semconv.MESSAGE_ID: "m-1"}),
         ReadableSpan(name="internal", context=ids[5], parent=root, resource=_RES, start_time=t0 + 500, end_time=t0 + 600, attributes={}),
+        # MCP server halves: of a call a chatobs client traced (the client's span counts it) and of one nobody did.
+        ReadableSpan(name="tools/call t", context=ids[6], parent=ids[3], resource=_RES_TOOLS, kind=SpanKind.SERVER,
+                     start_time=t0 + 700, end_time=t0 + 800, attributes={**_MCP_TOOL, semconv.MCP_CALLER_TRACED: True}),
+        ReadableSpan(name="tools/call u", context=ids[7], parent=None, resource=_RES_TOOLS, kind=SpanKind.SERVER,
+                     start_time=t0 + 900, end_time=t0 + 1000, attributes=_MCP_TOOL),
     ]
 
 
@@ -91,7 +99,7 @@ def test_python_summary_equals_the_sql_recompute(tmp_path: Path, request_span: b
     else:
         assert (d["name"], d["route"], d["user_id"]) == ("early orphan", "/z", "zed")  # earliest parentless; MAX for the rest
     assert (d["conversation_id"], d["tenant_id"], d["message_id"]) == ("conv-z", "acme", "m-1")
-    assert (d["span_count"], d["error_count"], d["status"], d["llm_calls"], d["tool_calls"]) == (7, 1, "error", 3, 1)
+    assert (d["span_count"], d["error_count"], d["status"], d["llm_calls"], d["tool_calls"]) == (9, 1, "error", 3, 2)
     assert d["input_tokens"] == 12 and d["output_tokens"] is None and d["cost_usd"] == pytest.approx(0.6)
     assert sorted(d["models"].split(",")) == ["model-a", "model-b"]
     assert d["duration_ms"] == pytest.approx(9.5)
@@ -109,11 +117,11 @@ def test_trace_arriving_in_parts_and_from_two_processes(tmp_path: Path) -> None:
     assert stored(db, tid)[TRACE_COLUMNS.index("span_count")] == 1
     assert app.export(llms + rest).name == "SUCCESS"
     partial = dict(zip(TRACE_COLUMNS, stored(db, tid), strict=True))
-    assert partial["span_count"] == 6 and partial["name"] == "early orphan"  # no request span yet
+    assert partial["span_count"] == 8 and partial["name"] == "early orphan"  # no request span yet
     assert app.export([root]).name == "SUCCESS"
     assert stored(db, tid) == summarize([span_row(s) for s in spans])
     assert app.export([root]).name == "SUCCESS"  # re-sent span (a retried batch): replaced, not counted twice
-    assert stored(db, tid)[TRACE_COLUMNS.index("span_count")] == 7
+    assert stored(db, tid)[TRACE_COLUMNS.index("span_count")] == 9
     assert [r["trace_id"] for r in list_traces(connect(db))] == [tid]
 
 

@@ -62,7 +62,7 @@ async def test_chat_turns_through_the_middleware(tmp_path: Path, capsys: pytest.
 
     assert main(["stats", "--db", str(db)]) == 0
     out = capsys.readouterr().out
-    assert "3 traces, 2 conversations, 2 users, 3 LLM calls, 3 tool calls" in out
+    assert "3 chat turns (+0 other traces), 2 conversations, 2 users, 3 LLM calls, 3 tool calls" in out
     assert "/api/chat" in out and "lookup" in out
 
     assert main(["show", trace_ids[2], "--db", str(db)]) == 0

@@ -49,7 +49,7 @@ async def test_api_and_headers(filled) -> None:  # type: ignore[no-untyped-def]
         assert [s["span_type"] for s in trace["spans"]] == ["request", "llm", "tool"]
         assert (await c.get("/api/traces", params={"status": "error"})).json()["data"][0]["status"] == "error"
         stats = (await c.get("/api/stats", params={"since": "1d"})).json()["data"]
-        assert stats["totals"]["traces"] == 5
+        assert stats["totals"]["traces"] == 5 and stats["totals"]["turns"] == 5
         assert (await c.get("/api/traces/ffffffffffff")).status_code == 404
         assert (await c.post("/api/traces")).status_code == 405  # read-only
         assert (await c.get("/static/../app.py")).status_code == 404

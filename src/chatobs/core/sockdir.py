@@ -67,7 +67,8 @@ def socket_path(directory: Path, key: str | None) -> Path:
 # that differ only in these share one agent.
 APP_SIDE_FIELDS = frozenset({
     "enabled", "sdk_disabled", "service_name", "resource_attributes", "environment", "release", "debug",
-    "exclude_paths", "conversation_header", "user_header", "tenant_header", "message_header", "parent_message_header",
+    "exclude_paths", "chat_routes", "trace_all_routes", "framework_spans", "http_llm_hosts", "http_llm_providers",
+    "http_llm_max_body_bytes", "conversation_header", "user_header", "tenant_header", "message_header", "parent_message_header",
     "conversation_fields", "user_fields", "tenant_fields", "message_fields", "parent_message_fields", "max_body_bytes",
     "max_id_length", "propagate_identity", "trace_id_header", "instrument", "capture_content", "openai_stream_usage",
     "capture_tool_io", "mcp_server_name", "sample_ignore_remote_parent", "otel_traces_sampler",

@@ -6,9 +6,12 @@ replay database, ``flush()`` then reports success, and the parked data is delete
 already has a bounded queue and retries per exporter, so it calls the SDK's batch-create endpoints synchronously: an
 export returns SUCCESS only when the server accepted the data, and everything else is counted as failed or dropped.
 
-IDs: Opik wants UUIDv7. Each one is derived from the OTel IDs (74 bits of the trace/span ID) plus a 48-bit millisecond
-timestamp that is fixed per trace (the earliest start seen for that trace), so a span's ``parent_span_id`` and
-``trace_id`` always name the same objects its parent and trace were sent as.
+IDs: Opik wants UUIDv7. Each one is 74 bits of the OTel trace/span ID plus a 48-bit millisecond time that is fixed
+per trace and the same in every process of the trace: the Opik server refuses IDs whose time lies outside its
+ingestion window around the present (12 hours to 45 days, configurable), so the time cannot come from the random
+trace ID bits; the first process picks it (the earliest start it sees) and passes it on in chatobs's ``tracestate``
+entry (``middleware.tracecontext.trace_time_ms``). A span's ``parent_span_id`` and ``trace_id`` therefore name the
+objects its parent and trace were sent as, whichever process and batch sent them.
 """
 
 from __future__ import annotations
@@ -16,9 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from .. import semconv as sc
 from .._guard import log_limited
 from ..config import ConfigError
+from ..middleware.tracecontext import stamp_trace_time, trace_time_ms
 from ._shape import Shape, shape, trace_facts, trace_name, trace_tags
 
 if TYPE_CHECKING:
@@ -74,7 +76,7 @@ def _io(value: Any, kind: str) -> Any:
 
 
 class OpikExporter(SpanExporter):
-    def __init__(self, rest_client: Any, *, project_name: str, environment: str | None, timeout_s: float, id_cache: int = 10000) -> None:
+    def __init__(self, rest_client: Any, *, project_name: str, environment: str | None, timeout_s: float) -> None:
         from opik.rest_api.types import ErrorInfoWrite, SpanWrite, TraceWrite
 
         self._rest = rest_client
@@ -82,23 +84,8 @@ class OpikExporter(SpanExporter):
         self._environment = environment
         self._timeout_s = timeout_s
         self._TraceWrite, self._SpanWrite, self._ErrorInfo = TraceWrite, SpanWrite, ErrorInfoWrite
-        self._trace_ts: OrderedDict[int, int] = OrderedDict()  # otel trace id -> ms timestamp of its UUIDs (bounded)
-        self._max_ids = id_cache
-        self._lock = threading.Lock()
 
     # --- IDs --------------------------------------------------------------------------------------------------------
-    def _trace_ms(self, trace_id: int, start_ns: int) -> int:
-        with self._lock:
-            ts = self._trace_ts.get(trace_id)
-            if ts is None:
-                ts = start_ns // 1_000_000
-                self._trace_ts[trace_id] = ts
-                if len(self._trace_ts) > self._max_ids:
-                    self._trace_ts.popitem(last=False)
-            else:
-                self._trace_ts.move_to_end(trace_id)
-            return ts
-
     def trace_uuid(self, trace_id: int, ts_ms: int) -> str:
         return uuid7_from(ts_ms, trace_id >> 54)
 
@@ -120,12 +107,16 @@ class OpikExporter(SpanExporter):
         return out
 
     def translate(self, spans: Sequence[ReadableSpan]) -> tuple[list[Any], list[Any]]:
-        # The earliest start per trace in this batch fixes the trace's timestamp unless an earlier batch already did.
-        earliest: dict[int, int] = {}
+        # The trace's time: what upstream passed on in the tracestate, else what this process fixed earlier, else the
+        # earliest start in this batch.
+        earliest: dict[int, tuple[int, Any]] = {}
         for span in spans:
             tid = span.context.trace_id
-            earliest[tid] = min(earliest.get(tid, span.start_time or 0), span.start_time or 0)
-        ts_of = {tid: self._trace_ms(tid, start) for tid, start in earliest.items()}
+            start = span.start_time or 0
+            prev = earliest.get(tid)
+            if prev is None or start < prev[0]:
+                earliest[tid] = (start, span.context.trace_state)
+        ts_of = {tid: trace_time_ms(tid, start // 1_000_000, state) for tid, (start, state) in earliest.items()}
         traces: list[Any] = []
         out: list[Any] = []
         for span in spans:
@@ -205,6 +196,7 @@ class OpikExporter(SpanExporter):
         return True  # export() is synchronous: nothing is ever parked
 
     def shutdown(self) -> None:
+        stamp_trace_time(False)
         try:
             self._rest._client_wrapper.httpx_client.httpx_client.close()
         except Exception:  # noqa: BLE001 - best effort; the client is garbage either way
@@ -234,4 +226,5 @@ def build(settings: "Settings") -> SpanExporter:
         compress_json_requests=cfg.enable_json_request_compression,
     )
     rest = OpikApi(base_url=cfg.url_override, httpx_client=client)
+    stamp_trace_time(True)  # outgoing calls carry the trace's Opik time, so downstream processes use the same IDs
     return OpikExporter(rest, project_name=cfg.project_name, environment=settings.environment, timeout_s=settings.export_timeout_s)

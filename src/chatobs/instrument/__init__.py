@@ -21,6 +21,10 @@ ADAPTERS = {
     "openai": ("openai", "chatobs.instrument.openai"),
     "anthropic": ("anthropic", "chatobs.instrument.anthropic"),
     "mcp": ("mcp", "chatobs.instrument.mcp"),
+    # LLM calls over plain HTTP (see chatobs.instrument.http)
+    "httpx": ("httpx", "chatobs.instrument.http.httpx_client"),
+    "requests": ("requests", "chatobs.instrument.http.requests_client"),
+    "aiohttp": ("aiohttp", "chatobs.instrument.http.aiohttp_client"),
 }
 
 

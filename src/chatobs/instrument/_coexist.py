@@ -9,6 +9,7 @@ it to the LLM backends. Checked per call, so an instrumentor enabled after ``cha
 
 from __future__ import annotations
 
+import contextvars
 import sys
 from typing import Any
 
@@ -44,6 +45,24 @@ _FOREIGN_SCOPES = (
     "logfire.openai",
     "logfire.anthropic",
 )
+
+
+# True while an SDK adapter (or ``llm_call``) handles a call: the plain-HTTP layer then leaves its requests alone, so a
+# call made through the openai/anthropic SDK (or LiteLLM and LangChain, which use them) is one span, never two.
+SDK_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("chatobs_sdk_call", default=False)
+
+# Tracer names that also record a call over plain HTTP (the Anthropic SDK's own spans, when chatobs does not patch it).
+_HTTP_FOREIGN_SCOPES = _FOREIGN_SCOPES + ("com.anthropic",)
+
+
+def http_step_aside() -> bool:
+    """True when an HTTP request to an LLM endpoint is already recorded by a layer above it (an SDK adapter,
+    ``llm_call``, another instrumentation's current LLM span) or instrumentation is suppressed."""
+    if SDK_CALL.get() or suppressed():
+        return True
+    span = trace.get_current_span()
+    scope = getattr(span, "instrumentation_scope", None)
+    return scope is not None and span.is_recording() and scope.name.startswith(_HTTP_FOREIGN_SCOPES)
 
 
 def suppressed() -> bool:

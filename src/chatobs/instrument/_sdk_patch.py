@@ -15,6 +15,7 @@ is garbage-collected unread.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 import threading
 import weakref
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._guard import guard, log_limited
+from ._coexist import SDK_CALL
 from .llm import Generation, StreamState, wrap_astream, wrap_stream
 
 ResponseReader = Callable[[Generation, Any], None]
@@ -54,61 +56,111 @@ def _parsed(result: Any) -> Any:
     return result
 
 
-def _finish_sync(call: Call, result: Any, stream: bool) -> None:
+def _tap_sync(call: Call, result: Any) -> bool:
+    """Record a sync SDK stream as it is read; False when ``result`` is not one."""
     gen = call.gen
+    iterator = getattr(result, "_iterator", None)
+    if iterator is None or call.new_state is None:
+        return False
+    state = call.new_state()
+    wrapper = wrap_stream(gen, iterator, state)
+    result._iterator = wrapper
+    response = result.response
+    original_close = response.close
+
+    def close() -> None:
+        try:
+            original_close()
+        finally:
+            # The SDK also closes the response when the stream is read to the end (while our generator runs).
+            if not wrapper.gi_running:
+                gen.finish(state, abandoned=True)
+
+    response.close = close
+    weakref.finalize(result, gen.finish, state, True).atexit = False
+    return True
+
+
+def _tap_async(call: Call, result: Any) -> bool:
+    gen = call.gen
+    iterator = getattr(result, "_iterator", None)
+    if iterator is None or call.new_state is None:
+        return False
+    state = call.new_state()
+    wrapper = wrap_astream(gen, iterator, state)
+    result._iterator = wrapper
+    response = result.response
+    original_aclose = response.aclose
+
+    async def aclose() -> None:
+        try:
+            await original_aclose()
+        finally:
+            if not wrapper.ag_running:
+                gen.finish(state, abandoned=True)
+
+    response.aclose = aclose
+    weakref.finalize(result, gen.finish, state, True).atexit = False
+    return True
+
+
+def _tap_raw_stream(call: Call, result: Any, tap: Callable[[Call, Any], bool]) -> bool:
+    """``with_raw_response`` + ``stream=True`` (how LiteLLM calls the SDK): the stream exists once the app calls
+    ``parse()``, so the tap goes on then; the span ends with the stream, or when the raw response is dropped unparsed."""
+    parse = getattr(result, "parse", None)
+    if not callable(parse) or not hasattr(result, "http_response"):
+        return False
+
+    parsed_once: list[bool] = []
+
+    def dropped_unparsed() -> None:
+        if not parsed_once:
+            call.gen.end(abandoned=True)
+
+    def tapped(result_: Any) -> Any:
+        parsed_once.append(True)
+        try:
+            if not call.gen.ended and not tap(call, result_):
+                call.gen.end()
+        except Exception as exc:  # noqa: BLE001
+            log_limited("llm-response", "chatobs: could not read an LLM response: %s", exc)
+            call.gen.end()
+        return result_
+
+    def parse_and_tap(*args: Any, **kwargs: Any) -> Any:
+        parsed = parse(*args, **kwargs)
+        if inspect.isawaitable(parsed):
+            async def awaited() -> Any:
+                return tapped(await parsed)
+
+            return awaited()
+        return tapped(parsed)
+
+    result.parse = parse_and_tap
+    weakref.finalize(result, dropped_unparsed).atexit = False
+    return True
+
+
+def _finish_sync(call: Call, result: Any, stream: bool) -> None:
     try:
-        iterator = getattr(result, "_iterator", None) if stream else None
-        if iterator is not None and call.new_state is not None:
-            state = call.new_state()
-            wrapper = wrap_stream(gen, iterator, state)
-            result._iterator = wrapper
-            response = result.response
-            original_close = response.close
-
-            def close() -> None:
-                try:
-                    original_close()
-                finally:
-                    # The SDK also closes the response when the stream is read to the end (while our generator runs).
-                    if not wrapper.gi_running:
-                        gen.finish(state, abandoned=True)
-
-            response.close = close
-            weakref.finalize(result, gen.finish, state, True).atexit = False
+        if stream and (_tap_sync(call, result) or _tap_raw_stream(call, result, _tap_sync)):
             return
         if not stream:
-            call.read_response(gen, _parsed(result))
+            call.read_response(call.gen, _parsed(result))
     except Exception as exc:  # noqa: BLE001
         log_limited("llm-response", "chatobs: could not read an LLM response: %s", exc)
-    gen.end()
+    call.gen.end()
 
 
 def _finish_async(call: Call, result: Any, stream: bool) -> None:
-    gen = call.gen
     try:
-        iterator = getattr(result, "_iterator", None) if stream else None
-        if iterator is not None and call.new_state is not None:
-            state = call.new_state()
-            wrapper = wrap_astream(gen, iterator, state)
-            result._iterator = wrapper
-            response = result.response
-            original_aclose = response.aclose
-
-            async def aclose() -> None:
-                try:
-                    await original_aclose()
-                finally:
-                    if not wrapper.ag_running:
-                        gen.finish(state, abandoned=True)
-
-            response.aclose = aclose
-            weakref.finalize(result, gen.finish, state, True).atexit = False
+        if stream and (_tap_async(call, result) or _tap_raw_stream(call, result, _tap_async)):
             return
         if not stream:
-            call.read_response(gen, _parsed(result))
+            call.read_response(call.gen, _parsed(result))
     except Exception as exc:  # noqa: BLE001
         log_limited("llm-response", "chatobs: could not read an LLM response: %s", exc)
-    gen.end()
+    call.gen.end()
 
 
 _MARK = "_chatobs_original"
@@ -123,6 +175,13 @@ def patch(module: Any, route: Route) -> bool:
     original_async = async_cls.request
 
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        flag = SDK_CALL.set(True)  # the HTTP layer below leaves this SDK's requests alone, recorded here or not
+        try:
+            return _request(self, cast_to, options, *args, **kwargs)
+        finally:
+            SDK_CALL.reset(flag)
+
+    def _request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         stream = bool(kwargs.get("stream"))
         call = _route(route, self, options, stream)
         if call is None:
@@ -140,6 +199,13 @@ def patch(module: Any, route: Route) -> bool:
         return result
 
     async def arequest(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        flag = SDK_CALL.set(True)
+        try:
+            return await _arequest(self, cast_to, options, *args, **kwargs)
+        finally:
+            SDK_CALL.reset(flag)
+
+    async def _arequest(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         stream = bool(kwargs.get("stream"))
         call = _route(route, self, options, stream)
         if call is None:

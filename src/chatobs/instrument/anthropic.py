@@ -98,20 +98,34 @@ def _route(client: Any, options: Any, stream: bool) -> Call | None:
     if step_aside("anthropic", client):
         return None
     body = options.json_data if isinstance(options.json_data, Mapping) else {}
+    extra = options.extra_json if isinstance(options.extra_json, Mapping) else {}
     host, port = server_of(client)
+    call = begin(body, "anthropic", host, port, stream, extra=extra)
+    call.options = options
+    return call
+
+
+def begin(body: Mapping[str, Any], provider: str, host: str | None, port: int | None, stream: bool, *,
+          extra: Mapping[str, Any] | None = None) -> Call:
+    """Start the span of an Anthropic messages call from its JSON request body (shared with the plain-HTTP layer)."""
     capture = capture_enabled()
     system = body.get("system")
-    extra = options.extra_json if isinstance(options.extra_json, Mapping) else {}
+    extra = extra or {}
     # Newer SDKs dropped temperature/top_p/top_k arguments; apps still send them through `extra_body`.
     params = {k: body.get(k, extra.get(k)) for k in ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences")}
     gen = _Generation(
-        "anthropic", body.get("model"), semconv.OP_CHAT, params=params, stream=stream, server_address=host,
+        provider, body.get("model"), semconv.OP_CHAT, params=params, stream=stream, server_address=host,
         server_port=port, capture=capture,
-        input_messages=_input_messages(body.get("messages")) if capture else None,
-        system_instructions=text_parts(system) if capture and system else None,
-        tool_definitions=_tools(body.get("tools")) if capture else None,
+        raw=("anthropic", (body.get("messages"), system, body.get("tools"))) if capture else None,
     )
-    return Call(gen, _read_message, lambda: _MessageStream(capture), options)
+    return Call(gen, _read_message, lambda: _MessageStream(capture), None)
+
+
+def request_content(raw: Any) -> tuple[Any, Any, Any]:
+    """GenAI (input messages, system instructions, tool definitions) of the snapshot :func:`begin` took (background:
+    the content stage)."""
+    messages, system, tools = raw
+    return _input_messages(messages), text_parts(system) if system else None, _tools(tools)
 
 
 def _input_messages(messages: Any) -> list[dict[str, Any]] | None:

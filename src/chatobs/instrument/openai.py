@@ -65,6 +65,23 @@ def _route(client: Any, options: Any, stream: bool) -> Call | None:
     body = options.json_data if isinstance(options.json_data, Mapping) else {}
     provider = "azure.ai.openai" if "Azure" in type(client).__name__ else "openai"
     host, port = server_of(client)
+    hide_usage = False
+    if kind == "chat" and stream and _stream_usage:
+        extra = options.extra_json if isinstance(options.extra_json, Mapping) else {}
+        current = body.get("stream_options") or extra.get("stream_options")
+        if not (isinstance(current, Mapping) and "include_usage" in current):
+            options = copy.copy(options)
+            options.json_data = {**body, "stream_options": {**(current or {}), "include_usage": True}}
+            hide_usage = True
+    call = begin(kind, body, provider, host, port, stream, hide_usage=hide_usage)
+    call.options = options
+    return call
+
+
+def begin(kind: str, body: Mapping[str, Any], provider: str, host: str | None, port: int | None, stream: bool, *,
+          hide_usage: bool = False) -> Call:
+    """Start the span of an OpenAI-format call (``kind``: chat, responses, embeddings) from its JSON request body.
+    Shared with the plain-HTTP layer, which reads the same wire format (responses then arrive as JSON, not objects)."""
     capture = capture_enabled()
     model = body.get("model")
     if kind == "chat":
@@ -72,33 +89,31 @@ def _route(client: Any, options: Any, stream: bool) -> Call | None:
         params["max_tokens"] = body.get("max_completion_tokens") or body.get("max_tokens")
         gen = Generation(
             provider, model, semconv.OP_CHAT, params=params, stream=stream, server_address=host, server_port=port,
-            capture=capture,
-            input_messages=normalize_messages(body.get("messages")) if capture else None,
-            tool_definitions=_tool_definitions(body.get("tools")) if capture else None,
+            capture=capture, raw=("openai.chat", (body.get("messages"), body.get("tools"))) if capture else None,
         )
-        hide_usage = False
-        if stream and _stream_usage:
-            extra = options.extra_json if isinstance(options.extra_json, Mapping) else {}
-            current = body.get("stream_options") or extra.get("stream_options")
-            if not (isinstance(current, Mapping) and "include_usage" in current):
-                options = copy.copy(options)
-                options.json_data = {**body, "stream_options": {**(current or {}), "include_usage": True}}
-                hide_usage = True
-        return Call(gen, _read_chat, lambda: _ChatStream(hide_usage, capture), options)
+        return Call(gen, _read_chat, lambda: _ChatStream(hide_usage, capture), None)
     if kind == "responses":
         params = {"temperature": body.get("temperature"), "top_p": body.get("top_p"),
                   "max_tokens": body.get("max_output_tokens")}
-        instructions = body.get("instructions")
         gen = Generation(
             provider, model, semconv.OP_CHAT, params=params, stream=stream, server_address=host, server_port=port,
             capture=capture,
-            input_messages=_responses_input(body.get("input")) if capture else None,
-            system_instructions=text_parts(instructions) if capture and isinstance(instructions, str) else None,
-            tool_definitions=_tool_definitions(body.get("tools")) if capture else None,
+            raw=("openai.responses", (body.get("input"), body.get("instructions"), body.get("tools"))) if capture else None,
         )
-        return Call(gen, _read_responses, lambda: _ResponsesStream(capture), options)
+        return Call(gen, _read_responses, lambda: _ResponsesStream(capture), None)
     gen = Generation(provider, model, semconv.OP_EMBEDDINGS, server_address=host, server_port=port, capture=capture)
-    return Call(gen, _read_embeddings, None, options)
+    return Call(gen, _read_embeddings, None, None)
+
+
+def request_content(fmt: str, raw: Any) -> tuple[Any, Any, Any]:
+    """GenAI (input messages, system instructions, tool definitions) of the snapshot :func:`begin` took (background:
+    the content stage)."""
+    if fmt == "openai.chat":
+        messages, tools = raw
+        return normalize_messages(messages), None, _tool_definitions(tools)
+    value, instructions, tools = raw
+    return (_responses_input(value), text_parts(instructions) if isinstance(instructions, str) else None,
+            _tool_definitions(tools))
 
 
 def _tool_definitions(tools: Any) -> list[Any] | None:

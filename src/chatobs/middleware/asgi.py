@@ -145,6 +145,7 @@ class ChatObsMiddleware(MiddlewareBase):
             client=client[0] if client else None,
             http_version=scope.get("http_version"),
             query=query.decode("latin-1") if query else None,
+            chat_turn=self._routes.is_chat(method, scope.get("path", "")),
         )
 
     async def _peek_body(self, headers: dict[str, list[str]], receiver: list[Receive]) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._guard import log_limited
+from .routes import ChatRoutes, PathFilter
 
 logger = logging.getLogger("chatobs")
 
@@ -40,17 +41,6 @@ class RequestInfo:
 
 # A callable returning IDs for a request, e.g. ``lambda req: {"user_id": req.raw["user"].username}``.
 IdExtractor = Callable[[RequestInfo], Mapping[str, Any] | None]
-
-
-class PathFilter:
-    """``CHATOBS_EXCLUDE_PATHS``: exact paths, or prefixes written with a trailing ``*``."""
-
-    def __init__(self, patterns: Sequence[str]) -> None:
-        self.exact = frozenset(p for p in patterns if not p.endswith("*"))
-        self.prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
-
-    def excluded(self, path: str) -> bool:
-        return path in self.exact or (bool(self.prefixes) and path.startswith(self.prefixes))
 
 
 def valid_id(value: Any, max_length: int, what: str) -> str | None:
@@ -178,6 +168,7 @@ class MiddlewareBase:
         if not self._active:
             return
         self._paths = PathFilter(s.exclude_paths)
+        self._routes = ChatRoutes(None if s.trace_all_routes else s.chat_routes)
         self._ids = IdentityReader(s, self.extractors)
         self._max_body: int = s.max_body_bytes
         self._trace_header_name: str = s.trace_id_header

@@ -45,6 +45,7 @@ class RequestSpan:
         client: str | None,
         http_version: str | None,
         query: str | None,
+        chat_turn: bool = True,
     ) -> None:
         headers = info.headers
         current = trace.get_current_span()
@@ -78,7 +79,7 @@ class RequestSpan:
             attrs[semconv.USER_AGENT_ORIGINAL] = ua[0]
         if settings.capture_headers:
             attrs.update(captured_headers(headers, settings.capture_headers))
-        s = ChatScope(route=info.path, **ids)
+        s = ChatScope(route=info.path, chat_turn=chat_turn, **ids)
         # The sampler and the scope processor read the scope from this context (identity is stamped on_start).
         ctx = context_with_scope(s, parent_ctx, settings.propagate_identity)
         if joined:
@@ -95,6 +96,7 @@ class RequestSpan:
             route=info.path,
             trace_id=self.trace_id,
             span_id=format(sc.span_id, "016x") if sc.is_valid else None,
+            chat_turn=chat_turn,
             **ids,
         )
         # The scope with trace/span IDs filled in replaces the one the span was started under (baggage is set).

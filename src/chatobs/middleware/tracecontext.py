@@ -1,35 +1,50 @@
 """W3C Trace Context and Baggage extraction, stricter than OpenTelemetry's propagator where the spec demands it.
 
-Differences from ``TraceContextTextMapPropagator`` that the W3C test suite checks: several ``traceparent`` headers
-make the header invalid (a new trace starts); several ``tracestate`` headers are combined in order; a duplicated
-``tracestate`` key drops every entry with that key; keys follow the current grammar (multi-tenant ``tenant@system``
-keys whose tenant may start with a digit). Where the spec lets a vendor choose, chatobs keeps the valid
-``tracestate`` entries and drops only the invalid ones (the W3C suite's strict level 2 instead discards the whole
-header when one key has a bad vendor format -- see docs/middleware.md).
+Differences from ``TraceContextTextMapPropagator``, as the W3C test suite (strict level 2) checks them: several
+``traceparent`` headers make the header invalid (a new trace starts); several ``tracestate`` headers are combined in
+order; a ``tracestate`` with any invalid member (key, value, more than 32 members) is discarded as a whole; a
+duplicated key is passed on once (its first value); keys follow the current grammar (``(lcalpha / DIGIT)
+0*255(keychar)``, ``@`` anywhere after the first character), which OTel's ``TraceState`` still refuses, so the parsed
+list is held in a ``TraceState`` subclass that skips OTel's older check.
+
+When the Opik exporter runs, outgoing calls also carry a ``chatobs`` tracestate entry with the trace's Opik time
+(see :func:`trace_time_ms`), so every process maps one trace to the same Opik IDs.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import CarrierT, Getter, default_getter
+from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, default_getter, default_setter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from .._guard import guarded
+
 _HEX = frozenset("0123456789abcdef")
 _OWS = " \t"
-_KEY_RE = re.compile(
-    r"^(?:[a-z][a-z0-9_\-*/]{0,255}"  # simple-key
-    r"|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})$"  # multi-tenant-key
-)
+# key = ( lcalpha / DIGIT ) 0*255( keychar ); keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"
+_KEY_RE = re.compile(r"[a-z0-9][a-z0-9_\-*/@]{0,255}")
 # value = 0*255(chr) nblk-chr ; chr = %x20 / nblk-chr ; nblk-chr = %x21-2B / %x2D-3C / %x3E-7E
-_VALUE_RE = re.compile(r"^[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$")
+_VALUE_RE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
 _MAX_MEMBERS = 32
 _MAX_TRACESTATE_LEN = 8192  # defensive bound on what we parse at all
+
+# chatobs's own tracestate entry: ``t`` and the trace's Opik time in hex milliseconds.
+CHATOBS_KEY = "chatobs"
+_TIME_VALUE_RE = re.compile(r"t([0-9a-f]{1,12})")
+_TIME_SLACK_MS = 12 * 3600 * 1000  # Opik's smallest ingestion window: a stamped time further off is not honoured
+_MAX_TIMES = 10000
+_times: OrderedDict[int, int] = OrderedDict()  # trace id -> Opik time (ms), first one seen in this process wins
+_times_lock = threading.Lock()
+_stamp = False
 
 _baggage = W3CBaggagePropagator()
 
@@ -65,26 +80,71 @@ def parse_traceparent(values: Sequence[str]) -> SpanContext | None:
     return SpanContext(tid, sid, is_remote=True, trace_flags=TraceFlags(int(flags, 16)))
 
 
+class W3CTraceState(TraceState):
+    """A ``TraceState`` holding members checked against the current W3C grammar (OTel's own constructor still
+    drops keys such as ``foo@`` or ``t@`` + 15 characters that the spec and its test suite accept)."""
+
+    def __init__(self, entries: Sequence[tuple[str, str]] | None = None) -> None:
+        super().__init__()
+        self._dict = dict(entries or ())  # only parse_tracestate builds these, from checked members
+
+
+
 def parse_tracestate(values: Sequence[str]) -> TraceState:
-    """Combined ``tracestate`` headers; invalid entries and duplicated keys dropped, the rest kept in order."""
+    """Combined ``tracestate`` headers: all members in order, or none at all when any member is invalid or there are
+    more than 32; a duplicated key keeps its first value."""
     joined = ",".join(values)
-    if not joined.strip(_OWS) or len(joined) > _MAX_TRACESTATE_LEN:
-        return TraceState()
-    entries: list[tuple[str, str]] = []
-    seen: dict[str, int] = {}
+    if len(joined) > _MAX_TRACESTATE_LEN:
+        return W3CTraceState()
+    entries: dict[str, str] = {}
+    members = 0
     for member in joined.split(","):
         member = member.strip(_OWS)
         if not member:
-            continue  # empty list members are allowed
+            continue  # empty and whitespace-only list members are allowed
         key, sep, val = member.partition("=")
-        if not sep or not _KEY_RE.match(key) or not _VALUE_RE.match(val):
-            continue
-        seen[key] = seen.get(key, 0) + 1
-        entries.append((key, val))
-    entries = [(k, v) for k, v in entries if seen[k] == 1]
-    if len(entries) > _MAX_MEMBERS:
-        return TraceState()
-    return TraceState(entries)
+        # fullmatch: re's "$" would also match before a trailing newline, which must never reach an outgoing header
+        if not sep or _KEY_RE.fullmatch(key) is None or _VALUE_RE.fullmatch(val) is None:
+            return W3CTraceState()
+        members += 1
+        entries.setdefault(key, val)
+    if members > _MAX_MEMBERS:
+        return W3CTraceState()
+    return W3CTraceState(list(entries.items()))
+
+
+def stamp_trace_time(enabled: bool) -> None:
+    """Whether outgoing calls carry the ``chatobs`` tracestate entry (on while an Opik exporter is configured)."""
+    global _stamp
+    _stamp = enabled
+
+
+def trace_time_ms(trace_id: int, local_ms: int, state: TraceState | None = None) -> int:
+    """The millisecond in every Opik ID of this trace, the same in every process of the trace.
+
+    Opik wants UUIDv7 IDs whose time lies near the present (the server refuses ones outside its ingestion window, at
+    least 12 hours), so the time cannot be derived from the random trace ID; the first process of the trace picks
+    it (``local_ms``) and passes it downstream in the ``chatobs`` tracestate entry, which later processes honour.
+    """
+    if state is not None and CHATOBS_KEY in state:  # "in" first: TraceState.get pays for a KeyError when absent
+        m = _TIME_VALUE_RE.fullmatch(state[CHATOBS_KEY])
+        if m is not None and abs(int(m.group(1), 16) - local_ms) <= _TIME_SLACK_MS:
+            local_ms = int(m.group(1), 16)
+            with _times_lock:
+                _times[trace_id] = local_ms  # what upstream chose wins over a local guess
+                _times.move_to_end(trace_id)
+                if len(_times) > _MAX_TIMES:
+                    _times.popitem(last=False)
+            return local_ms
+    with _times_lock:
+        ms = _times.get(trace_id)
+        if ms is None:
+            ms = _times[trace_id] = local_ms
+            if len(_times) > _MAX_TIMES:
+                _times.popitem(last=False)
+        else:
+            _times.move_to_end(trace_id)
+        return ms
 
 
 def extract(traceparent: Sequence[str], tracestate: Sequence[str], baggage: Sequence[str]) -> Context:
@@ -123,6 +183,28 @@ class StrictTraceContextPropagator(TraceContextTextMapPropagator):
         state = parse_tracestate(list(tracestate)) if tracestate else TraceState()
         parent = SpanContext(parent.trace_id, parent.span_id, is_remote=True, trace_flags=parent.trace_flags, trace_state=state)
         return trace.set_span_in_context(NonRecordingSpan(parent), context)
+
+    def inject(self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter) -> None:
+        super().inject(carrier, context, setter)
+        if _stamp:
+            self._stamp_trace_time(carrier, context, setter)
+
+    @guarded("tracestate stamp")
+    def _stamp_trace_time(self, carrier: CarrierT, context: Context | None, setter: Setter[CarrierT]) -> None:
+        span = trace.get_current_span(context)
+        sc = span.get_span_context()
+        if not sc.is_valid:
+            return
+        state = sc.trace_state
+        start_ns = getattr(span, "start_time", None) or time.time_ns()
+        ms = trace_time_ms(sc.trace_id, start_ns // 1_000_000, state)
+        value = f"t{ms:x}"
+        if CHATOBS_KEY in state and state[CHATOBS_KEY] == value:
+            return  # already carried (OTel wrote it)
+        # An added member goes leftmost; past 32 members the rightmost is dropped (W3C "Mutating the tracestate").
+        members = [f"{CHATOBS_KEY}={value}"]
+        members += [f"{k}={v}" for k, v in state.items() if k != CHATOBS_KEY][: _MAX_MEMBERS - 1]
+        setter.set(carrier, "tracestate", ",".join(members))
 
 
 def install_strict_propagator() -> bool:

@@ -99,6 +99,7 @@ class ChatObsWSGIMiddleware(MiddlewareBase):
             client=environ.get("REMOTE_ADDR"),
             http_version=(environ.get("SERVER_PROTOCOL") or "").removeprefix("HTTP/") or None,
             query=environ.get("QUERY_STRING") or None,
+            chat_turn=self._routes.is_chat(method, path),
         )
 
     def _peek_body(self, environ: dict[str, Any]) -> dict[str, Any] | None:

@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
 
 from .. import semconv
 from .._guard import log_limited
 from ..config import ConfigError
 from .alert_sinks import Alert, AlertDispatcher, CallbackRunner, WebhookSender
-from .metrics import TOOL_CALL_METHOD, _is_llm, error_type, model_of, provider_of
-from .spans import attributes_of, is_chat_root, parent_id_hex, span_id_hex, trace_id_hex
+from .metrics import _is_llm, error_type, model_of, provider_of
+from .spans import attributes_of, owns_tool_call, span_id_hex, trace_id_hex
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -66,11 +65,11 @@ def _span_time_s(span: ReadableSpan) -> float:
     return (span.end_time or span.start_time or 0) / 1e9
 
 
-def _target(attrs: Mapping[str, Any]) -> str | None:
-    """What the rules call a span: "tool" (an MCP tools/call), "llm", "request", or ``None`` (no rule looks at it)."""
-    method = attrs.get(semconv.MCP_METHOD_NAME)
-    if method is not None:
-        return "tool" if method == TOOL_CALL_METHOD else None
+def _target(span: ReadableSpan, attrs: Mapping[str, Any]) -> str | None:
+    """What the rules call a span: "tool" (the span that counts an MCP tools/call, see ``spans.owns_tool_call``),
+    "llm", "request", or ``None`` (no rule looks at it)."""
+    if attrs.get(semconv.MCP_METHOD_NAME) is not None:
+        return "tool" if owns_tool_call(span, attrs) else None
     if _is_llm(attrs):
         return "llm"
     if attrs.get(semconv.CHAT_REQUEST):
@@ -87,7 +86,7 @@ class Facts:
         self.span = span
         # The span's own dict (read, never changed): the SDK's attribute mapping is slow to read key by key.
         self.attrs: Mapping[str, Any] = attributes_of(span) if attrs is None else attrs
-        self.target = _target(self.attrs) if target is _UNSET_TARGET else target
+        self.target = _target(span, self.attrs) if target is _UNSET_TARGET else target
         end, start = span.end_time, span.start_time
         self.duration_ms = max(0.0, (end - start) / 1e6) if end is not None and start is not None else 0.0
         self.time_s = (end or start or 0) / 1e9
@@ -121,26 +120,16 @@ class Rule:
 
 
 class SlowToolRule(Rule):
-    """A tool call slower than ``threshold_ms`` (or marked ``chatobs.slow`` by the MCP instrumentation)."""
+    """A tool call slower than ``threshold_ms`` (or marked ``chatobs.slow`` by the MCP instrumentation).
+
+    One alert per call: only the span that owns the call is a "tool" target (``spans.owns_tool_call``)."""
 
     type = "slow_tool"
-    _SEEN_MAX = 4096
 
     def __init__(self, name: str, threshold_ms: float, use_slow_flag: bool = False) -> None:
         super().__init__(name)
         self.threshold_ms = threshold_ms
         self.use_slow_flag = use_slow_flag
-        self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
-
-    def _call_key(self, span: ReadableSpan, attrs: dict[str, Any]) -> tuple[Any, ...]:
-        # The client and the server span of one call (an in-process MCP server) must give one alert, not two.
-        # Both sides record the JSON-RPC request ID; the session ID only sometimes, so it is not part of the key.
-        tool = attrs.get(semconv.GEN_AI_TOOL_NAME)
-        request_id = attrs.get(semconv.JSONRPC_REQUEST_ID)
-        if request_id not in (None, ""):
-            return trace_id_hex(span), tool, str(request_id)
-        call_span = parent_id_hex(span) if span.kind == SpanKind.SERVER else span_id_hex(span)
-        return trace_id_hex(span), tool, call_span
 
     def observe(self, f: Facts) -> Fired:
         if f.target != "tool":
@@ -148,12 +137,6 @@ class SlowToolRule(Rule):
         attrs, span, duration = f.attrs, f.span, f.duration_ms
         if duration < self.threshold_ms and not (self.use_slow_flag and attrs.get(semconv.SLOW) is True):
             return ()
-        key = self._call_key(span, attrs)
-        if key in self._seen:
-            return ()
-        self._seen[key] = None
-        if len(self._seen) > self._SEEN_MAX:
-            self._seen.popitem(last=False)
         tool = str(attrs.get(semconv.GEN_AI_TOOL_NAME) or "")
         server = str(attrs.get(semconv.MCP_SERVER_NAME) or "")
         where = f" on {server}" if server else ""
@@ -208,7 +191,9 @@ class _SortedWindow(_Window):
 
 
 class _Keyed:
-    """Per-subject windows; the least recently used subject goes when there are too many."""
+    """Per-subject windows. Bounded: ``max_keys`` subjects of at most ``maxlen`` values each; a subject with nothing
+    left in its window goes (so memory follows the subjects active in the window, not all ever seen), and the least
+    recently used subject goes when there are too many."""
 
     def __init__(self, window_s: float, max_keys: int = 10_000, maxlen: int = 10_000) -> None:
         self.window_s = window_s
@@ -216,7 +201,9 @@ class _Keyed:
         self.maxlen = maxlen
         self.windows: OrderedDict[Any, _Window] = OrderedDict()
 
-    def get(self, key: Any) -> _Window:
+    def get(self, key: Any, now: float | None = None) -> _Window:
+        if now is not None:
+            self._expire(now)
         w = self.windows.get(key)
         if w is None:
             w = self.windows[key] = _Window(self.window_s, self.maxlen)
@@ -225,6 +212,16 @@ class _Keyed:
         else:
             self.windows.move_to_end(key)
         return w
+
+    def _expire(self, now: float) -> None:
+        # Least recently used first: once one still holds a value inside the window, the later ones do too.
+        edge = now - self.window_s
+        windows = self.windows
+        while windows:
+            first = next(iter(windows.values()))
+            if first.items and first.items[-1][0] >= edge:
+                return
+            windows.popitem(last=False)
 
 
 class ErrorRateRule(Rule):
@@ -254,7 +251,7 @@ class ErrorRateRule(Rule):
             return ()
         subject = self._subject(f.attrs)
         failed = f.error is not None
-        w = self._calls.get(tuple(sorted(subject.items())))
+        w = self._calls.get(tuple(sorted(subject.items())), f.time_s)
         w.add(f.time_s, 1.0 if failed else 0.0)
         calls = len(w.items)
         # Only a failure can push the rate up, so the alert always points at a failed turn.
@@ -288,7 +285,7 @@ class BudgetRule(Rule):
         if not who or not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost <= 0:
             return ()
         who = self.display(str(who)) if self.by == "user" else str(who)
-        w = self._spend.get(who)
+        w = self._spend.get(who, f.time_s)
         w.add(f.time_s, float(cost))
         if w.total <= self.max_usd:
             return ()
@@ -306,7 +303,7 @@ class SpikeRule(Rule):
         super().__init__(name)
         self.metric, self.factor, self.window_s = metric, factor, window_s
         self.baseline_windows, self.min_baseline_windows, self.min_value = baseline_windows, min_baseline_windows, min_value
-        self._buckets: OrderedDict[int, float] = OrderedDict()
+        self._buckets: OrderedDict[int, float] = OrderedDict()  # bounded: baseline_windows + 2 windows
         self._first_bucket: int | None = None
 
     def _value(self, attrs: dict[str, Any]) -> float:
@@ -536,7 +533,7 @@ class AlertsStage:
         rules = self.rules
         for span in spans:
             attrs = attributes_of(span)
-            target = _target(attrs)
+            target = _target(span, attrs)
             if target is None:
                 continue  # every rule is about tools, LLM calls or requests: most spans leave here
             f = Facts(span, attrs, target)
@@ -597,9 +594,10 @@ def build(settings: "Settings") -> AlertsStage | None:
         extra, disabled = load_rules(settings.alerts_file)
         replaced = {r.name for r in extra} | disabled
         rules = [r for r in rules if r.name not in replaced] + extra
+    from ..hashing import user_id_hasher
     from . import metrics
 
-    hasher = metrics.user_hasher(settings)
+    hasher = user_id_hasher(settings)
     for rule in rules:
         if isinstance(rule, BudgetRule):
             rule.display = hasher

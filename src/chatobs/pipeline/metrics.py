@@ -26,8 +26,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from .. import __version__, semconv
 from .._guard import guard, log_limited
+from ..hashing import user_id_hasher
 from .metric_series import Direct, Series
-from .spans import attributes_of
+from .spans import attributes_of, owns_tool_call
 from .stats import STATS
 
 if TYPE_CHECKING:
@@ -66,9 +67,9 @@ INSTRUMENTS: dict[str, tuple[str, str, str]] = {
     "chatobs.cost.usd": ("counter", "{USD}", "LLM cost in US dollars, by model, provider and tenant."),
     "mcp.client.operation.duration": ("histogram", "s", "Duration of MCP requests made by the app, by method, tool, server and error.type."),
     "mcp.server.operation.duration": ("histogram", "s", "Duration of MCP requests handled by an instrumented MCP server."),
-    "mcp.tool.invocations": ("counter", "{invocation}", "MCP tool calls made by the app, by tool, server and chatobs.tool.status (ok/error)."),
+    "mcp.tool.invocations": ("counter", "{invocation}", "MCP tool calls, each counted once by the span that owns it, by tool, server and chatobs.tool.status (ok/error)."),
     "mcp.tool.errors": ("counter", "{invocation}", "Failed MCP tool calls, by tool, server and error.type."),
-    "mcp.tool.duration": ("histogram", "ms", "Duration of MCP tool calls made by the app, by tool, server and status."),
+    "mcp.tool.duration": ("histogram", "ms", "Duration of MCP tool calls, each counted once by the span that owns it, by tool, server and status."),
     "http.server.request.duration": ("histogram", "s", "Duration of chat requests, by method, route, status code and error.type."),
     "chatobs.pipeline.queue.size": ("gauge", "{span}", "Spans waiting for the background pipeline."),
     "chatobs.exporter.queue.size": ("gauge", "{span}", "Spans waiting per exporter, by chatobs.exporter."),
@@ -110,20 +111,6 @@ def normalize_model(name: Any) -> str:
         model = model[len("models/") :]
     model = _DATE_SUFFIX.sub("", model) or model
     return model[:_MAX_VALUE_LEN]
-
-
-def user_hasher(settings: "Settings") -> Callable[[str], str]:
-    """How user IDs appear in metrics and alerts: as is, or keyed-hashed when ``CHATOBS_HASH_USER_IDS=true``.
-
-    This stage runs before masking, so it hashes on its own (HMAC-SHA256, same key as the privacy stage).
-    """
-    if not settings.hash_user_ids or settings.hash_secret is None:
-        return str
-    import hashlib
-    import hmac
-
-    key = settings.hash_secret.get_secret_value().encode()
-    return lambda user: hmac.new(key, str(user).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class _Cardinality:
@@ -183,7 +170,7 @@ class Recorder:
 
         self.settings = settings
         self._with_user = settings.metrics_user_attribute
-        self._user = user_hasher(settings)
+        self._user = user_id_hasher(settings)
         self._attr = _Cardinality()
         # Raw span values -> ready series, per kind of span; and raw user ID -> its (maybe hashed) label.
         self._llm_labels: dict[Any, Any] = {}
@@ -416,8 +403,9 @@ class Recorder:
         err = error_type(span, attrs)
         server_side = span.kind == SpanKind.SERVER
         method = attrs.get(semconv.MCP_METHOD_NAME)
+        owns = owns_tool_call(span, attrs)
         key = (method, attrs.get(semconv.GEN_AI_TOOL_NAME), attrs.get(semconv.MCP_SERVER_NAME),
-               attrs.get(semconv.NETWORK_TRANSPORT), err, server_side)
+               attrs.get(semconv.NETWORK_TRANSPORT), err, server_side, owns)
 
         def build() -> tuple[Series, Series | None, Series | None, Series | None]:
             a = self._attr
@@ -431,19 +419,17 @@ class Recorder:
             if attrs.get(semconv.NETWORK_TRANSPORT):
                 out[semconv.NETWORK_TRANSPORT] = str(attrs[semconv.NETWORK_TRANSPORT])[:32]
             with_err = {**out, semconv.ERROR_TYPE: a(semconv.ERROR_TYPE, err)} if err else out
-            if server_side:
-                # The server side of a call: counted on its own instrument so a process that is both client and
-                # server (an in-process MCP server) does not count each tool call twice.
-                return self._series(self.mcp_server_duration, with_err), None, None, None
-            if str(method) != TOOL_CALL_METHOD:
-                return self._series(self.mcp_client_duration, with_err), None, None, None
+            operation = self._series(self.mcp_server_duration if server_side else self.mcp_client_duration, with_err)
+            if not owns:
+                # Not a tool call, or the server side of one a chatobs client already counts (spans.owns_tool_call).
+                return operation, None, None, None
             tool_attrs = {
                 semconv.GEN_AI_TOOL_NAME: out.get(semconv.GEN_AI_TOOL_NAME, ""),
                 semconv.MCP_SERVER_NAME: out.get(semconv.MCP_SERVER_NAME, ""),
                 semconv.TOOL_STATUS: "error" if err else "ok",
             }
             errors = self._series(self.tool_errors, {**tool_attrs, semconv.ERROR_TYPE: with_err[semconv.ERROR_TYPE]}, counter=True) if err else None
-            return (self._series(self.mcp_client_duration, with_err), self._series(self.tool_invocations, tool_attrs, counter=True),
+            return (operation, self._series(self.tool_invocations, tool_attrs, counter=True),
                     self._series(self.tool_duration, tool_attrs), errors)
 
         duration, invocations, tool_duration, errors = self._cached(self._mcp_labels, key, build)

@@ -8,7 +8,6 @@ Engines are built once per configuration and shared (Presidio's engines are thre
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
+from ..hashing import keyed_hash
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -148,11 +148,6 @@ def check_config(cfg: PiiConfig) -> None:
             raise ConfigError(NER_INSTALL_HINT.format(model=cfg.ner_model))
     if cfg.recognizers_file:
         _load_custom_recognizers(cfg.recognizers_file)  # raises ConfigError on a bad file
-
-
-def keyed_hash(key_hex: str, value: str, length: int = 16) -> str:
-    """HMAC-SHA256 of ``value``: the same value correlates across traces and exporters but cannot be read back."""
-    return hmac.new(bytes.fromhex(key_hex), value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:length]
 
 
 # --- tuned recognizers ----------------------------------------------------------------------------------------------
@@ -385,13 +380,23 @@ def _nlp_engine(cfg: PiiConfig) -> Any:
 
     class TokenizerNlpEngine(NoOpNlpEngine):  # type: ignore[misc, valid-type]
         """Tokens from a blank English spaCy pipeline (no model, no download), lower-cased words as lemmas, so
-        Presidio's context enhancer can see "phone" or "ssn" next to a weak match."""
+        Presidio's context enhancer can see "phone" or "ssn" next to a weak match.
+
+        spaCy's vocabulary keeps every word it has ever seen (~450 bytes each: e-mail addresses, names, numbers
+        never repeat), and cannot forget one; so past ``max_lexemes`` words the tokenizer is built afresh (~0.5 s
+        of this worker's CPU, every ~10,000 chat messages), which bounds it at ~10 MB."""
+
+        max_lexemes = 20_000
 
         def load(self) -> None:
             super().load()
             self._tok = spacy.blank("en").tokenizer
+            self.renewed = 0
 
         def process_text(self, text: str, language: str) -> Any:
+            if len(self._tok.vocab) > self.max_lexemes:
+                self._tok = spacy.blank("en").tokenizer
+                self.renewed += 1
             doc = self._tok(text)
             return NlpArtifacts(
                 entities=[], tokens=doc, tokens_indices=[t.idx for t in doc], lemmas=[t.lower_ for t in doc],
@@ -506,7 +511,7 @@ def _log_item_error(exc: Exception) -> None:
 
 
 _ENGINES_LOCK = threading.RLock()
-_ANALYZERS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_ANALYZERS: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # one per recognizer set: a process has one or two
 
 
 def _analyzer(cfg: PiiConfig) -> tuple[Any, Any]:
@@ -532,7 +537,7 @@ def _analyzer(cfg: PiiConfig) -> tuple[Any, Any]:
         return _ANALYZERS.setdefault(key, built)
 
 
-_ENGINES: dict[str, PiiEngine] = {}
+_ENGINES: dict[str, PiiEngine] = {}  # one per PII configuration (init() with other settings adds one)
 
 
 def get_engine(cfg: PiiConfig) -> PiiEngine:

@@ -18,7 +18,6 @@ span (timings, tokens, cost) still goes out.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +25,11 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Status
 
 from .. import semconv
+from ..hashing import hash_key_hex, hash_user_id
 from .._guard import log_limited
 from . import secrets
 from .masking import Masker, MaskingFailed, ThreadBackend, failed_marker
-from .pii import PiiConfig, check_config, config_from_settings, keyed_hash
+from .pii import PiiConfig, check_config, config_from_settings
 from .spans import attributes_of, with_changes
 from .stats import STATS, PipelineStats
 
@@ -41,16 +41,7 @@ __all__ = ["RedactionStage", "build", "hash_user_id", "worker_kind"]
 logger = logging.getLogger("chatobs")
 
 _HEADER_PREFIXES = (semconv.HTTP_REQUEST_HEADER_PREFIX, semconv.HTTP_RESPONSE_HEADER_PREFIX)
-_HASHED_ID = re.compile(r"^uh_[0-9a-f]{32}$")
 _DROP, _SECRET, _USER, _CONTENT, _OTHER = range(5)  # attribute kinds, see RedactionStage._kind
-
-
-def hash_user_id(key_hex: str, user_id: str) -> str:
-    """The exported form of a user ID when ``CHATOBS_HASH_USER_IDS`` is on; idempotent (a hashed ID stays as is), so
-    the scope processor and metrics can apply it too and every exporter sees the same value."""
-    if _HASHED_ID.match(user_id):
-        return user_id
-    return "uh_" + keyed_hash(key_hex, user_id, 32)
 
 
 def worker_kind(settings: "Settings") -> str:
@@ -79,12 +70,8 @@ class RedactionStage:
         self._content = frozenset(content)
         self._content_prefixes = tuple(prefixes)
         self._headers = frozenset(h.strip().lower().replace("-", "_") for h in settings.capture_headers)
-        self._user_key = (
-            settings.hash_secret.get_secret_value().encode().hex()
-            if settings.hash_user_ids and settings.hash_secret is not None
-            else None
-        )
-        self._kinds: dict[str, int] = {}
+        self._user_key = hash_key_hex(settings)
+        self._kinds: dict[str, int] = {}  # attribute name -> what to do; bounded: 4,096 names (then decided each time)
 
     # --- classification -------------------------------------------------------------------------------------------
     def _is_content(self, key: str) -> bool:
@@ -234,6 +221,8 @@ def build(settings: "Settings") -> RedactionStage | None:
     on a bad privacy setting, e.g. NER mode without its spaCy model."""
     cfg: PiiConfig | None = None
     backend = None
+    # Compile the secret rule set now, at startup: built lazily it would hold the GIL ~0.3 s under the first request.
+    secrets.warm()
     kind = worker_kind(settings)
     if kind != "none":
         cfg = config_from_settings(settings)

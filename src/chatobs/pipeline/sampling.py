@@ -38,6 +38,7 @@ from opentelemetry.util.types import Attributes
 
 from .. import semconv
 from ..context import current, scope_from_baggage
+from ..middleware.routes import ChatRoutes, PathFilter, server_span_request
 from .spans import trace_id_hex
 from .stats import STATS, PipelineStats
 from .tail import TailBuffer, TailRules
@@ -170,13 +171,19 @@ class ChatSampler(Sampler):
 
     Local parents are always followed (a span recorded-but-unsampled because of this sampler has recorded children,
     so tail rules see the whole trace); remote parents are followed unless ``follow_remote`` is off.
+
+    SERVER spans are judged by the method and path they start with, whoever opens them (chatobs, FastAPI's native
+    telemetry, OpenTelemetry's ASGI/WSGI instrumentation): an ``excluded`` path is dropped with everything under it;
+    a root request outside ``chat_routes`` is treated as unsampled (counted by metrics, never kept by a tail rule).
     """
 
-    def __init__(self, policy: HeadPolicy) -> None:
+    def __init__(self, policy: HeadPolicy, excluded: PathFilter | None = None, chat_routes: ChatRoutes | None = None) -> None:
         self.policy = policy
         self._bound = _bound(policy.rate)
         self._unsampled = Decision.RECORD_ONLY if policy.record_unsampled else Decision.DROP
         self._by_conversation = policy.by == "conversation"
+        self._excluded = excluded
+        self._chat_routes = chat_routes if chat_routes is not None and not chat_routes.all else None
 
     def should_sample(
         self,
@@ -188,6 +195,14 @@ class ChatSampler(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
+        non_chat = False
+        if kind is SpanKind.SERVER and (self._excluded is not None or self._chat_routes is not None):
+            method, path = server_span_request(attributes)
+            if path is not None:
+                if self._excluded is not None and self._excluded.excluded(path):
+                    return _result(Decision.DROP, attributes, None)
+                routes = self._chat_routes
+                non_chat = routes is not None and method is not None and not routes.is_chat(method, path)
         parent = trace.get_current_span(parent_context)
         pctx = parent.get_span_context()
         if pctx.is_valid:
@@ -203,6 +218,10 @@ class ChatSampler(Sampler):
                 return _result(Decision.RECORD_AND_SAMPLE if pctx.trace_flags.sampled else self._unsampled, attributes, state)
         else:
             state = None
+        if non_chat:
+            # A root request that is not a chat turn: a remote parent's sampled flag (followed above) still wins, so a
+            # call from an upstream chat turn joins it.
+            return _result(self._unsampled, attributes, state)
         keep = self._root_keeps(parent_context, trace_id)
         if keep is None:
             return _result(Decision.RECORD_ONLY, attributes, state)
@@ -231,7 +250,8 @@ class ChatSampler(Sampler):
 
 
 def build_sampler(settings: "Settings") -> Sampler:
-    return ChatSampler(head_policy(settings))
+    routes = None if settings.trace_all_routes else ChatRoutes(settings.chat_routes)
+    return ChatSampler(head_policy(settings), PathFilter(settings.exclude_paths), routes)
 
 
 # --- the pipeline stage ---------------------------------------------------------------------------------------------
@@ -270,7 +290,7 @@ class SamplingStage:
         # In the stage, only CHATOBS_SAMPLE_RATE applies: the app's own provider already applied OTEL_TRACES_SAMPLER.
         self._bound = _bound(settings.sample_rate)
         self._by = settings.sample_by
-        self._trace_keep: OrderedDict[int, bool] = OrderedDict()
+        self._trace_keep: OrderedDict[int, bool] = OrderedDict()  # trace -> kept; bounded: _max_memo traces (LRU)
         self._max_memo = max(1024, settings.tail_max_traces)
         self._lock = threading.Lock()
 
@@ -286,10 +306,12 @@ class SamplingStage:
                     continue
                 kept = ctx.trace_flags.sampled
                 if kept and head_in_stage:
-                    kept = self._stage_keeps(span)
+                    # The app's sampler kept it: apply the conversation rate and the chat-route rule here instead.
+                    kept = self._stage_keeps(span) and (span.attributes or {}).get(semconv.CHAT_TURN) is not False
                 if kept:
                     out.append(span)
-                elif tail is not None:
+                elif tail is not None and (span.attributes or {}).get(semconv.CHAT_TURN) is not False:
+                    # A request outside CHATOBS_CHAT_ROUTES is counted by metrics (they ran before), never kept.
                     out += tail.add(span)
                 else:
                     dropped += 1

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import SpanContext, Status
+from opentelemetry.trace import SpanContext, SpanKind, Status
 
 from .. import semconv
 
@@ -64,6 +64,15 @@ def is_chat_span(span: ReadableSpan) -> bool:
 
 def is_chat_root(span: ReadableSpan) -> bool:
     return bool((span.attributes or {}).get(semconv.CHAT_REQUEST))
+
+
+def owns_tool_call(span: ReadableSpan, attrs: Mapping[str, Any]) -> bool:
+    """Whether this span is the one that counts an MCP ``tools/call`` (metrics, alerts): the CLIENT side, or the
+    SERVER side when its caller was not a chatobs client. Decided from the span alone, so one call is counted once
+    whether its two spans reach one process or two."""
+    if attrs.get(semconv.MCP_METHOD_NAME) != "tools/call":
+        return False
+    return span.kind != SpanKind.SERVER or attrs.get(semconv.MCP_CALLER_TRACED) is not True
 
 
 def attributes_of(span: ReadableSpan) -> Mapping[str, Any]:

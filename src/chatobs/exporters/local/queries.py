@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ... import semconv
+from .rows import OWNED_TOOL_SQL
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.I)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -208,6 +209,11 @@ def conversation_turns(conn: sqlite3.Connection, conversation_id: str, *, limit:
 
 
 # --- stats ----------------------------------------------------------------------------------------------------------
+# A chat turn: a trace that carries a conversation, or a request to the app that called an LLM (an app that sends no
+# conversation ID). Page loads, health checks and an MCP connection made at start-up are traces, not turns.
+TURN_SQL = "(t.conversation_id IS NOT NULL OR (t.route IS NOT NULL AND t.llm_calls > 0))"
+
+
 def _window(f: Filters, col: str = "start_ns") -> tuple[str, list[Any]]:
     clauses, params = [], []
     if f.since_ns is not None:
@@ -245,7 +251,8 @@ def stats(conn: sqlite3.Connection, filters: Filters | None = None) -> dict[str,
     w, p = _window(f)
     tw, tp = _window(f, "t.start_ns")
     totals = dict(conn.execute(
-        f"""SELECT COUNT(*) AS traces, COUNT(DISTINCT conversation_id) AS conversations, COUNT(DISTINCT user_id) AS users,
+        f"""SELECT COALESCE(SUM({TURN_SQL}), 0) AS turns, COALESCE(SUM(NOT {TURN_SQL}), 0) AS other_traces,
+                   COUNT(*) AS traces, COUNT(DISTINCT conversation_id) AS conversations, COUNT(DISTINCT user_id) AS users,
                    COALESCE(SUM(llm_calls), 0) AS llm_calls, COALESCE(SUM(tool_calls), 0) AS tool_calls,
                    COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens,
                    COALESCE(SUM(cost_usd), 0) AS cost_usd, COALESCE(SUM(error_count > 0), 0) AS error_traces,
@@ -256,7 +263,7 @@ def stats(conn: sqlite3.Connection, filters: Filters | None = None) -> dict[str,
         "totals": totals,
         "latency_by_route": _latency(conn, f"SELECT COALESCE(t.route, t.name), t.duration_ms FROM traces t WHERE {tw}", tp),
         "latency_by_model": _latency(conn, f"SELECT model, duration_ms FROM spans WHERE span_type = 'llm' AND {w}", p),
-        "latency_by_tool": _latency(conn, f"SELECT tool_name, duration_ms FROM spans WHERE span_type = 'tool' AND {w}", p),
+        "latency_by_tool": _latency(conn, f"SELECT tool_name, duration_ms FROM spans WHERE {OWNED_TOOL_SQL} AND {w}", p),
         "usage_by_model": _usage(conn, "COALESCE(model, '(unknown)')", w, p),
         "usage_by_user": _usage(conn, "COALESCE(user_id, '(anonymous)')", w, p),
         "usage_by_conversation": _usage(conn, "COALESCE(conversation_id, '(none)')", w, p),
@@ -270,13 +277,13 @@ def stats(conn: sqlite3.Connection, filters: Filters | None = None) -> dict[str,
                        SUM(status = 'ok') AS ok, SUM(status = 'error') AS errors,
                        ROUND(100.0 * SUM(status = 'ok') / COUNT(*), 1) AS success_pct,
                        AVG(duration_ms) AS avg_ms, MAX(duration_ms) AS max_ms
-                FROM spans WHERE span_type = 'tool' AND {w} GROUP BY server, tool ORDER BY calls DESC LIMIT 50""", p)),
+                FROM spans WHERE {OWNED_TOOL_SQL} AND {w} GROUP BY server, tool ORDER BY calls DESC LIMIT 50""", p)),
         "slowest_tool_calls": _rows(conn.execute(
             f"""SELECT trace_id, COALESCE(mcp_server, '(local)') AS server, tool_name AS tool, duration_ms, status, start_ns
-                FROM spans WHERE span_type = 'tool' AND {w} ORDER BY duration_ms DESC LIMIT 10""", p)),
+                FROM spans WHERE {OWNED_TOOL_SQL} AND {w} ORDER BY duration_ms DESC LIMIT 10""", p)),
         "tool_errors": _rows(conn.execute(
             f"""SELECT trace_id, COALESCE(mcp_server, '(local)') AS server, tool_name AS tool, status_message AS error, start_ns
-                FROM spans WHERE span_type = 'tool' AND status = 'error' AND {w} ORDER BY start_ns DESC LIMIT 10""", p)),
+                FROM spans WHERE {OWNED_TOOL_SQL} AND status = 'error' AND {w} ORDER BY start_ns DESC LIMIT 10""", p)),
         "llm_errors_by_provider": _rows(conn.execute(
             f"""SELECT COALESCE(provider, '(unknown)') AS provider, COUNT(*) AS calls, SUM(status = 'error') AS errors,
                        ROUND(100.0 * SUM(status = 'error') / COUNT(*), 2) AS error_pct
@@ -289,7 +296,7 @@ def stats(conn: sqlite3.Connection, filters: Filters | None = None) -> dict[str,
                 FROM traces t WHERE user_id IS NOT NULL AND {tw} GROUP BY user_id ORDER BY turns DESC, last_ns DESC LIMIT 10""", tp)),
         "hourly_traffic": _rows(conn.execute(
             f"""SELECT strftime('%Y-%m-%d %H:00', start_ns / 1000000000, 'unixepoch') AS hour, COUNT(*) AS traces,
-                       SUM(error_count > 0) AS errors
+                       SUM({TURN_SQL}) AS turns, SUM(error_count > 0) AS errors
                 FROM traces t WHERE {tw} GROUP BY hour ORDER BY hour""", tp)),
     }
     return result

@@ -43,6 +43,24 @@ def span_type(attrs: Mapping[str, Any]) -> str:
     return "other"
 
 
+# The tool spans that count a call (pipeline.spans.owns_tool_call): the server half of a call a chatobs client made
+# is stored (the tree shows it) but not counted again; an MCP server writing to the same file is common.
+OWNED_TOOL_SQL = (f"(span_type = 'tool' AND NOT (kind = 'server' AND "
+                  f"json_extract(attributes, '$.\"{semconv.MCP_CALLER_TRACED}\"') IS 1))")
+
+
+def owns_tool_row(span_type_: str | None, kind: str | None, attributes_json: str | None) -> bool:
+    """``OWNED_TOOL_SQL`` for a row in hand (the Python summary must give what the SQL one gives)."""
+    if span_type_ != "tool":
+        return False
+    if kind != "server" or not attributes_json:
+        return True
+    try:
+        return json.loads(attributes_json).get(semconv.MCP_CALLER_TRACED) is not True
+    except (ValueError, AttributeError):
+        return True
+
+
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 # ASCII-only output for what the fast path refuses: integers past 64 bits, lone surrogates (which SQLite could not
 # take as UTF-8 text either).

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .rows import SPAN_COLUMNS
+from .rows import OWNED_TOOL_SQL, SPAN_COLUMNS, owns_tool_row
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "trace_id", "root_span_id", "name", "route", "start_ns", "end_ns", "duration_ms", "conversation_id", "user_id",
@@ -43,7 +43,7 @@ FROM (
     SELECT trace_id, MIN(start_ns) AS start_ns, MAX(end_ns) AS end_ns, MAX(route) AS route,
            MAX(conversation_id) AS conversation_id, MAX(user_id) AS user_id, MAX(tenant_id) AS tenant_id,
            MAX(message_id) AS message_id, COUNT(*) AS span_count, SUM(status = 'error') AS error_count,
-           SUM(span_type = 'llm') AS llm_calls, SUM(span_type = 'tool') AS tool_calls,
+           SUM(span_type = 'llm') AS llm_calls, SUM({OWNED_TOOL_SQL}) AS tool_calls,
            SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, SUM(cost_usd) AS cost_usd,
            GROUP_CONCAT(DISTINCT model) AS models
     FROM spans WHERE trace_id IN ({trace_ids}) GROUP BY trace_id  -- primary key order: by trace, then span ID
@@ -63,6 +63,7 @@ _TRACE, _SPAN, _PARENT, _NAME, _TYPE = _I["trace_id"], _I["span_id"], _I["parent
 _START, _END, _STATUS, _ROUTE, _SERVICE = _I["start_ns"], _I["end_ns"], _I["status"], _I["route"], _I["service_name"]
 _IDENTITY = (_I["conversation_id"], _I["user_id"], _I["tenant_id"], _I["message_id"])
 _IN, _OUT, _COST, _MODEL = _I["input_tokens"], _I["output_tokens"], _I["cost_usd"], _I["model"]
+_KIND, _ATTRS = _I["kind"], _I["attributes"]
 
 
 def _max(rows: Sequence[Sequence[Any]], col: int) -> Any:
@@ -93,7 +94,7 @@ def summarize(rows: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
     return (
         root[_TRACE], root[_SPAN], root[_NAME], route if route is not None else _max(rows, _ROUTE), start, end,
         (end - start) / 1e6, conv, user, tenant, message, root[_SERVICE], "error" if errors else "ok", len(rows), errors,
-        sum(1 for r in rows if r[_TYPE] == "llm"), sum(1 for r in rows if r[_TYPE] == "tool"),
+        sum(1 for r in rows if r[_TYPE] == "llm"), sum(1 for r in rows if owns_tool_row(r[_TYPE], r[_KIND], r[_ATTRS])),
         _sum(rows, _IN), _sum(rows, _OUT), _sum(rows, _COST), ",".join(models) if models else None,
     )
 

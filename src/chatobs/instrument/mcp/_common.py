@@ -201,6 +201,21 @@ def ensure_baggage(meta: MutableMapping[str, Any]) -> None:
         _BAGGAGE.inject(meta)
 
 
+# A chatobs client says so in the request's _meta, and the server marks its span: one of the two spans of a tool call
+# counts it (pipeline.spans.owns_tool_call), whichever process sees them. "chatobs/" is a valid, unreserved prefix.
+CLIENT_MARK = "chatobs/client"
+
+
+def mark_traced_call(meta: MutableMapping[str, Any]) -> None:
+    """Tell the server that this ``tools/call`` is traced (and counted) by a chatobs client."""
+    meta[CLIENT_MARK] = "1"
+
+
+def caller_attributes(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``chatobs.mcp.caller.traced`` for a server span whose request a chatobs client marked."""
+    return {semconv.MCP_CALLER_TRACED: True} if meta and meta.get(CLIENT_MARK) == "1" else {}
+
+
 def inject_meta(meta: MutableMapping[str, Any]) -> None:
     """``traceparent``/``tracestate``/``baggage`` of the current context into ``meta`` (mcp 1.x client)."""
     propagate.inject(meta)

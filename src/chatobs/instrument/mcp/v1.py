@@ -23,10 +23,12 @@ from ..._light import start_span
 from ._common import (
     STATE,
     Target,
+    caller_attributes,
     capture_io,
     inject_meta,
     mark_failure,
     mark_slow,
+    mark_traced_call,
     method_attributes,
     patch,
     patch_transports,
@@ -125,6 +127,8 @@ def _start_client_span(session: Any, request: Any) -> tuple[Span, Any]:
         inject_meta(carrier)
     finally:
         otel_context.detach(token)
+    if method == "tools/call":
+        mark_traced_call(carrier)
     return span, _WithMeta(request, carrier)
 
 
@@ -247,6 +251,8 @@ def _start_server_span(server: Any, message: Any, req: Any, session: Any) -> tup
         **method_attributes(method, params),
         **_server_transport(message),
     }
+    if method == "tools/call":
+        attrs.update(caller_attributes(meta))
     settings = STATE.settings
     name = (settings.mcp_server_name if settings else None) or getattr(server, "name", None)
     if name:

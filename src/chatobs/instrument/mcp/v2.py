@@ -30,10 +30,12 @@ from ..._light import start_span
 from ._common import (
     STATE,
     Target,
+    caller_attributes,
     describe_server,
     ensure_baggage,
     mark_failure,
     mark_slow,
+    mark_traced_call,
     method_attributes,
     patch,
     patch_transports,
@@ -93,8 +95,12 @@ def _on_request_written(dispatcher: Any, message: Any) -> None:
         attrs[semconv.MCP_PROTOCOL_VERSION] = version
     span.set_attributes(attrs)
     meta = params.get("_meta")
+    if method == "tools/call" and isinstance(message.params, dict) and not isinstance(meta, dict):
+        meta = message.params["_meta"] = {}  # the SDK injected no trace context (no propagator): the mark still goes
     if isinstance(meta, dict):
         ensure_baggage(meta)
+        if method == "tools/call":
+            mark_traced_call(meta)
     from mcp.shared.jsonrpc_dispatcher import coerce_request_id
 
     key = coerce_request_id(message.id)
@@ -255,6 +261,8 @@ class ChatObsServerMiddleware:
             if span is not None:
                 attrs = method_attributes(method, ctx.params)
                 attrs.update(_server_attributes(ctx, settings.mcp_server_name or self.server_name))
+                if method == "tools/call":
+                    attrs.update(caller_attributes(ctx.meta))
                 span.set_attributes(attrs)
                 stamp_identity(span, s)
         except Exception as exc:  # noqa: BLE001

@@ -198,11 +198,11 @@ async function viewStats() {
   const cols = el("div", { class: "columns" }, s.hourly_traffic.map(h => {
     const err = el("div", { class: "err" });
     err.style.height = (h.traces ? h.errors / h.traces * 100 : 0).toFixed(1) + "%";
-    const c = el("div", { class: "col", title: h.hour + ": " + h.traces + " traces, " + h.errors + " with errors" }, err);
+    const c = el("div", { class: "col", title: h.hour + ": " + h.traces + " traces (" + h.turns + " chat turns), " + h.errors + " with errors" }, err);
     c.style.height = (h.traces / peak * 100).toFixed(1) + "%"; return c;
   }));
   render(el("h1", {}, "Stats"),
-    el("div", { class: "cards" }, [["Traces", t.traces], ["Conversations", t.conversations], ["Users", t.users], ["LLM calls", t.llm_calls],
+    el("div", { class: "cards" }, [["Chat turns", t.turns], ["Other traces", t.other_traces], ["Conversations", t.conversations], ["Users", t.users], ["LLM calls", t.llm_calls],
       ["Tool calls", t.tool_calls], ["Tokens", fmt.int(t.input_tokens + t.output_tokens)], ["Cost", fmt.cost(t.cost_usd)], ["Traces with errors", t.error_traces]]
       .map(([k, v]) => el("div", { class: "card" }, el("div", { class: "v" }, String(v)), el("div", { class: "k" }, k)))),
     el("div", { class: "charts" },
