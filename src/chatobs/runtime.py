@@ -244,6 +244,12 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
             provider._chatobs_switch = switch  # type: ignore[attr-defined]
         if pipeline is None:
             target: SpanProcessor = _handoff(settings, overrides, provider.resource, mode)
+            if any(s.name == "opik" for s in specs):
+                # The Opik exporter (in the agent) needs each trace's time stamped on outgoing calls, which only this
+                # process can do: what building the exporter switches on in process.
+                from .middleware.tracecontext import stamp_trace_time
+
+                stamp_trace_time(True)
         else:
             target = pipeline
         switch.targets = (scope_processor, target)
@@ -308,6 +314,10 @@ def shutdown(timeout_s: float | None = None) -> None:
         from .instrument import uninstrument_all
 
         uninstrument_all()
+        if not isinstance(runtime.pipeline, PipelineProcessor):
+            from .middleware.tracecontext import stamp_trace_time
+
+            stamp_trace_time(False)  # in process, the Opik exporter's shutdown does this
     started = time.monotonic()
     try:
         runtime.pipeline.shutdown(timeout_s if timeout_s is not None else runtime.settings.shutdown_timeout_s)

@@ -46,17 +46,23 @@ def test_kill_9_of_the_agent_mid_load_fails_no_request_and_the_agent_comes_back(
             w.join(30)
         assert second, "a new agent"
         assert statuses and set(statuses) == {200}, sorted(set(statuses))
-        # Every turn is two spans (request, LLM call). Each one is either in the store or counted as lost / dropped.
-        turns = len(statuses) + 1
-        assert wait_for(lambda: server.client.get("/pid").status_code == 200 and _accounted(directory, db) >= 2 * turns, 30)
-        status = agent_status(directory)
-        lost = sum(n for k, n in status["stats"]["dropped"].items() if k.startswith("app:"))
-        stored = count_spans(db)
-        assert stored + lost >= 2 * turns
-        assert stored < 2 * turns or lost == 0
+        # After the restart spans flow again: a turn made now lands in the new agent's store.
+        last = server.chat("after the restart", conversation_id="after")
+        assert last.status_code == 200
+        # Every turn is two spans (request, LLM call): each is in the store, or counted as lost (unacknowledged when
+        # the agent died), except those the dead agent had acknowledged and not yet written (docs/agent.md: at most
+        # about one export interval's worth, 50 ms here).
+        turns = len(statuses) + 2
+        slack = max(20, turns // 20)
+        assert wait_for(lambda: _accounted(directory, db) >= 2 * turns - slack, 30), (_accounted(directory, db), 2 * turns)
+        assert wait_for(lambda: count_spans(db, "name = 'POST /api/chat'") and _has_turn(db, "after"), 30)
     finally:
         stop.set()
         server.stop()
+
+
+def _has_turn(db: Path, conversation: str) -> bool:
+    return count_spans(db, f"conversation_id = '{conversation}'") > 0
 
 
 def _accounted(directory: str, db: Path) -> int:

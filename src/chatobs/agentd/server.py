@@ -96,7 +96,9 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                         with self._lock:
                             self.clients[cid] = client
                     elif kind == wire.SPANS:
-                        seq, records = payload
+                        seq, records, times = payload
+                        if times:
+                            _adopt_trace_times(times)
                         self._feed(records, resource, client)
                         if seq:
                             sock.sendall(wire.encode_frame(wire.ACK, seq))
@@ -174,6 +176,16 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             "masking": _masking_health(rt),
             "prometheus_port": _prometheus_port(),
         }
+
+
+def _adopt_trace_times(times: dict[int, int]) -> None:
+    """The Opik time each app process fixed for its traces, honoured as if passed on by an upstream process."""
+    from opentelemetry.trace import TraceState
+
+    from ..middleware.tracecontext import CHATOBS_KEY, trace_time_ms
+
+    for tid, ms in times.items():
+        trace_time_ms(int(tid), int(ms), TraceState([(CHATOBS_KEY, f"t{int(ms):x}")]))
 
 
 def _remove_stale(path: Path) -> None:

@@ -263,8 +263,9 @@ class HandoffProcessor(SpanProcessor):
                 pass
             seq = next(self._seq)
             records = wire.iter_records(batch, self.resource)
+            times = _trace_times(batch)
             try:
-                frame = wire.encode_frame(wire.SPANS, (seq, records))
+                frame = wire.encode_frame(wire.SPANS, (seq, records, times))
             except ValueError:
                 frame = self._encode_each(seq, records)
                 if frame is None:
@@ -283,7 +284,7 @@ class HandoffProcessor(SpanProcessor):
             except ValueError:
                 # A value marshal cannot encode (an object a custom processor put on a span): only that span is lost.
                 self.stats.drop("handoff", "unencodable")
-        return wire.encode_frame(wire.SPANS, (seq, good)) if good else None
+        return wire.encode_frame(wire.SPANS, (seq, good, {})) if good else None
 
     def _poll(self, timeout_s: float) -> None:
         sock = self._sock
@@ -364,3 +365,21 @@ class HandoffProcessor(SpanProcessor):
             self.last_error = error
             self.connected_since = None
             self._next_connect = time.monotonic() + self._backoff
+
+
+def _trace_times(batch: list[ReadableSpan]) -> dict[int, int]:
+    """The Opik time this process fixed for each trace of the batch (and stamped on its outgoing calls): the agent
+    must use the same, or this process's spans and its tool servers' would get different Opik IDs."""
+    from ..middleware import tracecontext
+
+    if not tracecontext._stamp:
+        return {}
+    known = tracecontext._times  # read without the lock: a dict lookup is atomic under the GIL
+    out: dict[int, int] = {}
+    for span in batch:
+        tid = span.context.trace_id
+        if tid not in out:
+            ms = known.get(tid)
+            if ms is not None:
+                out[tid] = ms
+    return out
