@@ -199,10 +199,11 @@ def _run(script: str, url: str, *args: str) -> str:
     return out.stdout
 
 
-def test_opik_ids_agree_across_processes(monkeypatch: pytest.MonkeyPatch) -> None:
-    # In process: with the agent the two processes' spans still get different Opik trace times (docs/agent.md,
-    # known limits); this test keeps the in-process behaviour pinned until that is fixed.
-    monkeypatch.setattr(sys.modules[__name__], "_AGENT_MODE", "inprocess", raising=False)
+@pytest.mark.parametrize("mode", [None, "inprocess"], ids=["agent", "inprocess"])
+def test_opik_ids_agree_across_processes(monkeypatch: pytest.MonkeyPatch, mode: str | None) -> None:
+    # With the agent (the default) both processes hand their spans to one agent, which must use the time the app
+    # stamped on its outgoing call; in process each exports its own spans.
+    monkeypatch.setattr(sys.modules[__name__], "_AGENT_MODE", mode, raising=False)
     with RecordingServer() as srv:
         app = json.loads(_run(_APP, srv.url).strip().splitlines()[-1])
         assert "chatobs=t" in app["headers"]["tracestate"]

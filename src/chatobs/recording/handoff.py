@@ -372,8 +372,8 @@ def _trace_times(batch: list[ReadableSpan]) -> dict[int, int]:
     must use the same, or this process's spans and its tool servers' would get different Opik IDs."""
     from ..middleware import tracecontext
 
-    if not tracecontext._stamp:
-        return {}
+    # Not gated on the stamping switch: shutdown() turns it off before the last batches go out, and the map only
+    # holds times this process fixed while it stamped.
     known = tracecontext._times  # read without the lock: a dict lookup is atomic under the GIL
     out: dict[int, int] = {}
     for span in batch:
