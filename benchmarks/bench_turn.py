@@ -88,7 +88,9 @@ class DemoProcess:
 
     def __enter__(self) -> "DemoProcess":
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATOBS_", "OTEL_", "LANGFUSE_", "OPIK_"))}
-        env.update({"PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}, **self.env)
+        # Its own agent directory, so the agent this demo starts (detached: not its child) is found and counted.
+        self.agent_dir = Path(tempfile.mkdtemp(prefix="co-bench-", dir="/tmp"))
+        env.update({"PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "CHATOBS_AGENT_DIR": str(self.agent_dir)}, **self.env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "demo_app", "--port", str(self.port)],
             env=env, cwd=tempfile.mkdtemp(prefix="chatobs-bench-"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -108,6 +110,17 @@ class DemoProcess:
             raise RuntimeError("demo did not start")
         return self
 
+    def agents(self) -> list[int]:
+        pids = []
+        for f in self.agent_dir.glob("*.pid"):
+            try:
+                pid = int(f.read_text())
+                os.kill(pid, 0)
+                pids.append(pid)
+            except (OSError, ValueError):
+                pass
+        return pids
+
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -124,13 +137,14 @@ class DemoProcess:
                 tools += _process_cpu(child)
             elif "fake_llm" not in cmd:
                 masking += _process_cpu(child)  # chatobs's masking worker, if it runs out of process
-        return {"loop": loop, "total": total + masking, "tools": tools}
+        agent = sum(_process_cpu(a) for a in self.agents())  # the chatobs agent (also the tool server's pipeline)
+        return {"loop": loop, "total": total + masking + agent, "tools": tools, "agent": agent}
 
     def rss_mb(self) -> tuple[float, float]:
         """(the app process, chatobs's masking worker process) resident memory."""
         assert self.proc is not None
         worker = sum(_rss_mb(c) for c in _children(self.proc.pid) if "mcp_server" not in _cmdline(c) and "fake_llm" not in _cmdline(c))
-        return _rss_mb(self.proc.pid), worker
+        return _rss_mb(self.proc.pid), worker + sum(_rss_mb(a) for a in self.agents())
 
     def __exit__(self, *exc: Any) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -139,6 +153,8 @@ class DemoProcess:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in self.agents():
+            os.kill(pid, signal.SIGTERM)
 
 
 async def _conversation_turns(client: httpx.AsyncClient, user: str, turns: int, latencies: list[float]) -> None:
@@ -268,6 +284,7 @@ def measure_pair(env_bare: dict[str, str], env_obs: dict[str, str]) -> tuple[dic
                 "loop_ms": (loop_after[i] - before[i]["loop"]) / TURNS * 1000,
                 "total_ms": (after[i]["total"] - before[i]["total"]) / TURNS * 1000,
                 "tools_ms": (after[i]["tools"] - before[i]["tools"]) / TURNS * 1000,
+                "agent_ms": (after[i]["agent"] - before[i]["agent"]) / TURNS * 1000,
                 "p50_ms": statistics.median(lat) * 1000,
                 "p99_ms": _p99(lat) * 1000,
             })
@@ -292,7 +309,9 @@ def main() -> dict[str, Any]:
     bare_runs, chatobs_runs = [], []
     common = {"DEMO_SLOW_TOOL_SECONDS": "0.1"}
     for _ in range(rounds):
-        b, o = measure_pair({**common, "CHATOBS_ENABLED": "false"}, {**common})
+        # BENCH_AGENT=inprocess measures the in-process pipeline (the design before the agent) for comparison.
+        mode = {"CHATOBS_AGENT": os.environ["BENCH_AGENT"]} if os.environ.get("BENCH_AGENT") else {}
+        b, o = measure_pair({**common, "CHATOBS_ENABLED": "false"}, {**common, **mode})
         bare_runs.append(b)
         chatobs_runs.append(o)
     bare, obs = _median_of(bare_runs), _median_of(chatobs_runs)
@@ -322,11 +341,13 @@ def main() -> dict[str, Any]:
     rows = [
         ("request-path CPU / turn", f"{bare['loop_ms']:.2f} ms", f"{obs['loop_ms']:.2f} ms", f"+{results['request_path_cpu_added_ms']:.2f} ms", "<= +0.6 ms"),
         ("total CPU / turn", f"{bare['total_ms']:.2f} ms", f"{obs['total_ms']:.2f} ms", f"+{results['total_cpu_added_ms']:.2f} ms", "<= +1.5 ms"),
+        ("  of which: the agent (app's and tool server's spans)", "", f"{obs['agent_ms']:.2f} ms", f"+{obs['agent_ms']:.2f} ms", ""),
+        ("app process CPU / turn (all threads)", f"{bare['total_ms'] - bare['agent_ms']:.2f} ms", f"{obs['total_ms'] - obs['agent_ms']:.2f} ms", f"+{obs['total_ms'] - obs['agent_ms'] - bare['total_ms'] + bare['agent_ms']:.2f} ms", "<= +0.6 ms"),
         ("throughput, concurrency 16", f"{bare['rate']:.1f}/s", f"{obs['rate']:.1f}/s", f"{results['throughput_ratio_c16']:.3f}x", ">= 0.95x"),
         ("streaming TTFB (median)", f"{bare['ttfb_ms']:.2f} ms", f"{obs['ttfb_ms']:.2f} ms", f"{results['ttfb_ratio']:.3f}x", "<= 1.03x"),
         ("resident memory", f"{bare['rss_mb']:.0f} MB", f"{obs['rss_mb']:.0f} MB", f"+{results['extra_rss_mb']:.1f} MB", "<= 25 MB"),
         ("  of which: app process", f"{bare['app_rss_mb']:.0f} MB", f"{obs['app_rss_mb']:.0f} MB", f"+{obs['app_rss_mb'] - bare['app_rss_mb']:.1f} MB", ""),
-        ("  of which: masking worker (Presidio)", "", f"{obs['worker_rss_mb']:.0f} MB", f"+{obs['worker_rss_mb']:.1f} MB", ""),
+        ("  of which: agent / masking worker (Presidio)", "", f"{obs['worker_rss_mb']:.0f} MB", f"+{obs['worker_rss_mb']:.1f} MB", ""),
         ("turn latency p50 / p99", f"{bare['p50_ms']:.1f} / {bare['p99_ms']:.1f} ms", f"{obs['p50_ms']:.1f} / {obs['p99_ms']:.1f} ms", "", ""),
         ("tool server CPU / turn", f"{bare['tools_ms']:.2f} ms", f"{obs['tools_ms']:.2f} ms", f"+{results['tool_server_cpu_added_ms']:.2f} ms", ""),
     ]

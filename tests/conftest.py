@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,14 +19,90 @@ REPO = Path(__file__).resolve().parent.parent
 _PREFIXES = ("CHATOBS_", "OTEL_", "LANGFUSE_", "OPIK_", "MCP_TRACE_", "MCP_TOKEN_")
 
 
+_agent_dir: str | None = None  # this test's agent socket directory, passed on by subprocess_env()
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    global _agent_dir
     for key in list(os.environ):
         if key.upper().startswith(_PREFIXES):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("CHATOBS_LOCAL_DB", str(tmp_path / "traces.db"))
+    # Tests in this process check the in-process pipeline (its channels, stages, stats); the apps and servers they
+    # spawn run as users' apps do, with an agent. Each test gets its own short socket directory (Unix socket paths
+    # are limited to 107 bytes; tmp_path is too long) and any agent started there is stopped at teardown.
+    monkeypatch.setenv("CHATOBS_AGENT", "inprocess")
+    _agent_dir = new_agent_dir()
+    monkeypatch.setenv("CHATOBS_AGENT_DIR", _agent_dir)
     yield
     runtime.shutdown(timeout_s=2)
+    stop_agents(_agent_dir)
+    shutil.rmtree(_agent_dir, ignore_errors=True)
+    _agent_dir = None
+
+
+_session_dir: str | None = None
+
+
+def _session_agent_dir() -> str:
+    """For processes started by module-scoped fixtures (set up before any test's own directory exists)."""
+    global _session_dir
+    if _session_dir is None:
+        _session_dir = tempfile.mkdtemp(prefix="co-s-", dir="/tmp")
+    return _session_dir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_session_agents() -> Iterator[None]:
+    yield
+    if _session_dir is not None:
+        stop_agents(_session_dir)
+        shutil.rmtree(_session_dir, ignore_errors=True)
+
+
+def new_agent_dir() -> str:
+    """A private, short socket directory (for a harness that outlives one test; stop with ``stop_agents``)."""
+    return tempfile.mkdtemp(prefix="co-", dir="/tmp")
+
+
+def stop_agents(directory: str, timeout_s: float = 10.0) -> None:
+    """SIGTERM every agent that wrote a pid file in ``directory``; SIGKILL what is left after ``timeout_s``."""
+    import signal
+    import time
+
+    pids = []
+    for pid_file in Path(directory).glob("*.pid"):
+        try:
+            pids.append(int(pid_file.read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    for pid in pids:
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    # A zombie (an agent this process started directly) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
 
 
 class Capture:
@@ -72,6 +150,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for child processes: this checkout's src/ first (worktrees share one venv), chatobs vars cleared."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_PREFIXES)}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)])
+    env["CHATOBS_AGENT_DIR"] = _agent_dir or _session_agent_dir()
     env.update(extra)
     return env
 

@@ -408,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds each live check may take (default 5)")
     p.set_defaults(func=cmd_doctor)
 
+    sub.add_parser("agent", help="run the agent in the foreground (sidecar, systemd), or --status of the running one; see docs/agent.md")
+
     p = sub.add_parser("traces", help="recent traces, newest first")
     _add_common(p, filters=True)
     p.add_argument("--limit", "-n", type=int, default=30, help="how many (default 30)")
@@ -447,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["agent"]:
+        # The agent has its own options (python -m chatobs.agentd); argparse's REMAINDER cannot pass them through.
+        from .agentd.main import main as agent_main
+
+        return agent_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -202,6 +202,12 @@ class Settings(BaseSettings):
     alert_webhook_max_per_minute: int = _env("CHATOBS_ALERT_WEBHOOK_MAX_PER_MINUTE", default=20, ge=1, doc="Most webhook POSTs per minute; further alerts are dropped and counted (the log still has them).", example="60")
     alert_webhook_timeout_s: float = _env("CHATOBS_ALERT_WEBHOOK_TIMEOUT_S", default=5.0, gt=0, doc="Timeout of one webhook POST; a failed POST is retried three times with backoff.", example="2")
 
+    # --- Agent --------------------------------------------------------------------------------------------------
+    agent: Literal["auto", "connect", "inprocess"] = _env("CHATOBS_AGENT", default="auto", doc="Where the pipeline runs: `auto` = in the chatobs agent for this configuration, started detached when none answers (one per host, user and configuration); `connect` = in an agent the user runs (`chatobs agent`: sidecar, systemd), never started by the app; `inprocess` = on a thread of this process (single-process scripts, tests). `init()` with exporters passed in always runs in process.", example="connect")
+    agent_dir: Path | None = _env("CHATOBS_AGENT_DIR", default=None, doc="Directory of the agent's socket; default `$XDG_RUNTIME_DIR/chatobs`, else `/tmp/chatobs-<uid>`. Created with mode 0700; one owned by another user or open to group/other is refused (spans are then dropped and counted).", example="/run/chatobs")
+    agent_queue_size: int = _env("CHATOBS_AGENT_QUEUE_SIZE", default=8192, ge=16, doc="Finished spans an app process holds for the agent (while it is slow, restarting or unreachable); past it new spans are dropped and counted.", example="20000")
+    agent_idle_exit_s: float = _env("CHATOBS_AGENT_IDLE_EXIT_S", default=300.0, ge=0, doc="An agent started by an app exits after this long without connected processes; 0 = never. A user-run `chatobs agent` does not exit unless given `--idle-exit`.", example="60")
+
     # --- validation ---------------------------------------------------------------------------------------------
     @field_validator(
         "exclude_paths", "chat_routes", "conversation_fields", "user_fields", "tenant_fields", "message_fields",
@@ -261,7 +267,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected host=provider pairs separated by commas, got {pair!r}")
         return value
 
-    @field_validator("pii", "sample_by", "otlp_protocol", "otlp_compression", "masking_worker", "alert_budget_by", mode="before")
+    @field_validator("pii", "sample_by", "otlp_protocol", "otlp_compression", "masking_worker", "alert_budget_by", "agent", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

@@ -256,10 +256,14 @@ def run(args: argparse.Namespace) -> int:
     results = [] if args.no_check else [check_exporter(n, r, settings, timeout_s=args.timeout) for n, r in chosen]
     masking = check_masking(settings, live=not args.no_check) if settings.active else None
     ok = all(r.ok for r in results) and (masking is None or masking.ok)
+    from .agentd.report import agent_report
+
+    agent_info, agent_lines = agent_report(settings)
     if args.json:
         json.dump({
             "ok": ok,
             "active": settings.active,
+            "agent": agent_info,
             "config": [asdict(c) for c in config],
             "exporters": [{"name": n, "reason": r} for n, r in chosen],
             "checks": [asdict(r) for r in results],
@@ -282,6 +286,9 @@ def run(args: argparse.Namespace) -> int:
         print("  none (CHATOBS_EXPORTERS=none): spans are not exported")
     for n, r in chosen:
         print(f"  {n:<9} {r}")
+    print(f"\nAgent (CHATOBS_AGENT={settings.agent})")
+    for line in agent_lines:
+        print(f"  {line}")
     if results:
         print(f"\nLive check (a synthetic 2-span chat trace, timeout {args.timeout:g}s)")
         print(table([[r.exporter, "OK" if r.ok else "FAILED", f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "-", r.detail] for r in results],

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, Sa
 
 from . import __version__
 from .config import Settings, load_settings
-from .exporters import build_exporters
+from .exporters import build_exporters, choose
 from .exporters.channel import Dispatcher, ExportChannel, ExporterSpec
 from .pipeline.core import PipelineProcessor, ScopeProcessor, Stage
 
@@ -36,11 +36,11 @@ __all__ = ["init", "shutdown", "get_runtime", "settings_or_none", "get_tracer", 
 @dataclass
 class Runtime:
     settings: Settings
-    provider: TracerProvider
+    provider: TracerProvider | None  # None in the agent, which has no tracer of its own
     owns_provider: bool
     sampler: Sampler
     scope_processor: ScopeProcessor
-    pipeline: PipelineProcessor
+    pipeline: Any  # PipelineProcessor in process and in the agent; the hand-off to the agent otherwise
     exporters: list[ExporterSpec]
     channels: list[ExportChannel]
     stages: list[Stage]
@@ -117,6 +117,75 @@ def _build_stages(settings: Settings) -> list[Stage]:
     return [s for s in built if s is not None]
 
 
+def agent_mode(settings: Settings, embedded: bool) -> str:
+    """``inprocess`` when exporters were passed to ``init()`` (tests, embedding), else ``CHATOBS_AGENT``."""
+    return "inprocess" if embedded else settings.agent
+
+
+def build_pipeline(
+    settings: Settings, extra: Sequence[SpanExporter] = ()
+) -> tuple[list[ExporterSpec], list[Stage], list[ExportChannel], PipelineProcessor]:
+    """The stages, the exporters behind their channels, and the processor feeding them: the whole pipeline, for this
+    process (``CHATOBS_AGENT=inprocess``) or for the agent."""
+    specs = build_exporters(settings)
+    specs += [ExporterSpec(name=f"extra{i}", exporter=e, reason="passed to init()") for i, e in enumerate(extra)]
+    stages = _build_stages(settings)
+    channels = [
+        ExportChannel(
+            spec,
+            queue_size=settings.export_queue_size,
+            batch_size=settings.export_batch_size,
+            interval_s=settings.export_interval_ms / 1000,
+            max_retry_s=settings.export_max_retry_s,
+        )
+        for spec in specs
+    ]
+    pipeline = PipelineProcessor(
+        stages,
+        Dispatcher(channels),
+        max_queue_size=settings.max_queue_size,
+        batch_size=settings.export_batch_size,
+        interval_s=settings.export_interval_ms / 1000,
+    )
+    return specs, stages, channels, pipeline
+
+
+def _handoff(settings: Settings, overrides: dict[str, Any], resource: Resource, mode: str) -> SpanProcessor:
+    """The app side of the agent: a hand-off to this configuration's agent (``auto``) or the user-run one."""
+    from functools import partial
+
+    from .config import env_name
+    from .core import launch, sockdir
+    from .recording.handoff import HandoffProcessor
+
+    try:
+        directory = sockdir.checked_dir(settings.agent_dir)
+        path = sockdir.socket_path(directory, sockdir.settings_key(settings) if mode == "auto" else None)
+    except (sockdir.AgentDirError, OSError) as exc:
+        # Never the app's problem: it runs, its spans are dropped and counted, and the log says what to fix.
+        logger.warning("chatobs: %s; spans are dropped (counted) until this is fixed", exc)
+        return HandoffProcessor(None, resource, refused=str(exc), queue_size=settings.agent_queue_size)
+    start = None
+    if mode == "auto":
+        env = sockdir.agent_environment(settings, overrides, env_name)
+        start = partial(launch.ensure_agent, path, env, idle_exit_s=settings.agent_idle_exit_s)
+    return HandoffProcessor(path, resource, start=start, queue_size=settings.agent_queue_size,
+                            batch_size=settings.export_batch_size)
+
+
+def start_headless(settings: Settings) -> Runtime:
+    """The agent's runtime: the pipeline without a tracer provider (spans arrive from app processes), registered so
+    the stages that look up the running runtime (metrics gauges, sampling) find it."""
+    global _runtime, _settings
+    with _lock:
+        specs, stages, channels, pipeline = build_pipeline(settings)
+        runtime = Runtime(settings=settings, provider=None, owns_provider=True, sampler=ParentBased(ALWAYS_ON),
+                          scope_processor=ScopeProcessor(), pipeline=pipeline, exporters=specs, channels=channels,
+                          stages=stages)
+        _runtime, _settings = runtime, settings
+        return runtime
+
+
 def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runtime | None:
     """Read the settings (environment plus ``overrides``), validate them, and start chatobs.
 
@@ -140,26 +209,15 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
 
         from .pipeline import sampling
 
-        specs = build_exporters(settings)
-        specs += [ExporterSpec(name=f"extra{i}", exporter=e, reason="passed to init()") for i, e in enumerate(_span_exporters)]
-        stages = _build_stages(settings)
-        channels = [
-            ExportChannel(
-                spec,
-                queue_size=settings.export_queue_size,
-                batch_size=settings.export_batch_size,
-                interval_s=settings.export_interval_ms / 1000,
-                max_retry_s=settings.export_max_retry_s,
-            )
-            for spec in specs
-        ]
-        pipeline = PipelineProcessor(
-            stages,
-            Dispatcher(channels),
-            max_queue_size=settings.max_queue_size,
-            batch_size=settings.export_batch_size,
-            interval_s=settings.export_interval_ms / 1000,
-        )
+        mode = agent_mode(settings, bool(_span_exporters))
+        if mode == "inprocess":
+            specs, stages, channels, pipeline = build_pipeline(settings, _span_exporters)
+        else:
+            stages, channels = [], []
+            pipeline = None
+            # What the agent for this configuration runs (same settings, same choice), for banners and doctor; the
+            # user-run agent (`connect`) decides for itself.
+            specs = [ExporterSpec(name=n, exporter=None, reason=f"{r}; in the agent") for n, r in choose(settings)] if mode == "auto" else []  # type: ignore[arg-type]
         scope_processor = ScopeProcessor()
         from .context import set_user_id_transform
 
@@ -184,7 +242,17 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
             switch = _Switchboard()
             provider.add_span_processor(switch)
             provider._chatobs_switch = switch  # type: ignore[attr-defined]
-        switch.targets = (scope_processor, pipeline)
+        if pipeline is None:
+            target: SpanProcessor = _handoff(settings, overrides, provider.resource, mode)
+            if any(s.name == "opik" for s in specs):
+                # The Opik exporter (in the agent) needs each trace's time stamped on outgoing calls, which only this
+                # process can do: what building the exporter switches on in process.
+                from .middleware.tracecontext import stamp_trace_time
+
+                stamp_trace_time(True)
+        else:
+            target = pipeline
+        switch.targets = (scope_processor, target)
         if owns and isinstance(provider.sampler, _SwitchSampler):
             provider.sampler.target = sampler
 
@@ -197,7 +265,7 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
             owns_provider=owns,
             sampler=sampler,
             scope_processor=scope_processor,
-            pipeline=pipeline,
+            pipeline=target,
             exporters=specs,
             channels=channels,
             stages=stages,
@@ -207,7 +275,7 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
 
         _framework.configure(settings.framework_spans)
         light = settings.record_unsampled == "light" and sampling.unsampled_needed(settings)
-        _light.configure(pipeline.on_end if light else None, provider.resource)
+        _light.configure(target.on_end if light else None, provider.resource)
         from .instrument import instrument_all
 
         runtime.instrumented = instrument_all(settings)
@@ -217,7 +285,7 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         logger.info(
             "chatobs %s: exporters %s; instrumented %s",
             __version__,
-            ", ".join(f"{s.name} ({s.reason})" for s in specs) or "none",
+            ", ".join(f"{s.name} ({s.reason})" for s in specs) or ("none" if mode == "inprocess" else "chosen by the user-run agent"),
             ", ".join(runtime.instrumented) or "nothing",
         )
         return runtime
@@ -233,18 +301,23 @@ def shutdown(timeout_s: float | None = None) -> None:
             return
         _runtime = None
         _settings = None
-    switch = getattr(runtime.provider, "_chatobs_switch", None)
-    if switch is not None:
-        switch.targets = ()
-    from . import _framework, _light
+    if runtime.provider is not None:
+        switch = getattr(runtime.provider, "_chatobs_switch", None)
+        if switch is not None:
+            switch.targets = ()
+        from . import _framework, _light
 
-    _framework.configure(True)
-    _light.configure(None, None)
-    if runtime.owns_provider and isinstance(runtime.provider.sampler, _SwitchSampler):
-        runtime.provider.sampler.target = ParentBased(ALWAYS_ON)
-    from .instrument import uninstrument_all
+        _framework.configure(True)
+        _light.configure(None, None)
+        if runtime.owns_provider and isinstance(runtime.provider.sampler, _SwitchSampler):
+            runtime.provider.sampler.target = ParentBased(ALWAYS_ON)
+        from .instrument import uninstrument_all
 
-    uninstrument_all()
+        uninstrument_all()
+        if not isinstance(runtime.pipeline, PipelineProcessor):
+            from .middleware.tracecontext import stamp_trace_time
+
+            stamp_trace_time(False)  # in process, the Opik exporter's shutdown does this
     started = time.monotonic()
     try:
         runtime.pipeline.shutdown(timeout_s if timeout_s is not None else runtime.settings.shutdown_timeout_s)

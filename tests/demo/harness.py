@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import PYTHON, REPO, subprocess_env
+from tests.conftest import PYTHON, REPO, new_agent_dir, stop_agents, subprocess_env
 
 SLOW_TOOL_SECONDS = 0.4
 SLOW_TOOL_MS = 200
@@ -44,7 +44,10 @@ class Demo:
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = workdir / f"traces-{framework}.db"
         self.log = workdir / f"demo-{framework}.log"
+        # The demo's own agent (it outlives single tests): its log holds the alerts, stop() ends it.
+        self.agent_dir = Path(new_agent_dir())
         env = subprocess_env(
+            CHATOBS_AGENT_DIR=str(self.agent_dir),
             CHATOBS_LOCAL_DB=str(self.db),
             CHATOBS_EXPORT_INTERVAL_MS="50",
             CHATOBS_SLOW_TOOL_MS=str(SLOW_TOOL_MS),
@@ -84,6 +87,10 @@ class Demo:
             self._logf.flush()
         return self.log.read_text(errors="replace")
 
+    def agent_log(self) -> str:
+        """What the demo's agent logged (alerts run there, with every other pipeline stage)."""
+        return "".join(p.read_text(errors="replace") for p in sorted(self.agent_dir.glob("*.log")))
+
     def chat(self, message: str = "", *, user: str = "alice", conversation_id: str | None = None,
              traceparent: str | None = None, **fields: Any) -> httpx.Response:
         body = {"message": message, **fields}
@@ -116,6 +123,7 @@ class Demo:
                 self.proc.kill()
                 self.proc.wait(5)
         self._logf.close()
+        stop_agents(str(self.agent_dir))
         return self.proc.returncode
 
     # --- the local store ---------------------------------------------------------------------------------------

@@ -106,11 +106,11 @@ def test_slow_tool_is_marked_slow(demo: Demo) -> None:
         if s["tool_name"] == "slow_lookup":
             assert "something slow" in str(s["attributes"].get("gen_ai.tool.call.arguments")), service(s)
             assert s["attributes"].get("gen_ai.tool.call.result"), service(s)
-    # ...and chatobs's slow-tool alert reaches the demo's console.
+    # ...and chatobs's slow-tool alert reaches the log of the agent, where the alert rules run for every process.
     deadline = time.monotonic() + 15
-    while "[slow_tool]" not in demo.output() and time.monotonic() < deadline:
+    while "[slow_tool]" not in demo.agent_log() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert "[slow_tool] tool 'slow_lookup'" in demo.output()
+    assert "[slow_tool] tool 'slow_lookup'" in demo.agent_log()
 
 
 def test_error_is_a_failed_turn_and_regenerate_recovers(demo: Demo) -> None:
@@ -274,6 +274,27 @@ def test_browser_chat_to_tool_span(demo: Demo, tmp_path: Path) -> None:
             browser.close()
 
 
+def test_the_demo_runs_exactly_one_agent_and_no_other_chatobs_process(demo: Demo) -> None:
+    trace_id, traceparent = new_traceparent()
+    r = demo.chat("calculate 1+1", conversation_id="conv-one-agent", traceparent=traceparent)
+    assert r.status_code == 200, r.text
+    demo.wait_spans(trace_id, tool_turn("calculator"))  # both the app's and the tool server's spans arrived
+    live = []
+    for f in demo.agent_dir.glob("*.pid"):
+        pid = int(f.read_text())
+        if Path(f"/proc/{pid}").exists():
+            live.append(pid)
+    assert len(live) == 1, live  # the app and the MCP tool server share one agent
+    # Beside the demo's own processes (the fake LLM, the tool server) nothing else runs: no masking worker.
+    children = []
+    for task in Path(f"/proc/{demo.proc.pid}/task").iterdir():
+        children += [int(x) for x in (task / "children").read_text().split()]
+    cmdlines = [Path(f"/proc/{c}/cmdline").read_bytes().replace(b"\0", b" ").decode() for c in children]
+    assert all("fake_llm" in c or "mcp_server" in c for c in cmdlines), cmdlines
+    # ...and Presidio runs inside the agent: it has no child process either.
+    assert all(not (t / "children").read_text().split() for t in Path(f"/proc/{live[0]}/task").iterdir())
+
+
 def test_ctrl_c_stops_every_process(demo: Demo) -> None:
     """Last in this module: stops the module's demo the way a person does."""
     pids = _descendants(demo.proc.pid)
@@ -304,3 +325,4 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+

@@ -131,7 +131,7 @@ def test_opik_telemetry_off_before_import() -> None:
     allow = False
     """In a fresh process (not pytest: the SDK skips Sentry under pytest) chatobs switches the SDK's error reporting
     and analytics off before opik is imported, unless CHATOBS_OPIK_ALLOW_TELEMETRY."""
-    env = subprocess_env(HOME=os.environ.get("HOME", "/tmp"))
+    env = subprocess_env(HOME=os.environ.get("HOME", "/tmp"), CHATOBS_AGENT="inprocess")  # the exporter is built here
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, "http://127.0.0.1:9/api", json.dumps({"opik_allow_telemetry": allow})],
         env=env, capture_output=True, text=True, timeout=60,
@@ -144,6 +144,8 @@ def test_opik_telemetry_off_before_import() -> None:
 # --- One trace, two processes ---------------------------------------------------------------------------------------
 # The app and the MCP tool server are separate processes, each exporting its own spans to Opik; the tool server only
 # sees the trace through the traceparent/tracestate of the call. Both must name the same Opik trace and parent span.
+
+_AGENT_MODE: str | None = None  # None: the default (the agent)
 
 _APP = """
 import json, sys, time
@@ -190,13 +192,18 @@ chatobs.shutdown()
 
 
 def _run(script: str, url: str, *args: str) -> str:
-    env = subprocess_env(OPIK_URL_OVERRIDE=f"{url}/api", OPIK_PROJECT_NAME="support-bot", HOME=os.environ.get("HOME", "/tmp"), CHATOBS_LOCAL_DB=os.devnull)
+    env = subprocess_env(OPIK_URL_OVERRIDE=f"{url}/api", OPIK_PROJECT_NAME="support-bot", HOME=os.environ.get("HOME", "/tmp"), CHATOBS_LOCAL_DB=os.devnull,
+                         **({"CHATOBS_AGENT": _AGENT_MODE} if _AGENT_MODE else {}))
     out = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
 
-def test_opik_ids_agree_across_processes() -> None:
+@pytest.mark.parametrize("mode", [None, "inprocess"], ids=["agent", "inprocess"])
+def test_opik_ids_agree_across_processes(monkeypatch: pytest.MonkeyPatch, mode: str | None) -> None:
+    # With the agent (the default) both processes hand their spans to one agent, which must use the time the app
+    # stamped on its outgoing call; in process each exports its own spans.
+    monkeypatch.setattr(sys.modules[__name__], "_AGENT_MODE", mode, raising=False)
     with RecordingServer() as srv:
         app = json.loads(_run(_APP, srv.url).strip().splitlines()[-1])
         assert "chatobs=t" in app["headers"]["tracestate"]

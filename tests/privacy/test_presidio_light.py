@@ -123,7 +123,7 @@ def test_worker_falls_back_to_real_spacy_when_placeholders_fall_short() -> None:
         "from chatobs.pipeline import masking_worker, nospacy\n"
         "from chatobs.pipeline.pii import PiiConfig\n"
         "del nospacy._NAMES['spacy.vocab']\n"
-        "engine, loaded = masking_worker._build(PiiConfig())\n"
+        "engine, loaded = masking_worker.build_engine(PiiConfig())\n"
         "print(loaded, engine.mask('mail ann@example.com'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, timeout=120)

@@ -76,7 +76,8 @@ CHILD = textwrap.dedent("""
 
 def test_several_processes_write_one_file(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
-    procs = [subprocess.Popen([PYTHON, "-c", CHILD, str(w), str(db)], env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The store's own multi-writer safety: each process writes the file itself (no agent between them).
+    procs = [subprocess.Popen([PYTHON, "-c", CHILD, str(w), str(db)], env=subprocess_env(CHATOBS_AGENT="inprocess"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for w in range(3)]
     results = []
     for p in procs:

@@ -232,8 +232,8 @@ def _write(msg: dict[str, Any]) -> None:
 _WARM_UP = "warm up: call 555-123-4567 or mail a@example.com"
 
 
-def _build(cfg: PiiConfig) -> tuple[Any, bool]:
-    """The engine, and whether spaCy had to be imported. Pattern mode is built without spaCy (``nospacy.py``: ~80 MB
+def build_engine(cfg: PiiConfig) -> tuple[Any, bool]:
+    """The engine (cached by ``pii.get_engine``), and whether spaCy had to be imported. Pattern mode is built without spaCy (``nospacy.py``: ~80 MB
     less); if this Presidio needs more of spaCy than the placeholders give, it is built again with the real one."""
     from . import nospacy, pii
 
@@ -259,7 +259,7 @@ def main() -> None:
         return
     try:
         cfg = PiiConfig.from_json(first)
-        engine, spacy_loaded = _build(cfg)
+        engine, spacy_loaded = build_engine(cfg)
     except Exception as exc:  # noqa: BLE001
         _write({"error": f"{type(exc).__name__}: {exc}"})
         return

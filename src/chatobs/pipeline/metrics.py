@@ -613,6 +613,14 @@ _NOT_RUNNING = b"# chatobs metrics are not running (chatobs.init() not called, o
 def render_prometheus() -> tuple[int, bytes, str]:
     """(status, body, content type) of the Prometheus exposition of chatobs's metrics."""
     rec = _current
+    if rec is None:
+        # With an agent the metrics live there, counting every process: ask it (the hand-off knows its socket).
+        from ..runtime import get_runtime
+
+        remote = getattr(getattr(get_runtime(), "pipeline", None), "prometheus_text", None)
+        reply = remote() if remote is not None else None
+        if reply is not None:
+            return reply
     if rec is None or rec.prometheus_registry is None:
         return 503, _NOT_RUNNING, "text/plain; charset=utf-8"
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
