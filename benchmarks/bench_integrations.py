@@ -23,8 +23,8 @@ def main() -> dict[str, Any]:
     from chatobs import runtime
     from chatobs.instrument import threads
     from chatobs.instrument.gradio import _Turn
-    from chatobs.middleware.request import RequestSpan
     from chatobs.middleware.extract import RequestInfo
+    from chatobs.middleware.request import RequestSpan
 
     chatobs.init(exporters="none", instrument=[])
     pool = ThreadPoolExecutor(max_workers=1)
@@ -40,8 +40,16 @@ def main() -> dict[str, Any]:
 
     # A queued Gradio run under the request that submitted it (the span of queue/join opened as the middleware does).
     request = RequestSpan()
-    request.open(RequestInfo(method="POST", path="/gradio_api/queue/join", headers={}), {},
-                 settings=runtime.settings_or_none(), scheme="http", server=None, client=None, http_version=None, query=None)
+    request.open(
+        RequestInfo(method="POST", path="/gradio_api/queue/join", headers={}),
+        {},
+        settings=runtime.settings_or_none(),
+        scheme="http",
+        server=None,
+        client=None,
+        http_version=None,
+        query=None,
+    )
     from opentelemetry import context as otel_context
 
     event = SimpleNamespace(_chatobs_context=otel_context.get_current(), session_hash="s-1", username="alice", _id="e1")
@@ -56,11 +64,21 @@ def main() -> dict[str, Any]:
     gradio_run = interleaved({"run": lambda: cpu_per_op(run, N)})["run"]
     chatobs.shutdown()
     pool.shutdown()
-    rows = [("ThreadPoolExecutor.submit + result", f"{pools['bare'] * 1e6:.1f}", f"{pools['threads'] * 1e6:.1f}",
-             f"{(pools['threads'] - pools['bare']) * 1e6:+.1f}"),
-            ("Gradio queued run: span + context", "-", f"{gradio_run * 1e6:.1f}", f"{gradio_run * 1e6:+.1f}")]
+    rows = [
+        (
+            "ThreadPoolExecutor.submit + result",
+            f"{pools['bare'] * 1e6:.1f}",
+            f"{pools['threads'] * 1e6:.1f}",
+            f"{(pools['threads'] - pools['bare']) * 1e6:+.1f}",
+        ),
+        ("Gradio queued run: span + context", "-", f"{gradio_run * 1e6:.1f}", f"{gradio_run * 1e6:+.1f}"),
+    ]
     table(rows, ("operation", "bare us", "chatobs us", "added us"))
-    return {"submit_bare_us": pools["bare"] * 1e6, "submit_threads_us": pools["threads"] * 1e6, "gradio_run_us": gradio_run * 1e6}
+    return {
+        "submit_bare_us": pools["bare"] * 1e6,
+        "submit_threads_us": pools["threads"] * 1e6,
+        "gradio_run_us": gradio_run * 1e6,
+    }
 
 
 if __name__ == "__main__":

@@ -29,7 +29,11 @@ def _text(content: Any) -> str:
 
 def llm_messages(message: str, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The whole conversation for the LLM: the demo's system prompt, Gradio's history, the new message."""
-    past = [{"role": m["role"], "content": _text(m.get("content"))} for m in history if m.get("role") in ("user", "assistant")]
+    past = [
+        {"role": m["role"], "content": _text(m.get("content"))}
+        for m in history
+        if m.get("role") in ("user", "assistant")
+    ]
     return [{"role": "system", "content": SYSTEM_PROMPT}, *past, {"role": "user", "content": message}]
 
 
@@ -47,7 +51,9 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
     _, llm = openai_clients(cfg)
     toolbox = McpToolbox(web.mcp_target(cfg), timeout_s=cfg.tool_timeout_s)
 
-    app = FastAPI(title="chatobs demo (Gradio)", lifespan=tools_lifespan(toolbox, llm, on_ready), docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="chatobs demo (Gradio)", lifespan=tools_lifespan(toolbox, llm, on_ready), docs_url=None, redoc_url=None
+    )
     app.add_middleware(chatobs.ChatObsMiddleware)
     web.mount_viewer_asgi(app, cfg)
 
@@ -61,8 +67,9 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
         conversation_id = (scope.conversation_id if scope else None) or "gradio"
         reply, tools = "", []
         try:
-            async for event in run_turn_async(cfg, llm, toolbox, llm_messages(message, history), stream=True,
-                                              conversation_id=conversation_id):
+            async for event in run_turn_async(
+                cfg, llm, toolbox, llm_messages(message, history), stream=True, conversation_id=conversation_id
+            ):
                 if isinstance(event, ToolUsed):
                     tools.append(event.result.name)
                 else:

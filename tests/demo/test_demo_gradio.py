@@ -31,8 +31,13 @@ def _traces_of(db: Path, conversation_id: str, n: int, timeout: float = 15) -> l
         try:
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
             try:
-                found = [r[0] for r in conn.execute(
-                    "SELECT trace_id FROM traces WHERE conversation_id = ? AND llm_calls > 0 ORDER BY start_ns", (conversation_id,))]
+                found = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT trace_id FROM traces WHERE conversation_id = ? AND llm_calls > 0 ORDER BY start_ns",
+                        (conversation_id,),
+                    )
+                ]
             finally:
                 conn.close()
         except sqlite3.OperationalError:
@@ -58,5 +63,7 @@ def test_gradio_demo_turns_are_traced(demo: Demo) -> None:
     assert all(request in ancestors(s, spans) for s in by_type(spans, "llm"))
     # FastAPI's own dependency span opens before Gradio has read the session (and is dropped as framework noise).
     ours = [s for s in spans if not s["name"].startswith("fastapi.")]
-    assert {s["conversation_id"] for s in ours} == {client.session_hash}, [(s["name"], s["conversation_id"]) for s in ours]
+    assert {s["conversation_id"] for s in ours} == {client.session_hash}, [
+        (s["name"], s["conversation_id"]) for s in ours
+    ]
     assert "Failed to detach context" not in demo.output()

@@ -34,7 +34,9 @@ async def _user(headers: dict[str, str]) -> str:
 
 async def test_claim_labels_the_user(make_capture) -> None:
     cap = make_capture(user_jwt_claim="sub")
-    token = jwt.encode({"sub": "alice", "email": "a@example.com"}, "the-app-knows-this-key-of-32-chars", algorithm="HS256")
+    token = jwt.encode(
+        {"sub": "alice", "email": "a@example.com"}, "the-app-knows-this-key-of-32-chars", algorithm="HS256"
+    )
     assert await _user({"Authorization": f"Bearer {token}"}) == "alice"
     (span,) = [s for s in cap.spans() if s.attributes.get(sc.CHAT_REQUEST)]
     assert span.attributes[sc.USER_ID] == "alice"
@@ -49,9 +51,15 @@ async def test_header_wins_and_other_claims_work(make_capture) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["Bearer not-a-jwt", "Bearer a.b.c", "Basic dXNlcjpwdw==", "Bearer ", "Bearer " + "x" * 9000,
-     "Bearer " + jwt.encode({"other": "x"}, "k" * 32, algorithm="HS256"),
-     "Bearer " + jwt.encode({"sub": {"nested": 1}}, "k" * 32, algorithm="HS256")],
+    [
+        "Bearer not-a-jwt",
+        "Bearer a.b.c",
+        "Basic dXNlcjpwdw==",
+        "Bearer ",
+        "Bearer " + "x" * 9000,
+        "Bearer " + jwt.encode({"other": "x"}, "k" * 32, algorithm="HS256"),
+        "Bearer " + jwt.encode({"sub": {"nested": 1}}, "k" * 32, algorithm="HS256"),
+    ],
 )
 async def test_bad_tokens_are_ignored(make_capture, value: str) -> None:
     make_capture(user_jwt_claim="sub")

@@ -39,8 +39,9 @@ def _chat_app(base_url: str, *, middleware: bool = True, auth: Any = None, sync:
     def respond_sync(message: str, history: list[Any]):  # type: ignore[no-untyped-def]
         # Gradio runs each step of a sync generator in a worker thread of its own.
         text = ""
-        for chunk in sync_client.chat.completions.create(model="gpt-4o-mini", stream=True,
-                                                         messages=[{"role": "user", "content": message}]):
+        for chunk in sync_client.chat.completions.create(
+            model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": message}]
+        ):
             if chunk.choices and chunk.choices[0].delta.content:
                 text += chunk.choices[0].delta.content
                 yield text
@@ -77,7 +78,9 @@ def test_two_turns_one_trace_each_with_conversation_and_user(make_capture, fake,
         trace_spans = [s for s in spans if s.context.trace_id == span.context.trace_id]
         roots = [s for s in trace_spans if s.attributes.get(sc.CHAT_REQUEST)]
         # The trace is the one of the queue/join request that submitted the turn, and it holds the LLM span.
-        assert len(roots) == 1 and roots[0].attributes[sc.URL_PATH].endswith("/queue/join"), [(s.name, dict(s.attributes)) for s in trace_spans]
+        assert len(roots) == 1 and roots[0].attributes[sc.URL_PATH].endswith("/queue/join"), [
+            (s.name, dict(s.attributes)) for s in trace_spans
+        ]
         run = next(s for s in trace_spans if s.name.startswith("gradio "))
         assert span.parent.span_id == run.context.span_id
         assert run.parent.span_id == roots[0].context.span_id
@@ -148,7 +151,12 @@ def test_patched_when_imported_not_by_init() -> None:
 
     from tests.conftest import subprocess_env
 
-    out = subprocess.run([sys.executable, "-c", LAZY], env=subprocess_env(GRADIO_ANALYTICS_ENABLED="False"),
-                         capture_output=True, text=True, timeout=100)
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY],
+        env=subprocess_env(GRADIO_ANALYTICS_ENABLED="False"),
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "ok"

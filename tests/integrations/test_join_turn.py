@@ -83,14 +83,19 @@ def test_background_work_joins_the_turn(make_capture, fake, uvicorn_server) -> N
     done = _Countdown(len(KINDS))
     url = uvicorn_server(_app(fake.base_url, done))
     cap.clear()  # the warm-up call
-    r = httpx.post(url + "/api/chat", json={"message": "go"}, headers={"X-Conversation-Id": "c-bg", "X-User-Id": "u-bg"})
+    r = httpx.post(
+        url + "/api/chat", json={"message": "go"}, headers={"X-Conversation-Id": "c-bg", "X-User-Id": "u-bg"}
+    )
     assert r.status_code == 200
     assert done.done.wait(20), done.errors
     assert not done.errors
     spans = cap.spans()
     (request,) = [s for s in spans if s.attributes.get(sc.CHAT_REQUEST)]
-    llm = {s.attributes[sc.GEN_AI_INPUT_MESSAGES].split('"content":"')[1].split('"')[0]: s for s in spans
-           if s.attributes.get(sc.OBSERVATION_TYPE) == "llm"}
+    llm = {
+        s.attributes[sc.GEN_AI_INPUT_MESSAGES].split('"content":"')[1].split('"')[0]: s
+        for s in spans
+        if s.attributes.get(sc.OBSERVATION_TYPE) == "llm"
+    }
     assert sorted(llm) == sorted(KINDS)
     for kind, span in llm.items():
         assert span.context.trace_id == request.context.trace_id, kind

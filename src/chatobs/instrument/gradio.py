@@ -39,7 +39,7 @@ GRADIO_FN = "gradio.fn"
 GRADIO_EVENT_ID = "gradio.event_id"
 
 
-def instrument(settings: "Settings") -> bool:
+def instrument(settings: Settings) -> bool:
     """Patch Gradio's queue now if the app imported Gradio, else as soon as it does (``init()`` never imports it)."""
     global _propagate_identity
     _propagate_identity = settings.propagate_identity
@@ -119,7 +119,7 @@ class _Turn:
         self.token = token
 
     @classmethod
-    def open(cls, events: list[Any], fn: Any) -> "_Turn | None":
+    def open(cls, events: list[Any], fn: Any) -> _Turn | None:
         try:
             return cls._open(events, fn)
         except Exception as exc:  # noqa: BLE001 - never hurt the host app: run the event untraced
@@ -127,7 +127,7 @@ class _Turn:
             return None
 
     @classmethod
-    def _open(cls, events: list[Any], fn: Any) -> "_Turn | None":
+    def _open(cls, events: list[Any], fn: Any) -> _Turn | None:
         if not events:
             return None
         event = events[0]
@@ -146,7 +146,11 @@ class _Turn:
             from ..middleware import tracecontext
 
             headers = getattr(getattr(event, "request", None), "headers", None)
-            get = (lambda name: headers.getlist(name)) if headers is not None and hasattr(headers, "getlist") else (lambda name: ())
+            get = (
+                (lambda name: headers.getlist(name))
+                if headers is not None and hasattr(headers, "getlist")
+                else (lambda name: ())
+            )
             ctx = tracecontext.extract(get("traceparent"), get("tracestate"), get("baggage"))
             base = current(ctx)
         base = base or ChatScope()
@@ -164,7 +168,9 @@ class _Turn:
         if not has_request:
             attrs[semconv.CHAT_REQUEST] = True
             attrs[semconv.ROUTE] = s.route
-        span = start_span(f"gradio {name}", context=ctx, kind=SpanKind.INTERNAL if has_request else SpanKind.SERVER, attributes=attrs)
+        span = start_span(
+            f"gradio {name}", context=ctx, kind=SpanKind.INTERNAL if has_request else SpanKind.SERVER, attributes=attrs
+        )
         ctx = trace.set_span_in_context(span, ctx)
         if not has_request:
             sc = span.get_span_context()

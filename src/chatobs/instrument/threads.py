@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextvars
 import functools
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 _original_submit: Callable[..., Future[Any]] | None = None
 
 
-def instrument(settings: "Settings") -> bool:
+def instrument(settings: Settings) -> bool:
     global _original_submit
     if _original_submit is not None:
         return True

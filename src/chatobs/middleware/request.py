@@ -25,7 +25,7 @@ from .extract import RequestInfo, captured_headers
 class RequestSpan:
     """Start with :meth:`open`; finish with :meth:`close` (exactly once, from the same context)."""
 
-    __slots__ = ("span", "owned", "token", "trace_id", "scope")
+    __slots__ = ("owned", "scope", "span", "token", "trace_id")
 
     def __init__(self) -> None:
         self.span: trace.Span | None = None
@@ -87,7 +87,9 @@ class RequestSpan:
             if span.is_recording():
                 span.set_attributes({**attrs, **identity_attributes(s)})
         else:
-            span = start_span(f"{info.method} {info.path}", context=ctx, kind=SpanKind.SERVER, attributes=attrs, tracer=get_tracer())
+            span = start_span(
+                f"{info.method} {info.path}", context=ctx, kind=SpanKind.SERVER, attributes=attrs, tracer=get_tracer()
+            )
             self.owned = True
             ctx = trace.set_span_in_context(span, ctx)
         sc = span.get_span_context()

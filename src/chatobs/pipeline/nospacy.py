@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["SpacyAbsent", "absent", "purge", "is_placeholder"]
+__all__ = ["SpacyAbsent", "absent", "is_placeholder", "purge"]
 
 _ROOTS = ("spacy", "thinc")
 
@@ -35,7 +35,9 @@ def _decorator(*_args: Any, **_kwargs: Any) -> Callable[[Any], Any]:
 
 class _PlaceholderMeta(type):
     def __call__(cls, *_args: Any, **_kwargs: Any) -> Any:
-        raise SpacyAbsent(f"spaCy's {cls.__name__} is not available: the masking worker runs pattern mode without spaCy")
+        raise SpacyAbsent(
+            f"spaCy's {cls.__name__} is not available: the masking worker runs pattern mode without spaCy"
+        )
 
 
 class _Placeholder(metaclass=_PlaceholderMeta):
