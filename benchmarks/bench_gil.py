@@ -66,9 +66,10 @@ async def _wait(ms: float, late: list[float]) -> None:
 
 
 async def _turn(i: int, history: list[dict[str, Any]], late: list[float]) -> None:
+    from opentelemetry.trace import SpanKind
+
     import chatobs
     from chatobs.runtime import get_tracer
-    from opentelemetry.trace import SpanKind
 
     tracer = get_tracer()
     user = f"message {i}: calculate {i}*7 please, and send the result to jane.doe{i}@example.com or call +1 415 555 {i % 10000:04d}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.bench_llm import N, ROUNDS, _start_server, alternate, stop
+from benchmarks.bench_llm import ROUNDS, N, _start_server, alternate, stop
 from benchmarks.common import table
 
 CHAT = {"model": "gpt-4o-mini", "temperature": 0.2,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -33,10 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from benchmarks.privacy_dataset import load  # noqa: E402
 from chatobs.pipeline import secrets  # noqa: E402
 from chatobs.pipeline.pii import NER_ENTITIES, PATTERN_ENTITIES, PiiConfig, PiiEngine  # noqa: E402
-
-from benchmarks.privacy_dataset import load  # noqa: E402
 
 PATTERN_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS", "CRYPTO", "CREDENTIAL")
 
@@ -200,9 +198,8 @@ def section_cost(ner: bool = False) -> dict[str, Any]:
 
 def section_cache() -> float:
     """10-turn conversation: each turn's LLM call carries the system prompt, the whole history and the new message."""
-    from chatobs.pipeline.masking import Masker, ThreadBackend
-
     from benchmarks.privacy_dataset import Gen
+    from chatobs.pipeline.masking import Masker, ThreadBackend
 
     g = Gen(7)
     cfg = PiiConfig()

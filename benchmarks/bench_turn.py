@@ -86,7 +86,7 @@ class DemoProcess:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> "DemoProcess":
+    def __enter__(self) -> DemoProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATOBS_", "OTEL_", "LANGFUSE_", "OPIK_"))}
         env.update({"PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}, **self.env)
         self.proc = subprocess.Popen(

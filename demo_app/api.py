@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -110,8 +110,9 @@ def turn_scope(req: ChatRequest, turn: Turn) -> Iterator[None]:
 
 def mark_failed(error_type: str, message: str) -> None:
     """A failed turn fails its request span too, also when the HTTP status was already sent (streaming)."""
-    from chatobs import semconv
     from opentelemetry.trace import Status, StatusCode
+
+    from chatobs import semconv
 
     span = request_span()
     if span.is_recording():

@@ -54,7 +54,7 @@ def describe_llm_error(exc: Exception) -> TurnFailed:
     return TurnFailed(f"The model provider could not be reached ({kind}).", kind)
 
 
-def openai_clients(cfg: "DemoConfig") -> tuple[Any, Any]:
+def openai_clients(cfg: DemoConfig) -> tuple[Any, Any]:
     """(sync, async) OpenAI clients. No SDK retries: the demo shows a 429 as the failed turn it is."""
     import openai
 
@@ -111,7 +111,7 @@ def _tool_message(call: dict[str, Any], result: ToolResult) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": call["id"], "content": content}
 
 
-def _request(cfg: "DemoConfig", messages: list[dict[str, Any]], tools: list[dict[str, Any]], stream: bool, conversation_id: str) -> dict[str, Any]:
+def _request(cfg: DemoConfig, messages: list[dict[str, Any]], tools: list[dict[str, Any]], stream: bool, conversation_id: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"model": cfg.model, "messages": messages, "stream": stream}
     if tools:
         kwargs["tools"] = tools
@@ -122,7 +122,7 @@ def _request(cfg: "DemoConfig", messages: list[dict[str, Any]], tools: list[dict
 
 
 async def run_turn_async(
-    cfg: "DemoConfig", llm: Any, tools: "McpToolbox", messages: list[dict[str, Any]], *, stream: bool, conversation_id: str
+    cfg: DemoConfig, llm: Any, tools: McpToolbox, messages: list[dict[str, Any]], *, stream: bool, conversation_id: str
 ) -> AsyncIterator[Event]:
     """Yield the reply's deltas and the tools used. Raises ``TurnFailed`` when the LLM call fails."""
     import openai
@@ -159,7 +159,7 @@ async def run_turn_async(
 
 
 def run_turn_sync(
-    cfg: "DemoConfig", llm: Any, tools: "SyncToolbox", messages: list[dict[str, Any]], *, stream: bool, conversation_id: str
+    cfg: DemoConfig, llm: Any, tools: SyncToolbox, messages: list[dict[str, Any]], *, stream: bool, conversation_id: str
 ) -> Iterator[Event]:
     """``run_turn_async`` for a sync ``OpenAI`` client and a threaded app."""
     import openai

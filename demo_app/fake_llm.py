@@ -47,8 +47,9 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 _CALC = re.compile(r"\bcalculate\s+(.+)", re.IGNORECASE | re.DOTALL)
 _LOOKUP = re.compile(r"\blookup\s+(.+)", re.IGNORECASE | re.DOTALL)
@@ -168,7 +169,7 @@ class FakeLLM:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeLLM":
+    def __enter__(self) -> FakeLLM:
         self.start_in_thread()
         return self
 
@@ -211,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Small SSE writes must leave at once (Nagle + delayed ACK would add ~40 ms per chunk on loopback).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         pass  # keep test and demo output quiet
 
     # --- plumbing -------------------------------------------------------------------------------------------------
@@ -275,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
         return hashlib.sha256(raw.encode()).hexdigest()
 
     # --- routing --------------------------------------------------------------------------------------------------
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:  # stdlib name
         length = int(self.headers.get("content-length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -299,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         handler(body)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._send_json(200, {"ok": True, "endpoints": ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages"]})
 
     # --- OpenAI chat completions ------------------------------------------------------------------------------------

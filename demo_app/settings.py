@@ -37,7 +37,7 @@ class DemoConfig:
     tool_timeout_s: float = 30.0
     viewer: bool = True  # mount chatobs's viewer at /_chatobs (only when traces go to the local store)
 
-    def with_(self, **changes: object) -> "DemoConfig":
+    def with_(self, **changes: object) -> DemoConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 

@@ -86,7 +86,7 @@ class McpToolbox:
                 self._client, self._tools = client, list(listed.tools)
                 ready.set_result(None)
                 await stop.wait()
-        except BaseException as exc:  # noqa: BLE001 - reported to whoever waits for the session
+        except BaseException as exc:  # reported to whoever waits for the session
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else ToolsUnavailable(repr(exc)))
             elif not isinstance(exc, asyncio.CancelledError):
@@ -135,7 +135,7 @@ class McpToolbox:
         if self._owner is not None:
             try:
                 await asyncio.wait_for(self._owner, 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
+            except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
                 self._owner.cancel()
         self._owner = None
 

@@ -31,7 +31,7 @@ from opentelemetry.util import types
 from . import __version__, semconv
 from .context import current, identity_attributes, scope_for_span
 
-__all__ = ["LightSpan", "start_span", "records_content", "configure"]
+__all__ = ["LightSpan", "configure", "records_content", "start_span"]
 
 # Attributes a light span never keeps: the payloads (messages, tool I/O) that make a span expensive to record.
 OMITTED: frozenset[str] = frozenset(
@@ -75,8 +75,20 @@ def _valid(value: Any) -> bool:
 class LightSpan(trace.Span):
     """A span of an unsampled trace: attributes without content, status, exceptions; ``end`` sends it on."""
 
-    __slots__ = ("_ctx", "parent", "name", "kind", "_attrs", "_events", "_status", "start_time", "end_time",
-                 "instrumentation_scope", "_sink", "_resource")
+    __slots__ = (
+        "_attrs",
+        "_ctx",
+        "_events",
+        "_resource",
+        "_sink",
+        "_status",
+        "end_time",
+        "instrumentation_scope",
+        "kind",
+        "name",
+        "parent",
+        "start_time",
+    )
 
     def __init__(self, ctx: SpanContext, parent: SpanContext | None, name: str, kind: SpanKind,
                  attributes: Mapping[str, Any] | None, scope: InstrumentationScope = _CHATOBS_SCOPE,

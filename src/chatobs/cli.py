@@ -125,7 +125,7 @@ def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         conn = connect(path, readonly=True)
         if not has_schema(conn):
             raise CliError(f"{path} is not a chatobs trace store (no traces table)", 1)
-    except Exception as exc:  # noqa: BLE001 - sqlite errors on a foreign file
+    except Exception as exc:  # sqlite errors on a foreign file
         if isinstance(exc, CliError):
             raise
         raise CliError(f"cannot read {path}: {exc}", 1) from None

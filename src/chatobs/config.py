@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["ConfigError", "Settings", "load_settings", "env_name"]
+__all__ = ["ConfigError", "Settings", "env_name", "load_settings"]
 
 EXPORTER_NAMES = ("otlp", "langfuse", "opik", "local", "console", "none")
 INSTRUMENT_NAMES = ("openai", "anthropic", "mcp", "httpx", "requests", "aiohttp")
@@ -278,7 +278,7 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "Settings":
+    def _cross_checks(self) -> Settings:
         if self.otel_traces_sampler_arg is not None and self.otel_traces_sampler in ("traceidratio", "parentbased_traceidratio"):
             try:
                 ratio = float(self.otel_traces_sampler_arg)

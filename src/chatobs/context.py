@@ -21,7 +21,7 @@ from opentelemetry import propagate, trace
 
 from . import semconv
 
-__all__ = ["ChatScope", "current", "scope", "wrap", "inject", "identity_attributes", "request_span", "BAGGAGE_KEYS"]
+__all__ = ["BAGGAGE_KEYS", "ChatScope", "current", "identity_attributes", "inject", "request_span", "scope", "wrap"]
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import semconv
 
-__all__ = ["run", "effective_config", "check_exporter", "synthetic_trace"]
+__all__ = ["check_exporter", "effective_config", "run", "synthetic_trace"]
 
 _URL_CREDENTIALS = re.compile(r"(\w+://)([^/@\s]+)@")
 

@@ -30,7 +30,7 @@ from .pipeline.core import PipelineProcessor, ScopeProcessor, Stage
 
 logger = logging.getLogger("chatobs")
 
-__all__ = ["init", "shutdown", "get_runtime", "settings_or_none", "get_tracer", "Runtime"]
+__all__ = ["Runtime", "get_runtime", "get_tracer", "init", "settings_or_none", "shutdown"]
 
 
 @dataclass
@@ -161,7 +161,6 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         )
         scope_processor = ScopeProcessor()
         from .context import set_user_id_transform
-
         from .hashing import hash_key_hex, user_id_hasher
 
         set_user_id_transform(user_id_hasher(settings) if hash_key_hex(settings) is not None else None)

@@ -174,4 +174,4 @@ def ancestors(span: dict[str, Any], spans: list[dict[str, Any]]) -> list[dict[st
     return chain
 
 
-__all__ = ["Demo", "REPO", "by_type", "service", "root", "ancestors", "new_traceparent", "free_port"]
+__all__ = ["REPO", "Demo", "ancestors", "by_type", "free_port", "new_traceparent", "root", "service"]

@@ -38,9 +38,9 @@ def test_unrelated_traces_leave_nothing_behind() -> None:
     s = _spans()
     tree = ChatTree("x")
     tree.feed([s["db query"], s["fastapi endpoint"]])
-    assert tree._count == 2  # noqa: SLF001
+    assert tree._count == 2
     assert tree.feed([s["POST /chat"]]) == [s["POST /chat"]]
-    assert tree._count == 0 and not tree._traces  # noqa: SLF001
+    assert tree._count == 0 and not tree._traces
 
 
 def test_bounded_and_drained() -> None:

@@ -88,9 +88,8 @@ def test_opik_ids_stable_across_batches() -> None:
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(mem))
     tracer = tp.get_tracer("t")
-    with tracer.start_as_current_span("root"):
-        with tracer.start_as_current_span("child"):
-            pass
+    with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
+        pass
     child, root = mem.get_finished_spans()
     exp = OpikExporter(None, project_name="p", environment=None, timeout_s=1)
     _, [c] = exp.translate([child])

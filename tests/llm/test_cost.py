@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -189,7 +189,7 @@ def test_tiered_prices_are_left_to_genai_prices() -> None:
     from genai_prices.data_snapshot import get_snapshot
     from genai_prices.types import TieredPrices
 
-    now = datetime.now(tz=timezone.utc)
+    now = datetime.now(tz=UTC)
     tiered = [(m.id, p.id) for p in get_snapshot().providers if p.id == "google" for m in p.models
               if any(isinstance(v, TieredPrices) for v in vars(m.get_prices(now)).values())]
     assert tiered, "genai-prices has tiered models (long-context Gemini); the plan must not be used for them"

@@ -22,7 +22,7 @@ def by_name(cap):  # type: ignore[no-untyped-def]
 def test_sync_nesting_input_output(capture) -> None:
     @chatobs.tool
     def calculator(expression: str) -> float:
-        return eval(expression, {"__builtins__": {}})  # noqa: S307 - test fixture
+        return eval(expression, {"__builtins__": {}})  # test fixture
 
     @chatobs.task(name="retrieve")
     def retrieve(query: str, k: int = 2) -> list[str]:

@@ -70,16 +70,15 @@ def post(client: str, url: str, body: Any, stream: bool, *, raw: bool = False, s
                         if take(chunks):
                             break
                     return r.status_code, b"".join(chunks)
-        async with aiohttp.ClientSession() as s:
-            async with s.post(url, **kwargs) as r:
-                if not stream:
-                    return r.status, await r.read()
-                chunks = []
-                async for chunk in r.content.iter_any():
-                    chunks.append(chunk)
-                    if take(chunks):
-                        break
-                return r.status, b"".join(chunks)
+        async with aiohttp.ClientSession() as s, s.post(url, **kwargs) as r:
+            if not stream:
+                return r.status, await r.read()
+            chunks = []
+            async for chunk in r.content.iter_any():
+                chunks.append(chunk)
+                if take(chunks):
+                    break
+            return r.status, b"".join(chunks)
 
     return asyncio.run(run())
 

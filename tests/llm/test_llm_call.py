@@ -46,9 +46,8 @@ def test_llm_call_error_marks_span_and_reraises_unchanged(capture) -> None:
         pass
 
     error = ProviderDown("503 from provider")
-    with pytest.raises(ProviderDown) as info:
-        with chatobs.llm_call(provider="local", model="llama3", messages="hi"):
-            raise error
+    with pytest.raises(ProviderDown) as info, chatobs.llm_call(provider="local", model="llama3", messages="hi"):
+        raise error
     assert info.value is error
     span = one_llm_span(capture)
     assert span.status.status_code == StatusCode.ERROR

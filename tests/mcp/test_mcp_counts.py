@@ -26,7 +26,7 @@ from tests.mcp.otlp_receiver import OtlpReceiver
 from tests.recording_server import RecordingServer
 
 pytest.importorskip("mcp.shared._otel", reason="mcp 2.x not installed")
-from tests.mcp.test_mcp_v2 import make_app, post_chat  # noqa: E402
+from tests.mcp.test_mcp_v2 import make_app, post_chat
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -23,7 +23,7 @@ from tests.mcp.conftest import server_env
 from tests.mcp.otlp_receiver import OtlpReceiver, RSpan
 
 pytest.importorskip("mcp.shared._otel", reason="mcp 2.x not installed")
-from mcp import Client, StdioServerParameters  # noqa: E402
+from mcp import Client, StdioServerParameters
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -297,10 +297,9 @@ async def test_bare_client_session_over_stdio_client_knows_its_server(make_captu
 
     cap = make_capture()
     with chatobs.scope(conversation_id="conv-bare", user_id="u-bare"), get_tracer().start_as_current_span("turn"):
-        async with stdio_client(stdio_params(receiver)) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                result = await session.call_tool("calculator", {"expression": "2 ** 10"})
+        async with stdio_client(stdio_params(receiver)) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            result = await session.call_tool("calculator", {"expression": "2 ** 10"})
     assert result.content[0].text == "1024"
     spans = cap.spans()
     client = tool_spans(spans, "calculator")

@@ -17,7 +17,7 @@ from chatobs.pipeline import alerts
 from chatobs.pipeline.alert_sinks import Alert, WebhookSender
 from chatobs.pipeline.stats import STATS
 
-from .helpers import Clock, WebhookReceiver, chat_turn, count, llm_call, server_tool_call, tool_call, total, wait_for
+from .helpers import Clock, WebhookReceiver, chat_turn, count, llm_call, server_tool_call, tool_call, total
 
 
 @pytest.fixture(autouse=True)

@@ -161,7 +161,7 @@ def _free_port() -> int:
 
 
 def _scrape(url: str) -> dict[str, list[Any]]:
-    with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310
+    with urllib.request.urlopen(url, timeout=5) as r:
         text = r.read().decode()
     samples: dict[str, list[Any]] = {}
     for family in text_string_to_metric_families(text):
@@ -233,7 +233,7 @@ def test_otlp_metrics_push(make_capture: Any) -> None:
     bodies: list[bytes] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
             self.send_response(200)
             self.send_header("Content-Length", "0")

@@ -22,9 +22,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def _emit(attrs: dict, user_id: str = "user-42") -> None:
-    with chatobs.scope(conversation_id="c1", user_id=user_id):
-        with get_tracer().start_as_current_span("step") as span:
-            span.set_attributes(attrs)
+    with chatobs.scope(conversation_id="c1", user_id=user_id), get_tracer().start_as_current_span("step") as span:
+        span.set_attributes(attrs)
 
 
 def _one(cap):  # type: ignore[no-untyped-def]

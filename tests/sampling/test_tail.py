@@ -12,8 +12,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from chatobs import runtime, semconv
-from chatobs.pipeline.stats import PipelineStats
 from chatobs.pipeline.spans import with_changes
+from chatobs.pipeline.stats import PipelineStats
 from chatobs.pipeline.tail import TailBuffer, TailRules, span_size
 from tests.sampling.util import _tracer, turn
 
@@ -91,9 +91,8 @@ def test_flush_at_shutdown_decides_on_what_is_held(make_capture) -> None:  # typ
                 pass
     with chatobs.scope(conversation_id="open-fine"):
         root2 = tracer.start_span("POST /chat", attributes={semconv.CHAT_REQUEST: True})
-        with trace.use_span(root2, end_on_exit=False):
-            with tracer.start_as_current_span("chat"):
-                pass
+        with trace.use_span(root2, end_on_exit=False), tracer.start_as_current_span("chat"):
+            pass
     assert cap.spans() == []  # held: the requests have not ended
     runtime.shutdown(timeout_s=5)
     exported = cap.exporter.get_finished_spans()

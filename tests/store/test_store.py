@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from chatobs import semconv
+from chatobs.config import load_settings
 from chatobs.exporters.local import LocalExporter, build
 from chatobs.exporters.local.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError, connect
-from chatobs.config import load_settings
 from tests.conftest import PYTHON, subprocess_env
 
 from .conftest import fill

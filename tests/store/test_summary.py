@@ -4,8 +4,8 @@ whose spans arrive in several batches ends with the summary of all of them. Sche
 from __future__ import annotations
 
 import random
-import time
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 

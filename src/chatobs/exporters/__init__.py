@@ -29,7 +29,7 @@ _MODULES = {
 _LLM_BACKENDS = {"langfuse", "opik"}
 
 
-def choose(settings: "Settings") -> list[tuple[str, str]]:
+def choose(settings: Settings) -> list[tuple[str, str]]:
     """(exporter name, reason) pairs, in the order they will run."""
     if settings.exporters is not None:
         names = [n for n in dict.fromkeys(settings.exporters) if n != "none"]
@@ -46,7 +46,7 @@ def choose(settings: "Settings") -> list[tuple[str, str]]:
     return chosen
 
 
-def build_exporters(settings: "Settings") -> list[ExporterSpec]:
+def build_exporters(settings: Settings) -> list[ExporterSpec]:
     explicit = settings.exporters is not None
     specs: list[ExporterSpec] = []
     for name, reason in choose(settings):
@@ -70,7 +70,7 @@ def build_exporters(settings: "Settings") -> list[ExporterSpec]:
     return specs
 
 
-def _rate_filter(settings: "Settings", name: str):  # type: ignore[no-untyped-def]
+def _rate_filter(settings: Settings, name: str):  # type: ignore[no-untyped-def]
     rate = getattr(settings, f"{name}_sample_rate", None)
     if rate is None or rate >= 1.0:
         return None

@@ -42,7 +42,7 @@ def reparent(span: ReadableSpan, parent_id: int | None) -> ReadableSpan:
 
 
 class _Trace:
-    __slots__ = ("held", "skipped", "born")
+    __slots__ = ("born", "held", "skipped")
 
     def __init__(self) -> None:
         self.held: list[ReadableSpan] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -37,7 +37,7 @@ def _json(value: Any) -> str:
 
 
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat()
 
 
 def translate(span: ReadableSpan, *, environment: str | None = None, release: str | None = None) -> ReadableSpan:
@@ -110,7 +110,7 @@ class LangfuseExporter(SpanExporter):
             self._transport.shutdown()
 
 
-def build(settings: "Settings") -> SpanExporter:
+def build(settings: Settings) -> SpanExporter:
     if not settings.langfuse_public_key:
         raise ConfigError("CHATOBS_EXPORTERS=langfuse: LANGFUSE_PUBLIC_KEY is not set (the project's public key, pk-lf-...)")
     if not settings.langfuse_secret_key:

@@ -21,7 +21,7 @@ import os
 import sys
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -43,7 +43,7 @@ TELEMETRY_ENV = {"OPIK_SENTRY_ENABLE": "false", "OPIK_ANALYTICS_ENABLE": "false"
 _SPAN_TYPE = {"llm": "llm", "embedding": "llm", "tool": "tool"}
 
 
-def quiet_opik_telemetry(settings: "Settings") -> None:
+def quiet_opik_telemetry(settings: Settings) -> None:
     """Switch off the Opik SDK's own error reporting and analytics before it is imported (unless allowed)."""
     if settings.opik_allow_telemetry:
         return
@@ -63,7 +63,7 @@ def uuid7_from(ts_ms: int, bits74: int) -> str:
 
 
 def _dt(ns: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc) if ns else None
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC) if ns else None
 
 
 def _io(value: Any, kind: str) -> Any:
@@ -203,7 +203,7 @@ class OpikExporter(SpanExporter):
             pass
 
 
-def build(settings: "Settings") -> SpanExporter:
+def build(settings: Settings) -> SpanExporter:
     if not (settings.opik_url or settings.opik_api_key):
         raise ConfigError("CHATOBS_EXPORTERS=opik: set OPIK_URL_OVERRIDE (self-hosted, e.g. http://127.0.0.1:5173/api) or OPIK_API_KEY (Comet cloud)")
     quiet_opik_telemetry(settings)

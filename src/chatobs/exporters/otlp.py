@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -27,7 +27,7 @@ def parse_headers(raw: str | None) -> dict[str, str]:
     return headers
 
 
-def _timeout_s(settings: "Settings") -> float:
+def _timeout_s(settings: Settings) -> float:
     t = settings.otlp_timeout_s
     if t is None:
         return settings.export_timeout_s
@@ -35,14 +35,14 @@ def _timeout_s(settings: "Settings") -> float:
     return t / 1000 if t > 100 else t
 
 
-def build(settings: "Settings") -> SpanExporter:
+def build(settings: Settings) -> SpanExporter:
     # As in the SDK: the traces-specific variable replaces the generic one (it is not merged key by key).
     raw = settings.otlp_traces_headers or settings.otlp_headers
     headers = parse_headers(raw.get_secret_value() if raw else None)
     timeout = _timeout_s(settings)
     if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
         from grpc import Compression
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
         endpoint = settings.otlp_traces_endpoint or settings.otlp_endpoint or "http://localhost:4317"
         compression = {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(settings.otlp_compression or "none", Compression.NoCompression)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import semconv
 from ._coexist import step_aside
 from ._sdk_patch import Call, cancel_when_imported, patch, server_of, unpatch, when_imported
-from .llm import Generation, Result, json_or_str, capture_enabled, normalize_messages, text_parts
+from .llm import Generation, Result, capture_enabled, json_or_str, normalize_messages, text_parts
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -36,7 +36,7 @@ _recording: contextvars.ContextVar[bool] = contextvars.ContextVar("chatobs_anthr
 _original_tracer_property: Any = None
 
 
-def instrument(settings: "Settings") -> bool:
+def instrument(settings: Settings) -> bool:
     """Patch the Anthropic SDK now if the app imported it, else as soon as it does (``init()`` never imports it)."""
 
     def apply(base_client: Any) -> None:
@@ -182,7 +182,7 @@ def _read_message(gen: Generation, message: Any) -> None:
 
 
 class _MessageStream:
-    __slots__ = ("capture", "id", "model", "usage", "output_tokens", "stop", "blocks")
+    __slots__ = ("blocks", "capture", "id", "model", "output_tokens", "stop", "usage")
 
     def __init__(self, capture: bool) -> None:
         self.capture = capture

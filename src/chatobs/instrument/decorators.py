@@ -28,7 +28,7 @@ from .._guard import log_limited
 from .._light import LightSpan, start_span
 from .llm import capture_enabled, to_json, tracer
 
-__all__ = ["workflow", "task", "agent", "tool"]
+__all__ = ["agent", "task", "tool", "workflow"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,7 +58,7 @@ def _arguments(fn: Callable[..., Any], signature: inspect.Signature | None, args
 
 
 class _Spec:
-    __slots__ = ("kind", "name", "operation", "name_attr", "capture_input", "capture_output", "signature", "span_name")
+    __slots__ = ("capture_input", "capture_output", "kind", "name", "name_attr", "operation", "signature", "span_name")
 
     def __init__(self, kind: str, name: str, fn: Callable[..., Any], capture_input: bool, capture_output: bool) -> None:
         self.kind = kind

@@ -36,19 +36,19 @@ from ._coexist import SDK_CALL
 
 __all__ = [
     "Generation",
+    "LLMCall",
     "Result",
     "StreamState",
-    "LLMCall",
-    "llm_call",
     "allm_call",
-    "wrap_stream",
-    "wrap_astream",
-    "to_json",
+    "capture_enabled",
+    "json_or_str",
+    "llm_call",
     "normalize_messages",
     "normalize_output",
     "text_parts",
-    "capture_enabled",
-    "json_or_str",
+    "to_json",
+    "wrap_astream",
+    "wrap_stream",
 ]
 
 _tracer: trace.Tracer | None = None
@@ -112,7 +112,7 @@ def to_json(value: Any) -> str:
     global _orjson
     if _orjson is None:
         try:
-            import orjson as _orjson  # noqa: PLC0415 - looked up once, at the first call, never by `import chatobs`
+            import orjson as _orjson  # looked up once, at the first call, never by `import chatobs`
         except ImportError:
             _orjson = False
     if _orjson:
@@ -284,7 +284,7 @@ class StreamState(Protocol):
 class Generation:
     """One LLM call span. Never raises: every method swallows and logs its own failures."""
 
-    __slots__ = ("span", "capture", "_start", "_first", "_ended")
+    __slots__ = ("_ended", "_first", "_start", "capture", "span")
 
     def __init__(
         self,
@@ -477,7 +477,7 @@ async def wrap_astream(gen: Generation, iterator: AsyncIterator[Any], state: Str
 class LLMCall:
     """Handle yielded by :func:`llm_call`: record what the model returned."""
 
-    __slots__ = ("_gen", "_chunks", "_recorded")
+    __slots__ = ("_chunks", "_gen", "_recorded")
 
     def __init__(self, gen: Generation) -> None:
         self._gen = gen

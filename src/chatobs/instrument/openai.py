@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import semconv
 from ._coexist import step_aside
 from ._sdk_patch import Call, cancel_when_imported, patch, server_of, unpatch, when_imported
-from .llm import Generation, Result, json_or_str, capture_enabled, normalize_messages, text_parts
+from .llm import Generation, Result, capture_enabled, json_or_str, normalize_messages, text_parts
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -32,7 +32,7 @@ _stream_usage = True
 _CHAT_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty", "stop", "seed")
 
 
-def instrument(settings: "Settings") -> bool:
+def instrument(settings: Settings) -> bool:
     """Patch the OpenAI SDK now if the app imported it, else as soon as it does (``init()`` never imports it)."""
     global _stream_usage
     _stream_usage = settings.openai_stream_usage
@@ -179,7 +179,7 @@ def _read_chat(gen: Generation, completion: Any) -> None:
 
 
 class _Choice:
-    __slots__ = ("text", "tools", "finish", "role")
+    __slots__ = ("finish", "role", "text", "tools")
 
     def __init__(self) -> None:
         self.text: list[str] = []
@@ -189,7 +189,7 @@ class _Choice:
 
 
 class _ChatStream:
-    __slots__ = ("hide_usage", "capture", "model", "id", "usage", "choices")
+    __slots__ = ("capture", "choices", "hide_usage", "id", "model", "usage")
 
     def __init__(self, hide_usage: bool, capture: bool) -> None:
         self.hide_usage = hide_usage

@@ -25,7 +25,7 @@ from .extract import RequestInfo, captured_headers
 class RequestSpan:
     """Start with :meth:`open`; finish with :meth:`close` (exactly once, from the same context)."""
 
-    __slots__ = ("span", "owned", "token", "trace_id", "scope")
+    __slots__ = ("owned", "scope", "span", "token", "trace_id")
 
     def __init__(self) -> None:
         self.span: trace.Span | None = None

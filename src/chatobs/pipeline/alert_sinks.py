@@ -25,7 +25,7 @@ from .stats import STATS
 
 alert_logger = logging.getLogger("chatobs.alerts")
 
-__all__ = ["Alert", "AlertDispatcher", "WebhookSender", "CallbackRunner"]
+__all__ = ["Alert", "AlertDispatcher", "CallbackRunner", "WebhookSender"]
 
 
 @dataclass(frozen=True)

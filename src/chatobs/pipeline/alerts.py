@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict, deque
 from bisect import bisect_left, insort
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("chatobs")
 
-__all__ = ["Alert", "AlertsStage", "on_alert", "build", "load_rules", "rules_from_settings", "RULE_TYPES", "current"]
+__all__ = ["RULE_TYPES", "Alert", "AlertsStage", "build", "current", "load_rules", "on_alert", "rules_from_settings"]
 
 _callbacks: list[Callable[[Alert], Any]] = []
-_current: "AlertsStage | None" = None
+_current: AlertsStage | None = None
 
 
 def on_alert(fn: Callable[[Alert], Any]) -> Callable[[], None]:
@@ -54,7 +54,7 @@ def on_alert(fn: Callable[[Alert], Any]) -> Callable[[], None]:
     return remove
 
 
-def current() -> "AlertsStage | None":
+def current() -> AlertsStage | None:
     return _current
 
 
@@ -80,7 +80,7 @@ def _target(span: ReadableSpan, attrs: Mapping[str, Any]) -> str | None:
 class Facts:
     """What the rules need to know about one span, worked out once per span rather than once per rule."""
 
-    __slots__ = ("span", "attrs", "target", "duration_ms", "time_s", "_error")
+    __slots__ = ("_error", "attrs", "duration_ms", "span", "target", "time_s")
 
     def __init__(self, span: ReadableSpan, attrs: Mapping[str, Any] | None = None, target: str | None = _UNSET_TARGET) -> None:  # type: ignore[assignment]
         self.span = span
@@ -424,7 +424,7 @@ RULE_TYPES: dict[str, tuple[type[Rule], dict[str, _Field]]] = {
 }
 
 
-def rules_from_settings(settings: "Settings") -> list[Rule]:
+def rules_from_settings(settings: Settings) -> list[Rule]:
     rules: list[Rule] = [SlowToolRule("slow_tool", settings.slow_tool_ms, use_slow_flag=True)]
     w = settings.alert_window_s
     if settings.alert_error_rate is not None:
@@ -571,7 +571,7 @@ class AlertsStage:
         self.dispatcher.shutdown(2.0)
 
 
-def build(settings: "Settings") -> AlertsStage | None:
+def build(settings: Settings) -> AlertsStage | None:
     global _current
     if not settings.alerts:
         return None

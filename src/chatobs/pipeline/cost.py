@@ -27,7 +27,7 @@ import importlib.util
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("chatobs")
 
-__all__ = ["build", "CostStage", "PricingTable", "load_pricing_file"]
+__all__ = ["CostStage", "PricingTable", "build", "load_pricing_file"]
 
 _THOUSAND = Decimal(1000)
 _PRICE_KEYS = ("prompt_token_cost", "completion_token_cost")
@@ -194,7 +194,7 @@ class _Plan:
 def _in_plan_domain(tokens: _Tokens) -> bool:
     """Token counts for which the plan is exact: genai-prices rejects cache tokens exceeding the input tokens."""
     n_in, n_out, n_read, n_write = tokens
-    return 0 <= n_out <= _MAX_PLAN_TOKENS and 0 <= n_read and 0 <= n_write and n_read + n_write <= n_in <= _MAX_PLAN_TOKENS
+    return 0 <= n_out <= _MAX_PLAN_TOKENS and n_read >= 0 and n_write >= 0 and n_read + n_write <= n_in <= _MAX_PLAN_TOKENS
 
 
 class CostStage:
@@ -336,7 +336,7 @@ class CostStage:
         """The plan's figures, or ``None`` when the plan does not apply (then genai-prices is asked directly)."""
         if not _in_plan_domain(tokens):
             return None
-        now = datetime.now(tz=timezone.utc)
+        now = datetime.now(tz=UTC)
         model_price = model_info.get_prices(now)  # prices can change with the date or the time of day
         entry = self._plans.get(id(model_price))
         if entry is not None and entry[0] is model_price:
@@ -413,6 +413,6 @@ class CostStage:
         return None
 
 
-def build(settings: "Settings") -> CostStage | None:
+def build(settings: Settings) -> CostStage | None:
     table = load_pricing_file(settings.pricing_file) if settings.pricing_file else None
     return CostStage(table, use_genai_prices=importlib.util.find_spec("genai_prices") is not None)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from . import secrets
 from .pii import PiiConfig, precheck_pattern
 
-__all__ = ["MaskingFailed", "PiiBackend", "ThreadBackend", "Masker", "MaskCache", "truncate", "failed_marker"]
+__all__ = ["MaskCache", "Masker", "MaskingFailed", "PiiBackend", "ThreadBackend", "failed_marker", "truncate"]
 
 
 class MaskingFailed(Exception):
@@ -367,7 +367,7 @@ class Masker:
             (_, old_text), old_result = self._memo.popitem(last=False)
             self._memo_chars -= len(old_text) + len(old_result[0])
 
-    def _element(self, content: bool, raw: str, element: Any, leaf: Callable[[str, str | None], str]) -> "_Element":
+    def _element(self, content: bool, raw: str, element: Any, leaf: Callable[[str, str | None], str]) -> _Element:
         key = (content, raw)
         hit = self._elements.get(key)
         if hit is not None:
@@ -389,7 +389,7 @@ class Masker:
         walked, blanked = _walk(element, None, tracking)  # raises MaskingFailed: nothing remembered
         return self._store_element(key, walked, box[0] or blanked)
 
-    def _store_element(self, key: tuple[bool, str], walked: Any, changed: bool) -> "_Element":
+    def _store_element(self, key: tuple[bool, str], walked: Any, changed: bool) -> _Element:
         encoded = json.dumps(walked, ensure_ascii=False)
         hit = _Element(walked, changed, encoded)
         size = len(key[1]) + len(encoded)
@@ -478,7 +478,7 @@ class _Pending:
     """A text of a draft element awaiting Presidio: its cache key, the text as it was, and the number it was (a
     number Presidio leaves alone stays a number)."""
 
-    __slots__ = ("key", "text", "number")
+    __slots__ = ("key", "number", "text")
 
     def __init__(self, key: bytes, text: str) -> None:
         self.key = key
@@ -493,7 +493,7 @@ class _Element:
     """A masked JSON array element: its masked value, whether masking changed it, and ``json.dumps`` of the masked
     value."""
 
-    __slots__ = ("walked", "changed", "encoded", "_strings", "_sizes", "longest")
+    __slots__ = ("_sizes", "_strings", "changed", "encoded", "longest", "walked")
 
     def __init__(self, walked: Any, changed: bool, encoded: str) -> None:
         self.walked = walked

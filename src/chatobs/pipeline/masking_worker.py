@@ -28,7 +28,7 @@ from .._guard import log_limited
 from .masking import MaskingFailed
 from .pii import PiiConfig
 
-__all__ = ["ProcessBackend", "shared_backend", "main"]
+__all__ = ["ProcessBackend", "main", "shared_backend"]
 
 logger = logging.getLogger("chatobs")
 

@@ -22,7 +22,7 @@ from opentelemetry.context import get_current
 
 logger = logging.getLogger("chatobs")
 
-__all__ = ["Series", "Direct", "direct_path_available"]
+__all__ = ["Direct", "Series", "direct_path_available"]
 
 
 def _sdk_parts() -> tuple[Any, Any] | None:
@@ -88,7 +88,7 @@ class Direct:
 class Series:
     """``instrument`` with one fixed attribute set (never changed after construction)."""
 
-    __slots__ = ("_instrument", "_attributes", "_emit", "_direct", "_aggregations", "_storages", "_clean")
+    __slots__ = ("_aggregations", "_attributes", "_clean", "_direct", "_emit", "_instrument", "_storages")
 
     def __init__(self, instrument: Any, attributes: dict[str, Any], direct: Direct, *, counter: bool) -> None:
         self._instrument = instrument

@@ -37,16 +37,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("chatobs")
 
 __all__ = [
+    "INSTRUMENTS",
     "MetricsStage",
     "Recorder",
+    "asgi_app",
     "build",
     "current",
-    "register_reader",
     "normalize_model",
-    "asgi_app",
-    "wsgi_app",
+    "register_reader",
     "render_prometheus",
-    "INSTRUMENTS",
+    "wsgi_app",
 ]
 
 LLM_OPERATIONS = frozenset({semconv.OP_CHAT, semconv.OP_TEXT_COMPLETION, semconv.OP_EMBEDDINGS, semconv.OP_GENERATE_CONTENT})
@@ -135,7 +135,7 @@ class _Cardinality:
 
 # --- readers contributed from outside (tests, embedding apps) --------------------------------------------------------
 _extra_readers: list[MetricReader] = []
-_current: "Recorder | None" = None
+_current: Recorder | None = None
 _current_lock = threading.Lock()
 
 
@@ -153,19 +153,19 @@ def register_reader(reader: MetricReader) -> Callable[[], None]:
     return remove
 
 
-def current() -> "Recorder | None":
+def current() -> Recorder | None:
     """The running metrics recorder, or ``None`` when chatobs (or its metrics) is not running."""
     return _current
 
 
-def _exporter_names(settings: "Settings") -> set[str]:
+def _exporter_names(settings: Settings) -> set[str]:
     return set((settings.otel_metrics_exporter or "").split(",")) - {""}
 
 
 class Recorder:
     """chatobs's MeterProvider, its readers and instruments; ``record(span)`` turns one finished span into measurements."""
 
-    def __init__(self, settings: "Settings", readers: Iterable[MetricReader] = ()) -> None:
+    def __init__(self, settings: Settings, readers: Iterable[MetricReader] = ()) -> None:
         from ..runtime import _build_resource
 
         self.settings = settings
@@ -211,7 +211,7 @@ class Recorder:
         self._start_prometheus_server(settings)
 
     # --- readers --------------------------------------------------------------------------------------------------
-    def _build_readers(self, settings: "Settings") -> list[MetricReader]:
+    def _build_readers(self, settings: Settings) -> list[MetricReader]:
         readers: list[MetricReader] = []
         names = _exporter_names(settings)
         if "otlp" in names:
@@ -234,7 +234,7 @@ class Recorder:
         return readers
 
     @staticmethod
-    def _otlp_reader(settings: "Settings") -> MetricReader:
+    def _otlp_reader(settings: Settings) -> MetricReader:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
         from ..exporters.otlp import _timeout_s, parse_headers
@@ -263,7 +263,7 @@ class Recorder:
             )
         return PeriodicExportingMetricReader(exporter, export_interval_millis=settings.metrics_export_interval_ms)
 
-    def _start_prometheus_server(self, settings: "Settings") -> None:
+    def _start_prometheus_server(self, settings: Settings) -> None:
         port = settings.prometheus_port
         if port is None and "prometheus" in _exporter_names(settings):
             port = 9464  # the OTel spec's default Prometheus exporter port
@@ -593,7 +593,7 @@ class MetricsStage:
         self.recorder.shutdown()
 
 
-def build(settings: "Settings") -> MetricsStage | None:
+def build(settings: Settings) -> MetricsStage | None:
     global _current
     if not settings.metrics:
         return None

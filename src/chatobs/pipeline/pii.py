@@ -23,13 +23,13 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 __all__ = [
-    "PATTERN_ENTITIES",
     "NER_ENTITIES",
+    "PATTERN_ENTITIES",
     "PiiConfig",
     "PiiEngine",
     "config_from_settings",
-    "keyed_hash",
     "get_engine",
+    "keyed_hash",
 ]
 
 # What chatobs masks by default. URL is left out on purpose: Presidio's URL recognizer flags file names
@@ -85,7 +85,7 @@ class PiiConfig:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "PiiConfig":
+    def from_json(cls, text: str) -> PiiConfig:
         data = json.loads(text)
         data["entities"] = tuple(data["entities"])
         data["operators"] = tuple(tuple(p) for p in data["operators"])
@@ -114,7 +114,7 @@ def parse_operators(spec: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     return default, tuple(per)
 
 
-def config_from_settings(settings: "Settings") -> PiiConfig:
+def config_from_settings(settings: Settings) -> PiiConfig:
     default_op, per = parse_operators(settings.pii_operator)
     mode = settings.pii_mode
     if settings.pii_entities:
@@ -404,7 +404,7 @@ def _nlp_engine(cfg: PiiConfig) -> Any:
     return engine
 
 
-_STOP = frozenset("a an the is are was my me i you your to of and or at on in for it this that be with".split())
+_STOP = frozenset(["a", "an", "the", "is", "are", "was", "my", "me", "i", "you", "your", "to", "of", "and", "or", "at", "on", "in", "for", "it", "this", "that", "be", "with"])
 
 
 # --- the engine ------------------------------------------------------------------------------------------------------
@@ -423,7 +423,7 @@ _TRIGGERS: dict[str, str] = {
 }
 
 
-def precheck_pattern(cfg: PiiConfig) -> "re.Pattern[str] | None":
+def precheck_pattern(cfg: PiiConfig) -> re.Pattern[str] | None:
     """A regex that every text holding an enabled entity matches; ``None`` when no such cheap test exists (custom
     recognizers, NER entities: then every text goes to Presidio)."""
     if not cfg.precheck or cfg.recognizers_file or not cfg.entities:
@@ -449,7 +449,7 @@ class PiiEngine:
         self._operators = {e: self._operator(per.get(e, cfg.default_operator), e, OperatorConfig) for e in set(cfg.entities) | set(per)}
         self._operators["DEFAULT"] = self._operator(cfg.default_operator, "PII", OperatorConfig)
 
-    def _operator(self, op: str, entity: str, OperatorConfig: Any) -> Any:  # noqa: N803
+    def _operator(self, op: str, entity: str, OperatorConfig: Any) -> Any:
         if op == "mask":
             return OperatorConfig("mask", {"masking_char": "*", "chars_to_mask": 10_000, "from_end": False})
         if op == "redact":

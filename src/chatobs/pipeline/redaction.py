@@ -25,8 +25,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Status
 
 from .. import semconv
-from ..hashing import hash_key_hex, hash_user_id
 from .._guard import log_limited
+from ..hashing import hash_key_hex, hash_user_id
 from . import secrets
 from .masking import Masker, MaskingFailed, ThreadBackend, failed_marker
 from .pii import PiiConfig, check_config, config_from_settings
@@ -44,7 +44,7 @@ _HEADER_PREFIXES = (semconv.HTTP_REQUEST_HEADER_PREFIX, semconv.HTTP_RESPONSE_HE
 _DROP, _SECRET, _USER, _CONTENT, _OTHER = range(5)  # attribute kinds, see RedactionStage._kind
 
 
-def worker_kind(settings: "Settings") -> str:
+def worker_kind(settings: Settings) -> str:
     """Where Presidio runs. ``auto`` picks the worker process. Measured in benchmarks/bench_privacy.py: on a thread,
     masking adds ~8 ms of GIL-holding CPU per chat request to the app process (2.4 -> 10.5 ms/request), far past the
     5% budget whenever the app is busy; in the worker the app pays ~0.5 ms (JSON walk, secrets, cache, pipe)."""
@@ -57,7 +57,7 @@ class RedactionStage:
     name = "redaction"
     pass_on_error = False  # a batch that cannot be masked must not be exported
 
-    def __init__(self, settings: "Settings", masker: Masker, *, stats: PipelineStats = STATS) -> None:
+    def __init__(self, settings: Settings, masker: Masker, *, stats: PipelineStats = STATS) -> None:
         self.masker = masker
         self.stats = stats
         content = set(semconv.CONTENT_ATTRIBUTES) | set(semconv.FOREIGN_CONTENT_ATTRIBUTES)
@@ -216,7 +216,7 @@ class RedactionStage:
         self.masker.close()
 
 
-def build(settings: "Settings") -> RedactionStage | None:
+def build(settings: Settings) -> RedactionStage | None:
     """Always a stage (secrets, headers and truncation apply even with ``CHATOBS_PII=off``). Raises ``ConfigError``
     on a bad privacy setting, e.g. NER mode without its spaCy model."""
     cfg: PiiConfig | None = None

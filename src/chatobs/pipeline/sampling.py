@@ -47,16 +47,16 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 __all__ = [
-    "sample_value",
-    "sampling_key",
-    "keeps",
-    "exporter_filter",
-    "HeadPolicy",
-    "head_policy",
     "ChatSampler",
-    "build_sampler",
+    "HeadPolicy",
     "SamplingStage",
     "build",
+    "build_sampler",
+    "exporter_filter",
+    "head_policy",
+    "keeps",
+    "sample_value",
+    "sampling_key",
 ]
 
 logger = logging.getLogger("chatobs")
@@ -93,7 +93,7 @@ def sampling_key(span: ReadableSpan, by: str = "conversation") -> str:
     return trace_id_hex(span)
 
 
-def exporter_filter(settings: "Settings", rate: float) -> Callable[[ReadableSpan], bool]:
+def exporter_filter(settings: Settings, rate: float) -> Callable[[ReadableSpan], bool]:
     """Accept function of an exporter with its own rate. Traces kept by a tail rule go to every exporter."""
     bound = _bound(rate)
     by = settings.sample_by
@@ -125,17 +125,17 @@ class HeadPolicy:
         return f"rate={self.rate:g} by {self.by}, {parent}, unsampled traces {unsampled}"
 
 
-def tail_rules(settings: "Settings") -> TailRules:
+def tail_rules(settings: Settings) -> TailRules:
     return TailRules(keep_errors=settings.keep_errors, slow_ms=settings.keep_slow_ms, cost_usd=settings.keep_cost_usd)
 
 
-def unsampled_needed(settings: "Settings") -> bool:
+def unsampled_needed(settings: Settings) -> bool:
     """Does anything need the spans of a trace head sampling dropped? Metrics (they count every request) and the tail
     rules do; what they get is set by CHATOBS_RECORD_UNSAMPLED (light spans, or every span recorded in full)."""
     return bool(settings.metrics) or tail_rules(settings).active
 
 
-def head_policy(settings: "Settings") -> HeadPolicy:
+def head_policy(settings: Settings) -> HeadPolicy:
     """CHATOBS_SAMPLE_RATE and OTEL_TRACES_SAMPLER(_ARG) combined: both rates compare the same position, so the
     effective root rate is the smaller one; a non-parent-based OTel sampler ignores remote sampled flags."""
     rate = settings.sample_rate
@@ -249,7 +249,7 @@ class ChatSampler(Sampler):
         return f"ChatSampler({self.policy.describe()})"
 
 
-def build_sampler(settings: "Settings") -> Sampler:
+def build_sampler(settings: Settings) -> Sampler:
     routes = None if settings.trace_all_routes else ChatRoutes(settings.chat_routes)
     return ChatSampler(head_policy(settings), PathFilter(settings.exclude_paths), routes)
 
@@ -266,7 +266,7 @@ class SamplingStage:
 
     def __init__(
         self,
-        settings: "Settings",
+        settings: Settings,
         *,
         head_in_stage: bool | None = None,
         stats: PipelineStats = STATS,
@@ -392,5 +392,5 @@ class SamplingStage:
         return {"traces": tail.held_traces, "bytes": tail.held_bytes}
 
 
-def build(settings: "Settings") -> SamplingStage:
+def build(settings: Settings) -> SamplingStage:
     return SamplingStage(settings)

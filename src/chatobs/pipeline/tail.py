@@ -24,7 +24,7 @@ from .. import semconv
 from .spans import is_chat_root, with_changes
 from .stats import STATS, PipelineStats
 
-__all__ = ["TailRules", "TailBuffer", "span_size"]
+__all__ = ["TailBuffer", "TailRules", "span_size"]
 
 # Python objects behind one finished span (context, dicts, tuples, resource reference) before its attribute values.
 _SPAN_OVERHEAD = 1200

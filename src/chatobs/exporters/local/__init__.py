@@ -24,7 +24,7 @@ from .store import SCHEMA_VERSION, Store, StoreError
 if TYPE_CHECKING:
     from ...config import Settings
 
-__all__ = ["LocalExporter", "Store", "StoreError", "SCHEMA_VERSION", "build"]
+__all__ = ["SCHEMA_VERSION", "LocalExporter", "Store", "StoreError", "build"]
 
 logger = logging.getLogger("chatobs")
 
@@ -80,6 +80,6 @@ class LocalExporter(SpanExporter):
         self.store.close()
 
 
-def build(settings: "Settings") -> SpanExporter:
+def build(settings: Settings) -> SpanExporter:
     # Opening the file is left to the first export (background thread): init() stays cheap and fork-safe.
     return LocalExporter(settings.local_db, retention_days=settings.local_retention_days, max_mb=settings.local_max_mb)

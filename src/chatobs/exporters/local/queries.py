@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ... import semconv
@@ -39,7 +39,7 @@ def parse_time(value: str | None, *, now_ns: int | None = None) -> int | None:
     except ValueError:
         raise ValueError(f"{value!r}: expected a duration like 30m, 2h, 7d or an ISO time like 2026-01-31T12:00") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1e9)
 
 

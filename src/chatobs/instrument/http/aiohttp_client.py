@@ -26,7 +26,7 @@ _MODULE = "aiohttp.client"
 _tap_class: Any = None
 
 
-def instrument(settings: "Settings") -> bool:
+def instrument(settings: Settings) -> bool:
     return core.install(settings, _MODULE, _patch)
 
 
@@ -116,7 +116,7 @@ def _patch(client: Any) -> None:
     session = client.ClientSession
     if core.wrapped(session, "_request"):
         return
-    import aiohttp.streams  # noqa: PLC0415 - imported by aiohttp.client already
+    import aiohttp.streams  # imported by aiohttp.client already
 
     _tap_class = _tapped_reader(aiohttp.streams)
     original = session._request

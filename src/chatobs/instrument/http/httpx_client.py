@@ -23,7 +23,7 @@ __all__ = ["instrument", "uninstrument"]
 _MODULE = "httpx"
 
 
-def instrument(settings: "Settings") -> bool:
+def instrument(settings: Settings) -> bool:
     return core.install(settings, _MODULE, _patch)
 
 
@@ -47,7 +47,7 @@ def _decoder(response: Any) -> Any:
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):
         return None
-    from httpx._decoders import SUPPORTED_DECODERS  # noqa: PLC0415 - httpx's own decoders; no public factory
+    from httpx._decoders import SUPPORTED_DECODERS  # httpx's own decoders; no public factory
 
     return SUPPORTED_DECODERS[encoding]()
 

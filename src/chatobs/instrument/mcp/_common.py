@@ -19,8 +19,8 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.trace import Span, Status, StatusCode
 
 from ... import semconv
-from ..._light import LightSpan, records_content
 from ..._guard import log_limited
+from ..._light import LightSpan, records_content
 from ...context import ChatScope, context_with_scope, current, identity_attributes, scope_from_baggage
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ _BAGGAGE = W3CBaggagePropagator()
 
 @dataclass
 class State:
-    settings: "Settings | None" = None
+    settings: Settings | None = None
     flavour: str = ""  # "v2" (enrich the SDK's spans) | "v1" (create spans); "" until patched
     pending: bool = False  # waiting for the app to import mcp
     undo: list[Callable[[], None]] = field(default_factory=list)

@@ -39,6 +39,7 @@ from ._common import (
     warn,
 )
 
+
 def supported() -> bool:
     try:
         from mcp.client.session import ClientSession  # noqa: F401
@@ -60,7 +61,7 @@ class _WithMeta:
     """The request as the SDK sees it, except that ``model_dump`` adds the trace context to ``params._meta``,
     creating ``params`` and ``_meta`` when the request had none."""
 
-    __slots__ = ("_request", "_carrier")
+    __slots__ = ("_carrier", "_request")
 
     def __init__(self, request: Any, carrier: Mapping[str, str]) -> None:
         self._request = request

@@ -14,7 +14,6 @@ The one span chatobs creates is ``MCP connect {server}`` around ``Client.__aente
 from __future__ import annotations
 
 import sys
-import time
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -48,13 +47,13 @@ from ._common import (
 
 SDK_SCOPE = "mcp-python-sdk"  # instrumentation scope of the SDK's own spans (mcp/shared/_otel.py)
 
-_servers: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_servers: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def supported() -> bool:
     try:
-        import mcp.server.runner  # noqa: F401
-        import mcp.shared._otel  # noqa: F401
+        import mcp.server.runner
+        import mcp.shared._otel
         import mcp.shared.jsonrpc_dispatcher  # noqa: F401
     except ImportError:
         return False
