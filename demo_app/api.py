@@ -75,8 +75,6 @@ def parse_chat_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
     )
 
 
-
-
 def request_span() -> Any:
     """The span of the chat request being handled (chatobs's SERVER span, or the one it joined)."""
     import chatobs
@@ -92,7 +90,11 @@ def turn_scope(req: ChatRequest, turn: Turn) -> Iterator[None]:
     from chatobs import semconv
     from chatobs.context import identity_attributes
 
-    ids: dict[str, str] = {"conversation_id": turn.conversation.id, "user_id": req.user_id, "message_id": turn.user_message.id}
+    ids: dict[str, str] = {
+        "conversation_id": turn.conversation.id,
+        "user_id": req.user_id,
+        "message_id": turn.user_message.id,
+    }
     parent = req.parent_message_id or turn.replaced_message_id
     if parent and turn.action != "send":
         ids["parent_message_id"] = parent
@@ -138,5 +140,10 @@ def sse(payload: dict[str, Any]) -> str:
 
 
 def done_payload(turn: Turn, reply_id: str, trace_id: str | None) -> dict[str, Any]:
-    return {"type": "done", "conversation_id": turn.conversation.id, "message_id": reply_id,
-            "user_message_id": turn.user_message.id, "trace_id": trace_id}
+    return {
+        "type": "done",
+        "conversation_id": turn.conversation.id,
+        "message_id": reply_id,
+        "user_message_id": turn.user_message.id,
+        "trace_id": trace_id,
+    }

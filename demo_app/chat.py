@@ -95,14 +95,19 @@ class _StreamedMessage:
 
 
 def _calls_of(message: Any) -> list[dict[str, Any]]:
-    return [{"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments} for tc in message.tool_calls or []]
+    return [
+        {"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments} for tc in message.tool_calls or []
+    ]
 
 
 def _assistant_with_calls(content: str | None, calls: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "role": "assistant",
         "content": content or None,
-        "tool_calls": [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls],
+        "tool_calls": [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls
+        ],
     }
 
 
@@ -111,7 +116,9 @@ def _tool_message(call: dict[str, Any], result: ToolResult) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": call["id"], "content": content}
 
 
-def _request(cfg: DemoConfig, messages: list[dict[str, Any]], tools: list[dict[str, Any]], stream: bool, conversation_id: str) -> dict[str, Any]:
+def _request(
+    cfg: DemoConfig, messages: list[dict[str, Any]], tools: list[dict[str, Any]], stream: bool, conversation_id: str
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"model": cfg.model, "messages": messages, "stream": stream}
     if tools:
         kwargs["tools"] = tools

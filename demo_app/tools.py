@@ -30,8 +30,13 @@ class ToolResult:
     duration_ms: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "arguments": self.arguments, "result": self.text, "is_error": self.is_error,
-                "duration_ms": round(self.duration_ms, 1)}
+        return {
+            "name": self.name,
+            "arguments": self.arguments,
+            "result": self.text,
+            "is_error": self.is_error,
+            "duration_ms": round(self.duration_ms, 1),
+        }
 
 
 class ToolsUnavailable(RuntimeError):
@@ -43,7 +48,9 @@ def stdio_server(command: Sequence[str], env: dict[str, str] | None = None) -> A
 
     # The SDK passes only a minimal environment to the child by default; the tool server needs ours (PYTHONPATH,
     # CHATOBS_*: it traces itself into the same store).
-    return StdioServerParameters(command=command[0], args=list(command[1:]), env=dict(os.environ if env is None else env))
+    return StdioServerParameters(
+        command=command[0], args=list(command[1:]), env=dict(os.environ if env is None else env)
+    )
 
 
 class McpToolbox:
@@ -106,7 +113,10 @@ class McpToolbox:
     async def definitions(self) -> list[dict[str, Any]]:
         await self._ensure()
         return [
-            {"type": "function", "function": {"name": t.name, "description": t.description or "", "parameters": t.input_schema}}
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description or "", "parameters": t.input_schema},
+            }
             for t in self._tools
         ]
 

@@ -90,9 +90,16 @@ class LightSpan(trace.Span):
         "start_time",
     )
 
-    def __init__(self, ctx: SpanContext, parent: SpanContext | None, name: str, kind: SpanKind,
-                 attributes: Mapping[str, Any] | None, scope: InstrumentationScope = _CHATOBS_SCOPE,
-                 start_time: int | None = None) -> None:
+    def __init__(
+        self,
+        ctx: SpanContext,
+        parent: SpanContext | None,
+        name: str,
+        kind: SpanKind,
+        attributes: Mapping[str, Any] | None,
+        scope: InstrumentationScope = _CHATOBS_SCOPE,
+        start_time: int | None = None,
+    ) -> None:
         self._ctx = ctx
         self.parent = parent
         self.name = name
@@ -144,7 +151,9 @@ class LightSpan(trace.Span):
 
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
         if self.end_time is None and len(self._events) < _MAX_EVENTS:
-            self._events.append(Event(name, dict(attributes or {}), timestamp if timestamp is not None else time.time_ns()))
+            self._events.append(
+                Event(name, dict(attributes or {}), timestamp if timestamp is not None else time.time_ns())
+            )
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         pass
@@ -164,13 +173,20 @@ class LightSpan(trace.Span):
             return  # the spec: OK is final
         self._status = new
 
-    def record_exception(self, exception: BaseException, attributes: types.Attributes = None,
-                         timestamp: int | None = None, escaped: bool = False) -> None:
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
         # Errors are rare and are what a tail rule keeps a dropped trace for: record them as the SDK does.
         attrs: dict[str, Any] = {
             semconv.EXCEPTION_TYPE: type(exception).__qualname__,
             semconv.EXCEPTION_MESSAGE: str(exception),
-            semconv.EXCEPTION_STACKTRACE: "".join(traceback.format_exception(type(exception), exception, exception.__traceback__)),
+            semconv.EXCEPTION_STACKTRACE: "".join(
+                traceback.format_exception(type(exception), exception, exception.__traceback__)
+            ),
             "exception.escaped": str(escaped),
         }
         if attributes:
@@ -191,9 +207,18 @@ class LightSpan(trace.Span):
 
     def finished(self) -> ReadableSpan:
         return ReadableSpan(
-            name=self.name, context=self._ctx, parent=self.parent, resource=self._resource, attributes=self._attrs,
-            events=tuple(self._events), links=(), kind=self.kind, status=self._status, start_time=self.start_time,
-            end_time=self.end_time, instrumentation_scope=self.instrumentation_scope,
+            name=self.name,
+            context=self._ctx,
+            parent=self.parent,
+            resource=self._resource,
+            attributes=self._attrs,
+            events=tuple(self._events),
+            links=(),
+            kind=self.kind,
+            status=self._status,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            instrumentation_scope=self.instrumentation_scope,
         )
 
     def __repr__(self) -> str:
@@ -241,7 +266,9 @@ def start_span(
         from .runtime import get_tracer
 
         tracer = get_tracer()
-    span = tracer.start_span(name, context=context, kind=kind, attributes=attributes, links=links, start_time=start_time)
+    span = tracer.start_span(
+        name, context=context, kind=kind, attributes=attributes, links=links, start_time=start_time
+    )
     if _sink is None or span.is_recording():
         return span
     sc = span.get_span_context()

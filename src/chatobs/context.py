@@ -111,7 +111,9 @@ def scope_for_span(ctx: otel_context.Context | None = None) -> ChatScope | None:
     return current(ctx) or current() or scope_from_baggage(ctx)
 
 
-def context_with_scope(s: ChatScope, ctx: otel_context.Context | None = None, propagate_identity: bool = True) -> otel_context.Context:
+def context_with_scope(
+    s: ChatScope, ctx: otel_context.Context | None = None, propagate_identity: bool = True
+) -> otel_context.Context:
     """``ctx`` (default: current) with ``s`` set and, if ``propagate_identity``, its IDs added to the baggage."""
     ctx = otel_context.set_value(_SCOPE_KEY, s, ctx)
     if propagate_identity:

@@ -60,7 +60,15 @@ def effective_config(settings: Any, *, show_all: bool = False) -> list[ConfigLin
             shown = "*** (set)" if value else "(not set)"
         else:
             shown = _show(value)
-        lines.append(ConfigLine(name, from_env or names[0], shown, "environment" if from_env else ("init/default" if changed else "default"), secret))
+        lines.append(
+            ConfigLine(
+                name,
+                from_env or names[0],
+                shown,
+                "environment" if from_env else ("init/default" if changed else "default"),
+                secret,
+            )
+        )
     return lines
 
 
@@ -75,21 +83,49 @@ def synthetic_trace(settings: Any) -> list[Any]:
 
     resource = _build_resource(settings)
     trace_id = random.getrandbits(128) or 1
-    root_ctx = SpanContext(trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-    child_ctx = SpanContext(trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    root_ctx = SpanContext(
+        trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+    )
+    child_ctx = SpanContext(
+        trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+    )
     now = time.time_ns()
     scope = InstrumentationScope("chatobs", __version__)
     ids = {semconv.GEN_AI_CONVERSATION_ID: "chatobs-doctor", semconv.USER_ID: "chatobs-doctor", "chatobs.doctor": True}
     root = ReadableSpan(
-        name="chatobs doctor", context=root_ctx, parent=None, resource=resource, kind=SpanKind.SERVER,
-        attributes={**ids, semconv.CHAT_REQUEST: True, semconv.ROUTE: "/_chatobs/doctor", semconv.INPUT: "synthetic check", semconv.OUTPUT: "ok"},
-        start_time=now - 3_000_000, end_time=now, instrumentation_scope=scope,
+        name="chatobs doctor",
+        context=root_ctx,
+        parent=None,
+        resource=resource,
+        kind=SpanKind.SERVER,
+        attributes={
+            **ids,
+            semconv.CHAT_REQUEST: True,
+            semconv.ROUTE: "/_chatobs/doctor",
+            semconv.INPUT: "synthetic check",
+            semconv.OUTPUT: "ok",
+        },
+        start_time=now - 3_000_000,
+        end_time=now,
+        instrumentation_scope=scope,
     )
     llm = ReadableSpan(
-        name="chat chatobs-doctor", context=child_ctx, parent=root_ctx, resource=resource, kind=SpanKind.CLIENT,
-        attributes={**ids, semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT, semconv.GEN_AI_PROVIDER_NAME: "chatobs",
-                    semconv.GEN_AI_REQUEST_MODEL: "chatobs-doctor", semconv.GEN_AI_USAGE_INPUT_TOKENS: 1, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1},
-        start_time=now - 2_000_000, end_time=now - 1_000_000, instrumentation_scope=scope,
+        name="chat chatobs-doctor",
+        context=child_ctx,
+        parent=root_ctx,
+        resource=resource,
+        kind=SpanKind.CLIENT,
+        attributes={
+            **ids,
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+            semconv.GEN_AI_PROVIDER_NAME: "chatobs",
+            semconv.GEN_AI_REQUEST_MODEL: "chatobs-doctor",
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: 1,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1,
+        },
+        start_time=now - 2_000_000,
+        end_time=now - 1_000_000,
+        instrumentation_scope=scope,
     )
     return [llm, root]
 
@@ -119,7 +155,9 @@ def _target(name: str, settings: Any) -> str:
     if name == "otlp":
         if settings.otlp_traces_endpoint:
             return _show(settings.otlp_traces_endpoint)
-        base = settings.otlp_endpoint or ("http://localhost:4317" if settings.otlp_protocol == "grpc" else "http://localhost:4318")
+        base = settings.otlp_endpoint or (
+            "http://localhost:4317" if settings.otlp_protocol == "grpc" else "http://localhost:4318"
+        )
         return _show(base if settings.otlp_protocol == "grpc" else base.rstrip("/") + "/v1/traces")
     if name == "langfuse":
         return _show(settings.langfuse_base_url or "https://cloud.langfuse.com")
@@ -156,7 +194,9 @@ def check_exporter(name: str, reason: str, settings: Any, *, timeout_s: float = 
         elapsed = (time.perf_counter() - started) * 1000
         ok = getattr(result, "name", str(result)) == "SUCCESS" and flushed is not False
         if ok:
-            detail = f"synthetic trace {format(spans[0].context.trace_id, '032x')} accepted by {_target(name, settings)}"
+            detail = (
+                f"synthetic trace {format(spans[0].context.trace_id, '032x')} accepted by {_target(name, settings)}"
+            )
         else:
             why = _failure_reason(recorder.messages, flushed)
             detail = f"{_target(name, settings)}: {why}"
@@ -214,13 +254,17 @@ def run(args: argparse.Namespace) -> int:
     results = [] if args.no_check else [check_exporter(n, r, settings, timeout_s=args.timeout) for n, r in chosen]
     ok = all(r.ok for r in results)
     if args.json:
-        json.dump({
-            "ok": ok,
-            "active": settings.active,
-            "config": [asdict(c) for c in config],
-            "exporters": [{"name": n, "reason": r} for n, r in chosen],
-            "checks": [asdict(r) for r in results],
-        }, sys.stdout, indent=2)
+        json.dump(
+            {
+                "ok": ok,
+                "active": settings.active,
+                "config": [asdict(c) for c in config],
+                "exporters": [{"name": n, "reason": r} for n, r in chosen],
+                "checks": [asdict(r) for r in results],
+            },
+            sys.stdout,
+            indent=2,
+        )
         print()
         return 0 if ok else 1
     from .cli import table
@@ -240,10 +284,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {n:<9} {r}")
     if results:
         print(f"\nLive check (a synthetic 2-span chat trace, timeout {args.timeout:g}s)")
-        print(table([[r.exporter, "OK" if r.ok else "FAILED", f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "-", r.detail] for r in results],
-                    ["EXPORTER", "RESULT", "LATENCY", "DETAIL"], max_width=100, right=(2,)))
+        print(
+            table(
+                [
+                    [
+                        r.exporter,
+                        "OK" if r.ok else "FAILED",
+                        f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "-",
+                        r.detail,
+                    ]
+                    for r in results
+                ],
+                ["EXPORTER", "RESULT", "LATENCY", "DETAIL"],
+                max_width=100,
+                right=(2,),
+            )
+        )
         for r in results:
             if not r.ok:
                 print(f"\n{r.exporter} failed: {r.detail}")
-        print("\nall exporters OK" if ok else "\nsome exporters FAILED: fix the setting named above, then run `chatobs doctor` again")
+        print(
+            "\nall exporters OK"
+            if ok
+            else "\nsome exporters FAILED: fix the setting named above, then run `chatobs doctor` again"
+        )
     return 0 if ok else 1

@@ -112,7 +112,13 @@ def _build_stages(settings: Settings) -> list[Stage]:
     from .pipeline import alerts, cost, metrics, redaction, sampling
 
     # Order matters: cost before metrics and tail sampling (cost rules); masking last, just before fan-out.
-    built = [cost.build(settings), metrics.build(settings), alerts.build(settings), sampling.build(settings), redaction.build(settings)]
+    built = [
+        cost.build(settings),
+        metrics.build(settings),
+        alerts.build(settings),
+        sampling.build(settings),
+        redaction.build(settings),
+    ]
     return [s for s in built if s is not None]
 
 
@@ -140,7 +146,9 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         from .pipeline import sampling
 
         specs = build_exporters(settings)
-        specs += [ExporterSpec(name=f"extra{i}", exporter=e, reason="passed to init()") for i, e in enumerate(_span_exporters)]
+        specs += [
+            ExporterSpec(name=f"extra{i}", exporter=e, reason="passed to init()") for i, e in enumerate(_span_exporters)
+        ]
         stages = _build_stages(settings)
         channels = [
             ExportChannel(

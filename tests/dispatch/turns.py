@@ -18,7 +18,13 @@ OUTPUT = [{"role": "assistant", "parts": [{"type": "text", "content": "Sunny, 21
 def chat_turn(conversation_id: str = "conv-1", user_id: str = "user-1", *, fail_llm: bool = False, n: int = 0) -> str:
     """Emit one turn (request span, one LLM call, one MCP tool call); returns its trace ID (hex)."""
     tracer = get_tracer()
-    with chatobs.scope(conversation_id=conversation_id, user_id=user_id, tenant_id="acme", message_id=f"m-{n}", parent_message_id=f"m-{n - 1}" if n else None):
+    with chatobs.scope(
+        conversation_id=conversation_id,
+        user_id=user_id,
+        tenant_id="acme",
+        message_id=f"m-{n}",
+        parent_message_id=f"m-{n - 1}" if n else None,
+    ):
         with tracer.start_as_current_span("POST /chat", kind=SpanKind.SERVER) as root:
             root.set_attribute(sc.CHAT_REQUEST, True)
             root.set_attribute(sc.ROUTE, "/chat")

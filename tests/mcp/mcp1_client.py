@@ -26,10 +26,15 @@ SERVER = str(Path(__file__).with_name("mcp1_server.py"))
 
 async def run(url: str) -> dict[str, object]:
     out: dict[str, object] = {}
-    with chatobs.scope(conversation_id="conv-v1", user_id="user-v1"), get_tracer().start_as_current_span("turn") as turn:
+    with (
+        chatobs.scope(conversation_id="conv-v1", user_id="user-v1"),
+        get_tracer().start_as_current_span("turn") as turn,
+    ):
         out["trace_id"] = format(turn.get_span_context().trace_id, "032x")
         env = {**os.environ, "OTEL_SERVICE_NAME": "mcp1-server"}
-        async with stdio_client(StdioServerParameters(command=sys.executable, args=[SERVER, "--transport", "stdio"], env=env)) as (r, w):
+        async with stdio_client(
+            StdioServerParameters(command=sys.executable, args=[SERVER, "--transport", "stdio"], env=env)
+        ) as (r, w):
             async with ClientSession(r, w) as session:
                 await session.initialize()
                 await session.list_tools()  # a request without params: chatobs must create params._meta
@@ -46,7 +51,9 @@ async def run(url: str) -> dict[str, object]:
                     )
                 out["http"] = [[c.text for c in r.content] + [r.isError] for r in results]
                 try:
-                    await session.call_tool("slow_lookup", {"query": "shipping"}, read_timeout_seconds=timedelta(seconds=0.1))
+                    await session.call_tool(
+                        "slow_lookup", {"query": "shipping"}, read_timeout_seconds=timedelta(seconds=0.1)
+                    )
                 except McpError as exc:
                     out["timeout"] = exc.error.code
     return out

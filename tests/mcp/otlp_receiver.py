@@ -113,6 +113,8 @@ class OtlpReceiver:
             with self._lock:
                 matched = [s for s in self.spans if predicate(s)]
             if len(matched) >= count or time.monotonic() > deadline:
-                assert len(matched) >= count, f"expected {count} matching spans, got {len(matched)}: {[s.name for s in self.spans]}"
+                assert len(matched) >= count, (
+                    f"expected {count} matching spans, got {len(matched)}: {[s.name for s in self.spans]}"
+                )
                 return matched
             time.sleep(0.05)

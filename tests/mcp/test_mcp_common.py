@@ -7,7 +7,10 @@ from chatobs.instrument.mcp._common import command_line, describe_server, target
 
 
 def test_command_line_hides_values_of_secret_looking_flags() -> None:
-    line = command_line("/usr/bin/node", ["server.js", "--api-key", "sk-123", "--token=abc", "--port", "9000", "--Authorization", "Bearer x"])
+    line = command_line(
+        "/usr/bin/node",
+        ["server.js", "--api-key", "sk-123", "--token=abc", "--port", "9000", "--Authorization", "Bearer x"],
+    )
     assert line == "node server.js --api-key *** --token=*** --port 9000 --Authorization ***"
     assert "sk-123" not in line and "abc" not in line
 
@@ -48,5 +51,7 @@ def test_init_does_not_import_mcp_and_patches_it_when_the_app_does() -> None:
         "assert not getattr(JSONRPCDispatcher._write, '_chatobs', False), 'not unpatched'\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=60
+    )
     assert out.stdout.strip() == "ok", out.stderr[-2000:]

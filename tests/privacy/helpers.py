@@ -43,22 +43,42 @@ def chat_turn(*, user_id: str = "user-42") -> None:
             root.set_attribute("url.full", f"https://bob:{PASSWORD}@api.example.com/v1/chat")
             with tracer.start_as_current_span("chat gpt-4o") as llm:
                 llm.set_attribute(semconv.GEN_AI_OPERATION_NAME, semconv.OP_CHAT)
-                llm.set_attribute(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, json.dumps([{"type": "text", "content": f"Escalations go to {EMAIL}."}]))
+                llm.set_attribute(
+                    semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
+                    json.dumps([{"type": "text", "content": f"Escalations go to {EMAIL}."}]),
+                )
                 llm.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, messages(("system", "Be brief."), ("user", prompt)))
                 llm.set_attribute(
                     semconv.GEN_AI_OUTPUT_MESSAGES,
-                    json.dumps([{"role": "assistant", "parts": [
-                        {"type": "text", "content": f"Updating the IBAN {IBAN} on file."},
-                        {"type": "tool_call", "id": "call_1", "name": "update_contact",
-                         "arguments": {"email": EMAIL, "phone": PHONE}},
-                    ], "finish_reason": "tool_call"}]),
+                    json.dumps(
+                        [
+                            {
+                                "role": "assistant",
+                                "parts": [
+                                    {"type": "text", "content": f"Updating the IBAN {IBAN} on file."},
+                                    {
+                                        "type": "tool_call",
+                                        "id": "call_1",
+                                        "name": "update_contact",
+                                        "arguments": {"email": EMAIL, "phone": PHONE},
+                                    },
+                                ],
+                                "finish_reason": "tool_call",
+                            }
+                        ]
+                    ),
                 )
                 llm.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, 1234)
             with tracer.start_as_current_span("execute_tool update_contact") as tool:
                 tool.set_attribute(semconv.GEN_AI_OPERATION_NAME, semconv.OP_EXECUTE_TOOL)
                 tool.set_attribute(semconv.GEN_AI_TOOL_NAME, "update_contact")
-                tool.set_attribute(semconv.GEN_AI_TOOL_CALL_ARGUMENTS, json.dumps({"email": EMAIL, "phone": PHONE, "password": PASSWORD}))
-                tool.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, json.dumps({"ok": True, "ssn_on_file": SSN, "card": CARD}))
+                tool.set_attribute(
+                    semconv.GEN_AI_TOOL_CALL_ARGUMENTS,
+                    json.dumps({"email": EMAIL, "phone": PHONE, "password": PASSWORD}),
+                )
+                tool.set_attribute(
+                    semconv.GEN_AI_TOOL_CALL_RESULT, json.dumps({"ok": True, "ssn_on_file": SSN, "card": CARD})
+                )
             with tracer.start_as_current_span("task charge") as task:
                 task.set_attribute(semconv.OBSERVATION_TYPE, "task")
                 task.set_attribute(semconv.OUTPUT, json.dumps({"charged": CARD}))
@@ -72,7 +92,10 @@ def chat_turn(*, user_id: str = "user-42") -> None:
 
 def span_text(span: Any) -> str:
     """Everything an exporter could send for a span, as one string."""
-    parts = [span.name, json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in (span.attributes or {}).items()})]
+    parts = [
+        span.name,
+        json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in (span.attributes or {}).items()}),
+    ]
     for e in span.events:
         parts.append(e.name)
         parts.append(json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in (e.attributes or {}).items()}))

@@ -56,7 +56,12 @@ def build_exporters(settings: Settings) -> list[ExporterSpec]:
         except ConfigError:
             if explicit:
                 raise
-            logger.warning("chatobs: exporter %r was chosen automatically (%s) but cannot start; skipped", name, reason, exc_info=True)
+            logger.warning(
+                "chatobs: exporter %r was chosen automatically (%s) but cannot start; skipped",
+                name,
+                reason,
+                exc_info=True,
+            )
             continue
         except ImportError as exc:
             msg = f"CHATOBS_EXPORTERS={name}: the {name} exporter needs an optional package ({exc.name}); pip install 'chatobs[{name}]'"
@@ -64,7 +69,9 @@ def build_exporters(settings: Settings) -> list[ExporterSpec]:
                 raise ConfigError(msg) from None
             logger.warning("chatobs: %s; skipped", msg)
             continue
-        chat_only = (name in _LLM_BACKENDS and not settings.llm_backends_all_spans) or (name == "otlp" and settings.otlp_chat_only)
+        chat_only = (name in _LLM_BACKENDS and not settings.llm_backends_all_spans) or (
+            name == "otlp" and settings.otlp_chat_only
+        )
         accept = _rate_filter(settings, name)
         specs.append(ExporterSpec(name=name, exporter=exporter, chat_only=chat_only, accept=accept, reason=reason))
     return specs

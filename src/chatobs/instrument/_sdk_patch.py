@@ -130,6 +130,7 @@ def _tap_raw_stream(call: Call, result: Any, tap: Callable[[Call, Any], bool]) -
     def parse_and_tap(*args: Any, **kwargs: Any) -> Any:
         parsed = parse(*args, **kwargs)
         if inspect.isawaitable(parsed):
+
             async def awaited() -> Any:
                 return tapped(await parsed)
 

@@ -177,11 +177,22 @@ def text_parts(content: Any) -> list[dict[str, Any]]:
                 else:  # inline data is large and rarely useful in a trace
                     parts.append({"type": "blob", "modality": "image", "content": "<omitted>"})
             elif kind in ("tool_use", "function_call"):
-                parts.append({"type": "tool_call", "id": part.get("id") or part.get("call_id"), "name": part.get("name"),
-                              "arguments": json_or_str(part.get("input", part.get("arguments")))})
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": part.get("id") or part.get("call_id"),
+                        "name": part.get("name"),
+                        "arguments": json_or_str(part.get("input", part.get("arguments"))),
+                    }
+                )
             elif kind in ("tool_result", "function_call_output"):
-                parts.append({"type": "tool_call_response", "id": part.get("tool_use_id") or part.get("call_id"),
-                              "response": _flatten_text(part.get("content", part.get("output")))})
+                parts.append(
+                    {
+                        "type": "tool_call_response",
+                        "id": part.get("tool_use_id") or part.get("call_id"),
+                        "response": _flatten_text(part.get("content", part.get("output"))),
+                    }
+                )
             elif kind in ("thinking", "reasoning"):
                 parts.append({"type": "reasoning", "content": part.get("thinking") or part.get("text") or ""})
             else:
@@ -211,15 +222,26 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
             continue
         role = message.get("role") or "user"
         if role == "tool" or role == "function":
-            parts = [{"type": "tool_call_response", "id": message.get("tool_call_id") or message.get("name"),
-                      "response": _flatten_text(message.get("content"))}]
+            parts = [
+                {
+                    "type": "tool_call_response",
+                    "id": message.get("tool_call_id") or message.get("name"),
+                    "response": _flatten_text(message.get("content")),
+                }
+            ]
         else:
             parts = text_parts(message.get("content"))
             for call in message.get("tool_calls") or ():
                 call = _as_mapping(call)
                 fn = _as_mapping(call.get("function") or {})
-                parts.append({"type": "tool_call", "id": call.get("id"), "name": fn.get("name"),
-                              "arguments": json_or_str(fn.get("arguments"))})
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": call.get("id"),
+                        "name": fn.get("name"),
+                        "arguments": json_or_str(fn.get("arguments")),
+                    }
+                )
         entry: dict[str, Any] = {"role": role, "parts": parts}
         if message.get("name") and role != "function":
             entry["name"] = message["name"]
@@ -341,8 +363,9 @@ class Generation:
                 attrs.update(attributes)
         except Exception as exc:  # noqa: BLE001
             log_limited("llm-request", "chatobs: could not record an LLM request: %s", exc)
-        self.span: Span = start_span(f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT,
-                                     attributes=attrs, tracer=tracer())
+        self.span: Span = start_span(
+            f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT, attributes=attrs, tracer=tracer()
+        )
         if type(self.span) is LightSpan:
             self.capture = False
 
@@ -391,7 +414,9 @@ class Generation:
             log_limited("llm-response", "chatobs: could not record an LLM response: %s", exc)
 
     def record_result(self, result: Result) -> None:
-        self.record(result.output_messages, result.usage, result.response_model, result.response_id, result.finish_reasons)
+        self.record(
+            result.output_messages, result.usage, result.response_model, result.response_id, result.finish_reasons
+        )
 
     def fail(self, exc: BaseException) -> None:
         try:
@@ -529,8 +554,16 @@ class LLMCall:
         self._gen.end()
 
 
-def _start(provider: str, model: str | None, messages: Any, operation: str, system: Any, tools: Any, stream: bool,
-           params: dict[str, Any]) -> Generation:
+def _start(
+    provider: str,
+    model: str | None,
+    messages: Any,
+    operation: str,
+    system: Any,
+    tools: Any,
+    stream: bool,
+    params: dict[str, Any],
+) -> Generation:
     capture = capture_enabled()
     system_parts = None
     if capture and system is not None:
@@ -539,9 +572,15 @@ def _start(provider: str, model: str | None, messages: Any, operation: str, syst
     if capture and tools:
         tool_defs = [t if isinstance(t, Mapping) else _as_mapping(t) for t in tools]
     return Generation(
-        provider, model, operation, params=params,
+        provider,
+        model,
+        operation,
+        params=params,
         input_messages=normalize_messages(messages) if capture else None,
-        system_instructions=system_parts, tool_definitions=tool_defs, stream=stream, capture=capture,
+        system_instructions=system_parts,
+        tool_definitions=tool_defs,
+        stream=stream,
+        capture=capture,
     )
 
 
@@ -616,4 +655,3 @@ async def allm_call(
         except ValueError:  # left in another context: nothing to restore
             pass
         gen.deactivate(token)
-

@@ -78,8 +78,16 @@ def _route(client: Any, options: Any, stream: bool) -> Call | None:
     return call
 
 
-def begin(kind: str, body: Mapping[str, Any], provider: str, host: str | None, port: int | None, stream: bool, *,
-          hide_usage: bool = False) -> Call:
+def begin(
+    kind: str,
+    body: Mapping[str, Any],
+    provider: str,
+    host: str | None,
+    port: int | None,
+    stream: bool,
+    *,
+    hide_usage: bool = False,
+) -> Call:
     """Start the span of an OpenAI-format call (``kind``: chat, responses, embeddings) from its JSON request body.
     Shared with the plain-HTTP layer, which reads the same wire format (responses then arrive as JSON, not objects)."""
     capture = capture_enabled()
@@ -88,18 +96,33 @@ def begin(kind: str, body: Mapping[str, Any], provider: str, host: str | None, p
         params = {k: body.get(k) for k in _CHAT_PARAMS}
         params["max_tokens"] = body.get("max_completion_tokens") or body.get("max_tokens")
         gen = Generation(
-            provider, model, semconv.OP_CHAT, params=params, stream=stream, server_address=host, server_port=port,
+            provider,
+            model,
+            semconv.OP_CHAT,
+            params=params,
+            stream=stream,
+            server_address=host,
+            server_port=port,
             capture=capture,
             input_messages=normalize_messages(body.get("messages")) if capture else None,
             tool_definitions=_tool_definitions(body.get("tools")) if capture else None,
         )
         return Call(gen, _read_chat, lambda: _ChatStream(hide_usage, capture), None)
     if kind == "responses":
-        params = {"temperature": body.get("temperature"), "top_p": body.get("top_p"),
-                  "max_tokens": body.get("max_output_tokens")}
+        params = {
+            "temperature": body.get("temperature"),
+            "top_p": body.get("top_p"),
+            "max_tokens": body.get("max_output_tokens"),
+        }
         instructions = body.get("instructions")
         gen = Generation(
-            provider, model, semconv.OP_CHAT, params=params, stream=stream, server_address=host, server_port=port,
+            provider,
+            model,
+            semconv.OP_CHAT,
+            params=params,
+            stream=stream,
+            server_address=host,
+            server_port=port,
             capture=capture,
             input_messages=_responses_input(body.get("input")) if capture else None,
             system_instructions=text_parts(instructions) if capture and isinstance(instructions, str) else None,
@@ -117,8 +140,14 @@ def _tool_definitions(tools: Any) -> list[Any] | None:
     for tool in tools:
         if isinstance(tool, Mapping) and isinstance(tool.get("function"), Mapping):
             fn = tool["function"]
-            out.append({"type": tool.get("type", "function"), "name": fn.get("name"),
-                        "description": fn.get("description"), "parameters": fn.get("parameters")})
+            out.append(
+                {
+                    "type": tool.get("type", "function"),
+                    "name": fn.get("name"),
+                    "description": fn.get("description"),
+                    "parameters": fn.get("parameters"),
+                }
+            )
         else:
             out.append(tool)
     return out
@@ -267,9 +296,21 @@ def _responses_input(value: Any) -> list[dict[str, Any]] | None:
         item = item if isinstance(item, Mapping) else getattr(item, "model_dump", lambda **_: {})(exclude_none=True)
         kind = item.get("type")
         if kind == "function_call":
-            out.append({"role": "assistant", "parts": [_tool_call_part(item.get("call_id"), item.get("name"), item.get("arguments"))]})
+            out.append(
+                {
+                    "role": "assistant",
+                    "parts": [_tool_call_part(item.get("call_id"), item.get("name"), item.get("arguments"))],
+                }
+            )
         elif kind == "function_call_output":
-            out.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": item.get("call_id"), "response": item.get("output")}]})
+            out.append(
+                {
+                    "role": "tool",
+                    "parts": [
+                        {"type": "tool_call_response", "id": item.get("call_id"), "response": item.get("output")}
+                    ],
+                }
+            )
         elif "role" in item:
             out.append({"role": item["role"], "parts": text_parts(item.get("content"))})
         else:
@@ -308,8 +349,13 @@ def _responses_output(response: Any) -> tuple[list[dict[str, Any]], str]:
 def _responses_result(response: Any, capture: bool) -> Result:
     parts, reason = _responses_output(response)
     messages = [{"role": "assistant", "parts": parts, "finish_reason": reason}] if capture else None
-    return Result(messages, _usage(getattr(response, "usage", None)), getattr(response, "model", None),
-                  getattr(response, "id", None), [reason])
+    return Result(
+        messages,
+        _usage(getattr(response, "usage", None)),
+        getattr(response, "model", None),
+        getattr(response, "id", None),
+        [reason],
+    )
 
 
 def _read_responses(gen: Generation, response: Any) -> None:
@@ -343,7 +389,9 @@ class _ResponsesStream:
     def result(self) -> Result:
         if self.final is not None:
             return _responses_result(self.final, self.capture)
-        messages = [{"role": "assistant", "parts": [{"type": "text", "content": "".join(self.text)}]}] if self.text else None
+        messages = (
+            [{"role": "assistant", "parts": [{"type": "text", "content": "".join(self.text)}]}] if self.text else None
+        )
         return Result(messages, None, self.model, self.id, None)
 
 

@@ -110,7 +110,9 @@ class ChatObsMiddleware(MiddlewareBase):
         finally:
             try:
                 route = scope.get("route")
-                request.set_route(getattr(route, "path_format", None) or getattr(route, "path", None), scope.get("method", "GET"))
+                request.set_route(
+                    getattr(route, "path_format", None) or getattr(route, "path", None), scope.get("method", "GET")
+                )
             except Exception:  # noqa: BLE001
                 pass
             request.close()

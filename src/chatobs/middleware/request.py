@@ -87,7 +87,9 @@ class RequestSpan:
             if span.is_recording():
                 span.set_attributes({**attrs, **identity_attributes(s)})
         else:
-            span = start_span(f"{info.method} {info.path}", context=ctx, kind=SpanKind.SERVER, attributes=attrs, tracer=get_tracer())
+            span = start_span(
+                f"{info.method} {info.path}", context=ctx, kind=SpanKind.SERVER, attributes=attrs, tracer=get_tracer()
+            )
             self.owned = True
             ctx = trace.set_span_in_context(span, ctx)
         sc = span.get_span_context()

@@ -57,7 +57,9 @@ class ChatObsWSGIMiddleware(MiddlewareBase):
                     headers = [*headers, (trace_header, trace_id)]
             except Exception as exc:  # noqa: BLE001
                 log_limited("wsgi-start-response", "chatobs: could not annotate the response: %s", exc)
-            return start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
+            return (
+                start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
+            )
 
         try:
             result = self.app(environ, start_response_wrapper)

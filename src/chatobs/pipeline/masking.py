@@ -143,8 +143,15 @@ _NUMBER_MIN = 10**5  # numbers below this cannot be PII of any enabled type (pho
 class Masker:
     """Masks one batch's attribute values. Not thread-safe: used by the pipeline thread only."""
 
-    def __init__(self, cfg: PiiConfig | None, backend: PiiBackend | None, *, max_length: int, timeout_s: float,
-                 cache_entries: int = 8192) -> None:
+    def __init__(
+        self,
+        cfg: PiiConfig | None,
+        backend: PiiBackend | None,
+        *,
+        max_length: int,
+        timeout_s: float,
+        cache_entries: int = 8192,
+    ) -> None:
         self.cfg = cfg
         self.backend = backend if cfg is not None else None
         self.max_length = max_length
@@ -293,8 +300,9 @@ class Masker:
         if type(obj) is _Pending:
             masked = self._batch.get(obj.key)
             if not isinstance(masked, str):
-                raise MaskingFailed("timeout" if obj.key in self._batch and masked is None else "error",
-                                    "text was not masked")
+                raise MaskingFailed(
+                    "timeout" if obj.key in self._batch and masked is None else "error", "text was not masked"
+                )
             if masked != obj.text:
                 box[0] = True
                 return masked
@@ -401,8 +409,9 @@ class Masker:
                 self._elements_chars -= len(old_raw) + len(old.encoded)
         return hit
 
-    def _mask_array(self, text: str, elements: list[tuple[str, Any]], leaf: Callable[[str, str | None], str],
-                    content: bool) -> tuple[str, bool, bool]:
+    def _mask_array(
+        self, text: str, elements: list[tuple[str, Any]], leaf: Callable[[str, str | None], str], content: bool
+    ) -> tuple[str, bool, bool]:
         """A JSON array (a chat history): each element from the element memo or walked once, the result spliced from
         the elements' encoded forms -- exactly ``json.dumps`` of the masked list."""
         memo = self._elements
@@ -437,7 +446,9 @@ class Masker:
         if n is None:
             return truncate(encoded, limit), changed, True
         # Spliced again: only the elements holding a string longer than the cap are encoded anew.
-        cut = (p.encoded if p.longest <= n else json.dumps(_cap_strings(p.walked, n), ensure_ascii=False) for p in parts)
+        cut = (
+            p.encoded if p.longest <= n else json.dumps(_cap_strings(p.walked, n), ensure_ascii=False) for p in parts
+        )
         return "[" + ", ".join(cut) + "]", changed, True
 
     def _mask_str(self, text: str, leaf: Callable[[str, str | None], str], content: bool) -> tuple[str, bool, bool]:
@@ -535,16 +546,16 @@ def _split_array(text: str, resume: tuple[int, list[tuple[str, Any]]] | None = N
     n = len(text)
     if resume is None:
         i = space(text).end()
-        if text[i:i + 1] != "[":
+        if text[i : i + 1] != "[":
             return None
         i = space(text, i + 1).end()
         out: list[tuple[str, Any]] = []
-        if text[i:i + 1] == "]":
+        if text[i : i + 1] == "]":
             return out if space(text, i + 1).end() == n else None
     else:
         i, known = resume
         i = space(text, i).end()
-        if text[i:i + 1] != ",":
+        if text[i : i + 1] != ",":
             return None
         out = list(known)
         i = space(text, i + 1).end()
@@ -556,7 +567,7 @@ def _split_array(text: str, resume: tuple[int, list[tuple[str, Any]]] | None = N
             return None
         out.append((text[i:j], value))
         i = space(text, j).end()
-        c = text[i:i + 1]
+        c = text[i : i + 1]
         if c == ",":
             i = space(text, i + 1).end()
         elif c == "]":
@@ -654,7 +665,7 @@ def _recent_messages(parts: list[_Element], limit: int) -> list[_Element]:
     head = parts[:1] if parts[0].walked.get("role") == "system" else []
     budget = limit - 2 - sum(len(p.encoded) + 2 for p in head)
     tail: list[_Element] = []
-    for p in reversed(parts[len(head):]):
+    for p in reversed(parts[len(head) :]):
         need = len(p.encoded) + 2
         if tail and need > budget:
             break
@@ -721,7 +732,7 @@ def _fit_length(strings: list[str], sizes: list[int], total: int, limit: int) ->
             result += cut
             power *= 10
             cut = len(plain) - bisect_left(plain, n + power)
-        for i in odd[bisect_right(odd_lengths, n):]:
+        for i in odd[bisect_right(odd_lengths, n) :]:
             text = strings[i]
             at = _cut_point(text, n)
             body = at if -sizes[i] == len(text) + 2 else len(_json_string(text[:at])) - 2  # escapes lengthen it

@@ -82,7 +82,11 @@ class Direct:
     def disable(self, exc: BaseException) -> None:
         if self.enabled:
             self.enabled = False
-            logger.info("chatobs: recording metrics through the OTel SDK's public API from now on (%s: %s)", type(exc).__name__, exc)
+            logger.info(
+                "chatobs: recording metrics through the OTel SDK's public API from now on (%s: %s)",
+                type(exc).__name__,
+                exc,
+            )
 
 
 class Series:
@@ -113,7 +117,9 @@ class Series:
                     now = time_ns()
                     context = get_current()
                     measurement = direct.measurement_cls(value, now, self._instrument, context, None)
-                    object.__setattr__(measurement, "attributes", self._clean)  # cleaned once, when the series was learnt
+                    object.__setattr__(
+                        measurement, "attributes", self._clean
+                    )  # cleaned once, when the series was learnt
                     sample = direct.exemplar_filter().should_sample(value, now, self._clean, context)
             except Exception as exc:  # noqa: BLE001 - nothing recorded yet: the public API records this value
                 direct.disable(exc)

@@ -144,7 +144,11 @@ def check_config(cfg: PiiConfig) -> None:
 
         import spacy.util
 
-        if not (spacy.util.is_package(cfg.ner_model) or importlib.util.find_spec(cfg.ner_model) or Path(cfg.ner_model).exists()):
+        if not (
+            spacy.util.is_package(cfg.ner_model)
+            or importlib.util.find_spec(cfg.ner_model)
+            or Path(cfg.ner_model).exists()
+        ):
             raise ConfigError(NER_INSTALL_HINT.format(model=cfg.ner_model))
     if cfg.recognizers_file:
         _load_custom_recognizers(cfg.recognizers_file)  # raises ConfigError on a bad file
@@ -181,7 +185,9 @@ _PHONE_NANP = (
     r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?(?![\w-])"
 )
 # International: +CC then 6-14 more digits in groups.
-_PHONE_INTL = r"(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?)(?:[\s.-]?\d{2,4}){2,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-])"
+_PHONE_INTL = (
+    r"(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?)(?:[\s.-]?\d{2,4}){2,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-])"
+)
 # Ten bare digits: only with a context word (phone, call...), which the tokenizer engine supplies.
 _PHONE_BARE = r"(?<![\w.-])\d{10}(?:x\d{1,6})?(?![\w-])"
 # European national formats: a trunk prefix "0" in brackets or leading 10-11 digits: (0161) 4960170, 01134960128.
@@ -195,7 +201,20 @@ _CARD = r"\b(?:4\d{3}|5\d{3}|2[2-7]\d{2}|2131|1800|3[47]\d{2}|3[068]\d{2}|35\d{2
 
 _ETH = r"\b0x[a-fA-F0-9]{40}\b"
 
-_PHONE_CONTEXT = ["phone", "call", "mobile", "cell", "tel", "telephone", "number", "reach", "text", "whatsapp", "fax", "contact"]
+_PHONE_CONTEXT = [
+    "phone",
+    "call",
+    "mobile",
+    "cell",
+    "tel",
+    "telephone",
+    "number",
+    "reach",
+    "text",
+    "whatsapp",
+    "fax",
+    "contact",
+]
 
 
 class _Recognizers:
@@ -263,7 +282,9 @@ class _Recognizers:
             recs.append(CryptoRecognizer())
             recs.append(
                 PatternRecognizer(
-                    supported_entity="CRYPTO", name="EthereumRecognizer", patterns=[Pattern("eth", _ETH, 0.6)],
+                    supported_entity="CRYPTO",
+                    name="EthereumRecognizer",
+                    patterns=[Pattern("eth", _ETH, 0.6)],
                     context=["eth", "ethereum", "wallet", "address", "send"],
                 )
             )
@@ -303,7 +324,9 @@ def _custom_entities(path: str) -> list[str]:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"CHATOBS_PII_RECOGNIZERS_FILE={path!r}: cannot read the file: {exc}") from None
     items = data.get("recognizers") if isinstance(data, dict) else data
-    names = [str(i.get("entity") or i.get("supported_entity") or "").upper() for i in items or [] if isinstance(i, dict)]
+    names = [
+        str(i.get("entity") or i.get("supported_entity") or "").upper() for i in items or [] if isinstance(i, dict)
+    ]
     return [n for n in names if n]
 
 
@@ -337,7 +360,9 @@ def _load_custom_recognizers(path: str) -> list[Any]:
         entity = item.get("entity") or item.get("supported_entity")
         if not entity:
             raise ConfigError(f"{where}: recognizer #{i + 1} has no `entity`")
-        raw = item.get("patterns") or ([{"regex": item.get("regex"), "score": item.get("score", 0.6)}] if item.get("regex") else [])
+        raw = item.get("patterns") or (
+            [{"regex": item.get("regex"), "score": item.get("score", 0.6)}] if item.get("regex") else []
+        )
         if not raw:
             raise ConfigError(f"{where}: recognizer {entity!r} has no `regex`")
         patterns = []
@@ -389,8 +414,13 @@ def _nlp_engine(cfg: PiiConfig) -> Any:
         def process_text(self, text: str, language: str) -> Any:
             doc = self._tok(text)
             return NlpArtifacts(
-                entities=[], tokens=doc, tokens_indices=[t.idx for t in doc], lemmas=[t.lower_ for t in doc],
-                nlp_engine=self, language=language, scores=[],
+                entities=[],
+                tokens=doc,
+                tokens_indices=[t.idx for t in doc],
+                lemmas=[t.lower_ for t in doc],
+                nlp_engine=self,
+                language=language,
+                scores=[],
             )
 
         def is_punct(self, word: str, language: str) -> bool:
@@ -404,7 +434,34 @@ def _nlp_engine(cfg: PiiConfig) -> Any:
     return engine
 
 
-_STOP = frozenset(["a", "an", "the", "is", "are", "was", "my", "me", "i", "you", "your", "to", "of", "and", "or", "at", "on", "in", "for", "it", "this", "that", "be", "with"])
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "my",
+        "me",
+        "i",
+        "you",
+        "your",
+        "to",
+        "of",
+        "and",
+        "or",
+        "at",
+        "on",
+        "in",
+        "for",
+        "it",
+        "this",
+        "that",
+        "be",
+        "with",
+    ]
+)
 
 
 # --- the engine ------------------------------------------------------------------------------------------------------
@@ -446,7 +503,9 @@ class PiiEngine:
         self._entities = list(cfg.entities)
         self._gate = precheck_pattern(cfg)
         per = dict(cfg.operators)
-        self._operators = {e: self._operator(per.get(e, cfg.default_operator), e, OperatorConfig) for e in set(cfg.entities) | set(per)}
+        self._operators = {
+            e: self._operator(per.get(e, cfg.default_operator), e, OperatorConfig) for e in set(cfg.entities) | set(per)
+        }
         self._operators["DEFAULT"] = self._operator(cfg.default_operator, "PII", OperatorConfig)
 
     def _operator(self, op: str, entity: str, OperatorConfig: Any) -> Any:
@@ -466,8 +525,12 @@ class PiiEngine:
 
     def analyze(self, text: str, context: list[str] | None = None) -> list[Any]:
         return self.analyzer.analyze(
-            text=text, language="en", entities=self._entities, score_threshold=self.cfg.score_threshold,
-            allow_list=self.allow, context=context or None,
+            text=text,
+            language="en",
+            entities=self._entities,
+            score_threshold=self.cfg.score_threshold,
+            allow_list=self.allow,
+            context=context or None,
         )
 
     def mask(self, text: str, context: str | None = None) -> str:

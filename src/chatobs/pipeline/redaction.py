@@ -117,8 +117,11 @@ class RedactionStage:
             masker.resolve()
         except MaskingFailed as exc:
             batch_failure = exc.reason
-            log_limited(f"redaction-{exc.reason}", "chatobs: PII masking failed (%s); content of the affected spans "
-                        "is dropped, not exported unmasked", exc)
+            log_limited(
+                f"redaction-{exc.reason}",
+                "chatobs: PII masking failed (%s); content of the affected spans is dropped, not exported unmasked",
+                exc,
+            )
         except Exception as exc:  # noqa: BLE001
             batch_failure = "error"
             log_limited("redaction-error", "chatobs: PII masking failed: %s: %s", type(exc).__name__, exc)
@@ -203,7 +206,14 @@ class RedactionStage:
                 attrs[key] = value
         attrs[semconv.REDACTION_FAILED] = reason
         events = [
-            Event(e.name, {k: (v if k in semconv.EVENT_NON_CONTENT_ATTRIBUTES else marker) for k, v in (e.attributes or {}).items()}, e.timestamp)
+            Event(
+                e.name,
+                {
+                    k: (v if k in semconv.EVENT_NON_CONTENT_ATTRIBUTES else marker)
+                    for k, v in (e.attributes or {}).items()
+                },
+                e.timestamp,
+            )
             for e in span.events
         ]
         status = Status(span.status.status_code, marker) if span.status.description else span.status

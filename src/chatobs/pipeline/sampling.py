@@ -121,7 +121,11 @@ class HeadPolicy:
 
     def describe(self) -> str:
         parent = "parent-based" if self.follow_remote else "ignoring remote parents"
-        unsampled = "recorded in full for metrics/tail rules" if self.record_unsampled else "not recorded (chatobs keeps light spans when metrics or tail rules need them)"
+        unsampled = (
+            "recorded in full for metrics/tail rules"
+            if self.record_unsampled
+            else "not recorded (chatobs keeps light spans when metrics or tail rules need them)"
+        )
         return f"rate={self.rate:g} by {self.by}, {parent}, unsampled traces {unsampled}"
 
 
@@ -158,7 +162,9 @@ def head_policy(settings: Settings) -> HeadPolicy:
     # for metrics and the tail rules; "full": every span is recorded (RECORD_ONLY) until the request ends.
     record = unsampled_needed(settings) and settings.record_unsampled == "full"
     defer = rules_on and settings.sample_by == "conversation" and 0.0 < rate < 1.0
-    return HeadPolicy(rate=rate, by=settings.sample_by, follow_remote=follow_remote, record_unsampled=record, defer_unknown=defer)
+    return HeadPolicy(
+        rate=rate, by=settings.sample_by, follow_remote=follow_remote, record_unsampled=record, defer_unknown=defer
+    )
 
 
 def _result(decision: Decision, attributes: Attributes, trace_state: TraceState | None) -> SamplingResult:
@@ -177,7 +183,9 @@ class ChatSampler(Sampler):
     a root request outside ``chat_routes`` is treated as unsampled (counted by metrics, never kept by a tail rule).
     """
 
-    def __init__(self, policy: HeadPolicy, excluded: PathFilter | None = None, chat_routes: ChatRoutes | None = None) -> None:
+    def __init__(
+        self, policy: HeadPolicy, excluded: PathFilter | None = None, chat_routes: ChatRoutes | None = None
+    ) -> None:
         self.policy = policy
         self._bound = _bound(policy.rate)
         self._unsampled = Decision.RECORD_ONLY if policy.record_unsampled else Decision.DROP
@@ -215,7 +223,9 @@ class ChatSampler(Sampler):
                 recorded = isinstance(parent, ReadableSpan)
                 return _result(Decision.RECORD_ONLY if recorded else Decision.DROP, attributes, state)
             if self.policy.follow_remote:
-                return _result(Decision.RECORD_AND_SAMPLE if pctx.trace_flags.sampled else self._unsampled, attributes, state)
+                return _result(
+                    Decision.RECORD_AND_SAMPLE if pctx.trace_flags.sampled else self._unsampled, attributes, state
+                )
         else:
             state = None
         if non_chat:
@@ -340,7 +350,10 @@ class SamplingStage:
             return not getattr(trace.get_tracer_provider(), "_chatobs_owned", False)
         self._head_in_stage = not rt.owns_provider
         if self._head_in_stage:
-            logger.info("chatobs: the app's own TracerProvider samples; chatobs applies CHATOBS_SAMPLE_RATE by %s in the pipeline", self._by)
+            logger.info(
+                "chatobs: the app's own TracerProvider samples; chatobs applies CHATOBS_SAMPLE_RATE by %s in the pipeline",
+                self._by,
+            )
         return self._head_in_stage
 
     def _stage_keeps(self, span: ReadableSpan) -> bool:

@@ -39,7 +39,12 @@ _MARK = "_chatobs_original"
 
 # path ending -> endpoint kind; "/v1/messages" is Anthropic's (the SDK always adds the /v1)
 _SUFFIXES = ("/chat/completions", "/responses", "/embeddings", "/v1/messages")
-_KINDS = {"/chat/completions": "chat", "/responses": "responses", "/embeddings": "embeddings", "/v1/messages": "anthropic"}
+_KINDS = {
+    "/chat/completions": "chat",
+    "/responses": "responses",
+    "/embeddings": "embeddings",
+    "/v1/messages": "anthropic",
+}
 
 # gen_ai.provider.name of well-known API hosts (the GenAI conventions' values)
 _KNOWN_HOSTS = {

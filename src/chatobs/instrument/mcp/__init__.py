@@ -123,4 +123,3 @@ def instrument_mcp_server(server: S) -> S:
 
             v1.install_server(server)
     return server
-

@@ -53,11 +53,15 @@ def patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
     wrapper.__wrapped__ = original  # type: ignore[attr-defined]
     wrapper._chatobs = True  # type: ignore[attr-defined]
     setattr(owner, name, wrapper)
-    STATE.undo.append(lambda: setattr(owner, name, original) if own or not isinstance(owner, type) else delattr(owner, name))
+    STATE.undo.append(
+        lambda: setattr(owner, name, original) if own or not isinstance(owner, type) else delattr(owner, name)
+    )
 
 
 def is_patched(owner: Any, name: str) -> bool:
-    return bool(getattr(owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None), "_chatobs", False))
+    return bool(
+        getattr(owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None), "_chatobs", False)
+    )
 
 
 # --- where the server is ---------------------------------------------------------------------------------------------

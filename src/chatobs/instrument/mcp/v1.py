@@ -262,8 +262,12 @@ def _start_server_span(server: Any, message: Any, req: Any, session: Any) -> tup
     version = getattr(client_params, "protocolVersion", None)
     if isinstance(version, str):
         attrs[semconv.MCP_PROTOCOL_VERSION] = version
-    parent = extracted if extracted is not None and trace.get_current_span(extracted).get_span_context().is_valid else None
-    span = start_span(_span_name(method, params), kind=SpanKind.SERVER, attributes=attrs, context=parent, tracer=_tracer())
+    parent = (
+        extracted if extracted is not None and trace.get_current_span(extracted).get_span_context().is_valid else None
+    )
+    span = start_span(
+        _span_name(method, params), kind=SpanKind.SERVER, attributes=attrs, context=parent, tracer=_tracer()
+    )
     stamp_identity(span, s)
     token = otel_context.attach(trace.set_span_in_context(span, ctx))
     seen: dict[str, Any] = {}
@@ -334,4 +338,3 @@ def instrument() -> None:
 
 def uninstrument() -> None:
     """The patches are undone by the package's ``uninstrument``."""
-

@@ -276,9 +276,18 @@ class ChatObsServerMiddleware:
                     mark_slow(span, getattr(span, "start_time", None))
                 except Exception as exc:  # noqa: BLE001
                     warn("server span", exc)
-        if span is not None and method == "tools/call" and STATE.settings is not None and STATE.settings.capture_tool_io:
+        if (
+            span is not None
+            and method == "tools/call"
+            and STATE.settings is not None
+            and STATE.settings.capture_tool_io
+        ):
             try:
-                wire = result if isinstance(result, Mapping) else result.model_dump(by_alias=True, mode="json", exclude_none=True)
+                wire = (
+                    result
+                    if isinstance(result, Mapping)
+                    else result.model_dump(by_alias=True, mode="json", exclude_none=True)
+                )
                 tool_result(span, wire)
             except Exception as exc:  # noqa: BLE001
                 warn("server span", exc)
@@ -345,11 +354,21 @@ def _make_otel_span(original: Any) -> Any:
     sdk_scope = InstrumentationScope(SDK_SCOPE)
 
     @contextmanager
-    def otel_span(name: str, *, kind: SpanKind, attributes: dict[str, Any] | None = None, context: Any = None,
-                  record_exception: bool = True, set_status_on_exception: bool = True) -> Iterator[Span]:
-        span = start_span(name, kind=kind, attributes=attributes, context=context, tracer=_otel._tracer, scope=sdk_scope)
-        with trace.use_span(span, end_on_exit=True, record_exception=record_exception,
-                            set_status_on_exception=set_status_on_exception):
+    def otel_span(
+        name: str,
+        *,
+        kind: SpanKind,
+        attributes: dict[str, Any] | None = None,
+        context: Any = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> Iterator[Span]:
+        span = start_span(
+            name, kind=kind, attributes=attributes, context=context, tracer=_otel._tracer, scope=sdk_scope
+        )
+        with trace.use_span(
+            span, end_on_exit=True, record_exception=record_exception, set_status_on_exception=set_status_on_exception
+        ):
             yield span
 
     return otel_span
