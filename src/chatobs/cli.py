@@ -222,7 +222,7 @@ def _bar(start: int, end: int, t0: int, total: int, width: int) -> str:
     if total <= 0:
         return "█".ljust(width)
     a = int((start - t0) / total * width)
-    b = max(a + 1, int(round((end - t0) / total * width)))
+    b = max(a + 1, round((end - t0) / total * width))
     a, b = min(a, width - 1), min(b, width)
     return (" " * a + "█" * (b - a)).ljust(width)
 
@@ -255,7 +255,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     if ident:
         print("  " + "  ".join(ident))
-    tokens = (trace["input_tokens"] or 0) + (trace["output_tokens"] or 0)
     print(
         f"  {trace['span_count']} spans, {trace['llm_calls']} LLM calls, {trace['tool_calls']} tool calls, "
         f"{fmt_int(trace['input_tokens'] or 0)} in / {fmt_int(trace['output_tokens'] or 0)} out tokens, cost {fmt_cost(trace['cost_usd'])}"

@@ -137,6 +137,7 @@ def test_opik_telemetry_off_before_import() -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
@@ -198,7 +199,9 @@ def _run(script: str, url: str, *args: str) -> str:
         HOME=os.environ.get("HOME", "/tmp"),
         CHATOBS_LOCAL_DB=os.devnull,
     )
-    out = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 

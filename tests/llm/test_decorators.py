@@ -110,7 +110,7 @@ def test_sync_generator_keeps_span_open_and_context_clean(capture) -> None:
 
     outer = trace.get_current_span()
     items = []
-    for i, current in tokens(3):
+    for _i, current in tokens(3):
         items.append(current)
         # ...but never in the caller between items.
         assert trace.get_current_span() is outer

@@ -17,7 +17,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -272,7 +272,11 @@ class BudgetRule(Rule):
     """LLM cost of one conversation, user or tenant over the window above ``max_usd``."""
 
     type = "budget"
-    _ATTR = {"conversation": semconv.GEN_AI_CONVERSATION_ID, "user": semconv.USER_ID, "tenant": semconv.TENANT_ID}
+    _ATTR: ClassVar[dict[str, str]] = {
+        "conversation": semconv.GEN_AI_CONVERSATION_ID,
+        "user": semconv.USER_ID,
+        "tenant": semconv.TENANT_ID,
+    }
 
     def __init__(self, name: str, by: str, max_usd: float, window_s: float) -> None:
         super().__init__(name)

@@ -340,7 +340,7 @@ class Masker:
             self._batch[k] = None
         self.sent += len(items)
         results = self.backend.mask_many(items, self.timeout_s)
-        for k, masked in zip(keys, results):
+        for k, masked in zip(keys, results, strict=False):
             self._batch[k] = masked
             if isinstance(masked, str):
                 self.cache.put(k, masked)

@@ -271,7 +271,7 @@ class _Recognizers:
             )
         if "CREDIT_CARD" in wanted:
             base = list(CreditCardRecognizer.PATTERNS)
-            recs.append(CreditCardRecognizer(patterns=base + [Pattern("card (any grouping)", _CARD, 0.6)]))
+            recs.append(CreditCardRecognizer(patterns=[*base, Pattern("card (any grouping)", _CARD, 0.6)]))
         if "US_SSN" in wanted:
             recs.append(UsSsnRecognizer())
         if "IBAN_CODE" in wanted:

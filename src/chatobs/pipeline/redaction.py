@@ -102,7 +102,7 @@ class RedactionStage:
         masker = self.masker
         masker.start_batch()
         items = [attributes_of(span).items() for span in spans]  # the SDK's own mapping iterates in Python
-        for span, attributes in zip(spans, items):
+        for span, attributes in zip(spans, items, strict=False):
             for key, value in attributes:
                 if self._kind(key) == _CONTENT:
                     masker.collect(value)
@@ -126,7 +126,7 @@ class RedactionStage:
             batch_failure = "error"
             log_limited("redaction-error", "chatobs: PII masking failed: %s: %s", type(exc).__name__, exc)
         out = []
-        for span, attributes in zip(spans, items):
+        for span, attributes in zip(spans, items, strict=False):
             try:
                 out.append(self._redact(span, attributes))
             except MaskingFailed as exc:
