@@ -116,7 +116,7 @@ class CliError(Exception):
         self.code = code
 
 
-def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _open(args: argparse.Namespace):
     from .exporters.local.queries import has_schema
     from .exporters.local.store import connect
 
@@ -134,7 +134,7 @@ def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return conn
 
 
-def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _filters(args: argparse.Namespace):
     from .exporters.local.queries import Filters, parse_time
 
     try:

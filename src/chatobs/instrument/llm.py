@@ -117,7 +117,7 @@ def to_json(value: Any) -> str:
             _orjson = False
     if _orjson:
         try:
-            return _orjson.dumps(value, default=_json_default).decode()  # type: ignore[no-any-return]
+            return _orjson.dumps(value, default=_json_default).decode()
         except (TypeError, ValueError):
             pass  # e.g. an integer over 64 bits or a non-string key: the standard encoder takes those
     return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
@@ -139,7 +139,7 @@ def _as_mapping(obj: Any) -> Mapping[str, Any]:
         return obj
     dump = getattr(obj, "model_dump", None)
     if callable(dump):
-        return dump(exclude_none=True)  # type: ignore[no-any-return]
+        return dump(exclude_none=True)
     return {"role": "user", "content": str(obj)}
 
 

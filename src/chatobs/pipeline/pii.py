@@ -233,7 +233,7 @@ class _Recognizers:
             UsSsnRecognizer,
         )
 
-        class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc, valid-type]
+        class OfflineEmailRecognizer(EmailRecognizer):
             """Presidio's e-mail recognizer validates the domain with ``tldextract``, which by default downloads the
             public-suffix list on first use with no timeout; this one uses the snapshot bundled with tldextract."""
 
@@ -248,7 +248,7 @@ class _Recognizers:
             recs.append(OfflineEmailRecognizer())
         if "PHONE_NUMBER" in wanted:
 
-            class ContextPhoneRecognizer(PhoneRecognizer):  # type: ignore[misc, valid-type]
+            class ContextPhoneRecognizer(PhoneRecognizer):
                 # libphonenumber also accepts bare digit runs (IDs, timestamps in code); below the threshold unless
                 # a context word ("phone", "call") is near. The separated forms are matched by the patterns below.
                 SCORE = 0.3
@@ -377,7 +377,7 @@ def _load_custom_recognizers(path: str) -> list[Any]:
                 supported_entity=str(entity).upper(),
                 name=str(item.get("name", entity)),
                 patterns=patterns,
-                context=list(item.get("context") or []) or None,
+                context=list(item.get("context") or []) or None,  # type: ignore[arg-type]  # None is presidio's default
             )
         )
     return recs
@@ -387,13 +387,13 @@ def _load_custom_recognizers(path: str) -> list[Any]:
 
 
 def _nlp_engine(cfg: PiiConfig) -> Any:
-    from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
+    from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NoOpNlpEngine
 
     if cfg.mode == "ner":
         from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
         check_config(cfg)  # never let Presidio's own auto-download run
-        engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": cfg.ner_model}])
+        engine: NlpEngine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": cfg.ner_model}])
         engine.load()
         return engine
     if cfg.nlp == "noop":
@@ -403,7 +403,7 @@ def _nlp_engine(cfg: PiiConfig) -> Any:
 
     import spacy
 
-    class TokenizerNlpEngine(NoOpNlpEngine):  # type: ignore[misc, valid-type]
+    class TokenizerNlpEngine(NoOpNlpEngine):
         """Tokens from a blank English spaCy pipeline (no model, no download), lower-cased words as lemmas, so
         Presidio's context enhancer can see "phone" or "ssn" next to a weak match."""
 

@@ -35,6 +35,7 @@ from .stats import STATS, PipelineStats
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from .masking_worker import ProcessBackend
 
 __all__ = ["RedactionStage", "build", "hash_user_id", "worker_kind"]
 
@@ -230,7 +231,7 @@ def build(settings: Settings) -> RedactionStage | None:
     """Always a stage (secrets, headers and truncation apply even with ``CHATOBS_PII=off``). Raises ``ConfigError``
     on a bad privacy setting, e.g. NER mode without its spaCy model."""
     cfg: PiiConfig | None = None
-    backend = None
+    backend: ProcessBackend | ThreadBackend | None = None
     # Compile the secret rule set now, at startup: built lazily it would hold the GIL ~0.3 s under the first request.
     secrets.warm()
     kind = worker_kind(settings)

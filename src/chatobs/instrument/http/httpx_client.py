@@ -90,7 +90,7 @@ def _patch(httpx: Any) -> None:
         return
     original_sync, original_async = httpx.Client.send, httpx.AsyncClient.send
 
-    class _SyncTap(httpx.SyncByteStream):  # type: ignore[misc,name-defined]
+    class _SyncTap(httpx.SyncByteStream):
         def __init__(self, inner: Any, exchange: core.Exchange, decoder: Any) -> None:
             self.inner, self.exchange, self.decoder = inner, exchange, decoder
 
@@ -112,7 +112,7 @@ def _patch(httpx: Any) -> None:
             finally:
                 self.exchange.finish(abandoned=True)  # no-op when the stream was read to the end
 
-    class _AsyncTap(httpx.AsyncByteStream):  # type: ignore[misc,name-defined]
+    class _AsyncTap(httpx.AsyncByteStream):
         def __init__(self, inner: Any, exchange: core.Exchange, decoder: Any) -> None:
             self.inner, self.exchange, self.decoder = inner, exchange, decoder
 
