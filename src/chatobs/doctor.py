@@ -18,7 +18,7 @@ from typing import Any
 
 from . import semconv
 
-__all__ = ["check_exporter", "effective_config", "run", "synthetic_trace"]
+__all__ = ["check_exporter", "check_masking", "effective_config", "run", "synthetic_trace"]
 
 _URL_CREDENTIALS = re.compile(r"(\w+://)([^/@\s]+)@")
 
@@ -220,6 +220,52 @@ def check_exporter(name: str, reason: str, settings: Any, *, timeout_s: float = 
                 pass
 
 
+_MASKING_SAMPLE = "chatobs doctor: write to ann@example.com"
+
+
+def check_masking(settings: Any, *, live: bool = True, timeout_s: float = 60.0) -> CheckResult:
+    """Whether PII masking can run: Presidio importable and, with ``live``, a sample masked the way the app's pipeline
+    would (the worker process or the thread). Never raises."""
+    from .pipeline.pii import check_config, config_from_settings, masking_unavailable
+    from .pipeline.redaction import worker_kind
+
+    kind = worker_kind(settings)
+    if kind == "none":
+        return CheckResult(
+            "masking", "CHATOBS_PII=off", True, None, "off: content exported unmasked (secrets still scrubbed)"
+        )
+    reason = f"CHATOBS_PII={settings.pii_mode}, CHATOBS_MASKING_WORKER={settings.masking_worker}"
+    started = time.perf_counter()
+    backend: Any
+    try:
+        cfg = config_from_settings(settings)
+        check_config(cfg)
+        missing = masking_unavailable(cfg)
+        if missing:
+            return CheckResult("masking", reason, False, None, missing.removeprefix("chatobs: "))
+        if not live:
+            return CheckResult("masking", reason, True, None, "presidio-analyzer installed (not started: --no-check)")
+        if kind == "process":
+            from .pipeline.masking_worker import shared_backend
+
+            backend = shared_backend(cfg)  # stopped at exit, like the app's
+        else:
+            from .pipeline.masking import ThreadBackend
+
+            backend = ThreadBackend(cfg)
+        out = backend.mask_many([(_MASKING_SAMPLE, None)], timeout_s)
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        if not isinstance(out[0], str) or "ann@example.com" in out[0]:
+            return CheckResult(
+                "masking", reason, False, elapsed, f"a sample e-mail address was not masked (got {out[0]!r})"
+            )
+        where = "worker process" if kind == "process" else "background thread"
+        return CheckResult("masking", reason, True, elapsed, f"{where} masked a sample: {out[0]!r}")
+    except Exception as exc:  # noqa: BLE001 - report it, that is the point of doctor
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        return CheckResult("masking", reason, False, elapsed, f"{type(exc).__name__}: {exc}")
+
+
 _TRANSIENT = re.compile(r"Transient error (.+?) encountered while exporting", re.S)
 
 
@@ -256,7 +302,8 @@ def run(args: argparse.Namespace) -> int:
     config = effective_config(settings, show_all=args.all)
     chosen = choose(settings)
     results = [] if args.no_check else [check_exporter(n, r, settings, timeout_s=args.timeout) for n, r in chosen]
-    ok = all(r.ok for r in results)
+    masking = check_masking(settings, live=not args.no_check) if settings.active else None
+    ok = all(r.ok for r in results) and (masking is None or masking.ok)
     if args.json:
         json.dump(
             {
@@ -265,6 +312,7 @@ def run(args: argparse.Namespace) -> int:
                 "config": [asdict(c) for c in config],
                 "exporters": [{"name": n, "reason": r} for n, r in chosen],
                 "checks": [asdict(r) for r in results],
+                "masking": asdict(masking) if masking is not None else None,
             },
             sys.stdout,
             indent=2,
@@ -307,9 +355,13 @@ def run(args: argparse.Namespace) -> int:
         for result in results:
             if not result.ok:
                 print(f"\n{result.exporter} failed: {result.detail}")
+        exporters_ok = all(r.ok for r in results)
         print(
             "\nall exporters OK"
-            if ok
+            if exporters_ok
             else "\nsome exporters FAILED: fix the setting named above, then run `chatobs doctor` again"
         )
+    if masking is not None:
+        print(f"\nMasking ({masking.reason})")
+        print(f"  {'OK' if masking.ok else 'FAILED'}: {masking.detail}")
     return 0 if ok else 1

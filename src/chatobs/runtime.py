@@ -109,10 +109,12 @@ def _build_resource(settings: Settings) -> Resource:
 
 
 def _build_stages(settings: Settings) -> list[Stage]:
-    from .pipeline import alerts, cost, metrics, redaction, sampling
+    from .pipeline import alerts, content, cost, metrics, redaction, sampling
 
-    # Order matters: cost before metrics and tail sampling (cost rules); masking last, just before fan-out.
+    # Order matters: content first (LLM content snapshots -> GenAI attributes, as every later stage expects them); cost
+    # before metrics and tail sampling (cost rules); masking last, just before fan-out.
     built = [
+        content.build(settings),
         cost.build(settings),
         metrics.build(settings),
         alerts.build(settings),

@@ -72,6 +72,12 @@ GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 GEN_AI_TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+# What an LLM call sent/received, as captured on the request path (one JSON encoding of the raw values) before the
+# pipeline's first stage (chatobs.pipeline.content) turns it into the gen_ai.* content attributes and removes it.
+RAW_FORMAT: Final = "chatobs.raw.format"  # which adapter's shape RAW_REQUEST has (openai.chat, anthropic, ...)
+RAW_REQUEST: Final = "chatobs.raw.request"
+RAW_OUTPUT: Final = "chatobs.raw.output"
+RAW_ATTRIBUTES: Final = frozenset({RAW_FORMAT, RAW_REQUEST, RAW_OUTPUT})
 GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
@@ -147,6 +153,8 @@ CONTENT_ATTRIBUTES: Final = frozenset(
         EXCEPTION_MESSAGE,
         EXCEPTION_STACKTRACE,
         URL_QUERY,
+        RAW_REQUEST,  # removed by the content stage before redaction; listed so a leftover is masked, never sent as is
+        RAW_OUTPUT,
     }
 )
 

@@ -129,11 +129,16 @@ def begin(
         server_address=host,
         server_port=port,
         capture=capture,
-        input_messages=_input_messages(body.get("messages")) if capture else None,
-        system_instructions=text_parts(system) if capture and system else None,
-        tool_definitions=_tools(body.get("tools")) if capture else None,
+        raw=("anthropic", (body.get("messages"), system, body.get("tools"))) if capture else None,
     )
     return Call(gen, _read_message, lambda: _MessageStream(capture), None)
+
+
+def request_content(raw: Any) -> tuple[Any, Any, Any]:
+    """GenAI (input messages, system instructions, tool definitions) of the snapshot :func:`begin` took (background:
+    the content stage)."""
+    messages, system, tools = raw
+    return _input_messages(messages), text_parts(system) if system else None, _tools(tools)
 
 
 def _input_messages(messages: Any) -> list[dict[str, Any]] | None:

@@ -11,8 +11,10 @@ module takes (like Logfire's per-endpoint config + stream state, with even less 
   :func:`wrap_astream` pass every chunk straight through (never buffered), time the first one, and end the span when
   the stream is exhausted, fails, or is abandoned (closed or garbage-collected early) with what was seen.
 
-Only span creation and cheap dict building happen here (the request path); cost and masking run later in the
-background pipeline. Content is captured unless ``CHATOBS_CAPTURE_CONTENT=false``; it is masked before export, never
+Only span creation and an exact snapshot of the content happen here (the request path): the adapters pass what was
+sent as is (``raw=(format, value)``), encoded once to a JSON string (``chatobs.raw.request``); the background
+pipeline's first stage (:mod:`chatobs.pipeline.content`) normalises it to the GenAI attributes with the functions
+below. Cost and masking run later in the background pipeline too. Content is captured unless ``CHATOBS_CAPTURE_CONTENT=false``; it is masked before export, never
 here. Every chatobs step is guarded: a failure in it is logged (rate-limited) and never reaches the app.
 """
 
@@ -41,10 +43,12 @@ __all__ = [
     "StreamState",
     "allm_call",
     "capture_enabled",
+    "from_json",
     "json_or_str",
     "llm_call",
     "normalize_messages",
     "normalize_output",
+    "request_content",
     "text_parts",
     "to_json",
     "wrap_astream",
@@ -112,7 +116,7 @@ def to_json(value: Any) -> str:
     global _orjson
     if _orjson is None:
         try:
-            import orjson as _orjson  # looked up once, at the first call, never by `import chatobs`
+            import orjson as _orjson
         except ImportError:
             _orjson = False
     if _orjson:
@@ -121,6 +125,18 @@ def to_json(value: Any) -> str:
         except (TypeError, ValueError):
             pass  # e.g. an integer over 64 bits or a non-string key: the standard encoder takes those
     return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
+
+
+def from_json(text: str) -> Any:
+    """Decode what :func:`to_json` encoded (background: the content stage)."""
+    if _orjson is None:
+        to_json(None)  # looks orjson up
+    if _orjson:
+        try:
+            return _orjson.loads(text)
+        except ValueError:
+            pass  # e.g. an integer over 64 bits, which the standard encoder wrote
+    return json.loads(text)
 
 
 def _json_default(value: Any) -> Any:
@@ -318,6 +334,7 @@ class Generation:
         input_messages: list[dict[str, Any]] | None = None,
         system_instructions: list[dict[str, Any]] | None = None,
         tool_definitions: list[Any] | None = None,
+        raw: tuple[str, Any] | None = None,
         stream: bool = False,
         server_address: str | None = None,
         server_port: int | None = None,
@@ -353,6 +370,9 @@ class Generation:
                 ):
                     attrs[attr] = list(value) if isinstance(value, tuple) else value
             if self.capture:
+                if raw is not None:  # the exact snapshot; normalised in the background (see the module docstring)
+                    attrs[semconv.RAW_FORMAT] = raw[0]
+                    attrs[semconv.RAW_REQUEST] = to_json(raw[1])
                 if input_messages:
                     attrs[semconv.GEN_AI_INPUT_MESSAGES] = to_json(input_messages)
                 if system_instructions:
@@ -396,7 +416,9 @@ class Generation:
         response_model: str | None = None,
         response_id: str | None = None,
         finish_reasons: Sequence[str] | None = None,
+        raw_output: tuple[Any, str | None] | None = None,
     ) -> None:
+        """``raw_output``: ``(output, finish_reason)`` as ``llm_call`` got them, normalised in the background."""
         try:
             attrs: dict[str, Any] = usage_attributes(usage)
             if response_model:
@@ -408,6 +430,8 @@ class Generation:
                 attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
             if self.capture and output_messages:
                 attrs[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json(output_messages)
+            if self.capture and raw_output is not None:
+                attrs[semconv.RAW_OUTPUT] = to_json(raw_output)
             if attrs:
                 self.span.set_attributes(attrs)
         except Exception as exc:  # noqa: BLE001
@@ -528,8 +552,8 @@ class LLMCall:
             reasons = [finish_reason] if isinstance(finish_reason, str) else list(finish_reason or ())
             if output is None and self._chunks:
                 output = "".join(self._chunks)
-            messages = normalize_output(output, reasons[0] if reasons else None) if self._gen.capture else None
-            self._gen.record(messages, usage, model, response_id, reasons)
+            raw = (output, reasons[0] if reasons else None) if self._gen.capture and output is not None else None
+            self._gen.record(None, usage, model, response_id, reasons, raw_output=raw)
             self._recorded = True
         except Exception as exc:  # noqa: BLE001
             log_limited("llm-call", "chatobs: llm_call.record failed: %s", exc)
@@ -565,23 +589,40 @@ def _start(
     params: dict[str, Any],
 ) -> Generation:
     capture = capture_enabled()
-    system_parts = None
-    if capture and system is not None:
-        system_parts = text_parts(system)
-    tool_defs = None
-    if capture and tools:
-        tool_defs = [t if isinstance(t, Mapping) else _as_mapping(t) for t in tools]
     return Generation(
         provider,
         model,
         operation,
         params=params,
-        input_messages=normalize_messages(messages) if capture else None,
-        system_instructions=system_parts,
-        tool_definitions=tool_defs,
+        raw=("generic", (messages, system, tools)) if capture else None,
         stream=stream,
         capture=capture,
     )
+
+
+def _generic_content(raw: Any) -> tuple[Any, Any, Any]:
+    messages, system, tools = raw
+    return (
+        normalize_messages(messages),
+        text_parts(system) if system is not None else None,
+        [t if isinstance(t, Mapping) else _as_mapping(t) for t in tools] if tools else None,
+    )
+
+
+def request_content(fmt: str, raw: Any) -> tuple[Any, Any, Any]:
+    """(input messages, system instructions, tool definitions) in GenAI form from a decoded ``chatobs.raw.request``
+    of format ``fmt`` (background only). Raises ValueError for a format chatobs does not know."""
+    if fmt == "generic":
+        return _generic_content(raw)
+    if fmt == "anthropic":
+        from .anthropic import request_content as anthropic_content  # no cycle at import time
+
+        return anthropic_content(raw)
+    if fmt in ("openai.chat", "openai.responses"):
+        from .openai import request_content as openai_content
+
+        return openai_content(fmt, raw)
+    raise ValueError(f"unknown content format {fmt!r}")
 
 
 @contextmanager

@@ -104,8 +104,7 @@ def begin(
             server_address=host,
             server_port=port,
             capture=capture,
-            input_messages=normalize_messages(body.get("messages")) if capture else None,
-            tool_definitions=_tool_definitions(body.get("tools")) if capture else None,
+            raw=("openai.chat", (body.get("messages"), body.get("tools"))) if capture else None,
         )
         return Call(gen, _read_chat, lambda: _ChatStream(hide_usage, capture), None)
     if kind == "responses":
@@ -114,7 +113,6 @@ def begin(
             "top_p": body.get("top_p"),
             "max_tokens": body.get("max_output_tokens"),
         }
-        instructions = body.get("instructions")
         gen = Generation(
             provider,
             model,
@@ -124,13 +122,27 @@ def begin(
             server_address=host,
             server_port=port,
             capture=capture,
-            input_messages=_responses_input(body.get("input")) if capture else None,
-            system_instructions=text_parts(instructions) if capture and isinstance(instructions, str) else None,
-            tool_definitions=_tool_definitions(body.get("tools")) if capture else None,
+            raw=("openai.responses", (body.get("input"), body.get("instructions"), body.get("tools")))
+            if capture
+            else None,
         )
         return Call(gen, _read_responses, lambda: _ResponsesStream(capture), None)
     gen = Generation(provider, model, semconv.OP_EMBEDDINGS, server_address=host, server_port=port, capture=capture)
     return Call(gen, _read_embeddings, None, None)
+
+
+def request_content(fmt: str, raw: Any) -> tuple[Any, Any, Any]:
+    """GenAI (input messages, system instructions, tool definitions) of the snapshot :func:`begin` took (background:
+    the content stage)."""
+    if fmt == "openai.chat":
+        messages, tools = raw
+        return normalize_messages(messages), None, _tool_definitions(tools)
+    value, instructions, tools = raw
+    return (
+        _responses_input(value),
+        text_parts(instructions) if isinstance(instructions, str) else None,
+        _tool_definitions(tools),
+    )
 
 
 def _tool_definitions(tools: Any) -> list[Any] | None:

@@ -200,7 +200,9 @@ class _SortedWindow(_Window):
 
 
 class _Keyed:
-    """Per-subject windows; the least recently used subject goes when there are too many."""
+    """Per-subject windows. Bounded: ``max_keys`` subjects of at most ``maxlen`` values each; a subject with nothing
+    left in its window goes (so memory follows the subjects active in the window, not all ever seen), and the least
+    recently used subject goes when there are too many."""
 
     def __init__(self, window_s: float, max_keys: int = 10_000, maxlen: int = 10_000) -> None:
         self.window_s = window_s
@@ -208,7 +210,9 @@ class _Keyed:
         self.maxlen = maxlen
         self.windows: OrderedDict[Any, _Window] = OrderedDict()
 
-    def get(self, key: Any) -> _Window:
+    def get(self, key: Any, now: float | None = None) -> _Window:
+        if now is not None:
+            self._expire(now)
         w = self.windows.get(key)
         if w is None:
             w = self.windows[key] = _Window(self.window_s, self.maxlen)
@@ -217,6 +221,16 @@ class _Keyed:
         else:
             self.windows.move_to_end(key)
         return w
+
+    def _expire(self, now: float) -> None:
+        # Least recently used first: once one still holds a value inside the window, the later ones do too.
+        edge = now - self.window_s
+        windows = self.windows
+        while windows:
+            first = next(iter(windows.values()))
+            if first.items and first.items[-1][0] >= edge:
+                return
+            windows.popitem(last=False)
 
 
 class ErrorRateRule(Rule):
@@ -248,7 +262,7 @@ class ErrorRateRule(Rule):
             return ()
         subject = self._subject(f.attrs)
         failed = f.error is not None
-        w = self._calls.get(tuple(sorted(subject.items())))
+        w = self._calls.get(tuple(sorted(subject.items())), f.time_s)
         w.add(f.time_s, 1.0 if failed else 0.0)
         calls = len(w.items)
         # Only a failure can push the rate up, so the alert always points at a failed turn.
@@ -292,7 +306,7 @@ class BudgetRule(Rule):
         if not who or not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost <= 0:
             return ()
         who = self.display(str(who)) if self.by == "user" else str(who)
-        w = self._spend.get(who)
+        w = self._spend.get(who, f.time_s)
         w.add(f.time_s, float(cost))
         if w.total <= self.max_usd:
             return ()
@@ -328,7 +342,7 @@ class SpikeRule(Rule):
             min_baseline_windows,
             min_value,
         )
-        self._buckets: OrderedDict[int, float] = OrderedDict()
+        self._buckets: OrderedDict[int, float] = OrderedDict()  # bounded: baseline_windows + 2 windows
         self._first_bucket: int | None = None
 
     def _value(self, attrs: Mapping[str, Any]) -> float:

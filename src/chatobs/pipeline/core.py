@@ -2,7 +2,7 @@
 
 Request path (cheap): ``ScopeProcessor.on_start`` stamps identity attributes; ``PipelineProcessor.on_end`` appends
 the finished span to a bounded inbox (full: drop and count). Everything else runs on one background thread, in
-batches: the stages in order (cost -> metrics/alerts -> sampling -> redaction), then the dispatcher hands the result
+batches: the stages in order (content -> cost -> metrics/alerts -> sampling -> redaction), then the dispatcher hands the result
 to each exporter's own bounded channel.
 """
 

@@ -70,7 +70,8 @@ _PROVIDERS = {
     "fireworks": "fireworks",
     "openrouter": "openrouter",
 }
-_CACHE_SIZE = 4096
+_CACHE_SIZE = 4096  # entries of each cache below; cleared when full
+_CACHED_MODELS_MAX_CHARS = 512  # longer model names (bogus values) are priced uncached, so an entry stays small
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +250,7 @@ class CostStage:
         self._get_snapshot: Any = None
         self._tiered_cls: Any = None
         self._snapshot: Any = None  # genai-prices' price data the caches below were filled from
-        # Bounded by clearing when full: a handful of models is the usual working set.
+        # Bounded by clearing when full (_CACHE_SIZE entries each): a handful of models is the usual working set.
         self._resolved: dict[tuple[Any, ...], _Resolution] = {}
         self._plans: dict[int, tuple[Any, _Plan | None]] = {}
 
@@ -331,7 +332,7 @@ class CostStage:
 
     # --- the cached path: where the price comes from is worked out once per (models, provider) ---------------------
     def _price_cached(self, models: tuple[str, ...], provider: str | None, tokens: _Tokens) -> _Costed | None:
-        if min(tokens) < 0:
+        if min(tokens) < 0 or sum(map(len, models)) > _CACHED_MODELS_MAX_CHARS:
             return self._price(list(models), provider, tokens)  # bogus counts: fail (or not) exactly as it does
         key = (models, provider)
         try:

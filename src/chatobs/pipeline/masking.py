@@ -63,7 +63,8 @@ class ThreadBackend:
 
 
 class MaskCache:
-    """LRU of masked texts keyed by a hash of (settings, context, text); bounded in entries and in characters."""
+    """LRU of masked texts keyed by a hash of (settings, context, text); bounded: ``max_entries`` entries and
+    ``max_chars`` characters of masked text (a text over a sixteenth of that is not kept)."""
 
     def __init__(self, fingerprint: str, max_entries: int = 8192, max_chars: int = 8_000_000) -> None:
         self._fp = fingerprint.encode()
@@ -163,10 +164,12 @@ class Masker:
         self.skipped_precheck = 0
         self.sent = 0
         # Whole values already masked (a chat app resends its tool definitions, system prompt and earlier replies
-        # with every call): a hit skips JSON parsing, the walk and the secret regexes. Bounded by characters held.
+        # with every call): a hit skips JSON parsing, the walk and the secret regexes. Bounded: ``memo_max_entries``
+        # entries and ``memo_max_chars`` characters (text and result); the element memo below has the same bounds.
         self._memo: OrderedDict[tuple[bool, str], tuple[str, bool, bool]] = OrderedDict()
         self._memo_chars = 0
-        self.memo_max_chars = 2_000_000
+        self.memo_max_chars = 1_000_000
+        self.memo_max_entries = 4096  # many short texts: each entry's own overhead (~300 bytes) counts too
         self.memo_hits = 0
         # Elements of a JSON array already masked: every call resends the chat history, so only the new messages of
         # a turn need the walk. Keyed by the element's own JSON text (a slice of the value, nothing re-encoded) and
@@ -177,7 +180,8 @@ class Masker:
         self._parsed: dict[str, tuple[list[tuple[str, Any]] | None, Any]] = {}
         # Recent JSON arrays, each as its text up to the closing bracket and its elements: the next call of a
         # conversation sends the same history plus new messages, so only the new messages need parsing. One entry per
-        # conversation (an array that extends an entry replaces it), bounded in entries and characters.
+        # conversation (an array that extends an entry replaces it), bounded: ``arrays_max`` entries and a quarter of
+        # ``memo_max_chars`` characters.
         self._arrays: OrderedDict[str, list[tuple[str, Any]]] = OrderedDict()
         self._arrays_chars = 0
         self.arrays_max = 64
@@ -371,7 +375,7 @@ class Masker:
             return
         self._memo[key] = result
         self._memo_chars += size
-        while self._memo_chars > self.memo_max_chars:
+        while self._memo_chars > self.memo_max_chars or len(self._memo) > self.memo_max_entries:
             (_, old_text), old_result = self._memo.popitem(last=False)
             self._memo_chars -= len(old_text) + len(old_result[0])
 
@@ -404,7 +408,7 @@ class Masker:
         if size <= self.memo_max_chars // 8:
             self._elements[key] = hit
             self._elements_chars += size
-            while self._elements_chars > self.memo_max_chars:
+            while self._elements_chars > self.memo_max_chars or len(self._elements) > self.memo_max_entries:
                 (_, old_raw), old = self._elements.popitem(last=False)
                 self._elements_chars -= len(old_raw) + len(old.encoded)
         return hit
@@ -617,7 +621,7 @@ def _context_words(key: str | None) -> str | None:
     return _WORD_BREAKS.sub(" ", key).lower().strip() or None
 
 
-@functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=2048)  # 2,048 field names of at most 64 characters
 def _context_words_cached(key: str) -> str | None:
     return _WORD_BREAKS.sub(" ", key).lower().strip() or None
 

@@ -49,6 +49,7 @@ class ProcessBackend:
         self._last_start = 0.0
         self._closed = False
         self.restarts = 0
+        self.spacy_loaded: bool | None = None  # as the worker reports it (pattern mode runs without spaCy)
         restart_after_fork(self)
 
     # --- lifecycle ----------------------------------------------------------------------------------------------------
@@ -93,6 +94,7 @@ class ProcessBackend:
             except ValueError:
                 continue
             if "ready" in msg:
+                self.spacy_loaded = msg.get("spacy")
                 ready.set()
             elif "error" in msg and "id" not in msg:
                 self._error = str(msg["error"])
@@ -235,19 +237,41 @@ def _write(msg: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+_WARM_UP = "warm up: call 555-123-4567 or mail a@example.com"
+
+
+def _build(cfg: PiiConfig) -> tuple[Any, bool]:
+    """The engine, and whether spaCy had to be imported. Pattern mode is built without spaCy (``nospacy.py``: ~80 MB
+    less); if this Presidio needs more of spaCy than the placeholders give, it is built again with the real one."""
+    from . import nospacy, pii
+
+    if cfg.mode != "ner" and cfg.nlp != "spacy":
+        with nospacy.absent() as active:
+            if active:
+                try:
+                    engine = pii.get_engine(cfg)
+                    engine.mask(_WARM_UP)
+                    return engine, False
+                except (ImportError, nospacy.SpacyAbsent) as exc:
+                    print(f"chatobs masking worker: Presidio needs spaCy here ({exc}); importing it", file=sys.stderr)
+                    pii.forget_engines()
+        nospacy.purge()
+    engine = pii.get_engine(cfg)
+    engine.mask(_WARM_UP)
+    return engine, True
+
+
 def main() -> None:
     first = sys.stdin.readline()
     if not first:
         return
     try:
-        from .pii import get_engine
-
-        engine = get_engine(PiiConfig.from_json(first))
-        engine.mask("warm up: call 555-123-4567 or mail a@example.com")
+        cfg = PiiConfig.from_json(first)
+        engine, spacy_loaded = _build(cfg)
     except Exception as exc:  # noqa: BLE001
         _write({"error": f"{type(exc).__name__}: {exc}"})
         return
-    _write({"ready": True})
+    _write({"ready": True, "spacy": spacy_loaded})
 
     # Read stdin on a thread so the parent's writes never block while a request is being masked.
     requests: queue.Queue[str | None] = queue.Queue(maxsize=64)

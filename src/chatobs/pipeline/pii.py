@@ -7,17 +7,20 @@ Engines are built once per configuration and shared (Presidio's engines are thre
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
 from ..hashing import keyed_hash
+from .replace import replace_entities
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -30,6 +33,7 @@ __all__ = [
     "config_from_settings",
     "get_engine",
     "keyed_hash",
+    "masking_unavailable",
 ]
 
 # What chatobs masks by default. URL is left out on purpose: Presidio's URL recognizer flags file names
@@ -71,7 +75,7 @@ class PiiConfig:
     allow_list: tuple[str, ...] = ()
     recognizers_file: str | None = None
     ner_model: str = "en_core_web_sm"
-    nlp: str = "tokenizer"  # tokenizer (blank spaCy: context words work) | noop
+    nlp: str = "tokenizer"  # tokenizer (words.py: context words work) | noop | spacy (spaCy's tokenizer, reference)
     precheck: bool = True
     hash_key: str = field(default="", repr=False)  # hex; never printed
 
@@ -152,6 +156,27 @@ def check_config(cfg: PiiConfig) -> None:
             raise ConfigError(NER_INSTALL_HINT.format(model=cfg.ner_model))
     if cfg.recognizers_file:
         _load_custom_recognizers(cfg.recognizers_file)  # raises ConfigError on a bad file
+
+
+PRESIDIO_MISSING = (
+    "chatobs: PII masking cannot run: presidio-analyzer is not installed (CHATOBS_PII={mode}). Content is removed from "
+    "every span instead (masking fails closed: `<chatobs: content removed, masking error>`). Fix: "
+    "`pip install 'chatobs[presidio]'`, or set CHATOBS_PII=off to export content unmasked (secrets are still scrubbed)."
+)
+
+
+def masking_unavailable(cfg: PiiConfig) -> str | None:
+    """Why masking cannot run in this environment (one line naming the fix), or ``None``. Cheap: finds the package
+    without importing it."""
+    import importlib.util
+
+    if cfg.mode == "off":
+        return None
+    try:
+        found = importlib.util.find_spec("presidio_analyzer") is not None
+    except (ImportError, ValueError):
+        found = False
+    return None if found else PRESIDIO_MISSING.format(mode=cfg.mode)
 
 
 # --- tuned recognizers ----------------------------------------------------------------------------------------------
@@ -387,51 +412,101 @@ def _load_custom_recognizers(path: str) -> list[Any]:
 
 
 def _nlp_engine(cfg: PiiConfig) -> Any:
-    from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NoOpNlpEngine
-
     if cfg.mode == "ner":
         from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
         check_config(cfg)  # never let Presidio's own auto-download run
-        engine: NlpEngine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": cfg.ner_model}])
+        engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": cfg.ner_model}])
         engine.load()
         return engine
-    if cfg.nlp == "noop":
-        engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
-        engine.load()
-        return engine
+    if cfg.nlp == "spacy":
+        return _spacy_tokenizer_engine()
+    return _words_engine(tokenize=cfg.nlp != "noop")
 
-    import spacy
 
-    class TokenizerNlpEngine(NoOpNlpEngine):
-        """Tokens from a blank English spaCy pipeline (no model, no download), lower-cased words as lemmas, so
-        Presidio's context enhancer can see "phone" or "ssn" next to a weak match."""
+def _words_engine(tokenize: bool) -> Any:
+    """Pattern mode's NLP engine: no model and no spaCy. With ``tokenize``, the words of the text (``words.py``) with
+    lower-cased words as lemmas, so Presidio's context enhancer sees "phone" or "ssn" next to a weak match; without,
+    no tokens (like Presidio's NoOpNlpEngine, which needs spaCy for its empty Doc)."""
+    from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
+
+    from .words import words  # needs ``regex``, which comes with presidio-analyzer
+
+    class WordsNlpEngine(NlpEngine):
+        def __init__(self) -> None:
+            self.nlp: dict[str, None] | None = None
 
         def load(self) -> None:
-            super().load()
-            self._tok = spacy.blank("en").tokenizer
+            self.nlp = {"en": None}
+
+        def is_loaded(self) -> bool:
+            return self.nlp is not None
 
         def process_text(self, text: str, language: str) -> Any:
-            doc = self._tok(text)
+            found = list(words(text)) if tokenize else []
             return NlpArtifacts(
                 entities=[],
-                tokens=doc,
-                tokens_indices=[t.idx for t in doc],
-                lemmas=[t.lower_ for t in doc],
+                tokens=[w for _, w in found],  # type: ignore[arg-type]  # presidio reads tokens as a sequence only
+                tokens_indices=[i for i, _ in found],
+                lemmas=[w.lower() for _, w in found],
                 nlp_engine=self,
                 language=language,
                 scores=[],
             )
 
-        def is_punct(self, word: str, language: str) -> bool:
-            return bool(word) and all(not c.isalnum() for c in word)
+        def process_batch(
+            self,
+            texts: Any,
+            language: str,
+            batch_size: int = 1,
+            n_process: int = 1,
+            as_tuples: bool = False,
+            **kwargs: Any,
+        ) -> Any:
+            for item in texts:
+                text, ctx = item if as_tuples else (item, None)
+                yield (text, self.process_text(str(text), language)) + ((ctx,) if as_tuples else ())
 
         def is_stopword(self, word: str, language: str) -> bool:
             return word.lower() in _STOP
 
-    engine = TokenizerNlpEngine(models=[{"lang_code": "en", "model_name": "blank"}])
+        def is_punct(self, word: str, language: str) -> bool:
+            return bool(word) and all(not c.isalnum() for c in word)
+
+        def get_supported_entities(self) -> list[str]:
+            return []
+
+        def get_supported_languages(self) -> list[str]:
+            return ["en"]
+
+    engine = WordsNlpEngine()
     engine.load()
     return engine
+
+
+def _spacy_tokenizer_engine() -> Any:
+    """The engine pattern mode used before ``words.py``: a blank English spaCy pipeline's tokenizer. Kept as the
+    reference the tests and the benchmark compare ``words.py`` with (``PiiConfig(nlp="spacy")``)."""
+    import spacy
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+    base = _words_engine(tokenize=False)
+    tok = spacy.blank("en").tokenizer
+
+    def process_text(text: str, language: str) -> Any:
+        doc = tok(text)
+        return NlpArtifacts(
+            entities=[],
+            tokens=doc,
+            tokens_indices=[t.idx for t in doc],
+            lemmas=[t.lower_ for t in doc],
+            nlp_engine=base,
+            language=language,
+            scores=[],
+        )
+
+    base.process_text = process_text
+    return base
 
 
 _STOP = frozenset(
@@ -491,34 +566,38 @@ def precheck_pattern(cfg: PiiConfig) -> re.Pattern[str] | None:
     return re.compile("|".join(t for t in triggers if t))
 
 
+def _hashed(entity: str, key: str, value: str) -> str:
+    return f"<{entity}:{keyed_hash(key, value)}>"
+
+
 class PiiEngine:
-    """Presidio analyzer + anonymizer for one ``PiiConfig``."""
+    """Presidio's analyzer for one ``PiiConfig``, and the replacement of what it finds (``replace.py``)."""
 
     def __init__(self, cfg: PiiConfig) -> None:
-        from presidio_anonymizer.entities import OperatorConfig
-
         self.cfg = cfg
-        self.analyzer, self.anonymizer = _analyzer(cfg)
+        self.analyzer = _analyzer(cfg)
         self.allow = list(dict.fromkeys(_DEFAULT_ALLOW + cfg.allow_list))
         self._entities = list(cfg.entities)
         self._gate = precheck_pattern(cfg)
         per = dict(cfg.operators)
-        self._operators = {
-            e: self._operator(per.get(e, cfg.default_operator), e, OperatorConfig) for e in set(cfg.entities) | set(per)
-        }
-        self._operators["DEFAULT"] = self._operator(cfg.default_operator, "PII", OperatorConfig)
+        self._operators = {e: self._operator(per.get(e, cfg.default_operator), e) for e in set(cfg.entities) | set(per)}
+        self._default = self._operator(cfg.default_operator, "PII")
 
-    def _operator(self, op: str, entity: str, OperatorConfig: Any) -> Any:
+    def _operator(self, op: str, entity: str) -> Callable[[str], str]:
         if op == "mask":
-            return OperatorConfig("mask", {"masking_char": "*", "chars_to_mask": 10_000, "from_end": False})
+            return lambda v: "*" * len(v)
         if op == "redact":
-            return OperatorConfig("redact", {})
+            return lambda v: ""
         if op == "hash":
             key = self.cfg.hash_key
             if not key:
                 raise ConfigError("CHATOBS_HASH_SECRET: required when CHATOBS_PII_OPERATOR uses `hash`")
-            return OperatorConfig("custom", {"lambda": lambda v, _e=entity, _k=key: f"<{_e}:{keyed_hash(_k, v)}>"})
-        return OperatorConfig("replace", {"new_value": f"<{entity}>"})
+            return functools.partial(_hashed, entity, key)
+        token = f"<{entity}>"
+        return lambda v: token
+
+    def _replacement(self, entity_type: str, value: str) -> str:
+        return self._operators.get(entity_type, self._default)(value)
 
     def might_contain(self, text: str) -> bool:
         return self._gate is None or self._gate.search(text) is not None
@@ -539,7 +618,7 @@ class PiiEngine:
         results = self.analyze(text, [context] if context else None)
         if not results:
             return text
-        return self.anonymizer.anonymize(text=text, analyzer_results=results, operators=self._operators).text
+        return replace_entities(text, results, self._replacement)
 
     def mask_many(self, items: list[tuple[str, str | None]], deadline: float | None = None) -> list[str | bool | None]:
         """Mask each (text, context): the masked text, ``None`` for items not reached before ``deadline``, ``False``
@@ -564,18 +643,17 @@ def _log_item_error(exc: Exception) -> None:
 
 
 _ENGINES_LOCK = threading.RLock()
-_ANALYZERS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_ANALYZERS: dict[tuple[Any, ...], Any] = {}  # one per recognizer set: a process has one or two
 
 
-def _analyzer(cfg: PiiConfig) -> tuple[Any, Any]:
-    """(AnalyzerEngine, AnonymizerEngine) shared by every configuration with the same recognizers and NLP engine."""
+def _analyzer(cfg: PiiConfig) -> Any:
+    """The AnalyzerEngine shared by every configuration with the same recognizers and NLP engine."""
     key = (cfg.mode, cfg.nlp, cfg.ner_model if cfg.mode == "ner" else None, cfg.recognizers_file)
     with _ENGINES_LOCK:
         found = _ANALYZERS.get(key)
         if found is not None:
             return found
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_anonymizer import AnonymizerEngine
 
     nlp = _nlp_engine(cfg)
     registry = RecognizerRegistry(supported_languages=["en"])
@@ -585,12 +663,19 @@ def _analyzer(cfg: PiiConfig) -> tuple[Any, Any]:
         from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
         registry.add_recognizer(SpacyRecognizer(supported_entities=list(NER_ENTITIES)))
-    built = (AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"]), AnonymizerEngine())
+    built = AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
     with _ENGINES_LOCK:
         return _ANALYZERS.setdefault(key, built)
 
 
-_ENGINES: dict[str, PiiEngine] = {}
+_ENGINES: dict[str, PiiEngine] = {}  # one per PII configuration (init() with other settings adds one)
+
+
+def forget_engines() -> None:
+    """Drop every built engine (the masking worker rebuilds them after importing the real spaCy)."""
+    with _ENGINES_LOCK:
+        _ENGINES.clear()
+        _ANALYZERS.clear()
 
 
 def get_engine(cfg: PiiConfig) -> PiiEngine:

@@ -29,7 +29,7 @@ from .._guard import log_limited
 from ..hashing import hash_key_hex, hash_user_id
 from . import secrets
 from .masking import Masker, MaskingFailed, ThreadBackend, failed_marker
-from .pii import PiiConfig, check_config, config_from_settings
+from .pii import PiiConfig, check_config, config_from_settings, masking_unavailable
 from .spans import attributes_of, with_changes
 from .stats import STATS, PipelineStats
 
@@ -72,7 +72,7 @@ class RedactionStage:
         self._content_prefixes = tuple(prefixes)
         self._headers = frozenset(h.strip().lower().replace("-", "_") for h in settings.capture_headers)
         self._user_key = hash_key_hex(settings)
-        self._kinds: dict[str, int] = {}
+        self._kinds: dict[str, int] = {}  # attribute name -> what to do; bounded: 4,096 names (then decided each time)
 
     # --- classification -------------------------------------------------------------------------------------------
     def _is_content(self, key: str) -> bool:
@@ -238,6 +238,9 @@ def build(settings: Settings) -> RedactionStage | None:
     if kind != "none":
         cfg = config_from_settings(settings)
         check_config(cfg)
+        missing = masking_unavailable(cfg)
+        if missing:
+            logger.warning(missing)  # at init, once: otherwise content would vanish with no word why
         if kind == "process":
             from .masking_worker import shared_backend
 

@@ -300,7 +300,7 @@ class SamplingStage:
         # In the stage, only CHATOBS_SAMPLE_RATE applies: the app's own provider already applied OTEL_TRACES_SAMPLER.
         self._bound = _bound(settings.sample_rate)
         self._by = settings.sample_by
-        self._trace_keep: OrderedDict[int, bool] = OrderedDict()
+        self._trace_keep: OrderedDict[int, bool] = OrderedDict()  # trace -> kept; bounded: _max_memo traces (LRU)
         self._max_memo = max(1024, settings.tail_max_traces)
         self._lock = threading.Lock()
 

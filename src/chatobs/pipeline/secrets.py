@@ -114,7 +114,7 @@ _SECRET_NAME = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)  # 4,096 names of at most 128 characters
 def _is_secret_name_cached(name: str) -> bool:
     return _is_secret_name(name)
 
@@ -243,7 +243,7 @@ def might_hold_secret(text: str) -> bool:
 _SCRUB_CACHE_TEXT_MAX = 1024  # chat histories resend the same short texts every call: remember those, not documents
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)  # 4,096 texts of at most _SCRUB_CACHE_TEXT_MAX characters: ~4 MB at most
 def _scrub_cached(text: str) -> str:
     return _scrub(text)
 
