@@ -61,7 +61,9 @@ def _outage_memory(dead_url: str, turns: int) -> dict[str, float]:
     from chatobs.runtime import get_runtime
     from tests.dispatch.turns import chat_turn
 
-    chatobs.init(exporters="otlp", otlp_traces_endpoint=dead_url, export_interval_ms=100, otlp_timeout_s=1, export_max_retry_s=1)
+    chatobs.init(
+        exporters="otlp", otlp_traces_endpoint=dead_url, export_interval_ms=100, otlp_timeout_s=1, export_max_retry_s=1
+    )
     rt = get_runtime()
     assert rt is not None
     # Fill the exporter queue first: memory up to its bound is by design; growth past it would be the leak.
@@ -80,7 +82,13 @@ def _outage_memory(dead_url: str, turns: int) -> dict[str, float]:
     grown = _rss() - base
     dropped = sum(n for (w, _), n in rt.channels[0].stats.dropped.items() if w == "otlp") - dropped0
     chatobs.shutdown(timeout_s=1)
-    return {"turns": turns, "rss_growth_mb": grown / 1e6, "peak_pending": peak_pending, "queue_bound": rt.settings.export_queue_size, "dropped": dropped}
+    return {
+        "turns": turns,
+        "rss_growth_mb": grown / 1e6,
+        "peak_pending": peak_pending,
+        "queue_bound": rt.settings.export_queue_size,
+        "dropped": dropped,
+    }
 
 
 def main() -> dict[str, Any]:
@@ -91,14 +99,21 @@ def main() -> dict[str, Any]:
     logging.getLogger("chatobs").setLevel(logging.CRITICAL)
     from tests.recording_server import closed_port
 
-    server = subprocess.Popen([sys.executable, "-c", _SERVER, str(REPO)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(REPO)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         healthy_url = server.stdout.readline().strip()  # type: ignore[union-attr]
         dead_url = f"http://127.0.0.1:{closed_port()}/v1/traces"
         variants = {
             "no exporter": {"exporters": "none"},
             "healthy OTLP": {"exporters": "otlp", "otlp_traces_endpoint": f"{healthy_url}/v1/traces"},
-            "dead OTLP": {"exporters": "otlp", "otlp_traces_endpoint": dead_url, "otlp_timeout_s": 1, "export_max_retry_s": 1},
+            "dead OTLP": {
+                "exporters": "otlp",
+                "otlp_traces_endpoint": dead_url,
+                "otlp_timeout_s": 1,
+                "export_max_retry_s": 1,
+            },
         }
         samples: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
         for _ in range(ROUNDS):  # interleaved, so machine load drifts hit every variant alike
@@ -110,10 +125,21 @@ def main() -> dict[str, Any]:
         server.stdin.close()  # type: ignore[union-attr]
         server.wait(5)
     healthy = med["healthy OTLP"]
-    rows = [(name, f"{m['p50_ms']:.3f}", f"{m['p99_ms']:.3f}", f"{m['cpu_ms']:.3f}", f"{m['p50_ms'] / healthy['p50_ms']:.2f}") for name, m in med.items()]
+    rows = [
+        (
+            name,
+            f"{m['p50_ms']:.3f}",
+            f"{m['p99_ms']:.3f}",
+            f"{m['cpu_ms']:.3f}",
+            f"{m['p50_ms'] / healthy['p50_ms']:.2f}",
+        )
+        for name, m in med.items()
+    ]
     table(rows, ("variant", "p50 ms/turn", "p99 ms/turn", "CPU ms/turn", "p50 vs healthy"))
-    print(f"\noutage: {outage['turns']} turns against a dead backend: RSS grew {outage['rss_growth_mb']:.2f} MB, "
-          f"exporter queue peaked at {outage['peak_pending']} (bound {outage['queue_bound']}), {outage['dropped']} spans dropped and counted during the run ({3 * outage['turns']} offered)")
+    print(
+        f"\noutage: {outage['turns']} turns against a dead backend: RSS grew {outage['rss_growth_mb']:.2f} MB, "
+        f"exporter queue peaked at {outage['peak_pending']} (bound {outage['queue_bound']}), {outage['dropped']} spans dropped and counted during the run ({3 * outage['turns']} offered)"
+    )
     return {
         "turns_per_variant": N,
         "variants": med,

@@ -11,7 +11,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,10 @@ def import_time(rounds: int = 7) -> float:
     for _ in range(rounds):
         out = subprocess.run(
             [sys.executable, "-c", "import time; t=time.perf_counter(); import chatobs; print(time.perf_counter()-t)"],
-            env=env, capture_output=True, text=True, check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         times.append(float(out.stdout))
     return statistics.median(times)
@@ -59,7 +61,11 @@ def _asgi_apps() -> tuple[Any, Any]:
 
 def _asgi_call(app: Any) -> Any:
     body = b'{"conversation_id": "conv-1", "message": "hello there"}'
-    headers = [(b"content-type", b"application/json"), (b"x-user-id", b"u-1"), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"x-user-id", b"u-1"),
+        (b"content-length", str(len(body)).encode()),
+    ]
 
     async def call() -> None:
         sent = False
@@ -74,7 +80,18 @@ def _asgi_call(app: Any) -> Any:
         async def send(message: dict[str, Any]) -> None:
             pass
 
-        scope = {"type": "http", "method": "POST", "path": "/api/chat", "headers": headers, "query_string": b"", "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000), "http_version": "1.1", "asgi": {"version": "3.0"}}
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/chat",
+            "headers": headers,
+            "query_string": b"",
+            "scheme": "http",
+            "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 5000),
+            "http_version": "1.1",
+            "asgi": {"version": "3.0"},
+        }
         await app(scope, receive, send)
 
     return call
@@ -141,10 +158,12 @@ def main() -> dict[str, Any]:
     bare_call, traced_call = _asgi_call(bare), _asgi_call(traced)
     for fn in (bare_call, traced_call):  # warm up
         loop.run_until_complete(fn())
-    asgi = interleaved({
-        "bare": lambda: async_cpu_per_op(bare_call, N, loop),
-        "chatobs": lambda: async_cpu_per_op(traced_call, N, loop),
-    })
+    asgi = interleaved(
+        {
+            "bare": lambda: async_cpu_per_op(bare_call, N, loop),
+            "chatobs": lambda: async_cpu_per_op(traced_call, N, loop),
+        }
+    )
     # FastAPI's native telemetry: chatobs as shipped (its dependency/endpoint/serialization spans not created) against
     # the same app with CHATOBS_FRAMEWORK_SPANS=true, switched between interleaved rounds.
     from chatobs import _framework
@@ -161,41 +180,69 @@ def main() -> dict[str, Any]:
         finally:
             _framework.configure(False)
 
-    fastapi = interleaved({
-        "bare": lambda: async_cpu_per_op(fbare_call, N, loop),
-        "chatobs": lambda: with_framework_spans(False),
-        "framework_spans": lambda: with_framework_spans(True),
-    })
+    fastapi = interleaved(
+        {
+            "bare": lambda: async_cpu_per_op(fbare_call, N, loop),
+            "chatobs": lambda: with_framework_spans(False),
+            "framework_spans": lambda: with_framework_spans(True),
+        }
+    )
     runtime = chatobs.runtime.get_runtime()
     assert runtime is not None
     runtime.force_flush(10)
 
     wbare, wtraced = _wsgi_apps()
     payload = {"conversation_id": "conv-1", "message": "hello there"}
-    wsgi = interleaved({
-        "bare": lambda: cpu_per_op(lambda: wbare.post("/api/chat", json=payload), N // 2),
-        "chatobs": lambda: cpu_per_op(lambda: wtraced.post("/api/chat", json=payload), N // 2),
-    })
+    wsgi = interleaved(
+        {
+            "bare": lambda: cpu_per_op(lambda: wbare.post("/api/chat", json=payload), N // 2),
+            "chatobs": lambda: cpu_per_op(lambda: wtraced.post("/api/chat", json=payload), N // 2),
+        }
+    )
     chatobs.shutdown()
     loop.close()
     rows = []
     for name, m in (("ASGI (Starlette)", asgi), ("WSGI (Flask)", wsgi)):
         added = (m["chatobs"] - m["bare"]) * 1000
-        rows.append((name, f"{m['bare']*1e6:.0f} us", f"{m['chatobs']*1e6:.0f} us", f"+{added:.3f} ms", f"{m['chatobs']/m['bare']:.2f}x"))
+        rows.append(
+            (
+                name,
+                f"{m['bare'] * 1e6:.0f} us",
+                f"{m['chatobs'] * 1e6:.0f} us",
+                f"+{added:.3f} ms",
+                f"{m['chatobs'] / m['bare']:.2f}x",
+            )
+        )
         results[f"{name.split()[0].lower()}_cpu_per_request_bare_us"] = round(m["bare"] * 1e6, 1)
         results[f"{name.split()[0].lower()}_cpu_per_request_chatobs_us"] = round(m["chatobs"] * 1e6, 1)
         results[f"{name.split()[0].lower()}_added_cpu_ms"] = round(added, 4)
         results[f"{name.split()[0].lower()}_ratio"] = round(m["chatobs"] / m["bare"], 3)
     noise = (fastapi["framework_spans"] - fastapi["chatobs"]) * 1000
-    rows.append(("ASGI (FastAPI native telemetry)", f"{fastapi['bare']*1e6:.0f} us", f"{fastapi['chatobs']*1e6:.0f} us",
-                 f"+{(fastapi['chatobs'] - fastapi['bare'])*1000:.3f} ms", f"{fastapi['chatobs']/fastapi['bare']:.2f}x"))
-    rows.append(("  same, CHATOBS_FRAMEWORK_SPANS=true", "", f"{fastapi['framework_spans']*1e6:.0f} us",
-                 f"+{(fastapi['framework_spans'] - fastapi['bare'])*1000:.3f} ms", f"{fastapi['framework_spans']/fastapi['bare']:.2f}x"))
+    rows.append(
+        (
+            "ASGI (FastAPI native telemetry)",
+            f"{fastapi['bare'] * 1e6:.0f} us",
+            f"{fastapi['chatobs'] * 1e6:.0f} us",
+            f"+{(fastapi['chatobs'] - fastapi['bare']) * 1000:.3f} ms",
+            f"{fastapi['chatobs'] / fastapi['bare']:.2f}x",
+        )
+    )
+    rows.append(
+        (
+            "  same, CHATOBS_FRAMEWORK_SPANS=true",
+            "",
+            f"{fastapi['framework_spans'] * 1e6:.0f} us",
+            f"+{(fastapi['framework_spans'] - fastapi['bare']) * 1000:.3f} ms",
+            f"{fastapi['framework_spans'] / fastapi['bare']:.2f}x",
+        )
+    )
     results["fastapi_cpu_per_request_bare_us"] = round(fastapi["bare"] * 1e6, 1)
     results["fastapi_cpu_per_request_chatobs_us"] = round(fastapi["chatobs"] * 1e6, 1)
     results["fastapi_cpu_per_request_framework_spans_us"] = round(fastapi["framework_spans"] * 1e6, 1)
     results["fastapi_framework_spans_saved_ms"] = round(noise, 4)
-    print(f"import chatobs: {results['import_chatobs_s']*1000:.0f} ms (target <= 300 ms); import + init(): {results['import_plus_init_s']*1000:.0f} ms")
+    print(
+        f"import chatobs: {results['import_chatobs_s'] * 1000:.0f} ms (target <= 300 ms); import + init(): {results['import_plus_init_s'] * 1000:.0f} ms"
+    )
     table(rows, ("app", "bare CPU/req", "with chatobs", "added", "ratio"))
     return results
 

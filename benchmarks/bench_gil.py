@@ -39,12 +39,26 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM = "You are a helpful assistant for ACME Corp. Use the calculator tool for arithmetic. Be brief. " * 3
 TOOLS = [
-    {"type": "function", "function": {"name": "calculate", "description": "Evaluate an arithmetic expression exactly.",
-                                      "parameters": {"type": "object", "properties": {"expression": {"type": "string"}},
-                                                     "required": ["expression"]}}},
-    {"type": "function", "function": {"name": "search_docs", "description": "Search the product documentation.",
-                                      "parameters": {"type": "object", "properties": {"query": {"type": "string"}},
-                                                     "required": ["query"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "calculate",
+            "description": "Evaluate an arithmetic expression exactly.",
+            "parameters": {
+                "type": "object",
+                "properties": {"expression": {"type": "string"}},
+                "required": ["expression"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "search_docs",
+            "description": "Search the product documentation.",
+            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+        },
+    },
 ]
 
 
@@ -66,38 +80,63 @@ async def _wait(ms: float, late: list[float]) -> None:
 
 
 async def _turn(i: int, history: list[dict[str, Any]], late: list[float]) -> None:
+    from opentelemetry.trace import SpanKind
+
     import chatobs
     from chatobs.runtime import get_tracer
-    from opentelemetry.trace import SpanKind
 
     tracer = get_tracer()
     user = f"message {i}: calculate {i}*7 please, and send the result to jane.doe{i}@example.com or call +1 415 555 {i % 10000:04d}"
-    with chatobs.scope(conversation_id=f"conv-{i // 5}", user_id="bench-user"):
-        with tracer.start_as_current_span("POST /api/chat", kind=SpanKind.SERVER, attributes={"chatobs.request": True, "http.route": "/api/chat"}):
-            for name in ("http receive", "http receive"):
-                tracer.start_span(name).end()
-            _busy(3)
-            history.append({"role": "user", "content": user})
-            msgs = [{"role": "system", "content": SYSTEM}] + history
-            async with chatobs.allm_call("openai", "gpt-4o-mini", msgs, tools=TOOLS, temperature=0.2) as call:
-                for _ in range(3):
-                    await _wait(1, late)
-                    _busy(2)
-                call.record({"role": "assistant", "tool_calls": [{"id": f"c{i}", "type": "function", "function": {"name": "calculate", "arguments": json.dumps({"expression": f"{i}*7"})}}]},
-                            usage={"input_tokens": 300 + 40 * len(history), "output_tokens": 20})
-            with tracer.start_as_current_span("tools/call calculate", kind=SpanKind.CLIENT, attributes={"mcp.method.name": "tools/call", "gen_ai.tool.name": "calculate"}):
+    with (
+        chatobs.scope(conversation_id=f"conv-{i // 5}", user_id="bench-user"),
+        tracer.start_as_current_span(
+            "POST /api/chat", kind=SpanKind.SERVER, attributes={"chatobs.request": True, "http.route": "/api/chat"}
+        ),
+    ):
+        for name in ("http receive", "http receive"):
+            tracer.start_span(name).end()
+        _busy(3)
+        history.append({"role": "user", "content": user})
+        msgs = [{"role": "system", "content": SYSTEM}, *history]
+        async with chatobs.allm_call("openai", "gpt-4o-mini", msgs, tools=TOOLS, temperature=0.2) as call:
+            for _ in range(3):
                 await _wait(1, late)
                 _busy(2)
-            history.append({"role": "assistant", "content": f"{i}*7 = {i * 7}. I will mail it to jane.doe{i}@example.com. "
-                                                            + "Here is how the calculation works, step by step. " * 8})
-            msgs = [{"role": "system", "content": SYSTEM}] + history
-            async with chatobs.allm_call("openai", "gpt-4o-mini", msgs, tools=TOOLS, temperature=0.2) as call:
-                for _ in range(3):
-                    await _wait(1, late)
-                    _busy(2)
-                call.record(history[-1]["content"], usage={"input_tokens": 400 + 40 * len(history), "output_tokens": 30})
-            tracer.start_span("http send").end()
-            _busy(3)
+            call.record(
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": f"c{i}",
+                            "type": "function",
+                            "function": {"name": "calculate", "arguments": json.dumps({"expression": f"{i}*7"})},
+                        }
+                    ],
+                },
+                usage={"input_tokens": 300 + 40 * len(history), "output_tokens": 20},
+            )
+        with tracer.start_as_current_span(
+            "tools/call calculate",
+            kind=SpanKind.CLIENT,
+            attributes={"mcp.method.name": "tools/call", "gen_ai.tool.name": "calculate"},
+        ):
+            await _wait(1, late)
+            _busy(2)
+        history.append(
+            {
+                "role": "assistant",
+                "content": f"{i}*7 = {i * 7}. I will mail it to jane.doe{i}@example.com. "
+                + "Here is how the calculation works, step by step. " * 8,
+            }
+        )
+        msgs = [{"role": "system", "content": SYSTEM}, *history]
+        async with chatobs.allm_call("openai", "gpt-4o-mini", msgs, tools=TOOLS, temperature=0.2) as call:
+            for _ in range(3):
+                await _wait(1, late)
+                _busy(2)
+            call.record(history[-1]["content"], usage={"input_tokens": 400 + 40 * len(history), "output_tokens": 30})
+        tracer.start_span("http send").end()
+        _busy(3)
     if len(history) >= 20:  # a new conversation every 10 turns
         history.clear()
 
@@ -182,11 +221,31 @@ def _q(values: list[float], q: int) -> float:
 
 def measure(variants: list[str], turns: int, cycles: int) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + str(REPO), "CHATOBS_LOCAL_DB": f"{tmp}/t.db"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO / "src") + os.pathsep + str(REPO),
+            "CHATOBS_LOCAL_DB": f"{tmp}/t.db",
+        }
         env = {k: v for k, v in env.items() if not k.startswith(("CHATOBS_ENABLED", "OTEL_"))}
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_gil", "--child", ",".join(variants),
-                               "--turns", str(turns), "--cycles", str(cycles)],
-                              env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.bench_gil",
+                "--child",
+                ",".join(variants),
+                "--turns",
+                str(turns),
+                "--cycles",
+                str(cycles),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=REPO,
+            check=False,
+        )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     data = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -196,9 +255,16 @@ def measure(variants: list[str], turns: int, cycles: int) -> dict[str, dict[str,
         lat = [x * 1000 for x in d["lat"]]
         blocked = [x * 1000 for x in d["blocked"]]
         res[variant] = {
-            "gil_mean": statistics.fmean(blocked), "gil_p50": statistics.median(blocked), "gil_p99": _q(blocked, 99),
-            "late_mean": statistics.fmean(late), "late_p50": statistics.median(late), "late_p99": _q(late, 99),
-            "late_max": max(late), "turn_p50": statistics.median(lat), "turn_p99": _q(lat, 99), "turn_max": max(lat),
+            "gil_mean": statistics.fmean(blocked),
+            "gil_p50": statistics.median(blocked),
+            "gil_p99": _q(blocked, 99),
+            "late_mean": statistics.fmean(late),
+            "late_p50": statistics.median(late),
+            "late_p99": _q(late, 99),
+            "late_max": max(late),
+            "turn_p50": statistics.median(lat),
+            "turn_p99": _q(lat, 99),
+            "turn_max": max(lat),
             "cpu_ms": statistics.median(d["cpu_s"]) * 1000,
         }
     return res
@@ -209,8 +275,12 @@ def main() -> dict[str, Any]:
     parser.add_argument("--turns", type=int, default=40, help="turns per segment")
     parser.add_argument("--cycles", type=int, default=6)
     parser.add_argument("--child")
-    parser.add_argument("--variants", default="no-pipeline,chatobs", help="also: switch1ms (sys.setswitchinterval"
-                        "(0.001)), often (pipeline woken every 100 ms instead of every export interval)")
+    parser.add_argument(
+        "--variants",
+        default="no-pipeline,chatobs",
+        help="also: switch1ms (sys.setswitchinterval"
+        "(0.001)), often (pipeline woken every 100 ms instead of every export interval)",
+    )
     args, _ = parser.parse_known_args()  # `python -m benchmarks gil` passes its own arguments through
     if args.child:
         child(args.child.split(","), args.turns, args.cycles)
@@ -218,11 +288,27 @@ def main() -> dict[str, Any]:
     med = measure(args.variants.split(","), args.turns, args.cycles)
     names = list(med)
     base = med[names[0]]
-    print(f"{args.cycles} x {args.turns} turns per variant, alternating segments in one process (ms); timer lateness = "
-          f"how late a 1 ms asyncio timer fires; gil = per turn, wall time the loop thread was neither on a CPU nor queued for one nor in its timers (waiting for the GIL); (x) = ratio to {names[0]}")
+    print(
+        f"{args.cycles} x {args.turns} turns per variant, alternating segments in one process (ms); timer lateness = "
+        f"how late a 1 ms asyncio timer fires; gil = per turn, wall time the loop thread was neither on a CPU nor queued for one nor in its timers (waiting for the GIL); (x) = ratio to {names[0]}"
+    )
     print(f"{'figure':<12}" + "".join(f"{n:>24}" for n in names))
-    for key in ("gil_mean", "gil_p50", "gil_p99", "late_mean", "late_p50", "late_p99", "late_max", "turn_p50", "turn_p99", "turn_max", "cpu_ms"):
-        cells = "".join(f"{med[n][key]:>14.3f} ({med[n][key] / base[key] if base[key] else float('nan'):5.2f}x)" for n in names)
+    for key in (
+        "gil_mean",
+        "gil_p50",
+        "gil_p99",
+        "late_mean",
+        "late_p50",
+        "late_p99",
+        "late_max",
+        "turn_p50",
+        "turn_p99",
+        "turn_max",
+        "cpu_ms",
+    ):
+        cells = "".join(
+            f"{med[n][key]:>14.3f} ({med[n][key] / base[key] if base[key] else float('nan'):5.2f}x)" for n in names
+        )
         print(f"{key:<12}{cells}")
     return med
 

@@ -28,15 +28,26 @@ ROUNDS = 5
 
 def _spans(provider: Any, n: int) -> None:
     tracer = provider.get_tracer("bench")
-    content = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "What is the weather in Paris? " * 20}]}])
+    content = json.dumps(
+        [{"role": "user", "parts": [{"type": "text", "content": "What is the weather in Paris? " * 20}]}]
+    )
     for i in range(n):
         with tracer.start_as_current_span("chat gpt-4o-mini") as s:
-            s.set_attributes({
-                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
-                "gen_ai.request.temperature": 0.2, "gen_ai.request.max_tokens": 256, "gen_ai.usage.input_tokens": 120,
-                "gen_ai.usage.output_tokens": 30, "gen_ai.conversation.id": f"conv-{i % 50}", "user.id": "user-1",
-                "gen_ai.input.messages": content, "gen_ai.response.finish_reasons": ("stop",),
-            })
+            s.set_attributes(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.request.temperature": 0.2,
+                    "gen_ai.request.max_tokens": 256,
+                    "gen_ai.usage.input_tokens": 120,
+                    "gen_ai.usage.output_tokens": 30,
+                    "gen_ai.conversation.id": f"conv-{i % 50}",
+                    "user.id": "user-1",
+                    "gen_ai.input.messages": content,
+                    "gen_ai.response.finish_reasons": ("stop",),
+                }
+            )
 
 
 def _cpu(provider: Any, flush: Any) -> float:
@@ -87,7 +98,10 @@ def main() -> dict[str, Any]:
         _spans(keep, 1)
         rec = wire.span_record(span_holder[0], resource)
         enc = {}
-        for name, dumps in (("marshal", marshal.dumps), ("pickle", lambda r: pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL))):
+        for name, dumps in (
+            ("marshal", marshal.dumps),
+            ("pickle", lambda r: pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL)),
+        ):
             start = time.perf_counter()
             for _ in range(20000):
                 dumps(rec)

@@ -13,12 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.bench_llm import N, ROUNDS, _start_server, alternate, stop
+from benchmarks.bench_llm import ROUNDS, N, _start_server, alternate, stop
 from benchmarks.common import table
 
-CHAT = {"model": "gpt-4o-mini", "temperature": 0.2,
-        "messages": [{"role": "system", "content": "You are a helpful assistant."},
-                     {"role": "user", "content": "What is the capital of France? Answer in one short sentence please."}]}
+CHAT = {
+    "model": "gpt-4o-mini",
+    "temperature": 0.2,
+    "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "What is the capital of France? Answer in one short sentence please."},
+    ],
+}
 
 
 def _workloads(base: str) -> dict[str, tuple[Callable[[], Any], int]]:
@@ -76,8 +81,15 @@ def main() -> dict[str, Any]:
             key = name.split(" (")[0].replace(" ", "_").replace("-", "_")
             results[f"{key}_bare_cpu_us"] = round(bare * 1e6, 1)
             results[f"{key}_added_cpu_us"] = round((instrumented - bare) * 1e6, 1)
-            rows.append((name, f"{bare*1e6:.0f} us", f"{instrumented*1e6:.0f} us", f"{(instrumented-bare)*1e6:+.0f} us",
-                         f"{background*1e6:.0f} us"))
+            rows.append(
+                (
+                    name,
+                    f"{bare * 1e6:.0f} us",
+                    f"{instrumented * 1e6:.0f} us",
+                    f"{(instrumented - bare) * 1e6:+.0f} us",
+                    f"{background * 1e6:.0f} us",
+                )
+            )
         set_instrumented(True)
         import httpx
 
@@ -86,8 +98,10 @@ def main() -> dict[str, Any]:
         request = httpx.Request("POST", "http://app.internal/api/search", json={"q": "x"})
         check = cpu_per_op(lambda: httpx_client._begin(request), 100_000)
         results["non_llm_check_us"] = round(check * 1e6, 2)
-        print(f"the test a non-LLM httpx request pays (method + URL path), alone: {check*1e6:.2f} us")
-        print(f"fake server in a child process; {N * ROUNDS} calls per variant (x50 without I/O), alternating; CPU per call")
+        print(f"the test a non-LLM httpx request pays (method + URL path), alone: {check * 1e6:.2f} us")
+        print(
+            f"fake server in a child process; {N * ROUNDS} calls per variant (x50 without I/O), alternating; CPU per call"
+        )
         table(rows, ("request", "uninstrumented", "with chatobs", "added", "of which background"))
     finally:
         chatobs.shutdown()

@@ -35,8 +35,12 @@ def _free_port() -> int:
 def _start_server() -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
-    proc = subprocess.Popen([sys.executable, "-m", "demo_app.fake_llm", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "demo_app.fake_llm", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -54,8 +58,10 @@ def _workloads(base: str) -> dict[str, Callable[[], Any]]:
 
     oai = openai.OpenAI(base_url=base + "/v1", api_key="bench", max_retries=0)
     claude = anthropic.Anthropic(base_url=base, api_key="bench", max_retries=0)
-    messages = [{"role": "system", "content": "You are a helpful assistant."},
-                {"role": "user", "content": "What is the capital of France? Answer in one short sentence please."}]
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "What is the capital of France? Answer in one short sentence please."},
+    ]
 
     def openai_chat() -> Any:
         return oai.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.2)
@@ -64,13 +70,16 @@ def _workloads(base: str) -> dict[str, Callable[[], Any]]:
         return sum(1 for _ in oai.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True))
 
     def anthropic_messages() -> Any:
-        return claude.messages.create(model="claude-haiku-4-5", max_tokens=100, system="Be brief.",
-                                      messages=messages[1:])
+        return claude.messages.create(
+            model="claude-haiku-4-5", max_tokens=100, system="Be brief.", messages=messages[1:]
+        )
 
     return {"openai chat": openai_chat, "openai chat stream": openai_stream, "anthropic messages": anthropic_messages}
 
 
-def alternate(fn: Callable[[], Any], set_instrumented: Callable[[bool], None], runtime: Any, n: int) -> dict[str, float]:
+def alternate(
+    fn: Callable[[], Any], set_instrumented: Callable[[bool], None], runtime: Any, n: int
+) -> dict[str, float]:
     """CPU per call of ``fn`` uninstrumented ("bare") and instrumented ("chatobs", including the background pipeline).
 
     Alternates call by call (patching is a class attribute swap), so load drift on a shared machine hits both variants
@@ -88,7 +97,11 @@ def alternate(fn: Callable[[], Any], set_instrumented: Callable[[bool], None], r
         runtime.force_flush(30)
         background += time.process_time() - start
     calls = n * ROUNDS
-    return {"bare": cpu["bare"] / calls, "chatobs": (cpu["chatobs"] + background) / calls, "background": background / calls}
+    return {
+        "bare": cpu["bare"] / calls,
+        "chatobs": (cpu["chatobs"] + background) / calls,
+        "background": background / calls,
+    }
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -141,13 +154,22 @@ def main() -> dict[str, Any]:
             results[f"{key}_added_cpu_ms"] = round(added_ms, 3)
             results[f"{key}_background_cpu_ms"] = round(m["background"] * 1000, 3)
             results[f"{key}_ratio"] = round(m["chatobs"] / m["bare"], 3)
-            rows.append((name, f"{m['bare']*1000:.2f} ms", f"{m['chatobs']*1000:.2f} ms", f"{added_ms:+.3f} ms",
-                         f"{m['background']*1000:.3f} ms", f"{m['chatobs']/m['bare']:.2f}x"))
+            rows.append(
+                (
+                    name,
+                    f"{m['bare'] * 1000:.2f} ms",
+                    f"{m['chatobs'] * 1000:.2f} ms",
+                    f"{added_ms:+.3f} ms",
+                    f"{m['background'] * 1000:.3f} ms",
+                    f"{m['chatobs'] / m['bare']:.2f}x",
+                )
+            )
         set_instrumented(True)
 
         def recorder() -> None:
-            with chatobs.llm_call(provider="openai", model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
-                                  temperature=0.2) as call:
+            with chatobs.llm_call(
+                provider="openai", model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], temperature=0.2
+            ) as call:
                 call.record(output="hello", usage={"input_tokens": 1, "output_tokens": 1}, finish_reason="stop")
 
         rec = cpu_per_op(recorder, 2000)
@@ -155,7 +177,7 @@ def main() -> dict[str, Any]:
         results["llm_call_recorder_request_path_us"] = round(rec * 1e6, 1)
         print(f"fake server in a child process; {N * ROUNDS} calls per variant, alternating call by call; CPU per call")
         table(rows, ("LLM call", "uninstrumented", "with chatobs", "added", "of which background", "ratio"))
-        print(f"chatobs.llm_call recorder alone (request path, no I/O): {rec*1e6:.0f} us per call")
+        print(f"chatobs.llm_call recorder alone (request path, no I/O): {rec * 1e6:.0f} us per call")
     finally:
         chatobs.shutdown()
         stop(proc)

@@ -88,8 +88,18 @@ def main() -> dict[str, Any]:
     rows = [
         ("no tracing (SDK spans are no-ops)", f"{m['no_tracing'] * 1e6:.0f} us", "", ""),
         ("SDK spans recorded, adapter off", f"{base * 1e6:.0f} us", "baseline", "1.00x"),
-        ("chatobs MCP adapter on", f"{m['adapter_on'] * 1e6:.0f} us", f"+{(m['adapter_on'] - base) * 1e3:.3f} ms", f"{m['adapter_on'] / base:.2f}x"),
-        ("adapter on + tool I/O captured", f"{m['adapter_tool_io'] * 1e6:.0f} us", f"+{(m['adapter_tool_io'] - base) * 1e3:.3f} ms", f"{m['adapter_tool_io'] / base:.2f}x"),
+        (
+            "chatobs MCP adapter on",
+            f"{m['adapter_on'] * 1e6:.0f} us",
+            f"+{(m['adapter_on'] - base) * 1e3:.3f} ms",
+            f"{m['adapter_on'] / base:.2f}x",
+        ),
+        (
+            "adapter on + tool I/O captured",
+            f"{m['adapter_tool_io'] * 1e6:.0f} us",
+            f"+{(m['adapter_tool_io'] - base) * 1e3:.3f} ms",
+            f"{m['adapter_tool_io'] / base:.2f}x",
+        ),
     ]
     print(f"CPU per tool call, client + server in one process, {N} calls x {ROUNDS} rounds (median)")
     table(rows, ("variant", "CPU/call", "added", "ratio"))

@@ -22,15 +22,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from opentelemetry.trace import SpanKind  # noqa: E402
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
-from chatobs import semconv  # noqa: E402
-from chatobs.config import load_settings  # noqa: E402
-from chatobs.pipeline import alerts, cost, metrics  # noqa: E402
+from chatobs import semconv
+from chatobs.config import load_settings
+from chatobs.pipeline import alerts, cost, metrics
 
 BATCH = 256
 SPANS_PER_TURN = 8
@@ -43,29 +43,62 @@ def make_spans(turns: int) -> list[Any]:
     tracer = provider.get_tracer("bench")
     t = time.time_ns()
     for i in range(turns):
-        base = {semconv.GEN_AI_CONVERSATION_ID: f"c{i % 500}", semconv.USER_ID: f"u{i % 300}", semconv.TENANT_ID: f"t{i % 20}"}
-        root = tracer.start_span("POST /api/chat", kind=SpanKind.SERVER, start_time=t,
-                                 attributes={**base, semconv.CHAT_REQUEST: True, semconv.HTTP_ROUTE: "/api/chat",
-                                             semconv.HTTP_REQUEST_METHOD: "POST", semconv.HTTP_RESPONSE_STATUS_CODE: 200})
+        base = {
+            semconv.GEN_AI_CONVERSATION_ID: f"c{i % 500}",
+            semconv.USER_ID: f"u{i % 300}",
+            semconv.TENANT_ID: f"t{i % 20}",
+        }
+        root = tracer.start_span(
+            "POST /api/chat",
+            kind=SpanKind.SERVER,
+            start_time=t,
+            attributes={
+                **base,
+                semconv.CHAT_REQUEST: True,
+                semconv.HTTP_ROUTE: "/api/chat",
+                semconv.HTTP_REQUEST_METHOD: "POST",
+                semconv.HTTP_RESPONSE_STATUS_CODE: 200,
+            },
+        )
         with trace.use_span(root, end_on_exit=False):
             for name in ("POST /api/chat http receive", "POST /api/chat http send", "POST /api/chat http send"):
-                s = tracer.start_span(name, kind=SpanKind.INTERNAL, start_time=t, attributes={
-                    **base, "asgi.event.type": "http.response.body", semconv.HTTP_ROUTE: "/api/chat"})
+                s = tracer.start_span(
+                    name,
+                    kind=SpanKind.INTERNAL,
+                    start_time=t,
+                    attributes={**base, "asgi.event.type": "http.response.body", semconv.HTTP_ROUTE: "/api/chat"},
+                )
                 s.end(end_time=t + 100_000)
             history = 40 * (i % 25)  # a conversation resends its history: no two calls have the same usage
             for j, model in enumerate(("gpt-4o-2024-08-06", "gpt-4o-mini")):
-                s = tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, start_time=t, attributes={
-                    **base, semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
-                    semconv.GEN_AI_REQUEST_MODEL: model, semconv.GEN_AI_RESPONSE_MODEL: model,
-                    semconv.GEN_AI_USAGE_INPUT_TOKENS: 500 + history + i + 60 * j, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 20 + i % 90,
-                    semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: history})
+                s = tracer.start_span(
+                    f"chat {model}",
+                    kind=SpanKind.CLIENT,
+                    start_time=t,
+                    attributes={
+                        **base,
+                        semconv.GEN_AI_OPERATION_NAME: "chat",
+                        semconv.GEN_AI_PROVIDER_NAME: "openai",
+                        semconv.GEN_AI_REQUEST_MODEL: model,
+                        semconv.GEN_AI_RESPONSE_MODEL: model,
+                        semconv.GEN_AI_USAGE_INPUT_TOKENS: 500 + history + i + 60 * j,
+                        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 20 + i % 90,
+                        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: history,
+                    },
+                )
                 s.end(end_time=t + 400_000_000)
             for method, tool in (("tools/list", None), ("tools/call", "calculator")):
-                attrs = {**base, semconv.MCP_METHOD_NAME: method, semconv.MCP_SERVER_NAME: "demo-tools",
-                         semconv.NETWORK_TRANSPORT: "pipe"}
+                attrs = {
+                    **base,
+                    semconv.MCP_METHOD_NAME: method,
+                    semconv.MCP_SERVER_NAME: "demo-tools",
+                    semconv.NETWORK_TRANSPORT: "pipe",
+                }
                 if tool:
                     attrs[semconv.GEN_AI_TOOL_NAME] = tool
-                s = tracer.start_span(f"{method} {tool or ''}".strip(), kind=SpanKind.CLIENT, start_time=t, attributes=attrs)
+                s = tracer.start_span(
+                    f"{method} {tool or ''}".strip(), kind=SpanKind.CLIENT, start_time=t, attributes=attrs
+                )
                 s.end(end_time=t + 30_000_000)
             root.end(end_time=t + 600_000_000)
         t += 10_000_000
@@ -110,7 +143,9 @@ def main(turns: int | None = None, rounds: int | None = None) -> dict[str, Any]:
     rounds = rounds or int(os.environ.get("BENCH_ROUNDS", "5"))
     spans = make_spans(turns)
     assert len(spans) == turns * SPANS_PER_TURN
-    settings = load_settings(exporters="none", alert_error_rate=0.5, alert_budget_usd=100, alert_spike_factor=5, alert_latency_p95_ms=10_000)
+    settings = load_settings(
+        exporters="none", alert_error_rate=0.5, alert_budget_usd=100, alert_spike_factor=5, alert_latency_p95_ms=10_000
+    )
     m, a = metrics.build(settings), alerts.build(settings)
     a_default = alerts.build(load_settings(exporters="none"))  # what an app gets without alert settings: slow_tool
     assert m is not None and a is not None and a_default is not None
@@ -123,7 +158,9 @@ def main(turns: int | None = None, rounds: int | None = None) -> dict[str, Any]:
     bare, _ = cpu_per_turn(PassThrough(), spans, turns, rounds)
     c_us, priced = cpu_per_turn(Cost, spans, turns, rounds)
     u_us, priced_uncached = cpu_per_turn(UncachedCost, spans, turns, 1 if rounds < 3 else 2)
-    assert [s.attributes.get(semconv.COST_USD) for s in priced] == [s.attributes.get(semconv.COST_USD) for s in priced_uncached]
+    assert [s.attributes.get(semconv.COST_USD) for s in priced] == [
+        s.attributes.get(semconv.COST_USD) for s in priced_uncached
+    ]
     assert sum(1 for s in priced if semconv.COST_USD in s.attributes) == 2 * turns
     m_us, _ = cpu_per_turn(m, priced, turns, rounds)
     a_us, _ = cpu_per_turn(a, priced, turns, rounds)
@@ -131,9 +168,18 @@ def main(turns: int | None = None, rounds: int | None = None) -> dict[str, Any]:
     m.shutdown()
     a.shutdown()
     a_default.shutdown()
-    result = {"turns": turns, "spans_per_turn": SPANS_PER_TURN, "rounds": rounds, "baseline_us": round(bare, 1),
-              "cost_us": round(c_us, 1), "cost_uncached_us": round(u_us, 1), "metrics_us": round(m_us, 1),
-              "alerts_us": round(a_us, 1), "alerts_default_us": round(a0_us, 1), "total_us": round(c_us + m_us + a_us, 1)}
+    result = {
+        "turns": turns,
+        "spans_per_turn": SPANS_PER_TURN,
+        "rounds": rounds,
+        "baseline_us": round(bare, 1),
+        "cost_us": round(c_us, 1),
+        "cost_uncached_us": round(u_us, 1),
+        "metrics_us": round(m_us, 1),
+        "alerts_us": round(a_us, 1),
+        "alerts_default_us": round(a0_us, 1),
+        "total_us": round(c_us + m_us + a_us, 1),
+    }
     print(f"turns: {turns} x {SPANS_PER_TURN} spans, best of {rounds}; pipeline-thread CPU per turn, microseconds")
     print(f"  pass-through baseline:        {bare:8.1f}")
     print(f"  cost stage:                   {c_us:8.1f}   (uncached, genai-prices per span: {u_us:.1f})")

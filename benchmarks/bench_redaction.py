@@ -46,18 +46,48 @@ from chatobs.pipeline.masking import Masker  # noqa: E402
 from chatobs.pipeline.pii import PiiConfig  # noqa: E402
 from chatobs.pipeline.redaction import RedactionStage  # noqa: E402
 
-SYSTEM = ("You are the support assistant of the chatobs demo. Answer briefly. Use the calculator tool for arithmetic, "
-          "kb_lookup for support questions, and slow_lookup only when asked for it.")
+SYSTEM = (
+    "You are the support assistant of the chatobs demo. Answer briefly. Use the calculator tool for arithmetic, "
+    "kb_lookup for support questions, and slow_lookup only when asked for it."
+)
 TOOLS = [
-    {"type": "function", "function": {"name": "calculator", "description": "Evaluate an arithmetic expression, e.g. "
-     "'(2 + 3) * 4 / 7'. Numbers and + - * / // % ** only.", "parameters": {"type": "object", "properties": {
-         "expression": {"type": "string", "title": "Expression"}}, "required": ["expression"]}}},
-    {"type": "function", "function": {"name": "kb_lookup", "description": "Look up a support topic in the knowledge "
-     "base (refunds, shipping, opening hours, ...).", "parameters": {"type": "object", "properties": {
-         "query": {"type": "string", "title": "Query"}}, "required": ["query"]}}},
-    {"type": "function", "function": {"name": "slow_lookup", "description": "Like kb_lookup, but slow (a backend "
-     "that takes several seconds).", "parameters": {"type": "object", "properties": {
-         "query": {"type": "string", "title": "Query"}}, "required": ["query"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "calculator",
+            "description": "Evaluate an arithmetic expression, e.g. "
+            "'(2 + 3) * 4 / 7'. Numbers and + - * / // % ** only.",
+            "parameters": {
+                "type": "object",
+                "properties": {"expression": {"type": "string", "title": "Expression"}},
+                "required": ["expression"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "kb_lookup",
+            "description": "Look up a support topic in the knowledge base (refunds, shipping, opening hours, ...).",
+            "parameters": {
+                "type": "object",
+                "properties": {"query": {"type": "string", "title": "Query"}},
+                "required": ["query"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "slow_lookup",
+            "description": "Like kb_lookup, but slow (a backend that takes several seconds).",
+            "parameters": {
+                "type": "object",
+                "properties": {"query": {"type": "string", "title": "Query"}},
+                "required": ["query"],
+            },
+        },
+    },
 ]
 
 
@@ -85,42 +115,79 @@ def make_turns(conversations: int = 3, turns: int = 10) -> list[list[ReadableSpa
         history: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
         for t in range(turns):
             n += 1
-            ids = {semconv.USER_ID: "bench-user", "gen_ai.conversation.id": f"{c:032x}", "session.id": f"{c:032x}",
-                   "chatobs.message.id": f"{n:032x}"}
+            ids = {
+                semconv.USER_ID: "bench-user",
+                "gen_ai.conversation.id": f"{c:032x}",
+                "session.id": f"{c:032x}",
+                "chatobs.message.id": f"{n:032x}",
+            }
             # As in the demo under bench_turn: the fake model passes the whole request to the calculator, whose error
             # echoes it (PII included) into the tool result and the answer.
-            expression = f"{12 + t}*7 please, and send the result to jane.doe{c}@example.com or call +1 415 555 01{t:02d}"
+            expression = (
+                f"{12 + t}*7 please, and send the result to jane.doe{c}@example.com or call +1 415 555 01{t:02d}"
+            )
             history.append({"role": "user", "content": f"calculate {expression}"})
-            with tracer.start_as_current_span("POST /api/chat", kind=SpanKind.SERVER, attributes={
-                semconv.CHAT_REQUEST: True, "chatobs.route": "/api/chat", "http.request.method": "POST",
-                "url.path": "/api/chat", "url.scheme": "http", "http.route": "/api/chat", "server.address": "127.0.0.1",
-                "server.port": 8000, "client.address": "127.0.0.1", "user_agent.original": "python-httpx/0.28.1",
-                "network.protocol.version": "1.1", "http.request.header.content_type": "application/json", **ids,
-            }) as request:
+            with tracer.start_as_current_span(
+                "POST /api/chat",
+                kind=SpanKind.SERVER,
+                attributes={
+                    semconv.CHAT_REQUEST: True,
+                    "chatobs.route": "/api/chat",
+                    "http.request.method": "POST",
+                    "url.path": "/api/chat",
+                    "url.scheme": "http",
+                    "http.route": "/api/chat",
+                    "server.address": "127.0.0.1",
+                    "server.port": 8000,
+                    "client.address": "127.0.0.1",
+                    "user_agent.original": "python-httpx/0.28.1",
+                    "network.protocol.version": "1.1",
+                    "http.request.header.content_type": "application/json",
+                    **ids,
+                },
+            ) as request:
                 for name in ("fastapi.dependencies", "fastapi.endpoint"):
                     with tracer.start_as_current_span(name, attributes={"code.function.name": "demo_app.chat", **ids}):
                         pass
-                call = {"id": f"call_fake_{n}", "type": "function",
-                        "function": {"name": "calculator", "arguments": json.dumps({"expression": expression})}}
-                _llm(tracer, history, {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls", n, ids)
+                call = {
+                    "id": f"call_fake_{n}",
+                    "type": "function",
+                    "function": {"name": "calculator", "arguments": json.dumps({"expression": expression})},
+                }
+                _llm(
+                    tracer, history, {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls", n, ids
+                )
                 history.append({"role": "assistant", "content": None, "tool_calls": [call]})
                 result = f"Error executing tool calculator: not an arithmetic expression: '{expression}'"
-                with tracer.start_as_current_span("MCP send tools/call calculator", kind=SpanKind.CLIENT, attributes={
-                    "mcp.method.name": "tools/call", "jsonrpc.request.id": str(n), **ids,
-                    semconv.GEN_AI_OPERATION_NAME: "execute_tool", "chatobs.observation.type": "tool",
-                    semconv.GEN_AI_TOOL_NAME: "calculator", "network.transport": "pipe",
-                    "chatobs.mcp.server.command": "python -m demo_app.mcp_server --transport stdio",
-                    "chatobs.mcp.server.name": "chatobs-demo-tools", "mcp.protocol.version": "2025-06-18",
-                    semconv.GEN_AI_TOOL_CALL_ARGUMENTS: to_json({"expression": expression}), "error.type": "tool_error",
-                    semconv.GEN_AI_TOOL_CALL_RESULT: to_json({"content": [{"text": result, "type": "text"}], "isError": True}),
-                }):
+                with tracer.start_as_current_span(
+                    "MCP send tools/call calculator",
+                    kind=SpanKind.CLIENT,
+                    attributes={
+                        "mcp.method.name": "tools/call",
+                        "jsonrpc.request.id": str(n),
+                        **ids,
+                        semconv.GEN_AI_OPERATION_NAME: "execute_tool",
+                        "chatobs.observation.type": "tool",
+                        semconv.GEN_AI_TOOL_NAME: "calculator",
+                        "network.transport": "pipe",
+                        "chatobs.mcp.server.command": "python -m demo_app.mcp_server --transport stdio",
+                        "chatobs.mcp.server.name": "chatobs-demo-tools",
+                        "mcp.protocol.version": "2025-06-18",
+                        semconv.GEN_AI_TOOL_CALL_ARGUMENTS: to_json({"expression": expression}),
+                        "error.type": "tool_error",
+                        semconv.GEN_AI_TOOL_CALL_RESULT: to_json(
+                            {"content": [{"text": result, "type": "text"}], "isError": True}
+                        ),
+                    },
+                ):
                     pass
                 history.append({"role": "tool", "tool_call_id": call["id"], "content": f"Error: {result}"})
                 answer = f"The result is Error: {result}"
                 _llm(tracer, history, answer, "stop", n, ids)
                 history.append({"role": "assistant", "content": answer})
-                with tracer.start_as_current_span("fastapi.serialization", attributes={"code.function.name": "demo_app.chat",
-                                                                                        **ids}):
+                with tracer.start_as_current_span(
+                    "fastapi.serialization", attributes={"code.function.name": "demo_app.chat", **ids}
+                ):
                     pass
                 request.set_attribute("http.response.status_code", 200)
             batches.append(list(exporter.get_finished_spans()))
@@ -129,26 +196,43 @@ def make_turns(conversations: int = 3, turns: int = 10) -> list[list[ReadableSpa
 
 
 def _llm(tracer: Any, history: list[dict[str, Any]], output: Any, finish: str, n: int, ids: dict[str, str]) -> None:
-    with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes={
-        semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai", "chatobs.observation.type": "llm",
-        semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini", "server.address": "127.0.0.1", "server.port": 8123,
-        semconv.GEN_AI_INPUT_MESSAGES: to_json(normalize_messages(history)),
-        semconv.GEN_AI_TOOL_DEFINITIONS: to_json(TOOLS), **ids,
-    }) as span:
-        span.set_attributes({
-            semconv.GEN_AI_USAGE_INPUT_TOKENS: 43, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 15,
-            "gen_ai.response.model": "gpt-4o-mini", "gen_ai.response.id": f"chatcmpl-fake-{n}",
-            "gen_ai.response.finish_reasons": [finish],
-            semconv.GEN_AI_OUTPUT_MESSAGES: to_json(normalize_output(output, finish)),
-            "chatobs.cost.usd": 1.5e-05, "chatobs.cost.input_usd": 6.4e-06, "chatobs.cost.output_usd": 9e-06,
-            "gen_ai.usage.cost": 1.5e-05, "chatobs.cost.source": "genai-prices",
-        })
+    with tracer.start_as_current_span(
+        "chat gpt-4o-mini",
+        kind=SpanKind.CLIENT,
+        attributes={
+            semconv.GEN_AI_OPERATION_NAME: "chat",
+            semconv.GEN_AI_PROVIDER_NAME: "openai",
+            "chatobs.observation.type": "llm",
+            semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+            "server.address": "127.0.0.1",
+            "server.port": 8123,
+            semconv.GEN_AI_INPUT_MESSAGES: to_json(normalize_messages(history)),
+            semconv.GEN_AI_TOOL_DEFINITIONS: to_json(TOOLS),
+            **ids,
+        },
+    ) as span:
+        span.set_attributes(
+            {
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: 43,
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 15,
+                "gen_ai.response.model": "gpt-4o-mini",
+                "gen_ai.response.id": f"chatcmpl-fake-{n}",
+                "gen_ai.response.finish_reasons": [finish],
+                semconv.GEN_AI_OUTPUT_MESSAGES: to_json(normalize_output(output, finish)),
+                "chatobs.cost.usd": 1.5e-05,
+                "chatobs.cost.input_usd": 6.4e-06,
+                "chatobs.cost.output_usd": 9e-06,
+                "gen_ai.usage.cost": 1.5e-05,
+                "chatobs.cost.source": "genai-prices",
+            }
+        )
 
 
 def new_stage(**overrides: Any) -> RedactionStage:
     settings = load_settings(**overrides)
-    masker = Masker(PiiConfig(), StubBackend(), max_length=settings.max_attribute_length,
-                    timeout_s=settings.masking_timeout_s)
+    masker = Masker(
+        PiiConfig(), StubBackend(), max_length=settings.max_attribute_length, timeout_s=settings.masking_timeout_s
+    )
     return RedactionStage(settings, masker)
 
 
@@ -164,8 +248,10 @@ def run(batches: list[list[ReadableSpan]], **overrides: Any) -> tuple[float, lis
 
 
 def dump(batches: list[list[ReadableSpan]]) -> list[Any]:
-    return [[{"name": s.name, "attributes": dict(s.attributes or {}), "status": s.status.description} for s in b]
-            for b in batches]
+    return [
+        [{"name": s.name, "attributes": dict(s.attributes or {}), "status": s.status.description} for s in b]
+        for b in batches
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

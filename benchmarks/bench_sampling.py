@@ -60,13 +60,26 @@ def _turn(tracer: trace.Tracer, scope: Callable[..., Any], conv: str) -> None:
             for _ in range(2):
                 capture = capture_enabled()
                 if _legacy:
-                    gen = Generation("openai", "gpt-4o-mini", capture=capture,
-                                     input_messages=normalize_messages(_MESSAGES) if capture else None)
+                    gen = Generation(
+                        "openai",
+                        "gpt-4o-mini",
+                        capture=capture,
+                        input_messages=normalize_messages(_MESSAGES) if capture else None,
+                    )
                 else:  # what the OpenAI adapter does: the request body's messages and tools, as sent
-                    gen = Generation("openai", "gpt-4o-mini", capture=capture,
-                                     raw=("openai.chat", (_MESSAGES, None)) if capture else None)
-                gen.record(output_messages=[{"role": "assistant", "parts": [{"type": "text", "content": "sure " * 20}]}] if gen.capture else None,
-                           usage={"prompt_tokens": 120, "completion_tokens": 40}, response_model="gpt-4o-mini")
+                    gen = Generation(
+                        "openai",
+                        "gpt-4o-mini",
+                        capture=capture,
+                        raw=("openai.chat", (_MESSAGES, None)) if capture else None,
+                    )
+                gen.record(
+                    output_messages=[{"role": "assistant", "parts": [{"type": "text", "content": "sure " * 20}]}]
+                    if gen.capture
+                    else None,
+                    usage={"prompt_tokens": 120, "completion_tokens": 40},
+                    response_model="gpt-4o-mini",
+                )
                 gen.end()
             root.set_attribute("http.response.status_code", 200)
 
@@ -78,7 +91,9 @@ def _bare_turn(tracer: trace.Tracer, scope: Callable[..., Any], conv: str) -> No
                 pass
 
 
-def _round(tracer: trace.Tracer, scope: Callable[..., Any], turns: int, tag: str, flush: Callable[[], Any]) -> tuple[float, float]:
+def _round(
+    tracer: trace.Tracer, scope: Callable[..., Any], turns: int, tag: str, flush: Callable[[], Any]
+) -> tuple[float, float]:
     """(request-path µs per turn, background µs per turn) of one round."""
     convs = [f"bench-{tag}-{i}" for i in range(turns)]
     flush()
@@ -122,19 +137,30 @@ def main(turns: int = N) -> dict[str, dict[str, float]]:
             # The pipeline runs only at the flush after the round: its thread does not disturb the request figure.
             settings = dict(settings)
             _legacy = bool(settings.pop("_legacy", False))
-            rt = chatobs.init(exporters="none", max_queue_size=200_000, export_batch_size=100_000, export_interval_ms=600_000, **settings)
+            rt = chatobs.init(
+                exporters="none",
+                max_queue_size=200_000,
+                export_batch_size=100_000,
+                export_interval_ms=600_000,
+                **settings,
+            )
             assert rt is not None
-            samples[label].append(_round(runtime.get_tracer(), chatobs.scope, turns, f"{r}", lambda: rt.force_flush(30)))
+            samples[label].append(
+                _round(runtime.get_tracer(), chatobs.scope, turns, f"{r}", lambda: rt.force_flush(30))
+            )
             runtime.shutdown()
     results = {
-        label: {"request_us": min(x[0] for x in rows), "background_us": min(x[1] for x in rows)} for label, rows in samples.items()
+        label: {"request_us": min(x[0] for x in rows), "background_us": min(x[1] for x in rows)}
+        for label, rows in samples.items()
     }
     bare = results["bare (no-op tracer, no scope)"]["request_us"]
 
     print(f"sampling: CPU per chat turn (scope + request span + 2 LLM spans), {turns} turns, best of {ROUNDS}")
     print(f"{'mode':58} {'request µs':>11} {'+ vs bare':>10} {'x bare':>7} {'background µs':>14}")
     for label, r in results.items():
-        print(f"{label:58} {r['request_us']:11.1f} {r['request_us'] - bare:10.1f} {r['request_us'] / bare:7.1f} {r['background_us']:14.1f}")
+        print(
+            f"{label:58} {r['request_us']:11.1f} {r['request_us'] - bare:10.1f} {r['request_us'] / bare:7.1f} {r['background_us']:14.1f}"
+        )
     return results
 
 

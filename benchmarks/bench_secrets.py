@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.secrets_dataset import baits, leaks
-from chatobs.pipeline import secrets
+from benchmarks.secrets_dataset import baits, leaks  # noqa: E402 - importable after the sys.path lines only
+from chatobs.pipeline import secrets  # noqa: E402
 
 
 def evaluate() -> dict[str, Any]:
@@ -56,8 +56,14 @@ def evaluate() -> dict[str, Any]:
         print(f"  {kind:22} {false_pos[kind]}/{bait_kinds[kind]}")
     for e in examples:
         print(f"    changed: {e!r}")
-    return {"leak_texts": len(leak_set), "leaks": sum(leaked.values()), "bait_texts": len(bait_set),
-            "false_positives": sum(false_pos.values()), "leaks_by_kind": dict(leaked), "false_positives_by_kind": dict(false_pos)}
+    return {
+        "leak_texts": len(leak_set),
+        "leaks": sum(leaked.values()),
+        "bait_texts": len(bait_set),
+        "false_positives": sum(false_pos.values()),
+        "leaks_by_kind": dict(leaked),
+        "false_positives_by_kind": dict(false_pos),
+    }
 
 
 def cost(rounds: int) -> dict[str, float]:
@@ -71,7 +77,11 @@ def cost(rounds: int) -> dict[str, float]:
     ] * 10
     secrets._rules()  # built once per process, on first use
     out: dict[str, float] = {}
-    for label, texts in (("chat prose, no candidate", chat), ("look-alikes", bait_texts), ("texts with a credential", leak_texts)):
+    for label, texts in (
+        ("chat prose, no candidate", chat),
+        ("look-alikes", bait_texts),
+        ("texts with a credential", leak_texts),
+    ):
         best = float("inf")
         for _ in range(rounds):
             start = time.thread_time()

@@ -38,8 +38,10 @@ _LAST = ("Doe", "Smith", "Garcia", "Khan", "Wei", "Ivanova", "Dubois", "Tanaka",
 def message(i: int) -> str:
     """A distinct message with a name, an e-mail address and a phone number: every turn gives the masker new text."""
     first, last = _FIRST[i % len(_FIRST)], _LAST[(i // len(_FIRST)) % len(_LAST)]
-    return (f"calculate {i % 97 + 2}*{i % 89 + 3} please, I am {first} {last} (ticket {i}), send it to "
-            f"{first.lower()}.{last.lower()}{i}@example.com or call +1 415 555 {i % 10000:04d}")
+    return (
+        f"calculate {i % 97 + 2}*{i % 89 + 3} please, I am {first} {last} (ticket {i}), send it to "
+        f"{first.lower()}.{last.lower()}{i}@example.com or call +1 415 555 {i % 10000:04d}"
+    )
 
 
 def _processes(demo: DemoProcess) -> dict[str, int]:
@@ -92,9 +94,13 @@ async def _soak(demos: dict[str, DemoProcess], samples: dict[str, list[tuple[int
             await asyncio.sleep(1.0)  # the pipeline catches up with this step's spans before the sample
             for name, d in demos.items():
                 samples[name].append((done, _rss(d)))
-            print(f"  {done} turns: " + "; ".join(
-                f"{name} " + " ".join(f"{p}={mb:.1f}" for p, mb in s[-1][1].items()) for name, s in samples.items()
-            ), flush=True)
+            print(
+                f"  {done} turns: "
+                + "; ".join(
+                    f"{name} " + " ".join(f"{p}={mb:.1f}" for p, mb in s[-1][1].items()) for name, s in samples.items()
+                ),
+                flush=True,
+            )
 
 
 def _growth(series: list[tuple[int, dict[str, float]]], process: str) -> tuple[float, float]:
@@ -121,8 +127,14 @@ def main() -> dict[str, Any]:
         asyncio.run(_soak(demos, samples))
     elapsed = time.monotonic() - started
 
-    results: dict[str, Any] = {"turns": TURNS, "warmup_turns": WARMUP, "turns_per_conversation": PER_CONVERSATION,
-                               "elapsed_s": round(elapsed, 1), "samples": samples, "growth_mb_per_1000_turns": {}}
+    results: dict[str, Any] = {
+        "turns": TURNS,
+        "warmup_turns": WARMUP,
+        "turns_per_conversation": PER_CONVERSATION,
+        "elapsed_s": round(elapsed, 1),
+        "samples": samples,
+        "growth_mb_per_1000_turns": {},
+    }
     rows = []
     for process in ("app", "masking_worker", "tool_server", "tool_server_masking_worker"):
         g_bare = _growth(samples["bare"], process)
@@ -131,13 +143,31 @@ def main() -> dict[str, Any]:
         end_obs = samples["chatobs"][-1][1].get(process, float("nan"))
         added = g_obs[0] - g_bare[0] if process in samples["bare"][-1][1] else g_obs[0]
         results["growth_mb_per_1000_turns"][process] = {
-            "bare": g_bare[0], "chatobs": g_obs[0], "chatobs_slope": g_obs[1], "added": added}
-        rows.append((process, f"{g_bare[0]:+.2f}" if process in samples["bare"][-1][1] else "-",
-                     f"{g_obs[0]:+.2f} (slope {g_obs[1]:+.2f})", f"{added:+.2f}",
-                     f"{start_obs:.1f} -> {end_obs:.1f} MB"))
+            "bare": g_bare[0],
+            "chatobs": g_obs[0],
+            "chatobs_slope": g_obs[1],
+            "added": added,
+        }
+        rows.append(
+            (
+                process,
+                f"{g_bare[0]:+.2f}" if process in samples["bare"][-1][1] else "-",
+                f"{g_obs[0]:+.2f} (slope {g_obs[1]:+.2f})",
+                f"{added:+.2f}",
+                f"{start_obs:.1f} -> {end_obs:.1f} MB",
+            )
+        )
     print()
-    table(rows, (f"RSS growth per 1,000 turns after {WARMUP} turns", "bare app", "with chatobs", "added by chatobs",
-                 "chatobs RSS warm-up -> end"))
+    table(
+        rows,
+        (
+            f"RSS growth per 1,000 turns after {WARMUP} turns",
+            "bare app",
+            "with chatobs",
+            "added by chatobs",
+            "chatobs RSS warm-up -> end",
+        ),
+    )
     return results
 
 

@@ -52,16 +52,35 @@ _RES_MCP = Resource.create({"service.name": "demo-tools"})
 
 
 def _history(turn: int) -> str:
-    msgs: list[dict[str, Any]] = [{"role": "system", "parts": [{"type": "text", "content": "You are the support assistant of ACME. " * 4}]}]
+    msgs: list[dict[str, Any]] = [
+        {"role": "system", "parts": [{"type": "text", "content": "You are the support assistant of ACME. " * 4}]}
+    ]
     for i in range(min(turn % 6, 5)):
-        msgs.append({"role": "user", "parts": [{"type": "text", "content": f"calculate 12*{i} and tell me about <EMAIL_ADDRESS>"}]})
+        msgs.append(
+            {
+                "role": "user",
+                "parts": [{"type": "text", "content": f"calculate 12*{i} and tell me about <EMAIL_ADDRESS>"}],
+            }
+        )
         msgs.append({"role": "assistant", "parts": [{"type": "text", "content": f"The result is {12 * i}. " * 5}]})
     msgs.append({"role": "user", "parts": [{"type": "text", "content": "calculate 12*7 for me"}]})
     return json.dumps(msgs)
 
 
-_TOOLS = json.dumps([{"type": "function", "name": "calculator", "description": "Evaluate an arithmetic expression, e.g. '(2 + 3) * 4 / 7'.",
-                      "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}}])
+_TOOLS = json.dumps(
+    [
+        {
+            "type": "function",
+            "name": "calculator",
+            "description": "Evaluate an arithmetic expression, e.g. '(2 + 3) * 4 / 7'.",
+            "parameters": {
+                "type": "object",
+                "properties": {"expression": {"type": "string"}},
+                "required": ["expression"],
+            },
+        }
+    ]
+)
 
 
 def make_turn(t: int, start: int, rng: random.Random) -> list[ReadableSpan]:
@@ -69,32 +88,92 @@ def make_turn(t: int, start: int, rng: random.Random) -> list[ReadableSpan]:
     tid = rng.getrandbits(128)
     sid = [rng.getrandbits(64) for _ in range(8)]
     ctx = [SpanContext(tid, s, False, TraceFlags(1)) for s in sid]
-    ids = {semconv.GEN_AI_CONVERSATION_ID: f"conv-{t % 50}", semconv.USER_ID: f"user-{t % 20}", semconv.TENANT_ID: "acme"}
+    ids = {
+        semconv.GEN_AI_CONVERSATION_ID: f"conv-{t % 50}",
+        semconv.USER_ID: f"user-{t % 20}",
+        semconv.TENANT_ID: "acme",
+    }
     ms = 1_000_000
 
-    def span(i: int, name: str, parent: int | None, a: int, b: int, attrs: dict[str, Any], kind: SpanKind = SpanKind.INTERNAL,
-             res: Resource = _RES) -> ReadableSpan:
-        return ReadableSpan(name=name, context=ctx[i], parent=ctx[parent] if parent is not None else None, resource=res, kind=kind,
-                            start_time=start + a * ms, end_time=start + b * ms, attributes={**ids, **attrs})
+    def span(
+        i: int,
+        name: str,
+        parent: int | None,
+        a: int,
+        b: int,
+        attrs: dict[str, Any],
+        kind: SpanKind = SpanKind.INTERNAL,
+        res: Resource = _RES,
+    ) -> ReadableSpan:
+        return ReadableSpan(
+            name=name,
+            context=ctx[i],
+            parent=ctx[parent] if parent is not None else None,
+            resource=res,
+            kind=kind,
+            start_time=start + a * ms,
+            end_time=start + b * ms,
+            attributes={**ids, **attrs},
+        )
 
     history = _history(t)
-    llm = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.OBSERVATION_TYPE: "llm",
-           semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini", semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
-           semconv.GEN_AI_USAGE_INPUT_TOKENS: 420, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 38, semconv.COST_USD: 0.000086,
-           semconv.GEN_AI_INPUT_MESSAGES: history, "gen_ai.tool.definitions": _TOOLS, "server.address": "127.0.0.1", "server.port": 44459}
-    tool = {semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "calculator", semconv.MCP_METHOD_NAME: "tools/call",
-            semconv.MCP_SERVER_NAME: "demo-tools", semconv.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps({"expression": "12*7"}),
-            semconv.GEN_AI_TOOL_CALL_RESULT: json.dumps([{"type": "text", "text": "84"}])}
+    llm = {
+        semconv.GEN_AI_OPERATION_NAME: "chat",
+        semconv.GEN_AI_PROVIDER_NAME: "openai",
+        semconv.OBSERVATION_TYPE: "llm",
+        semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+        semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: 420,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 38,
+        semconv.COST_USD: 0.000086,
+        semconv.GEN_AI_INPUT_MESSAGES: history,
+        "gen_ai.tool.definitions": _TOOLS,
+        "server.address": "127.0.0.1",
+        "server.port": 44459,
+    }
+    tool = {
+        semconv.GEN_AI_OPERATION_NAME: "execute_tool",
+        semconv.GEN_AI_TOOL_NAME: "calculator",
+        semconv.MCP_METHOD_NAME: "tools/call",
+        semconv.MCP_SERVER_NAME: "demo-tools",
+        semconv.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps({"expression": "12*7"}),
+        semconv.GEN_AI_TOOL_CALL_RESULT: json.dumps([{"type": "text", "text": "84"}]),
+    }
     return [
         span(1, "fastapi.dependencies", 0, 1, 2, {"chatobs.observation.type": "task"}),
         span(3, "chat gpt-4o-mini", 2, 16, 24, llm, SpanKind.CLIENT),
         span(4, "MCP send tools/call calculator", 2, 24, 28, tool, SpanKind.CLIENT),
-        span(6, "chat gpt-4o-mini", 2, 35, 42, {**llm, semconv.GEN_AI_OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "12*7 = 84"}]}])},
-             SpanKind.CLIENT),
+        span(
+            6,
+            "chat gpt-4o-mini",
+            2,
+            35,
+            42,
+            {
+                **llm,
+                semconv.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                    [{"role": "assistant", "parts": [{"type": "text", "content": "12*7 = 84"}]}]
+                ),
+            },
+            SpanKind.CLIENT,
+        ),
         span(2, "fastapi.endpoint", 0, 1, 42, {"chatobs.observation.type": "task"}),
         span(7, "fastapi.serialization", 0, 42, 43, {"chatobs.observation.type": "task"}),
-        span(0, "POST /api/chat", None, 0, 43, {semconv.CHAT_REQUEST: True, semconv.ROUTE: "/api/chat", semconv.HTTP_REQUEST_METHOD: "POST",
-                                                semconv.INPUT: "calculate 12*7 for me", semconv.OUTPUT: "12*7 = 84"}, SpanKind.SERVER),
+        span(
+            0,
+            "POST /api/chat",
+            None,
+            0,
+            43,
+            {
+                semconv.CHAT_REQUEST: True,
+                semconv.ROUTE: "/api/chat",
+                semconv.HTTP_REQUEST_METHOD: "POST",
+                semconv.INPUT: "calculate 12*7 for me",
+                semconv.OUTPUT: "12*7 = 84",
+            },
+            SpanKind.SERVER,
+        ),
         span(5, "tools/call calculator", 4, 26, 27, tool, SpanKind.SERVER, _RES_MCP),
     ]
 
@@ -189,16 +268,34 @@ def main() -> dict[str, Any]:
         "busy_vs_bare_cpu_ratio": round(min(busy_cpu) / min(bare_cpu), 2),
         "db_mb": round(size_mb, 1),
     }
-    table([
-        ("span -> row only", f"{result['rows_cpu_ms_per_turn']:.3f}", f"{per_span(rows_cpu)}", "-"),
-        ("bare sqlite insert of prebuilt rows (256)", f"{result['bare_sqlite_cpu_ms_per_turn']:.3f}", f"{per_span(bare_cpu)}", "1.00"),
-        ("local exporter, one turn per batch", f"{result['quiet_cpu_ms_per_turn']:.3f}", f"{result['quiet_cpu_us_per_span']}",
-         f"{min(quiet_cpu) / min(bare_cpu):.2f}"),
-        ("local exporter, batches of 256", f"{result['busy_cpu_ms_per_turn']:.3f}", f"{result['busy_cpu_us_per_span']}",
-         f"{result['busy_vs_bare_cpu_ratio']:.2f}"),
-    ], ("variant", "CPU ms/turn", "CPU us/span", "CPU vs bare"))
-    print(f"{TURNS} turns of {SPANS_PER_TURN} spans, best of {ROUNDS} rounds, on a store holding {PREFILL} turns; "
-          f"store file {result['db_mb']} MB")
+    table(
+        [
+            ("span -> row only", f"{result['rows_cpu_ms_per_turn']:.3f}", f"{per_span(rows_cpu)}", "-"),
+            (
+                "bare sqlite insert of prebuilt rows (256)",
+                f"{result['bare_sqlite_cpu_ms_per_turn']:.3f}",
+                f"{per_span(bare_cpu)}",
+                "1.00",
+            ),
+            (
+                "local exporter, one turn per batch",
+                f"{result['quiet_cpu_ms_per_turn']:.3f}",
+                f"{result['quiet_cpu_us_per_span']}",
+                f"{min(quiet_cpu) / min(bare_cpu):.2f}",
+            ),
+            (
+                "local exporter, batches of 256",
+                f"{result['busy_cpu_ms_per_turn']:.3f}",
+                f"{result['busy_cpu_us_per_span']}",
+                f"{result['busy_vs_bare_cpu_ratio']:.2f}",
+            ),
+        ],
+        ("variant", "CPU ms/turn", "CPU us/span", "CPU vs bare"),
+    )
+    print(
+        f"{TURNS} turns of {SPANS_PER_TURN} spans, best of {ROUNDS} rounds, on a store holding {PREFILL} turns; "
+        f"store file {result['db_mb']} MB"
+    )
     return result
 
 

@@ -86,14 +86,19 @@ class DemoProcess:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> "DemoProcess":
+    def __enter__(self) -> DemoProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATOBS_", "OTEL_", "LANGFUSE_", "OPIK_"))}
         # Its own agent directory, so the agent this demo starts (detached: not its child) is found and counted.
         self.agent_dir = Path(tempfile.mkdtemp(prefix="co-bench-", dir="/tmp"))
-        env.update({"PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "CHATOBS_AGENT_DIR": str(self.agent_dir)}, **self.env)
+        env.update(
+            {"PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "CHATOBS_AGENT_DIR": str(self.agent_dir)}, **self.env
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "demo_app", "--port", str(self.port)],
-            env=env, cwd=tempfile.mkdtemp(prefix="chatobs-bench-"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=tempfile.mkdtemp(prefix="chatobs-bench-"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + 120
@@ -143,7 +148,11 @@ class DemoProcess:
     def rss_mb(self) -> tuple[float, float]:
         """(the app process, chatobs's masking worker process) resident memory."""
         assert self.proc is not None
-        worker = sum(_rss_mb(c) for c in _children(self.proc.pid) if "mcp_server" not in _cmdline(c) and "fake_llm" not in _cmdline(c))
+        worker = sum(
+            _rss_mb(c)
+            for c in _children(self.proc.pid)
+            if "mcp_server" not in _cmdline(c) and "fake_llm" not in _cmdline(c)
+        )
         return _rss_mb(self.proc.pid), worker + sum(_rss_mb(a) for a in self.agents())
 
     def __exit__(self, *exc: Any) -> None:
@@ -182,7 +191,9 @@ async def _concurrent(base: str, turns: int, concurrency: int = 16) -> tuple[flo
     per_client = max(1, turns // concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
         started = time.perf_counter()
-        await asyncio.gather(*(_conversation_turns(client, f"user-{i}", per_client, latencies) for i in range(concurrency)))
+        await asyncio.gather(
+            *(_conversation_turns(client, f"user-{i}", per_client, latencies) for i in range(concurrency))
+        )
         elapsed = time.perf_counter() - started
     return len(latencies) / elapsed, latencies
 
@@ -192,7 +203,9 @@ async def _ttfb(base: str, n: int = 40) -> float:
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         for _ in range(n):
             started = time.perf_counter()
-            async with client.stream("POST", "/api/chat/stream", json={"message": "hello there, how are you"}, headers={"X-User-Id": "ttfb"}) as r:
+            async with client.stream(
+                "POST", "/api/chat/stream", json={"message": "hello there, how are you"}, headers={"X-User-Id": "ttfb"}
+            ) as r:
                 first = True
                 async for _ in r.aiter_bytes():
                     if first:
@@ -252,7 +265,7 @@ async def _paired_turns(a: str, b: str, turns: int) -> tuple[list[float], list[f
     conv: dict[str, str | None] = {a: None, b: None}
     async with httpx.AsyncClient(timeout=60) as client:
         for i in range(turns):
-            for base in ((a, b) if i % 2 == 0 else (b, a)):
+            for base in (a, b) if i % 2 == 0 else (b, a):
                 body: dict[str, Any] = {"message": MESSAGE}
                 if conv[base] and i % 5:
                     body["conversation_id"] = conv[base]
@@ -279,15 +292,17 @@ def measure_pair(env_bare: dict[str, str], env_obs: dict[str, str]) -> tuple[dic
         time.sleep(3.0)
         after = [d.cpu() for d in demos]
         out = []
-        for i, (d, lat) in enumerate(((bare, lat_bare), (obs, lat_obs))):
-            out.append({
-                "loop_ms": (loop_after[i] - before[i]["loop"]) / TURNS * 1000,
-                "total_ms": (after[i]["total"] - before[i]["total"]) / TURNS * 1000,
-                "tools_ms": (after[i]["tools"] - before[i]["tools"]) / TURNS * 1000,
-                "agent_ms": (after[i]["agent"] - before[i]["agent"]) / TURNS * 1000,
-                "p50_ms": statistics.median(lat) * 1000,
-                "p99_ms": _p99(lat) * 1000,
-            })
+        for i, (_d, lat) in enumerate(((bare, lat_bare), (obs, lat_obs))):
+            out.append(
+                {
+                    "loop_ms": (loop_after[i] - before[i]["loop"]) / TURNS * 1000,
+                    "total_ms": (after[i]["total"] - before[i]["total"]) / TURNS * 1000,
+                    "tools_ms": (after[i]["tools"] - before[i]["tools"]) / TURNS * 1000,
+                    "agent_ms": (after[i]["agent"] - before[i]["agent"]) / TURNS * 1000,
+                    "p50_ms": statistics.median(lat) * 1000,
+                    "p99_ms": _p99(lat) * 1000,
+                }
+            )
         for i, d in enumerate(demos):
             rate, conc_lat = asyncio.run(_concurrent(d.base, CONCURRENT_TURNS))
             out[i].update(rate=rate, conc_p99_ms=_p99(conc_lat) * 1000)
@@ -321,7 +336,9 @@ def main() -> dict[str, Any]:
 
     with RecordingServer() as receiver:
         healthy = measure({**common, "CHATOBS_EXPORTERS": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
-    dead = measure({**common, "CHATOBS_EXPORTERS": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{_free_port()}"})
+    dead = measure(
+        {**common, "CHATOBS_EXPORTERS": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{_free_port()}"}
+    )
 
     results = {
         "turns": TURNS,
@@ -339,24 +356,100 @@ def main() -> dict[str, Any]:
         "dead_vs_healthy_conc_p99_ratio": dead["conc_p99_ms"] / healthy["conc_p99_ms"],
     }
     rows = [
-        ("request-path CPU / turn", f"{bare['loop_ms']:.2f} ms", f"{obs['loop_ms']:.2f} ms", f"+{results['request_path_cpu_added_ms']:.2f} ms", "<= +0.6 ms"),
-        ("total CPU / turn", f"{bare['total_ms']:.2f} ms", f"{obs['total_ms']:.2f} ms", f"+{results['total_cpu_added_ms']:.2f} ms", "<= +1.5 ms"),
-        ("  of which: the agent (app's and tool server's spans)", "", f"{obs['agent_ms']:.2f} ms", f"+{obs['agent_ms']:.2f} ms", ""),
-        ("app process CPU / turn (all threads)", f"{bare['total_ms'] - bare['agent_ms']:.2f} ms", f"{obs['total_ms'] - obs['agent_ms']:.2f} ms", f"+{obs['total_ms'] - obs['agent_ms'] - bare['total_ms'] + bare['agent_ms']:.2f} ms", "<= +0.6 ms"),
-        ("throughput, concurrency 16", f"{bare['rate']:.1f}/s", f"{obs['rate']:.1f}/s", f"{results['throughput_ratio_c16']:.3f}x", ">= 0.95x"),
-        ("streaming TTFB (median)", f"{bare['ttfb_ms']:.2f} ms", f"{obs['ttfb_ms']:.2f} ms", f"{results['ttfb_ratio']:.3f}x", "<= 1.03x"),
-        ("resident memory", f"{bare['rss_mb']:.0f} MB", f"{obs['rss_mb']:.0f} MB", f"+{results['extra_rss_mb']:.1f} MB", "<= 25 MB"),
-        ("  of which: app process", f"{bare['app_rss_mb']:.0f} MB", f"{obs['app_rss_mb']:.0f} MB", f"+{obs['app_rss_mb'] - bare['app_rss_mb']:.1f} MB", ""),
-        ("  of which: agent / masking worker (Presidio)", "", f"{obs['worker_rss_mb']:.0f} MB", f"+{obs['worker_rss_mb']:.1f} MB", ""),
-        ("turn latency p50 / p99", f"{bare['p50_ms']:.1f} / {bare['p99_ms']:.1f} ms", f"{obs['p50_ms']:.1f} / {obs['p99_ms']:.1f} ms", "", ""),
-        ("tool server CPU / turn", f"{bare['tools_ms']:.2f} ms", f"{obs['tools_ms']:.2f} ms", f"+{results['tool_server_cpu_added_ms']:.2f} ms", ""),
+        (
+            "request-path CPU / turn",
+            f"{bare['loop_ms']:.2f} ms",
+            f"{obs['loop_ms']:.2f} ms",
+            f"+{results['request_path_cpu_added_ms']:.2f} ms",
+            "<= +0.6 ms",
+        ),
+        (
+            "total CPU / turn",
+            f"{bare['total_ms']:.2f} ms",
+            f"{obs['total_ms']:.2f} ms",
+            f"+{results['total_cpu_added_ms']:.2f} ms",
+            "<= +1.5 ms",
+        ),
+        (
+            "  of which: the agent (app's and tool server's spans)",
+            "",
+            f"{obs['agent_ms']:.2f} ms",
+            f"+{obs['agent_ms']:.2f} ms",
+            "",
+        ),
+        (
+            "app process CPU / turn (all threads)",
+            f"{bare['total_ms'] - bare['agent_ms']:.2f} ms",
+            f"{obs['total_ms'] - obs['agent_ms']:.2f} ms",
+            f"+{obs['total_ms'] - obs['agent_ms'] - bare['total_ms'] + bare['agent_ms']:.2f} ms",
+            "<= +0.6 ms",
+        ),
+        (
+            "throughput, concurrency 16",
+            f"{bare['rate']:.1f}/s",
+            f"{obs['rate']:.1f}/s",
+            f"{results['throughput_ratio_c16']:.3f}x",
+            ">= 0.95x",
+        ),
+        (
+            "streaming TTFB (median)",
+            f"{bare['ttfb_ms']:.2f} ms",
+            f"{obs['ttfb_ms']:.2f} ms",
+            f"{results['ttfb_ratio']:.3f}x",
+            "<= 1.03x",
+        ),
+        (
+            "resident memory",
+            f"{bare['rss_mb']:.0f} MB",
+            f"{obs['rss_mb']:.0f} MB",
+            f"+{results['extra_rss_mb']:.1f} MB",
+            "<= 25 MB",
+        ),
+        (
+            "  of which: app process",
+            f"{bare['app_rss_mb']:.0f} MB",
+            f"{obs['app_rss_mb']:.0f} MB",
+            f"+{obs['app_rss_mb'] - bare['app_rss_mb']:.1f} MB",
+            "",
+        ),
+        (
+            "  of which: agent / masking worker (Presidio)",
+            "",
+            f"{obs['worker_rss_mb']:.0f} MB",
+            f"+{obs['worker_rss_mb']:.1f} MB",
+            "",
+        ),
+        (
+            "turn latency p50 / p99",
+            f"{bare['p50_ms']:.1f} / {bare['p99_ms']:.1f} ms",
+            f"{obs['p50_ms']:.1f} / {obs['p99_ms']:.1f} ms",
+            "",
+            "",
+        ),
+        (
+            "tool server CPU / turn",
+            f"{bare['tools_ms']:.2f} ms",
+            f"{obs['tools_ms']:.2f} ms",
+            f"+{results['tool_server_cpu_added_ms']:.2f} ms",
+            "",
+        ),
     ]
     table(rows, ("figure (full chat turn)", "bare app", "with chatobs", "added / ratio", "target"))
     print()
     table(
         [
-            ("p99, sequential", f"{healthy['p99_ms']:.1f} ms", f"{dead['p99_ms']:.1f} ms", f"{results['dead_vs_healthy_p99_ratio']:.3f}x"),
-            ("p99, concurrency 16", f"{healthy['conc_p99_ms']:.1f} ms", f"{dead['conc_p99_ms']:.1f} ms", f"{results['dead_vs_healthy_conc_p99_ratio']:.3f}x"),
+            (
+                "p99, sequential",
+                f"{healthy['p99_ms']:.1f} ms",
+                f"{dead['p99_ms']:.1f} ms",
+                f"{results['dead_vs_healthy_p99_ratio']:.3f}x",
+            ),
+            (
+                "p99, concurrency 16",
+                f"{healthy['conc_p99_ms']:.1f} ms",
+                f"{dead['conc_p99_ms']:.1f} ms",
+                f"{results['dead_vs_healthy_conc_p99_ratio']:.3f}x",
+            ),
             ("resident memory", f"{healthy['rss_mb']:.0f} MB", f"{dead['rss_mb']:.0f} MB", ""),
         ],
         ("OTLP backend", "healthy", "dead (closed port)", "ratio (target <= 1.05x)"),

@@ -193,27 +193,27 @@ NER_TEMPLATES = [
 
 CODE_SNIPPETS = [
     "def load(path: str) -> dict:\n    with open(path) as f:\n        return json.load(f)\n",
-    "import os\nclient = OpenAI(api_key=os.environ[\"OPENAI_API_KEY\"])\nresp = client.chat.completions.create(model=\"gpt-4o\", max_tokens=512)\n",
-    "for i in range(10):\n    print(f\"step {i}: loss={losses[i]:.4f}\")\n",
+    'import os\nclient = OpenAI(api_key=os.environ["OPENAI_API_KEY"])\nresp = client.chat.completions.create(model="gpt-4o", max_tokens=512)\n',
+    'for i in range(10):\n    print(f"step {i}: loss={losses[i]:.4f}")\n',
     "SELECT id, created_at FROM orders WHERE total > 100 ORDER BY created_at DESC LIMIT 50;",
-    "app.run(host=\"127.0.0.1\", port=8000, debug=True)",
+    'app.run(host="127.0.0.1", port=8000, debug=True)',
     "pip install fastapi==0.115.2 uvicorn[standard]==0.32.0",
-    "Traceback (most recent call last):\n  File \"/srv/app/main.py\", line 42, in handler\n    result = compute(x)\nZeroDivisionError: division by zero",
+    'Traceback (most recent call last):\n  File "/srv/app/main.py", line 42, in handler\n    result = compute(x)\nZeroDivisionError: division by zero',
     "const url = `${BASE_URL}/api/v3/users/${userId}`;\nfetch(url).then(r => r.json());",
-    "git checkout -b fix/login-timeout && git commit -m \"retry on 503\"",
+    'git checkout -b fix/login-timeout && git commit -m "retry on 503"',
     "docker run -p 8080:80 -v $(pwd)/data:/data nginx:1.27",
-    "ts = 1700000000000  # milliseconds since epoch\nuuid = \"3fa85f64-5717-4562-b3fc-2c963f66afa6\"",
-    "sha = \"9fceb02d0ae598e95dc970b74767f19372d61af8\"\nversion = \"2.14.3\"",
+    'ts = 1700000000000  # milliseconds since epoch\nuuid = "3fa85f64-5717-4562-b3fc-2c963f66afa6"',
+    'sha = "9fceb02d0ae598e95dc970b74767f19372d61af8"\nversion = "2.14.3"',
     "kubectl scale deployment/api --replicas=3 -n prod",
     "x = np.zeros((1024, 768), dtype=np.float32)\nassert x.shape == (1024, 768)",
-    "if retries > 3:\n    raise TimeoutError(\"gave up after 3 retries\")",
+    'if retries > 3:\n    raise TimeoutError("gave up after 3 retries")',
     "password = getpass.getpass()\ntoken = auth.login(user, password)",
     "CREATE INDEX idx_orders_user ON orders(user_id);",
     "npm install react@18.3.1 --save-exact",
     "open('report_2024-06-30.csv').read()",
     "color: #3fa2b5; margin: 0 auto; max-width: 1280px;",
     "curl -s http://localhost:9090/metrics | grep http_requests_total",
-    "logger.info(\"processed %d items in %.2fs\", n, elapsed)",
+    'logger.info("processed %d items in %.2fs", n, elapsed)',
     "upgrade to v3 and rerun main.py with --config config.yaml",
     "matrix = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]",
     "Error 0x80070005: access denied while writing C:\\Users\\Public\\log.txt",
@@ -247,8 +247,14 @@ def generate(n_per_entity: int = 60, seed: int = SEED) -> list[dict[str, Any]]:
     g = Gen(seed)
     rnd = g.rnd
     values = {
-        "EMAIL_ADDRESS": g.email, "PHONE_NUMBER": g.phone, "CREDIT_CARD": g.card, "US_SSN": g.ssn,
-        "IBAN_CODE": g.iban, "IP_ADDRESS": g.ip, "CRYPTO": g.crypto, "STREET_ADDRESS": g.address,
+        "EMAIL_ADDRESS": g.email,
+        "PHONE_NUMBER": g.phone,
+        "CREDIT_CARD": g.card,
+        "US_SSN": g.ssn,
+        "IBAN_CODE": g.iban,
+        "IP_ADDRESS": g.ip,
+        "CRYPTO": g.crypto,
+        "STREET_ADDRESS": g.address,
         "CREDENTIAL": g.credential,
     }
     records: list[dict[str, Any]] = []
@@ -267,7 +273,11 @@ def generate(n_per_entity: int = 60, seed: int = SEED) -> list[dict[str, Any]]:
     # Messages mixing several kinds of PII, as support chats do.
     for _ in range(n_per_entity):
         e, p, a = g.email(), g.phone(), g.address()
-        add("chat", f"Hi! Update my profile: email {e}, phone {p}, address {a}. Thanks!", [("EMAIL_ADDRESS", e), ("PHONE_NUMBER", p), ("STREET_ADDRESS", a)])
+        add(
+            "chat",
+            f"Hi! Update my profile: email {e}, phone {p}, address {a}. Thanks!",
+            [("EMAIL_ADDRESS", e), ("PHONE_NUMBER", p), ("STREET_ADDRESS", a)],
+        )
     # NER-only entities (names, places).
     for _ in range(n_per_entity):
         tmpl, kinds = rnd.choice(NER_TEMPLATES)

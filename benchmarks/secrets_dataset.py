@@ -72,7 +72,11 @@ class FakeSecrets:
         def seg(d: dict[str, object]) -> str:
             return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
 
-        claims = {"sub": str(self.r.randint(1, 10**9)), "name": "Test User", "iat": 1_700_000_000 + self.r.randint(0, 10**7)}
+        claims = {
+            "sub": str(self.r.randint(1, 10**9)),
+            "name": "Test User",
+            "iat": 1_700_000_000 + self.r.randint(0, 10**7),
+        }
         return f"{seg({'alg': 'HS256', 'typ': 'JWT'})}.{seg(claims)}.{self.chars(43, URLSAFE)}"
 
     def password(self) -> str:
@@ -97,8 +101,17 @@ def leaks(seed: int = 0, per_kind: int = 4) -> list[Leak]:
             ("aws pair, config", f"[default]\naws_access_key_id = {kid}\naws_secret_access_key = {aws}\n", [kid, aws]),
             ("aws pair, env", f"export AWS_ACCESS_KEY_ID={kid}\nexport AWS_SECRET_ACCESS_KEY={aws}", [kid, aws]),
         ]
-        for kind in ("github_classic", "github_fine_grained", "slack_token", "slack_webhook", "stripe",
-                     "google_api_key", "openai", "anthropic", "jwt"):
+        for kind in (
+            "github_classic",
+            "github_fine_grained",
+            "slack_token",
+            "slack_webhook",
+            "stripe",
+            "google_api_key",
+            "openai",
+            "anthropic",
+            "jwt",
+        ):
             v = getattr(f, kind)()
             name = kind.replace("_", " ")
             out += [
@@ -106,7 +119,9 @@ def leaks(seed: int = 0, per_kind: int = 4) -> list[Leak]:
                 (name, f'client = make_client(key="{v}", timeout=30)', [v]),
             ]
         pem = f.private_key()
-        out.append(("private key", f"the server says bad key:\n{pem}\nany idea?", [line for line in pem.splitlines()[1:-1]]))
+        out.append(
+            ("private key", f"the server says bad key:\n{pem}\nany idea?", [line for line in pem.splitlines()[1:-1]])
+        )
         pw, key = f.password(), f.chars(32)
         out += [
             ("url credentials", f"DATABASE_URL=postgres://app:{pw}@db.internal:5432/prod", [pw]),
@@ -137,7 +152,10 @@ def baits(seed: int = 0, per_kind: int = 4) -> list[Bait]:
         ("code", "token = request.headers.get('Authorization', '').removeprefix('Bearer ')"),
         ("code", 'payload = {"username": username, "password": password}'),
         ("code", "max_tokens = 1024\ntoken_count: int = len(tokens)\nif token_count > max_tokens: raise ValueError"),
-        ("code", "const apiKey = process.env.STRIPE_KEY;\nfetch(url, { headers: { Authorization: `Bearer ${apiKey}` } })"),
+        (
+            "code",
+            "const apiKey = process.env.STRIPE_KEY;\nfetch(url, { headers: { Authorization: `Bearer ${apiKey}` } })",
+        ),
         ("config", "database:\n  password: ${DB_PASSWORD}\n  user: app\n"),
         ("config", "api_key: {{ vault_api_key }}\nsecret: null\n"),
         ("long identifiers", "AbstractSingletonProxyFactoryBean and SimpleBeanFactoryAwareAspectInstanceFactory"),
@@ -151,10 +169,16 @@ def baits(seed: int = 0, per_kind: int = 4) -> list[Bait]:
     for i in range(per_kind):
         data = f"{seed}-{i}".encode()
         out += [
-            ("uuid", f"request {uuid.UUID(int=r.getrandbits(128))} failed, trace {uuid.UUID(int=r.getrandbits(128)).hex}"),
+            (
+                "uuid",
+                f"request {uuid.UUID(int=r.getrandbits(128))} failed, trace {uuid.UUID(int=r.getrandbits(128)).hex}",
+            ),
             ("hashes", f"md5 {hashlib.md5(data).hexdigest()} sha256 {hashlib.sha256(data).hexdigest()}"),
             ("hashes", f"image digest sha256:{hashlib.sha256(data + b'i').hexdigest()}"),
             ("hashes", f"integrity sha512-{base64.b64encode(hashlib.sha512(data).digest()).decode()}"),
-            ("git sha", f"reverted {hashlib.sha1(data).hexdigest()} (was {hashlib.sha1(data + b'x').hexdigest()[:12]})"),
+            (
+                "git sha",
+                f"reverted {hashlib.sha1(data).hexdigest()} (was {hashlib.sha1(data + b'x').hexdigest()[:12]})",
+            ),
         ]
     return out

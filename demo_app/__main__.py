@@ -81,13 +81,17 @@ class Children:
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[Any]:
         # Own session: Ctrl-C reaches only this process, which then stops the children in order.
-        proc = subprocess.Popen([sys.executable, "-m", *args], start_new_session=True, env={**os.environ, **(env or {})},
-                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *args],
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
         self.procs.append((name, proc))
         return proc
 
     def stop(self) -> None:
-        for name, proc in reversed(self.procs):
+        for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
         for name, proc in reversed(self.procs):
@@ -189,9 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--framework", choices=["fastapi", "flask"], default="fastapi")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=_port, default=8000)
-    parser.add_argument("--mcp-transport", choices=["stdio", "http"], default="stdio",
-                        help="how the app reaches the MCP tool server (default: stdio, the app spawns it)")
-    parser.add_argument("--llm-port", type=_port, default=None, help="port of the fake LLM provider (default: a free one)")
+    parser.add_argument(
+        "--mcp-transport",
+        choices=["stdio", "http"],
+        default="stdio",
+        help="how the app reaches the MCP tool server (default: stdio, the app spawns it)",
+    )
+    parser.add_argument(
+        "--llm-port", type=_port, default=None, help="port of the fake LLM provider (default: a free one)"
+    )
     parser.add_argument("--mcp-port", type=_port, default=None, help="port of the MCP server with --mcp-transport http")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -212,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m demo_app: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"python -m demo_app: cannot listen on {cfg.host}:{cfg.port}: {exc} (choose another --port)", file=sys.stderr)
+        print(
+            f"python -m demo_app: cannot listen on {cfg.host}:{cfg.port}: {exc} (choose another --port)",
+            file=sys.stderr,
+        )
         return 1
     finally:
         children.stop()

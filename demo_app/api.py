@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -75,8 +75,6 @@ def parse_chat_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
     )
 
 
-
-
 def request_span() -> Any:
     """The span of the chat request being handled (chatobs's SERVER span, or the one it joined)."""
     import chatobs
@@ -92,7 +90,11 @@ def turn_scope(req: ChatRequest, turn: Turn) -> Iterator[None]:
     from chatobs import semconv
     from chatobs.context import identity_attributes
 
-    ids: dict[str, str] = {"conversation_id": turn.conversation.id, "user_id": req.user_id, "message_id": turn.user_message.id}
+    ids: dict[str, str] = {
+        "conversation_id": turn.conversation.id,
+        "user_id": req.user_id,
+        "message_id": turn.user_message.id,
+    }
     parent = req.parent_message_id or turn.replaced_message_id
     if parent and turn.action != "send":
         ids["parent_message_id"] = parent
@@ -110,8 +112,9 @@ def turn_scope(req: ChatRequest, turn: Turn) -> Iterator[None]:
 
 def mark_failed(error_type: str, message: str) -> None:
     """A failed turn fails its request span too, also when the HTTP status was already sent (streaming)."""
-    from chatobs import semconv
     from opentelemetry.trace import Status, StatusCode
+
+    from chatobs import semconv
 
     span = request_span()
     if span.is_recording():
@@ -137,5 +140,10 @@ def sse(payload: dict[str, Any]) -> str:
 
 
 def done_payload(turn: Turn, reply_id: str, trace_id: str | None) -> dict[str, Any]:
-    return {"type": "done", "conversation_id": turn.conversation.id, "message_id": reply_id,
-            "user_message_id": turn.user_message.id, "trace_id": trace_id}
+    return {
+        "type": "done",
+        "conversation_id": turn.conversation.id,
+        "message_id": reply_id,
+        "user_message_id": turn.user_message.id,
+        "trace_id": trace_id,
+    }

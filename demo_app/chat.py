@@ -54,7 +54,7 @@ def describe_llm_error(exc: Exception) -> TurnFailed:
     return TurnFailed(f"The model provider could not be reached ({kind}).", kind)
 
 
-def openai_clients(cfg: "DemoConfig") -> tuple[Any, Any]:
+def openai_clients(cfg: DemoConfig) -> tuple[Any, Any]:
     """(sync, async) OpenAI clients. No SDK retries: the demo shows a 429 as the failed turn it is."""
     import openai
 
@@ -95,14 +95,19 @@ class _StreamedMessage:
 
 
 def _calls_of(message: Any) -> list[dict[str, Any]]:
-    return [{"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments} for tc in message.tool_calls or []]
+    return [
+        {"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments} for tc in message.tool_calls or []
+    ]
 
 
 def _assistant_with_calls(content: str | None, calls: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "role": "assistant",
         "content": content or None,
-        "tool_calls": [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls],
+        "tool_calls": [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls
+        ],
     }
 
 
@@ -111,7 +116,9 @@ def _tool_message(call: dict[str, Any], result: ToolResult) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": call["id"], "content": content}
 
 
-def _request(cfg: "DemoConfig", messages: list[dict[str, Any]], tools: list[dict[str, Any]], stream: bool, conversation_id: str) -> dict[str, Any]:
+def _request(
+    cfg: DemoConfig, messages: list[dict[str, Any]], tools: list[dict[str, Any]], stream: bool, conversation_id: str
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"model": cfg.model, "messages": messages, "stream": stream}
     if tools:
         kwargs["tools"] = tools
@@ -122,7 +129,7 @@ def _request(cfg: "DemoConfig", messages: list[dict[str, Any]], tools: list[dict
 
 
 async def run_turn_async(
-    cfg: "DemoConfig", llm: Any, tools: "McpToolbox", messages: list[dict[str, Any]], *, stream: bool, conversation_id: str
+    cfg: DemoConfig, llm: Any, tools: McpToolbox, messages: list[dict[str, Any]], *, stream: bool, conversation_id: str
 ) -> AsyncIterator[Event]:
     """Yield the reply's deltas and the tools used. Raises ``TurnFailed`` when the LLM call fails."""
     import openai
@@ -152,14 +159,14 @@ async def run_turn_async(
         messages.append(_assistant_with_calls(content, calls))
         # A model may ask for several tools at once; they run side by side, like a real agent loop.
         results = await asyncio.gather(*(tools.call(c["name"], c["arguments"]) for c in calls))
-        for call, result in zip(calls, results):
+        for call, result in zip(calls, results, strict=False):
             yield ToolUsed(result)
             messages.append(_tool_message(call, result))
     yield Delta("\n(stopped: too many tool calls in one turn)")
 
 
 def run_turn_sync(
-    cfg: "DemoConfig", llm: Any, tools: "SyncToolbox", messages: list[dict[str, Any]], *, stream: bool, conversation_id: str
+    cfg: DemoConfig, llm: Any, tools: SyncToolbox, messages: list[dict[str, Any]], *, stream: bool, conversation_id: str
 ) -> Iterator[Event]:
     """``run_turn_async`` for a sync ``OpenAI`` client and a threaded app."""
     import openai

@@ -47,8 +47,9 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 _CALC = re.compile(r"\bcalculate\s+(.+)", re.IGNORECASE | re.DOTALL)
 _LOOKUP = re.compile(r"\blookup\s+(.+)", re.IGNORECASE | re.DOTALL)
@@ -168,7 +169,7 @@ class FakeLLM:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeLLM":
+    def __enter__(self) -> FakeLLM:
         self.start_in_thread()
         return self
 
@@ -211,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Small SSE writes must leave at once (Nagle + delayed ACK would add ~40 ms per chunk on loopback).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         pass  # keep test and demo output quiet
 
     # --- plumbing -------------------------------------------------------------------------------------------------
@@ -267,7 +268,14 @@ class _Handler(BaseHTTPRequestHandler):
         if anthropic:
             body = {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limited (fake): retry"}}
         else:
-            body = {"error": {"message": "Rate limited (fake): retry", "type": "rate_limit_error", "code": "rate_limit_exceeded", "param": None}}
+            body = {
+                "error": {
+                    "message": "Rate limited (fake): retry",
+                    "type": "rate_limit_error",
+                    "code": "rate_limit_exceeded",
+                    "param": None,
+                }
+            }
         self._send_json(429, body, headers)
 
     def _error_key(self, user_texts: list[str]) -> str:
@@ -275,7 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
         return hashlib.sha256(raw.encode()).hexdigest()
 
     # --- routing --------------------------------------------------------------------------------------------------
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:  # stdlib name
         length = int(self.headers.get("content-length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -299,8 +307,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         handler(body)
 
-    def do_GET(self) -> None:  # noqa: N802
-        self._send_json(200, {"ok": True, "endpoints": ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages"]})
+    def do_GET(self) -> None:
+        self._send_json(
+            200, {"ok": True, "endpoints": ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages"]}
+        )
 
     # --- OpenAI chat completions ------------------------------------------------------------------------------------
     def _chat(self, body: dict[str, Any]) -> None:
@@ -316,15 +326,23 @@ class _Handler(BaseHTTPRequestHandler):
                     if tc.get("id") == call_id:
                         name = (tc.get("function") or {}).get("name", name)
             tool_result = (name, _text_of(messages[-1].get("content")))
-        if "error" in last_user.lower() and tool_result is None and self.server_state.should_error(self._error_key(user_texts)):
+        if (
+            "error" in last_user.lower()
+            and tool_result is None
+            and self.server_state.should_error(self._error_key(user_texts))
+        ):
             self._error_429(anthropic=False)
             return
         tool_names = {(t.get("function") or {}).get("name") or t.get("name") for t in body.get("tools") or []}
         plan = _plan(last_user, tool_result, tool_names)
         input_tokens = sum(_words(_text_of(m.get("content"))) for m in messages)
-        usage = {"prompt_tokens": input_tokens, "completion_tokens": plan.output_tokens,
-                 "total_tokens": input_tokens + plan.output_tokens,
-                 "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}
+        usage = {
+            "prompt_tokens": input_tokens,
+            "completion_tokens": plan.output_tokens,
+            "total_tokens": input_tokens + plan.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        }
         n = self.server_state.next_id()
         cid, model, created = f"chatcmpl-fake-{n}", body.get("model", "fake-model"), int(time.time())
         call_id = f"call_fake_{n}"
@@ -333,26 +351,56 @@ class _Handler(BaseHTTPRequestHandler):
             self._delay()
             message: dict[str, Any] = {"role": "assistant", "content": plan.text, "refusal": None}
             if plan.tool:
-                message["tool_calls"] = [{"id": call_id, "type": "function", "function": {"name": plan.tool, "arguments": plan.arguments}}]
-            self._send_json(200, {"id": cid, "object": "chat.completion", "created": created, "model": model,
-                                  "system_fingerprint": "fp_fake",
-                                  "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-                                  "usage": usage})
+                message["tool_calls"] = [
+                    {"id": call_id, "type": "function", "function": {"name": plan.tool, "arguments": plan.arguments}}
+                ]
+            self._send_json(
+                200,
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "system_fingerprint": "fp_fake",
+                    "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                    "usage": usage,
+                },
+            )
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-            out: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                                   "system_fingerprint": "fp_fake",
-                                   "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+            out: dict[str, Any] = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_fake",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            }
             if include_usage:
                 out["usage"] = None
             return out
 
         def events() -> Iterator[tuple[str | None, Any]]:
             if plan.tool:
-                yield None, chunk({"role": "assistant", "content": None, "tool_calls": [
-                    {"index": 0, "id": call_id, "type": "function", "function": {"name": plan.tool, "arguments": ""}}]})
+                yield (
+                    None,
+                    chunk(
+                        {
+                            "role": "assistant",
+                            "content": None,
+                            "tool_calls": [
+                                {
+                                    "index": 0,
+                                    "id": call_id,
+                                    "type": "function",
+                                    "function": {"name": plan.tool, "arguments": ""},
+                                }
+                            ],
+                        }
+                    ),
+                )
                 args = plan.arguments
                 half = len(args) // 2
                 for piece in (args[:half], args[half:]):
@@ -363,8 +411,18 @@ class _Handler(BaseHTTPRequestHandler):
                     yield None, chunk({"content": piece})
             yield None, chunk({}, finish)
             if include_usage:
-                yield None, {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                             "system_fingerprint": "fp_fake", "choices": [], "usage": usage}
+                yield (
+                    None,
+                    {
+                        "id": cid,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "system_fingerprint": "fp_fake",
+                        "choices": [],
+                        "usage": usage,
+                    },
+                )
             yield None, "[DONE]"
 
         self._sse(events())
@@ -380,35 +438,71 @@ class _Handler(BaseHTTPRequestHandler):
         tool_result = None
         if items and items[-1].get("type") == "function_call_output":
             call_id = items[-1].get("call_id")
-            name = next((i.get("name", "") for i in items if i.get("type") == "function_call" and i.get("call_id") == call_id), "")
+            name = next(
+                (i.get("name", "") for i in items if i.get("type") == "function_call" and i.get("call_id") == call_id),
+                "",
+            )
             tool_result = (name, str(items[-1].get("output", "")))
-        if "error" in last_user.lower() and tool_result is None and self.server_state.should_error(self._error_key(user_texts)):
+        if (
+            "error" in last_user.lower()
+            and tool_result is None
+            and self.server_state.should_error(self._error_key(user_texts))
+        ):
             self._error_429(anthropic=False)
             return
         tool_names = {t.get("name") for t in body.get("tools") or []}
         plan = _plan(last_user, tool_result, tool_names)
         input_tokens = sum(_words(_text_of(i.get("content") or i.get("output"))) for i in items) + _words(
-            _text_of(body.get("instructions")))
-        usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
-                 "output_tokens": plan.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
-                 "total_tokens": input_tokens + plan.output_tokens}
+            _text_of(body.get("instructions"))
+        )
+        usage = {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": plan.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + plan.output_tokens,
+        }
         n = self.server_state.next_id()
         rid, model, created = f"resp_fake_{n}", body.get("model", "fake-model"), time.time()
         item_id = f"msg_fake_{n}" if plan.text is not None else f"fc_fake_{n}"
         if plan.tool:
-            done_item: dict[str, Any] = {"type": "function_call", "id": item_id, "call_id": f"call_fake_{n}",
-                                         "name": plan.tool, "arguments": plan.arguments, "status": "completed"}
+            done_item: dict[str, Any] = {
+                "type": "function_call",
+                "id": item_id,
+                "call_id": f"call_fake_{n}",
+                "name": plan.tool,
+                "arguments": plan.arguments,
+                "status": "completed",
+            }
         else:
-            done_item = {"type": "message", "id": item_id, "role": "assistant", "status": "completed",
-                         "content": [{"type": "output_text", "text": plan.text, "annotations": [], "logprobs": []}]}
+            done_item = {
+                "type": "message",
+                "id": item_id,
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": plan.text, "annotations": [], "logprobs": []}],
+            }
 
         def response(status: str, output: list[Any], with_usage: bool) -> dict[str, Any]:
-            return {"id": rid, "object": "response", "created_at": created, "status": status, "model": model,
-                    "output": output, "parallel_tool_calls": True, "tool_choice": body.get("tool_choice", "auto"),
-                    "tools": body.get("tools") or [], "temperature": body.get("temperature"), "top_p": body.get("top_p"),
-                    "max_output_tokens": body.get("max_output_tokens"), "instructions": body.get("instructions"),
-                    "error": None, "incomplete_details": None, "metadata": {},
-                    "usage": usage if with_usage else None}
+            return {
+                "id": rid,
+                "object": "response",
+                "created_at": created,
+                "status": status,
+                "model": model,
+                "output": output,
+                "parallel_tool_calls": True,
+                "tool_choice": body.get("tool_choice", "auto"),
+                "tools": body.get("tools") or [],
+                "temperature": body.get("temperature"),
+                "top_p": body.get("top_p"),
+                "max_output_tokens": body.get("max_output_tokens"),
+                "instructions": body.get("instructions"),
+                "error": None,
+                "incomplete_details": None,
+                "metadata": {},
+                "usage": usage if with_usage else None,
+            }
 
         if not body.get("stream"):
             self._delay()
@@ -430,21 +524,57 @@ class _Handler(BaseHTTPRequestHandler):
                 half = len(args) // 2
                 for piece in (args[:half], args[half:]):
                     yield ev("response.function_call_arguments.delta", item_id=item_id, output_index=0, delta=piece)
-                yield ev("response.function_call_arguments.done", item_id=item_id, output_index=0, arguments=args,
-                         name=plan.tool)
+                yield ev(
+                    "response.function_call_arguments.done",
+                    item_id=item_id,
+                    output_index=0,
+                    arguments=args,
+                    name=plan.tool,
+                )
             else:
                 text = plan.text or ""
-                yield ev("response.output_item.added", output_index=0,
-                         item={"type": "message", "id": item_id, "role": "assistant", "status": "in_progress", "content": []})
-                yield ev("response.content_part.added", item_id=item_id, output_index=0, content_index=0,
-                         part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
+                yield ev(
+                    "response.output_item.added",
+                    output_index=0,
+                    item={
+                        "type": "message",
+                        "id": item_id,
+                        "role": "assistant",
+                        "status": "in_progress",
+                        "content": [],
+                    },
+                )
+                yield ev(
+                    "response.content_part.added",
+                    item_id=item_id,
+                    output_index=0,
+                    content_index=0,
+                    part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+                )
                 for piece in _chunks(text):
-                    yield ev("response.output_text.delta", item_id=item_id, output_index=0, content_index=0,
-                             delta=piece, logprobs=[])
-                yield ev("response.output_text.done", item_id=item_id, output_index=0, content_index=0, text=text,
-                         logprobs=[])
-                yield ev("response.content_part.done", item_id=item_id, output_index=0, content_index=0,
-                         part={"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+                    yield ev(
+                        "response.output_text.delta",
+                        item_id=item_id,
+                        output_index=0,
+                        content_index=0,
+                        delta=piece,
+                        logprobs=[],
+                    )
+                yield ev(
+                    "response.output_text.done",
+                    item_id=item_id,
+                    output_index=0,
+                    content_index=0,
+                    text=text,
+                    logprobs=[],
+                )
+                yield ev(
+                    "response.content_part.done",
+                    item_id=item_id,
+                    output_index=0,
+                    content_index=0,
+                    part={"type": "output_text", "text": text, "annotations": [], "logprobs": []},
+                )
             yield ev("response.output_item.done", output_index=0, item=done_item)
             yield ev("response.completed", response=response("completed", [done_item], True))
 
@@ -461,8 +591,15 @@ class _Handler(BaseHTTPRequestHandler):
             tokens += _words(text)
             digest = hashlib.sha256(text.encode()).digest()
             data.append({"object": "embedding", "index": index, "embedding": [round(b / 255, 4) for b in digest[:8]]})
-        self._send_json(200, {"object": "list", "data": data, "model": body.get("model", "fake-embedding"),
-                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        self._send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", "fake-embedding"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
     # --- Anthropic messages -----------------------------------------------------------------------------------------
     def _anthropic(self, body: dict[str, Any]) -> None:
@@ -472,7 +609,9 @@ class _Handler(BaseHTTPRequestHandler):
             if m.get("role") != "user":
                 continue
             content = m.get("content")
-            if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+            if isinstance(content, list) and any(
+                isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+            ):
                 continue
             user_texts.append(_text_of(content))
         last_user = user_texts[-1] if user_texts else ""
@@ -485,10 +624,18 @@ class _Handler(BaseHTTPRequestHandler):
                     for m in messages:
                         if isinstance(m.get("content"), list):
                             for b in m["content"]:
-                                if isinstance(b, dict) and b.get("type") == "tool_use" and b.get("id") == block.get("tool_use_id"):
+                                if (
+                                    isinstance(b, dict)
+                                    and b.get("type") == "tool_use"
+                                    and b.get("id") == block.get("tool_use_id")
+                                ):
                                     name = b.get("name", "")
                     tool_result = (name, _text_of(block.get("content")))
-        if "error" in last_user.lower() and tool_result is None and self.server_state.should_error(self._error_key(user_texts)):
+        if (
+            "error" in last_user.lower()
+            and tool_result is None
+            and self.server_state.should_error(self._error_key(user_texts))
+        ):
             self._error_429(anthropic=True)
             return
         tool_names = {t.get("name") for t in body.get("tools") or []}
@@ -498,42 +645,92 @@ class _Handler(BaseHTTPRequestHandler):
         mid, model = f"msg_fake_{n}", body.get("model", "fake-claude")
         tool_id = f"toolu_fake_{n}"
         stop = "tool_use" if plan.tool else "end_turn"
-        usage = {"input_tokens": input_tokens, "output_tokens": plan.output_tokens,
-                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        usage = {
+            "input_tokens": input_tokens,
+            "output_tokens": plan.output_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        }
         if plan.tool:
             block: dict[str, Any] = {"type": "tool_use", "id": tool_id, "name": plan.tool, "input": plan.args}
         else:
             block = {"type": "text", "text": plan.text}
         if not body.get("stream"):
             self._delay()
-            self._send_json(200, {"id": mid, "type": "message", "role": "assistant", "model": model, "content": [block],
-                                  "stop_reason": stop, "stop_sequence": None, "usage": usage})
+            self._send_json(
+                200,
+                {
+                    "id": mid,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [block],
+                    "stop_reason": stop,
+                    "stop_sequence": None,
+                    "usage": usage,
+                },
+            )
             return
 
         def events() -> Iterator[tuple[str | None, Any]]:
             start_usage = dict(usage, output_tokens=1)
-            yield "message_start", {"type": "message_start", "message": {
-                "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
-                "stop_reason": None, "stop_sequence": None, "usage": start_usage}}
+            yield (
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": mid,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": start_usage,
+                    },
+                },
+            )
             if plan.tool:
-                yield "content_block_start", {"type": "content_block_start", "index": 0,
-                                              "content_block": {"type": "tool_use", "id": tool_id, "name": plan.tool, "input": {}}}
+                yield (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {"type": "tool_use", "id": tool_id, "name": plan.tool, "input": {}},
+                    },
+                )
                 yield "ping", {"type": "ping"}
                 args = plan.arguments
                 half = len(args) // 2
                 for piece in (args[:half], args[half:]):
-                    yield "content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                  "delta": {"type": "input_json_delta", "partial_json": piece}}
+                    yield (
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": 0,
+                            "delta": {"type": "input_json_delta", "partial_json": piece},
+                        },
+                    )
             else:
-                yield "content_block_start", {"type": "content_block_start", "index": 0,
-                                              "content_block": {"type": "text", "text": ""}}
+                yield (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                )
                 yield "ping", {"type": "ping"}
                 for piece in _chunks(plan.text or ""):
-                    yield "content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                  "delta": {"type": "text_delta", "text": piece}}
+                    yield (
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                    )
             yield "content_block_stop", {"type": "content_block_stop", "index": 0}
-            yield "message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                                    "usage": {"output_tokens": plan.output_tokens}}
+            yield (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": plan.output_tokens},
+                },
+            )
             yield "message_stop", {"type": "message_stop"}
 
         self._sse(events())
@@ -554,8 +751,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     fake = FakeLLM(host=args.host, port=args.port, first_token_delay_s=args.first_token_delay)
     fake.start_in_thread()
-    print(f"fake LLM provider on {fake.base_url} (OpenAI base_url={fake.base_url}/v1, Anthropic base_url={fake.base_url})",
-          flush=True)
+    print(
+        f"fake LLM provider on {fake.base_url} (OpenAI base_url={fake.base_url}/v1, Anthropic base_url={fake.base_url})",
+        flush=True,
+    )
     fake.serve_forever()
 
 

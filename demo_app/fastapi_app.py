@@ -99,7 +99,9 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
             trace_id = api.current_trace_id()
             reply, tools = [], []
             try:
-                async for event in run_turn_async(cfg, llm, toolbox, turn.llm_messages, stream=False, conversation_id=turn.conversation.id):
+                async for event in run_turn_async(
+                    cfg, llm, toolbox, turn.llm_messages, stream=False, conversation_id=turn.conversation.id
+                ):
                     if isinstance(event, ToolUsed):
                         tools.append(event.result.to_json())
                     else:
@@ -107,10 +109,18 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
             except TurnFailed as exc:
                 api.mark_failed(exc.error_type, str(exc))
                 store.finish(turn, "", trace_id, tools, error=str(exc))
-                return JSONResponse({"conversation_id": turn.conversation.id, "error": str(exc), "trace_id": trace_id}, status_code=502)
+                return JSONResponse(
+                    {"conversation_id": turn.conversation.id, "error": str(exc), "trace_id": trace_id}, status_code=502
+                )
             answer = store.finish(turn, "".join(reply), trace_id, tools)
-            return {"conversation_id": turn.conversation.id, "reply": answer.content, "trace_id": trace_id,
-                    "message_id": answer.id, "user_message_id": turn.user_message.id, "tools": tools}
+            return {
+                "conversation_id": turn.conversation.id,
+                "reply": answer.content,
+                "trace_id": trace_id,
+                "message_id": answer.id,
+                "user_message_id": turn.user_message.id,
+                "tools": tools,
+            }
 
     @app.post("/api/chat/stream")
     async def chat_stream(request: Request) -> Any:
@@ -127,7 +137,9 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
                 trace_id = api.current_trace_id()
                 reply, tools = [], []
                 try:
-                    async for event in run_turn_async(cfg, llm, toolbox, turn.llm_messages, stream=True, conversation_id=turn.conversation.id):
+                    async for event in run_turn_async(
+                        cfg, llm, toolbox, turn.llm_messages, stream=True, conversation_id=turn.conversation.id
+                    ):
                         if isinstance(event, ToolUsed):
                             tools.append(event.result.to_json())
                         else:
@@ -136,11 +148,20 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
                 except TurnFailed as exc:
                     api.mark_failed(exc.error_type, str(exc))
                     store.finish(turn, "".join(reply), trace_id, tools, error=str(exc))
-                    yield api.sse({"type": "error", "error": str(exc), "conversation_id": turn.conversation.id, "trace_id": trace_id})
+                    yield api.sse(
+                        {
+                            "type": "error",
+                            "error": str(exc),
+                            "conversation_id": turn.conversation.id,
+                            "trace_id": trace_id,
+                        }
+                    )
                     return
                 answer = store.finish(turn, "".join(reply), trace_id, tools)
                 yield api.sse(api.done_payload(turn, answer.id, trace_id))
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"cache-control": "no-cache", "x-accel-buffering": "no"}
+        )
 
     return app

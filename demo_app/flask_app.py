@@ -121,7 +121,9 @@ def create_app(cfg: DemoConfig | None = None) -> Any:
             trace_id = api.current_trace_id()
             reply, used = [], []
             try:
-                for event in run_turn_sync(cfg, llm, tools, turn.llm_messages, stream=False, conversation_id=turn.conversation.id):
+                for event in run_turn_sync(
+                    cfg, llm, tools, turn.llm_messages, stream=False, conversation_id=turn.conversation.id
+                ):
                     if isinstance(event, ToolUsed):
                         used.append(event.result.to_json())
                     else:
@@ -131,8 +133,14 @@ def create_app(cfg: DemoConfig | None = None) -> Any:
                 store.finish(turn, "", trace_id, used, error=str(exc))
                 return jsonify({"conversation_id": turn.conversation.id, "error": str(exc), "trace_id": trace_id}), 502
             answer = store.finish(turn, "".join(reply), trace_id, used)
-            return {"conversation_id": turn.conversation.id, "reply": answer.content, "trace_id": trace_id,
-                    "message_id": answer.id, "user_message_id": turn.user_message.id, "tools": used}
+            return {
+                "conversation_id": turn.conversation.id,
+                "reply": answer.content,
+                "trace_id": trace_id,
+                "message_id": answer.id,
+                "user_message_id": turn.user_message.id,
+                "tools": used,
+            }
 
     @app.post("/api/chat/stream")
     def chat_stream() -> Any:
@@ -148,7 +156,9 @@ def create_app(cfg: DemoConfig | None = None) -> Any:
                 trace_id = api.current_trace_id()
                 reply, used = [], []
                 try:
-                    for event in run_turn_sync(cfg, llm, tools, turn.llm_messages, stream=True, conversation_id=turn.conversation.id):
+                    for event in run_turn_sync(
+                        cfg, llm, tools, turn.llm_messages, stream=True, conversation_id=turn.conversation.id
+                    ):
                         if isinstance(event, ToolUsed):
                             used.append(event.result.to_json())
                         else:
@@ -157,12 +167,21 @@ def create_app(cfg: DemoConfig | None = None) -> Any:
                 except TurnFailed as exc:
                     api.mark_failed(exc.error_type, str(exc))
                     store.finish(turn, "".join(reply), trace_id, used, error=str(exc))
-                    yield api.sse({"type": "error", "error": str(exc), "conversation_id": turn.conversation.id, "trace_id": trace_id})
+                    yield api.sse(
+                        {
+                            "type": "error",
+                            "error": str(exc),
+                            "conversation_id": turn.conversation.id,
+                            "trace_id": trace_id,
+                        }
+                    )
                     return
                 answer = store.finish(turn, "".join(reply), trace_id, used)
                 yield api.sse(api.done_payload(turn, answer.id, trace_id))
 
         body = _in_context(contextvars.copy_context(), events())
-        return Response(body, mimetype="text/event-stream", headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return Response(
+            body, mimetype="text/event-stream", headers={"cache-control": "no-cache", "x-accel-buffering": "no"}
+        )
 
     return app

@@ -88,7 +88,9 @@ class ConversationStore:
             conv = self._items.get(conversation_id)
         return conv if conv is not None and conv.user_id == user_id else None
 
-    def begin(self, conversation_id: str | None, user_id: str, text: str, action: Action, message_id: str | None) -> Turn:
+    def begin(
+        self, conversation_id: str | None, user_id: str, text: str, action: Action, message_id: str | None
+    ) -> Turn:
         """Record the user's side of a turn and return the LLM's input. ``edit`` replaces the last user message and
         drops the answer to it; ``regenerate`` drops the last answer and asks again (``text`` is ignored)."""
         with self._lock:
@@ -110,7 +112,9 @@ class ConversationStore:
                 if conv.title == "New conversation":
                     conv.title = text.strip().splitlines()[0][:60] if text.strip() else conv.title
             else:
-                last_user = next((i for i in range(len(conv.messages) - 1, -1, -1) if conv.messages[i].role == "user"), None)
+                last_user = next(
+                    (i for i in range(len(conv.messages) - 1, -1, -1) if conv.messages[i].role == "user"), None
+                )
                 if last_user is None:
                     raise TurnRejected(f"nothing to {action}: the conversation has no message yet")
                 old = conv.messages[last_user]
@@ -126,10 +130,20 @@ class ConversationStore:
             del conv.messages[: max(0, len(conv.messages) - self.max_messages)]
             conv.updated = time.time()
             history = [m for m in conv.messages if not m.error]
-            llm_messages = [{"role": "system", "content": SYSTEM_PROMPT}] + [{"role": m.role, "content": m.content} for m in history]
-            return Turn(conversation=conv, action=action, user_message=user, llm_messages=llm_messages, replaced_message_id=replaced)
+            llm_messages = [{"role": "system", "content": SYSTEM_PROMPT}] + [
+                {"role": m.role, "content": m.content} for m in history
+            ]
+            return Turn(
+                conversation=conv,
+                action=action,
+                user_message=user,
+                llm_messages=llm_messages,
+                replaced_message_id=replaced,
+            )
 
-    def finish(self, turn: Turn, reply: str, trace_id: str | None, tools: list[dict[str, Any]], error: str | None = None) -> Message:
+    def finish(
+        self, turn: Turn, reply: str, trace_id: str | None, tools: list[dict[str, Any]], error: str | None = None
+    ) -> Message:
         answer = Message(id=new_id(), role="assistant", content=reply, trace_id=trace_id, error=error, tools=tools)
         with self._lock:
             turn.conversation.messages.append(answer)

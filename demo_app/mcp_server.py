@@ -80,7 +80,11 @@ def _eval_node(node: ast.AST) -> float | int:
             value = _BIN_OPS[type(node.op)](left, right)
         except ZeroDivisionError:
             raise ValueError("division by zero") from None
-        if isinstance(value, complex) or (isinstance(value, float) and not math.isfinite(value)) or abs(value) > _MAX_MAGNITUDE:
+        if (
+            isinstance(value, complex)
+            or (isinstance(value, float) and not math.isfinite(value))
+            or abs(value) > _MAX_MAGNITUDE
+        ):
             raise ValueError("result out of range")
         return value
     raise ValueError(f"unsupported element in expression: {type(node).__name__}")
@@ -105,7 +109,9 @@ def slow_seconds() -> float:
             raise ValueError
         return value
     except ValueError:
-        logger.warning("DEMO_SLOW_TOOL_SECONDS=%r: expected a number of seconds >= 0; using %s", raw, DEFAULT_SLOW_SECONDS)
+        logger.warning(
+            "DEMO_SLOW_TOOL_SECONDS=%r: expected a number of seconds >= 0; using %s", raw, DEFAULT_SLOW_SECONDS
+        )
         return DEFAULT_SLOW_SECONDS
 
 
@@ -117,7 +123,9 @@ def build_server(name: str = SERVER_NAME) -> Any:
 
     server = MCPServer(name=name, instructions="Support tools for the chatobs demo chat app.", log_level="WARNING")
 
-    @server.tool(description="Evaluate an arithmetic expression, e.g. '(2 + 3) * 4 / 7'. Numbers and + - * / // % ** only.")
+    @server.tool(
+        description="Evaluate an arithmetic expression, e.g. '(2 + 3) * 4 / 7'. Numbers and + - * / // % ** only."
+    )
     def calculator(expression: str) -> str:
         try:
             return repr(safe_eval(expression))
@@ -153,7 +161,10 @@ def _init_chatobs(transport: str) -> None:
         if not (os.environ.get("OTEL_SERVICE_NAME") or os.environ.get("CHATOBS_SERVICE_NAME")):
             overrides["service_name"] = "demo-mcp-server"
         if transport == "stdio" and "console" in os.environ.get("CHATOBS_EXPORTERS", "").lower():
-            print("demo mcp server: CHATOBS_EXPORTERS=console writes to stdout, the stdio protocol channel", file=sys.stderr)
+            print(
+                "demo mcp server: CHATOBS_EXPORTERS=console writes to stdout, the stdio protocol channel",
+                file=sys.stderr,
+            )
         chatobs.init(**overrides)
     except Exception as exc:  # noqa: BLE001 - a tool server without tracing is better than no tool server
         print(f"demo mcp server: chatobs not started: {exc}", file=sys.stderr)

@@ -33,11 +33,13 @@ class DemoConfig:
     # MCP tool server: ``stdio`` (the app spawns it) or ``http`` (``python -m demo_app`` starts it, at ``mcp_url``).
     mcp_transport: str = "stdio"
     mcp_url: str | None = None
-    mcp_command: tuple[str, ...] = field(default_factory=lambda: (sys.executable, "-m", "demo_app.mcp_server", "--transport", "stdio"))
+    mcp_command: tuple[str, ...] = field(
+        default_factory=lambda: (sys.executable, "-m", "demo_app.mcp_server", "--transport", "stdio")
+    )
     tool_timeout_s: float = 30.0
     viewer: bool = True  # mount chatobs's viewer at /_chatobs (only when traces go to the local store)
 
-    def with_(self, **changes: object) -> "DemoConfig":
+    def with_(self, **changes: object) -> DemoConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 

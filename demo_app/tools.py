@@ -30,8 +30,13 @@ class ToolResult:
     duration_ms: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "arguments": self.arguments, "result": self.text, "is_error": self.is_error,
-                "duration_ms": round(self.duration_ms, 1)}
+        return {
+            "name": self.name,
+            "arguments": self.arguments,
+            "result": self.text,
+            "is_error": self.is_error,
+            "duration_ms": round(self.duration_ms, 1),
+        }
 
 
 class ToolsUnavailable(RuntimeError):
@@ -43,7 +48,9 @@ def stdio_server(command: Sequence[str], env: dict[str, str] | None = None) -> A
 
     # The SDK passes only a minimal environment to the child by default; the tool server needs ours (PYTHONPATH,
     # CHATOBS_*: it traces itself into the same store).
-    return StdioServerParameters(command=command[0], args=list(command[1:]), env=dict(os.environ if env is None else env))
+    return StdioServerParameters(
+        command=command[0], args=list(command[1:]), env=dict(os.environ if env is None else env)
+    )
 
 
 class McpToolbox:
@@ -86,7 +93,7 @@ class McpToolbox:
                 self._client, self._tools = client, list(listed.tools)
                 ready.set_result(None)
                 await stop.wait()
-        except BaseException as exc:  # noqa: BLE001 - reported to whoever waits for the session
+        except BaseException as exc:  # reported to whoever waits for the session
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else ToolsUnavailable(repr(exc)))
             elif not isinstance(exc, asyncio.CancelledError):
@@ -106,7 +113,10 @@ class McpToolbox:
     async def definitions(self) -> list[dict[str, Any]]:
         await self._ensure()
         return [
-            {"type": "function", "function": {"name": t.name, "description": t.description or "", "parameters": t.input_schema}}
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description or "", "parameters": t.input_schema},
+            }
             for t in self._tools
         ]
 
@@ -135,7 +145,7 @@ class McpToolbox:
         if self._owner is not None:
             try:
                 await asyncio.wait_for(self._owner, 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
+            except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
                 self._owner.cancel()
         self._owner = None
 

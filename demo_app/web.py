@@ -121,17 +121,26 @@ class AsgiUnderWsgi:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length > 0 else b""
-        headers = [(k[5:].replace("_", "-").lower().encode("latin-1"), str(v).encode("latin-1"))
-                   for k, v in environ.items() if k.startswith("HTTP_")]
+        headers = [
+            (k[5:].replace("_", "-").lower().encode("latin-1"), str(v).encode("latin-1"))
+            for k, v in environ.items()
+            if k.startswith("HTTP_")
+        ]
         for key, name in (("CONTENT_TYPE", b"content-type"), ("CONTENT_LENGTH", b"content-length")):
             if environ.get(key):
                 headers.append((name, str(environ[key]).encode("latin-1")))
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": environ["REQUEST_METHOD"], "scheme": environ.get("wsgi.url_scheme", "http"),
-            "path": path, "raw_path": path.encode("latin-1"), "root_path": self.prefix,
-            "query_string": environ.get("QUERY_STRING", "").encode("latin-1"), "headers": headers,
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": environ["REQUEST_METHOD"],
+            "scheme": environ.get("wsgi.url_scheme", "http"),
+            "path": path,
+            "raw_path": path.encode("latin-1"),
+            "root_path": self.prefix,
+            "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
+            "headers": headers,
             "client": (environ.get("REMOTE_ADDR", ""), int(environ.get("REMOTE_PORT") or 0)),
             "server": (environ.get("SERVER_NAME", ""), int(environ.get("SERVER_PORT") or 0)),
         }

@@ -20,7 +20,9 @@ async def run(url: str) -> None:
         tools = await client.list_tools()
         for tool in tools.tools:
             props = (tool.input_schema or {}).get("properties", {}) if isinstance(tool.input_schema, dict) else {}
-            args: dict[str, Any] = {name: i + 1 for i, name in enumerate(props) if props[name].get("type") in ("number", "integer")}
+            args: dict[str, Any] = {
+                name: i + 1 for i, name in enumerate(props) if props[name].get("type") in ("number", "integer")
+            }
             await client.call_tool(tool.name, args)
 
 
@@ -34,7 +36,10 @@ def main() -> None:
     import chatobs
 
     chatobs.init()
-    with chatobs.scope(conversation_id="conformance", user_id="conformance-user"), chatobs.get_tracer().start_as_current_span("conformance"):
+    with (
+        chatobs.scope(conversation_id="conformance", user_id="conformance-user"),
+        chatobs.get_tracer().start_as_current_span("conformance"),
+    ):
         asyncio.run(run(url))
     chatobs.shutdown()
 

@@ -4,17 +4,20 @@
     python scripts/conformance_server.py --port 8770 [--no-chatobs]
 """
 
-
 import argparse
 import base64
 import json
 from typing import Any
 
 # A 1x1 red PNG and a tiny WAV header: the content types, not the media, are under test.
-PNG = base64.b64encode(bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082"
-)).decode()
-WAV = base64.b64encode(b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00D\xac\x00\x00\x88X\x01\x00\x02\x00\x10\x00data\x00\x00\x00\x00").decode()
+PNG = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082"
+    )
+).decode()
+WAV = base64.b64encode(
+    b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00D\xac\x00\x00\x88X\x01\x00\x02\x00\x10\x00data\x00\x00\x00\x00"
+).decode()
 
 
 def build() -> Any:
@@ -47,12 +50,18 @@ def build() -> Any:
 
     @server.tool(description="Returns an embedded resource.")
     def test_embedded_resource() -> list[Any]:
-        res = TextResourceContents(uri="test://embedded-resource", mime_type="text/plain", text="This is an embedded resource content.")
+        res = TextResourceContents(
+            uri="test://embedded-resource", mime_type="text/plain", text="This is an embedded resource content."
+        )
         return [EmbeddedResource(type="resource", resource=res)]
 
     @server.tool(description="Returns text, image and resource content.")
     def test_multiple_content_types() -> list[Any]:
-        res = TextResourceContents(uri="test://mixed-content-resource", mime_type="application/json", text=json.dumps({"test": "data", "value": 123}))
+        res = TextResourceContents(
+            uri="test://mixed-content-resource",
+            mime_type="application/json",
+            text=json.dumps({"test": "data", "value": 123}),
+        )
         return [
             TextContent(type="text", text="Multiple content types test:"),
             ImageContent(type="image", data=PNG, mime_type="image/png"),
@@ -93,47 +102,96 @@ def build() -> Any:
 
     @server.tool(description="Asks the user (elicitation).")
     async def test_elicitation(message: str, ctx: Context) -> str:
-        schema = {"type": "object", "properties": {"username": {"type": "string", "description": "User's response"}, "email": {"type": "string", "description": "User's email address"}}, "required": ["username", "email"]}
+        schema = {
+            "type": "object",
+            "properties": {
+                "username": {"type": "string", "description": "User's response"},
+                "email": {"type": "string", "description": "User's email address"},
+            },
+            "required": ["username", "email"],
+        }
         result = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
         return f"User response: action={result.action}, content={json.dumps(result.content)}"
 
     @server.tool(description="Elicitation with defaults for every primitive type (SEP-1034).")
     async def test_elicitation_sep1034_defaults(ctx: Context) -> str:
-        schema = {"type": "object", "properties": {
-            "name": {"type": "string", "default": "John Doe"},
-            "age": {"type": "integer", "default": 30},
-            "score": {"type": "number", "default": 95.5},
-            "status": {"type": "string", "enum": ["active", "inactive", "pending"], "default": "active"},
-            "verified": {"type": "boolean", "default": True},
-        }}
-        result = await ctx.session.elicit_form("Please review and update the form fields with defaults", schema, related_request_id=ctx.request_id)
+        schema = {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "default": "John Doe"},
+                "age": {"type": "integer", "default": 30},
+                "score": {"type": "number", "default": 95.5},
+                "status": {"type": "string", "enum": ["active", "inactive", "pending"], "default": "active"},
+                "verified": {"type": "boolean", "default": True},
+            },
+        }
+        result = await ctx.session.elicit_form(
+            "Please review and update the form fields with defaults", schema, related_request_id=ctx.request_id
+        )
         return f"Elicitation completed: action={result.action}, content={json.dumps(result.content)}"
 
     @server.tool(description="Elicitation with every enum variant (SEP-1330).")
     async def test_elicitation_sep1330_enums(ctx: Context) -> str:
-        schema = {"type": "object", "properties": {
-            "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
-            "titledSingle": {"type": "string", "oneOf": [{"const": "value1", "title": "First Option"}, {"const": "value2", "title": "Second Option"}, {"const": "value3", "title": "Third Option"}]},
-            "legacyEnum": {"type": "string", "enum": ["opt1", "opt2", "opt3"], "enumNames": ["Option One", "Option Two", "Option Three"]},
-            "untitledMulti": {"type": "array", "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
-            "titledMulti": {"type": "array", "items": {"anyOf": [{"const": "value1", "title": "First Choice"}, {"const": "value2", "title": "Second Choice"}, {"const": "value3", "title": "Third Choice"}]}},
-        }}
+        schema = {
+            "type": "object",
+            "properties": {
+                "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
+                "titledSingle": {
+                    "type": "string",
+                    "oneOf": [
+                        {"const": "value1", "title": "First Option"},
+                        {"const": "value2", "title": "Second Option"},
+                        {"const": "value3", "title": "Third Option"},
+                    ],
+                },
+                "legacyEnum": {
+                    "type": "string",
+                    "enum": ["opt1", "opt2", "opt3"],
+                    "enumNames": ["Option One", "Option Two", "Option Three"],
+                },
+                "untitledMulti": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["option1", "option2", "option3"]},
+                },
+                "titledMulti": {
+                    "type": "array",
+                    "items": {
+                        "anyOf": [
+                            {"const": "value1", "title": "First Choice"},
+                            {"const": "value2", "title": "Second Choice"},
+                            {"const": "value3", "title": "Third Choice"},
+                        ]
+                    },
+                },
+            },
+        }
         result = await ctx.session.elicit_form("Please select options", schema, related_request_id=ctx.request_id)
         return f"Elicitation completed: action={result.action}, content={json.dumps(result.content)}"
 
-    @server.resource("test://static-text", name="static-text", description="A static text resource.", mime_type="text/plain")
+    @server.resource(
+        "test://static-text", name="static-text", description="A static text resource.", mime_type="text/plain"
+    )
     def static_text() -> str:
         return "This is the content of the static text resource."
 
-    @server.resource("test://static-binary", name="static-binary", description="A static binary resource.", mime_type="image/png")
+    @server.resource(
+        "test://static-binary", name="static-binary", description="A static binary resource.", mime_type="image/png"
+    )
     def static_binary() -> bytes:
         return base64.b64decode(PNG)
 
-    @server.resource("test://watched-resource", name="watched-resource", description="A resource to subscribe to.", mime_type="text/plain")
+    @server.resource(
+        "test://watched-resource",
+        name="watched-resource",
+        description="A resource to subscribe to.",
+        mime_type="text/plain",
+    )
     def watched() -> str:
         return "Watched resource content."
 
-    @server.resource("test://template/{id}/data", name="template", description="A templated resource.", mime_type="application/json")
+    @server.resource(
+        "test://template/{id}/data", name="template", description="A templated resource.", mime_type="application/json"
+    )
     def templated(id: str) -> str:
         return json.dumps({"id": id, "templateTest": True, "data": f"Data for ID: {id}"})
 
@@ -146,8 +204,10 @@ def build() -> Any:
         return f"Prompt with arguments: arg1='{arg1}', arg2='{arg2}'"
 
     @server.prompt(description="A prompt embedding a resource.")
-    def test_prompt_with_embedded_resource(resourceUri: str) -> list[Any]:  # noqa: N803 - the suite's argument name
-        res = TextResourceContents(uri=resourceUri, mime_type="text/plain", text="Embedded resource content for testing.")
+    def test_prompt_with_embedded_resource(resourceUri: str) -> list[Any]:  # the suite's argument name
+        res = TextResourceContents(
+            uri=resourceUri, mime_type="text/plain", text="Embedded resource content for testing."
+        )
         return [
             {"role": "user", "content": EmbeddedResource(type="resource", resource=res)},
             {"role": "user", "content": TextContent(type="text", text="Please process the embedded resource above.")},

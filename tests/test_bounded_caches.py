@@ -14,8 +14,12 @@ from chatobs.pipeline.metrics import _LIMITS, OTHER, _Cardinality
 
 
 def _history(i: int, filler: str = "") -> str:
-    return json.dumps([{"role": "system", "content": "be brief" + filler},
-                       {"role": "user", "content": f"hello {i}, my key is AKIAIOSFODNN7EXAMPLE"}])
+    return json.dumps(
+        [
+            {"role": "system", "content": "be brief" + filler},
+            {"role": "user", "content": f"hello {i}, my key is AKIAIOSFODNN7EXAMPLE"},
+        ]
+    )
 
 
 def test_masker_memos_are_bounded_in_entries() -> None:
@@ -112,7 +116,9 @@ def test_pattern_mode_word_splitter_keeps_nothing_per_text() -> None:
 
     def run(start: int, n: int) -> None:
         for i in range(start, start + n):
-            artifacts = engine.process_text(f"mail jane.doe{i}@example.com or call +1 415 555 {i:04d}, ticket {i}", "en")
+            artifacts = engine.process_text(
+                f"mail jane.doe{i}@example.com or call +1 415 555 {i:04d}, ticket {i}", "en"
+            )
             assert f"jane.doe{i}@example.com" in list(artifacts.tokens)
 
     run(0, 50)

@@ -28,7 +28,11 @@ def test_defaults() -> None:
         ("CHATOBS_PII", "maybe", "CHATOBS_PII='maybe'"),
         ("OTEL_TRACES_SAMPLER", "sometimes", "OTEL_TRACES_SAMPLER='sometimes'"),
         ("CHATOBS_INSTRUMENT", "openai,cohere", "unknown SDK 'cohere'"),
-        ("CHATOBS_PRICING_FILE", "/nonexistent/prices.yaml", "CHATOBS_PRICING_FILE: file '/nonexistent/prices.yaml' does not exist"),
+        (
+            "CHATOBS_PRICING_FILE",
+            "/nonexistent/prices.yaml",
+            "CHATOBS_PRICING_FILE: file '/nonexistent/prices.yaml' does not exist",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, env: str, value: str, expect: str) -> None:

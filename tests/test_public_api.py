@@ -32,8 +32,15 @@ def test_old_paths_are_the_same_objects() -> None:
     assert chatobs.register_metric_reader is metrics.register_reader
     assert chatobs.sample_value is sampling.sample_value
     assert chatobs.is_sampled is sampling.keeps
-    for name in ("flush", "stats", "metrics_asgi_app", "metrics_wsgi_app", "register_metric_reader", "sample_value",
-                 "is_sampled"):
+    for name in (
+        "flush",
+        "stats",
+        "metrics_asgi_app",
+        "metrics_wsgi_app",
+        "register_metric_reader",
+        "sample_value",
+        "is_sampled",
+    ):
         assert name in dir(chatobs) and name in chatobs.__all__
 
 

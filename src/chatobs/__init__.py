@@ -78,8 +78,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .config import ConfigError, Settings
-    from .control import flush, stats
     from .context import ChatScope, current, current_trace_id, inject, request_span, scope, wrap
+    from .control import flush, stats
     from .instrument.decorators import agent, task, tool, workflow
     from .instrument.llm import allm_call, llm_call
     from .instrument.mcp import instrument_mcp_server

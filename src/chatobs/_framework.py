@@ -71,7 +71,9 @@ class _FrameworkTracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace.Span:
         if _keep or kind is SpanKind.SERVER:
-            return self._tracer.start_span(name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception)
+            return self._tracer.start_span(
+                name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+            )
         # The caller ends what it gets: hand it a non-recording stand-in carrying the parent's identity.
         return trace.NonRecordingSpan(trace.get_current_span(context).get_span_context())
 
@@ -90,7 +92,15 @@ class _FrameworkTracer(trace.Tracer):
     ) -> Iterator[trace.Span]:
         if _keep or kind is SpanKind.SERVER:
             with self._tracer.start_as_current_span(
-                name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception, end_on_exit
+                name,
+                context,
+                kind,
+                attributes,
+                links,
+                start_time,
+                record_exception,
+                set_status_on_exception,
+                end_on_exit,
             ) as span:
                 yield span
             return

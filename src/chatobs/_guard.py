@@ -47,7 +47,14 @@ def guard(kind: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - the whole point is to catch everything chatobs might raise
-        log_limited(kind, "chatobs: %s failed: %s: %s", kind, type(exc).__name__, exc, exc_info=logger.isEnabledFor(logging.DEBUG))
+        log_limited(
+            kind,
+            "chatobs: %s failed: %s: %s",
+            kind,
+            type(exc).__name__,
+            exc,
+            exc_info=logger.isEnabledFor(logging.DEBUG),
+        )
 
 
 def guarded(kind: str, default: Any = None) -> Callable[[F], F]:
@@ -59,7 +66,14 @@ def guarded(kind: str, default: Any = None) -> Callable[[F], F]:
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001
-                log_limited(kind, "chatobs: %s failed: %s: %s", kind, type(exc).__name__, exc, exc_info=logger.isEnabledFor(logging.DEBUG))
+                log_limited(
+                    kind,
+                    "chatobs: %s failed: %s: %s",
+                    kind,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
                 return default
 
         return wrapper  # type: ignore[return-value]

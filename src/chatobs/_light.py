@@ -31,7 +31,7 @@ from opentelemetry.util import types
 from . import __version__, semconv
 from .context import current, identity_attributes, scope_for_span
 
-__all__ = ["LightSpan", "start_span", "records_content", "configure"]
+__all__ = ["LightSpan", "configure", "records_content", "start_span"]
 
 # Attributes a light span never keeps: the payloads (messages, tool I/O) that make a span expensive to record.
 OMITTED: frozenset[str] = frozenset(
@@ -76,12 +76,31 @@ def _valid(value: Any) -> bool:
 class LightSpan(trace.Span):
     """A span of an unsampled trace: attributes without content, status, exceptions; ``end`` sends it on."""
 
-    __slots__ = ("_ctx", "parent", "name", "kind", "_attrs", "_events", "_status", "start_time", "end_time",
-                 "instrumentation_scope", "_sink", "_resource")
+    __slots__ = (
+        "_attrs",
+        "_ctx",
+        "_events",
+        "_resource",
+        "_sink",
+        "_status",
+        "end_time",
+        "instrumentation_scope",
+        "kind",
+        "name",
+        "parent",
+        "start_time",
+    )
 
-    def __init__(self, ctx: SpanContext, parent: SpanContext | None, name: str, kind: SpanKind,
-                 attributes: Mapping[str, Any] | None, scope: InstrumentationScope = _CHATOBS_SCOPE,
-                 start_time: int | None = None) -> None:
+    def __init__(
+        self,
+        ctx: SpanContext,
+        parent: SpanContext | None,
+        name: str,
+        kind: SpanKind,
+        attributes: Mapping[str, Any] | None,
+        scope: InstrumentationScope = _CHATOBS_SCOPE,
+        start_time: int | None = None,
+    ) -> None:
         self._ctx = ctx
         self.parent = parent
         self.name = name
@@ -133,7 +152,9 @@ class LightSpan(trace.Span):
 
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
         if self.end_time is None and len(self._events) < _MAX_EVENTS:
-            self._events.append(Event(name, dict(attributes or {}), timestamp if timestamp is not None else time.time_ns()))
+            self._events.append(
+                Event(name, dict(attributes or {}), timestamp if timestamp is not None else time.time_ns())
+            )
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         pass
@@ -153,13 +174,20 @@ class LightSpan(trace.Span):
             return  # the spec: OK is final
         self._status = new
 
-    def record_exception(self, exception: BaseException, attributes: types.Attributes = None,
-                         timestamp: int | None = None, escaped: bool = False) -> None:
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
         # Errors are rare and are what a tail rule keeps a dropped trace for: record them as the SDK does.
         attrs: dict[str, Any] = {
             semconv.EXCEPTION_TYPE: type(exception).__qualname__,
             semconv.EXCEPTION_MESSAGE: str(exception),
-            semconv.EXCEPTION_STACKTRACE: "".join(traceback.format_exception(type(exception), exception, exception.__traceback__)),
+            semconv.EXCEPTION_STACKTRACE: "".join(
+                traceback.format_exception(type(exception), exception, exception.__traceback__)
+            ),
             "exception.escaped": str(escaped),
         }
         if attributes:
@@ -180,9 +208,18 @@ class LightSpan(trace.Span):
 
     def finished(self) -> ReadableSpan:
         return ReadableSpan(
-            name=self.name, context=self._ctx, parent=self.parent, resource=self._resource, attributes=self._attrs,
-            events=tuple(self._events), links=(), kind=self.kind, status=self._status, start_time=self.start_time,
-            end_time=self.end_time, instrumentation_scope=self.instrumentation_scope,
+            name=self.name,
+            context=self._ctx,
+            parent=self.parent,
+            resource=self._resource,
+            attributes=self._attrs,
+            events=tuple(self._events),
+            links=(),
+            kind=self.kind,
+            status=self._status,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            instrumentation_scope=self.instrumentation_scope,
         )
 
     def __repr__(self) -> str:
@@ -230,7 +267,9 @@ def start_span(
         from .runtime import get_tracer
 
         tracer = get_tracer()
-    span = tracer.start_span(name, context=context, kind=kind, attributes=attributes, links=links, start_time=start_time)
+    span = tracer.start_span(
+        name, context=context, kind=kind, attributes=attributes, links=links, start_time=start_time
+    )
     if _sink is None or span.is_recording():
         return span
     sc = span.get_span_context()

@@ -67,7 +67,9 @@ def _clip(text: Any, width: int) -> str:
     return s if len(s) <= width else s[: max(1, width - 1)] + "…"
 
 
-def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, max_width: int = 40, right: Sequence[int] = ()) -> str:
+def table(
+    rows: Sequence[Sequence[Any]], headers: Sequence[str], *, max_width: int = 40, right: Sequence[int] = ()
+) -> str:
     """A plain aligned text table; cells are clipped to ``max_width`` and flattened to one line."""
     cells = [[_clip(c, max_width) for c in row] for row in rows]
     widths = [len(h) for h in headers]
@@ -114,7 +116,7 @@ class CliError(Exception):
         self.code = code
 
 
-def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _open(args: argparse.Namespace):
     from .exporters.local.queries import has_schema
     from .exporters.local.store import connect
 
@@ -125,14 +127,14 @@ def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         conn = connect(path, readonly=True)
         if not has_schema(conn):
             raise CliError(f"{path} is not a chatobs trace store (no traces table)", 1)
-    except Exception as exc:  # noqa: BLE001 - sqlite errors on a foreign file
+    except Exception as exc:  # sqlite errors on a foreign file
         if isinstance(exc, CliError):
             raise
         raise CliError(f"cannot read {path}: {exc}", 1) from None
     return conn
 
 
-def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _filters(args: argparse.Namespace):
     from .exporters.local.queries import Filters, parse_time
 
     try:
@@ -170,14 +172,45 @@ def cmd_traces(args: argparse.Namespace) -> int:
     if not rows:
         print("no traces match")
         return 0
-    print(table(
-        [[fmt_time(r["start_ns"]), r["trace_id"], r["conversation_id"], r["user_id"], r["route"] or r["name"],
-          fmt_ms(r["duration_ms"]), r["span_count"], r["llm_calls"], r["tool_calls"],
-          fmt_int((r["input_tokens"] or 0) + (r["output_tokens"] or 0)) if r["input_tokens"] or r["output_tokens"] else "-",
-          fmt_cost(r["cost_usd"]), r["status"]] for r in rows],
-        ["TIME", "TRACE", "CONVERSATION", "USER", "ROUTE", "DURATION", "SPANS", "LLM", "TOOLS", "TOKENS", "COST", "STATUS"],
-        right=(5, 6, 7, 8, 9, 10), max_width=32,
-    ))
+    print(
+        table(
+            [
+                [
+                    fmt_time(r["start_ns"]),
+                    r["trace_id"],
+                    r["conversation_id"],
+                    r["user_id"],
+                    r["route"] or r["name"],
+                    fmt_ms(r["duration_ms"]),
+                    r["span_count"],
+                    r["llm_calls"],
+                    r["tool_calls"],
+                    fmt_int((r["input_tokens"] or 0) + (r["output_tokens"] or 0))
+                    if r["input_tokens"] or r["output_tokens"]
+                    else "-",
+                    fmt_cost(r["cost_usd"]),
+                    r["status"],
+                ]
+                for r in rows
+            ],
+            [
+                "TIME",
+                "TRACE",
+                "CONVERSATION",
+                "USER",
+                "ROUTE",
+                "DURATION",
+                "SPANS",
+                "LLM",
+                "TOOLS",
+                "TOKENS",
+                "COST",
+                "STATUS",
+            ],
+            right=(5, 6, 7, 8, 9, 10),
+            max_width=32,
+        )
+    )
     print(f"\n{len(rows)} trace(s); `chatobs show TRACE` for one")
     return 0
 
@@ -189,7 +222,7 @@ def _bar(start: int, end: int, t0: int, total: int, width: int) -> str:
     if total <= 0:
         return "█".ljust(width)
     a = int((start - t0) / total * width)
-    b = max(a + 1, int(round((end - t0) / total * width)))
+    b = max(a + 1, round((end - t0) / total * width))
     a, b = min(a, width - 1), min(b, width)
     return (" " * a + "█" * (b - a)).ljust(width)
 
@@ -200,17 +233,32 @@ def cmd_show(args: argparse.Namespace) -> int:
     conn = _open(args)
     trace = get_trace(conn, args.trace_id)
     if trace is None:
-        raise CliError(f"no trace {args.trace_id!r} in the store (give the full ID or an unambiguous prefix of 6+ hex characters)", 1)
+        raise CliError(
+            f"no trace {args.trace_id!r} in the store (give the full ID or an unambiguous prefix of 6+ hex characters)",
+            1,
+        )
     if args.json:
         _print_json(trace)
         return 0
-    print(f"trace {trace['trace_id']}  {fmt_time(trace['start_ns'])}  {fmt_ms(trace['duration_ms'])}  {trace['status']}")
-    ident = [f"{k}={trace[c]}" for k, c in (("conversation", "conversation_id"), ("user", "user_id"), ("tenant", "tenant_id"), ("message", "message_id")) if trace.get(c)]
+    print(
+        f"trace {trace['trace_id']}  {fmt_time(trace['start_ns'])}  {fmt_ms(trace['duration_ms'])}  {trace['status']}"
+    )
+    ident = [
+        f"{k}={trace[c]}"
+        for k, c in (
+            ("conversation", "conversation_id"),
+            ("user", "user_id"),
+            ("tenant", "tenant_id"),
+            ("message", "message_id"),
+        )
+        if trace.get(c)
+    ]
     if ident:
         print("  " + "  ".join(ident))
-    tokens = (trace["input_tokens"] or 0) + (trace["output_tokens"] or 0)
-    print(f"  {trace['span_count']} spans, {trace['llm_calls']} LLM calls, {trace['tool_calls']} tool calls, "
-          f"{fmt_int(trace['input_tokens'] or 0)} in / {fmt_int(trace['output_tokens'] or 0)} out tokens, cost {fmt_cost(trace['cost_usd'])}")
+    print(
+        f"  {trace['span_count']} spans, {trace['llm_calls']} LLM calls, {trace['tool_calls']} tool calls, "
+        f"{fmt_int(trace['input_tokens'] or 0)} in / {fmt_int(trace['output_tokens'] or 0)} out tokens, cost {fmt_cost(trace['cost_usd'])}"
+    )
     print()
     t0 = trace["start_ns"]
     total = trace["end_ns"] - t0
@@ -219,7 +267,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"{'SPAN'.ljust(name_w)}  {'TIMELINE'.ljust(width)}  {'DURATION':>9}  DETAILS")
     for s in trace["spans"]:
         indent = "  " * min(s["depth"], 10)
-        label = (indent + _clip(_TYPE_MARK.get(s["span_type"], "·") + " " + s["name"], max(8, name_w - len(indent)))).ljust(name_w)
+        label = (
+            indent + _clip(_TYPE_MARK.get(s["span_type"], "·") + " " + s["name"], max(8, name_w - len(indent)))
+        ).ljust(name_w)
         details = []
         if s["model"]:
             details.append(s["model"])
@@ -233,7 +283,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             details.append(f"ttft {fmt_ms(s['ttft_ms'])}")
         if s["status"] == "error":
             details.append("ERROR" + (f": {s['status_message']}" if s["status_message"] else ""))
-        print(f"{label}  {_bar(s['start_ns'], s['end_ns'], t0, total, width)}  {fmt_ms(s['duration_ms']):>9}  {_clip(' '.join(details), 80) if details else ''}")
+        print(
+            f"{label}  {_bar(s['start_ns'], s['end_ns'], t0, total, width)}  {fmt_ms(s['duration_ms']):>9}  {_clip(' '.join(details), 80) if details else ''}"
+        )
         if not args.no_content:
             pad = indent + "    "
             for key, text in span_content(s):
@@ -255,35 +307,119 @@ def cmd_stats(args: argparse.Namespace) -> int:
     window = f"since {args.since}" if args.since else "all time"
     if args.until:
         window += f" until {args.until}"
-    print(f"chatobs stats ({window}): {t['turns']} chat turns (+{t['other_traces']} other traces), "
-          f"{t['conversations']} conversations, {t['users']} users, "
-          f"{t['llm_calls']} LLM calls, {t['tool_calls']} tool calls, {fmt_int(t['input_tokens'])} in / "
-          f"{fmt_int(t['output_tokens'])} out tokens, cost {fmt_cost(t['cost_usd'])}, {t['error_traces']} traces with errors")
+    print(
+        f"chatobs stats ({window}): {t['turns']} chat turns (+{t['other_traces']} other traces), "
+        f"{t['conversations']} conversations, {t['users']} users, "
+        f"{t['llm_calls']} LLM calls, {t['tool_calls']} tool calls, {fmt_int(t['input_tokens'])} in / "
+        f"{fmt_int(t['output_tokens'])} out tokens, cost {fmt_cost(t['cost_usd'])}, {t['error_traces']} traces with errors"
+    )
     if not t["traces"]:
         return 0
 
-    def section(title: str, rows: list[dict[str, Any]], cols: list[tuple[str, str, Callable[[Any], str]]], right_from: int = 1) -> None:
+    def section(
+        title: str, rows: list[dict[str, Any]], cols: list[tuple[str, str, Callable[[Any], str]]], right_from: int = 1
+    ) -> None:
         if not rows:
             return
         print(f"\n{title}")
-        print(table([[fn(r.get(k)) for _, k, fn in cols] for r in rows], [h for h, _, _ in cols], right=range(right_from, len(cols))))
+        print(
+            table(
+                [[fn(r.get(k)) for _, k, fn in cols] for r in rows],
+                [h for h, _, _ in cols],
+                right=range(right_from, len(cols)),
+            )
+        )
 
     ident: Callable[[Any], str] = lambda v: "-" if v is None else str(v)  # noqa: E731
-    lat = [("COUNT", "count", ident), ("P50", "p50_ms", fmt_ms), ("P95", "p95_ms", fmt_ms), ("P99", "p99_ms", fmt_ms), ("MAX", "max_ms", fmt_ms)]
+    lat = [
+        ("COUNT", "count", ident),
+        ("P50", "p50_ms", fmt_ms),
+        ("P95", "p95_ms", fmt_ms),
+        ("P99", "p99_ms", fmt_ms),
+        ("MAX", "max_ms", fmt_ms),
+    ]
     section("Latency by route", s["latency_by_route"], [("ROUTE", "key", ident), *lat])
     section("Latency by model", s["latency_by_model"], [("MODEL", "key", ident), *lat])
     section("Latency by tool", s["latency_by_tool"], [("TOOL", "key", ident), *lat])
-    usage = [("CALLS", "calls", ident), ("INPUT TOK", "input_tokens", fmt_int), ("OUTPUT TOK", "output_tokens", fmt_int), ("COST", "cost_usd", fmt_cost)]
+    usage = [
+        ("CALLS", "calls", ident),
+        ("INPUT TOK", "input_tokens", fmt_int),
+        ("OUTPUT TOK", "output_tokens", fmt_int),
+        ("COST", "cost_usd", fmt_cost),
+    ]
     section("Tokens and cost by model", s["usage_by_model"], [("MODEL", "key", ident), *usage])
     section("Tokens and cost by user", s["usage_by_user"], [("USER", "key", ident), *usage])
     section("Tokens and cost by conversation", s["usage_by_conversation"], [("CONVERSATION", "key", ident), *usage])
     section("Tokens and cost by day (UTC)", s["usage_by_day"], [("DAY", "key", ident), *usage])
-    section("Tools by MCP server", s["tools_by_server"], [("SERVER", "server", ident), ("TOOL", "tool", ident), ("CALLS", "calls", ident), ("ERRORS", "errors", ident), ("SUCCESS", "success_pct", lambda v: f"{v}%"), ("AVG", "avg_ms", fmt_ms), ("MAX", "max_ms", fmt_ms)], right_from=2)
-    section("Slowest tool calls", s["slowest_tool_calls"], [("TOOL", "tool", ident), ("SERVER", "server", ident), ("DURATION", "duration_ms", fmt_ms), ("STATUS", "status", ident), ("TRACE", "trace_id", ident)], right_from=2)
-    section("Tool errors", s["tool_errors"], [("TIME", "start_ns", fmt_time), ("TOOL", "tool", ident), ("SERVER", "server", ident), ("ERROR", "error", ident), ("TRACE", "trace_id", ident)], right_from=99)
-    section("LLM errors by provider", s["llm_errors_by_provider"], [("PROVIDER", "provider", ident), ("CALLS", "calls", ident), ("ERRORS", "errors", ident), ("ERROR RATE", "error_pct", lambda v: f"{v}%")])
-    section("Most active conversations", s["active_conversations"], [("CONVERSATION", "key", ident), ("TURNS", "turns", ident), ("USER", "user_id", ident), ("LAST", "last_ns", fmt_time)], right_from=1)
-    section("Most active users", s["active_users"], [("USER", "key", ident), ("TURNS", "turns", ident), ("CONVERSATIONS", "conversations", ident), ("LAST", "last_ns", fmt_time)])
+    section(
+        "Tools by MCP server",
+        s["tools_by_server"],
+        [
+            ("SERVER", "server", ident),
+            ("TOOL", "tool", ident),
+            ("CALLS", "calls", ident),
+            ("ERRORS", "errors", ident),
+            ("SUCCESS", "success_pct", lambda v: f"{v}%"),
+            ("AVG", "avg_ms", fmt_ms),
+            ("MAX", "max_ms", fmt_ms),
+        ],
+        right_from=2,
+    )
+    section(
+        "Slowest tool calls",
+        s["slowest_tool_calls"],
+        [
+            ("TOOL", "tool", ident),
+            ("SERVER", "server", ident),
+            ("DURATION", "duration_ms", fmt_ms),
+            ("STATUS", "status", ident),
+            ("TRACE", "trace_id", ident),
+        ],
+        right_from=2,
+    )
+    section(
+        "Tool errors",
+        s["tool_errors"],
+        [
+            ("TIME", "start_ns", fmt_time),
+            ("TOOL", "tool", ident),
+            ("SERVER", "server", ident),
+            ("ERROR", "error", ident),
+            ("TRACE", "trace_id", ident),
+        ],
+        right_from=99,
+    )
+    section(
+        "LLM errors by provider",
+        s["llm_errors_by_provider"],
+        [
+            ("PROVIDER", "provider", ident),
+            ("CALLS", "calls", ident),
+            ("ERRORS", "errors", ident),
+            ("ERROR RATE", "error_pct", lambda v: f"{v}%"),
+        ],
+    )
+    section(
+        "Most active conversations",
+        s["active_conversations"],
+        [
+            ("CONVERSATION", "key", ident),
+            ("TURNS", "turns", ident),
+            ("USER", "user_id", ident),
+            ("LAST", "last_ns", fmt_time),
+        ],
+        right_from=1,
+    )
+    section(
+        "Most active users",
+        s["active_users"],
+        [
+            ("USER", "key", ident),
+            ("TURNS", "turns", ident),
+            ("CONVERSATIONS", "conversations", ident),
+            ("LAST", "last_ns", fmt_time),
+        ],
+    )
     if s["hourly_traffic"]:
         print("\nHourly traffic (UTC)")
         peak = max(h["traces"] for h in s["hourly_traffic"]) or 1
@@ -303,7 +439,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
     path = Path(args.db) if args.db else _default_db()
     if not path.exists():
         raise CliError(f"no trace store at {path}", 1)
-    _progress(f"forgetting {'user ' + args.user if args.user else ''}{' conversation ' + args.conversation if args.conversation else ''}…")
+    _progress(
+        f"forgetting {'user ' + args.user if args.user else ''}{' conversation ' + args.conversation if args.conversation else ''}…"
+    )
     store = Store(path)
     try:
         removed = store.forget(user_id=args.user, conversation_id=args.conversation)
@@ -313,8 +451,17 @@ def cmd_forget(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"user": args.user, "conversation": args.conversation, **removed})
         return 0
-    who = " and ".join(x for x in (f"user {args.user!r}" if args.user else "", f"conversation {args.conversation!r}" if args.conversation else "") if x)
-    print(f"removed {removed['traces']} traces ({removed['spans']} spans, {removed['conversations']} conversations) of {who} from {path}")
+    who = " and ".join(
+        x
+        for x in (
+            f"user {args.user!r}" if args.user else "",
+            f"conversation {args.conversation!r}" if args.conversation else "",
+        )
+        if x
+    )
+    print(
+        f"removed {removed['traces']} traces ({removed['spans']} spans, {removed['conversations']} conversations) of {who} from {path}"
+    )
     return 0
 
 
@@ -367,7 +514,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     path = Path(args.db) if args.db else _default_db()
     token = os.environ.get("CHATOBS_VIEWER_TOKEN") or None
     if not is_loopback(args.host) and not token:
-        raise CliError(f"--host {args.host}: the viewer shows prompts and replies; serving it beyond this machine requires CHATOBS_VIEWER_TOKEN")
+        raise CliError(
+            f"--host {args.host}: the viewer shows prompts and replies; serving it beyond this machine requires CHATOBS_VIEWER_TOKEN"
+        )
     try:
         import uvicorn
     except ImportError:
@@ -388,7 +537,9 @@ def _add_common(p: argparse.ArgumentParser, *, filters: bool = False, window: bo
         p.add_argument("--user", "-u", help="only this user ID")
         p.add_argument("--model", "-m", help="only traces that called this model")
         p.add_argument("--tool", "-t", help="only traces that called this tool")
-        p.add_argument("--status", choices=("ok", "error"), help="only traces with (error) or without (ok) failed spans")
+        p.add_argument(
+            "--status", choices=("ok", "error"), help="only traces with (error) or without (ok) failed spans"
+        )
     if filters or window:
         p.add_argument("--since", help="start of the window: 30m, 2h, 7d or an ISO time")
         p.add_argument("--until", help="end of the window: same forms as --since")
@@ -397,18 +548,27 @@ def _add_common(p: argparse.ArgumentParser, *, filters: bool = False, window: bo
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="chatobs", description="LLM observability for chat apps: check the setup, read the local trace store.")
+    parser = argparse.ArgumentParser(
+        prog="chatobs", description="LLM observability for chat apps: check the setup, read the local trace store."
+    )
     parser.add_argument("--version", action="version", version=f"chatobs {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("doctor", help="show the effective configuration and check every exporter with a synthetic trace")
+    p = sub.add_parser(
+        "doctor", help="show the effective configuration and check every exporter with a synthetic trace"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--all", action="store_true", help="list every setting, not only the ones that differ from the default")
+    p.add_argument(
+        "--all", action="store_true", help="list every setting, not only the ones that differ from the default"
+    )
     p.add_argument("--no-check", action="store_true", help="do not send the synthetic trace")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds each live check may take (default 5)")
     p.set_defaults(func=cmd_doctor)
 
-    sub.add_parser("agent", help="run the agent in the foreground (sidecar, systemd), or --status of the running one; see docs/agent.md")
+    sub.add_parser(
+        "agent",
+        help="run the agent in the foreground (sidecar, systemd), or --status of the running one; see docs/agent.md",
+    )
 
     p = sub.add_parser("traces", help="recent traces, newest first")
     _add_common(p, filters=True)
@@ -436,7 +596,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write spans as JSONL or OTLP-JSON, to move them into another backend")
     _add_common(p, filters=True)
-    p.add_argument("--format", "-f", choices=("jsonl", "otlp-json"), default="jsonl", help="jsonl: one span per line; otlp-json: one OTLP ExportTraceServiceRequest per trace per line")
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=("jsonl", "otlp-json"),
+        default="jsonl",
+        help="jsonl: one span per line; otlp-json: one OTLP ExportTraceServiceRequest per trace per line",
+    )
     p.add_argument("--output", "-o", help="file to write (default: standard output)")
     p.set_defaults(func=cmd_export)
 

@@ -21,7 +21,7 @@ from opentelemetry import propagate, trace
 
 from . import semconv
 
-__all__ = ["ChatScope", "current", "scope", "wrap", "inject", "identity_attributes", "request_span", "BAGGAGE_KEYS"]
+__all__ = ["BAGGAGE_KEYS", "ChatScope", "current", "identity_attributes", "inject", "request_span", "scope", "wrap"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,7 +74,7 @@ def exported_user_id(user_id: str) -> str:
 
 
 def identity_attributes(s: ChatScope) -> dict[str, str | bool]:
-    attrs: dict[str, str] = {}
+    attrs: dict[str, str | bool] = {}
     if s.conversation_id:
         attrs[semconv.GEN_AI_CONVERSATION_ID] = s.conversation_id
         attrs[semconv.SESSION_ID] = s.conversation_id
@@ -101,7 +101,7 @@ def scope_from_baggage(ctx: otel_context.Context | None = None) -> ChatScope | N
     values = otel_baggage.get_all(ctx)
     if not values:
         return None
-    found = {fname: str(values[key]) for key, fname in BAGGAGE_KEYS.items() if values.get(key)}
+    found: dict[str, Any] = {fname: str(values[key]) for key, fname in BAGGAGE_KEYS.items() if values.get(key)}
     return ChatScope(**found) if found else None
 
 
@@ -111,7 +111,9 @@ def scope_for_span(ctx: otel_context.Context | None = None) -> ChatScope | None:
     return current(ctx) or current() or scope_from_baggage(ctx)
 
 
-def context_with_scope(s: ChatScope, ctx: otel_context.Context | None = None, propagate_identity: bool = True) -> otel_context.Context:
+def context_with_scope(
+    s: ChatScope, ctx: otel_context.Context | None = None, propagate_identity: bool = True
+) -> otel_context.Context:
     """``ctx`` (default: current) with ``s`` set and, if ``propagate_identity``, its IDs added to the baggage."""
     ctx = otel_context.set_value(_SCOPE_KEY, s, ctx)
     if propagate_identity:

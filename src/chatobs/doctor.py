@@ -18,7 +18,7 @@ from typing import Any
 
 from . import semconv
 
-__all__ = ["run", "effective_config", "check_exporter", "check_masking", "synthetic_trace"]
+__all__ = ["check_exporter", "check_masking", "effective_config", "run", "synthetic_trace"]
 
 _URL_CREDENTIALS = re.compile(r"(\w+://)([^/@\s]+)@")
 
@@ -42,13 +42,13 @@ def _show(value: Any) -> str:
 
 def effective_config(settings: Any, *, show_all: bool = False) -> list[ConfigLine]:
     """Every setting that differs from its default (or all), with the variable it came from; secrets as ``***``."""
-    from .config import Settings
+    from .config import Settings, field_meta
 
     env = {k.upper() for k in os.environ}
     lines: list[ConfigLine] = []
     for name, info in Settings.model_fields.items():
-        extra = info.json_schema_extra or {}
-        names: list[str] = list(extra.get("env", [name]))  # type: ignore[union-attr, arg-type]
+        extra = field_meta(info)
+        names: list[str] = list(extra.get("env", [name]))
         from_env = next((n for n in names if n.upper() in env), None)
         value = getattr(settings, name)
         default = info.default
@@ -60,7 +60,15 @@ def effective_config(settings: Any, *, show_all: bool = False) -> list[ConfigLin
             shown = "*** (set)" if value else "(not set)"
         else:
             shown = _show(value)
-        lines.append(ConfigLine(name, from_env or names[0], shown, "environment" if from_env else ("init/default" if changed else "default"), secret))
+        lines.append(
+            ConfigLine(
+                name,
+                from_env or names[0],
+                shown,
+                "environment" if from_env else ("init/default" if changed else "default"),
+                secret,
+            )
+        )
     return lines
 
 
@@ -75,21 +83,53 @@ def synthetic_trace(settings: Any) -> list[Any]:
 
     resource = _build_resource(settings)
     trace_id = random.getrandbits(128) or 1
-    root_ctx = SpanContext(trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-    child_ctx = SpanContext(trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    root_ctx = SpanContext(
+        trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+    )
+    child_ctx = SpanContext(
+        trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+    )
     now = time.time_ns()
     scope = InstrumentationScope("chatobs", __version__)
-    ids = {semconv.GEN_AI_CONVERSATION_ID: "chatobs-doctor", semconv.USER_ID: "chatobs-doctor", "chatobs.doctor": True}
+    ids: dict[str, str | bool] = {
+        semconv.GEN_AI_CONVERSATION_ID: "chatobs-doctor",
+        semconv.USER_ID: "chatobs-doctor",
+        "chatobs.doctor": True,
+    }
     root = ReadableSpan(
-        name="chatobs doctor", context=root_ctx, parent=None, resource=resource, kind=SpanKind.SERVER,
-        attributes={**ids, semconv.CHAT_REQUEST: True, semconv.ROUTE: "/_chatobs/doctor", semconv.INPUT: "synthetic check", semconv.OUTPUT: "ok"},
-        start_time=now - 3_000_000, end_time=now, instrumentation_scope=scope,
+        name="chatobs doctor",
+        context=root_ctx,
+        parent=None,
+        resource=resource,
+        kind=SpanKind.SERVER,
+        attributes={
+            **ids,
+            semconv.CHAT_REQUEST: True,
+            semconv.ROUTE: "/_chatobs/doctor",
+            semconv.INPUT: "synthetic check",
+            semconv.OUTPUT: "ok",
+        },
+        start_time=now - 3_000_000,
+        end_time=now,
+        instrumentation_scope=scope,
     )
     llm = ReadableSpan(
-        name="chat chatobs-doctor", context=child_ctx, parent=root_ctx, resource=resource, kind=SpanKind.CLIENT,
-        attributes={**ids, semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT, semconv.GEN_AI_PROVIDER_NAME: "chatobs",
-                    semconv.GEN_AI_REQUEST_MODEL: "chatobs-doctor", semconv.GEN_AI_USAGE_INPUT_TOKENS: 1, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1},
-        start_time=now - 2_000_000, end_time=now - 1_000_000, instrumentation_scope=scope,
+        name="chat chatobs-doctor",
+        context=child_ctx,
+        parent=root_ctx,
+        resource=resource,
+        kind=SpanKind.CLIENT,
+        attributes={
+            **ids,
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+            semconv.GEN_AI_PROVIDER_NAME: "chatobs",
+            semconv.GEN_AI_REQUEST_MODEL: "chatobs-doctor",
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: 1,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1,
+        },
+        start_time=now - 2_000_000,
+        end_time=now - 1_000_000,
+        instrumentation_scope=scope,
     )
     return [llm, root]
 
@@ -119,7 +159,9 @@ def _target(name: str, settings: Any) -> str:
     if name == "otlp":
         if settings.otlp_traces_endpoint:
             return _show(settings.otlp_traces_endpoint)
-        base = settings.otlp_endpoint or ("http://localhost:4317" if settings.otlp_protocol == "grpc" else "http://localhost:4318")
+        base = settings.otlp_endpoint or (
+            "http://localhost:4317" if settings.otlp_protocol == "grpc" else "http://localhost:4318"
+        )
         return _show(base if settings.otlp_protocol == "grpc" else base.rstrip("/") + "/v1/traces")
     if name == "langfuse":
         return _show(settings.langfuse_base_url or "https://cloud.langfuse.com")
@@ -156,7 +198,9 @@ def check_exporter(name: str, reason: str, settings: Any, *, timeout_s: float = 
         elapsed = (time.perf_counter() - started) * 1000
         ok = getattr(result, "name", str(result)) == "SUCCESS" and flushed is not False
         if ok:
-            detail = f"synthetic trace {format(spans[0].context.trace_id, '032x')} accepted by {_target(name, settings)}"
+            detail = (
+                f"synthetic trace {format(spans[0].context.trace_id, '032x')} accepted by {_target(name, settings)}"
+            )
         else:
             why = _failure_reason(recorder.messages, flushed)
             detail = f"{_target(name, settings)}: {why}"
@@ -187,7 +231,9 @@ def check_masking(settings: Any, *, live: bool = True, timeout_s: float = 60.0) 
 
     kind = worker_kind(settings)
     if kind == "none":
-        return CheckResult("masking", "CHATOBS_PII=off", True, None, "off: content exported unmasked (secrets still scrubbed)")
+        return CheckResult(
+            "masking", "CHATOBS_PII=off", True, None, "off: content exported unmasked (secrets still scrubbed)"
+        )
     reason = f"CHATOBS_PII={settings.pii_mode}, CHATOBS_MASKING_WORKER={settings.masking_worker}"
     started = time.perf_counter()
     backend: Any
@@ -210,7 +256,9 @@ def check_masking(settings: Any, *, live: bool = True, timeout_s: float = 60.0) 
         out = backend.mask_many([(_MASKING_SAMPLE, None)], timeout_s)
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         if not isinstance(out[0], str) or "ann@example.com" in out[0]:
-            return CheckResult("masking", reason, False, elapsed, f"a sample e-mail address was not masked (got {out[0]!r})")
+            return CheckResult(
+                "masking", reason, False, elapsed, f"a sample e-mail address was not masked (got {out[0]!r})"
+            )
         where = "worker process" if kind == "process" else "background thread"
         return CheckResult("masking", reason, True, elapsed, f"{where} masked a sample: {out[0]!r}")
     except Exception as exc:  # noqa: BLE001 - report it, that is the point of doctor
@@ -260,15 +308,19 @@ def run(args: argparse.Namespace) -> int:
 
     agent_info, agent_lines = agent_report(settings)
     if args.json:
-        json.dump({
-            "ok": ok,
-            "active": settings.active,
-            "agent": agent_info,
-            "config": [asdict(c) for c in config],
-            "exporters": [{"name": n, "reason": r} for n, r in chosen],
-            "checks": [asdict(r) for r in results],
-            "masking": asdict(masking) if masking is not None else None,
-        }, sys.stdout, indent=2)
+        json.dump(
+            {
+                "ok": ok,
+                "active": settings.active,
+                "agent": agent_info,
+                "config": [asdict(c) for c in config],
+                "exporters": [{"name": n, "reason": r} for n, r in chosen],
+                "checks": [asdict(r) for r in results],
+                "masking": asdict(masking) if masking is not None else None,
+            },
+            sys.stdout,
+            indent=2,
+        )
         print()
         return 0 if ok else 1
     from .cli import table
@@ -291,13 +343,31 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {line}")
     if results:
         print(f"\nLive check (a synthetic 2-span chat trace, timeout {args.timeout:g}s)")
-        print(table([[r.exporter, "OK" if r.ok else "FAILED", f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "-", r.detail] for r in results],
-                    ["EXPORTER", "RESULT", "LATENCY", "DETAIL"], max_width=100, right=(2,)))
-        for r in results:
-            if not r.ok:
-                print(f"\n{r.exporter} failed: {r.detail}")
+        print(
+            table(
+                [
+                    [
+                        r.exporter,
+                        "OK" if r.ok else "FAILED",
+                        f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "-",
+                        r.detail,
+                    ]
+                    for r in results
+                ],
+                ["EXPORTER", "RESULT", "LATENCY", "DETAIL"],
+                max_width=100,
+                right=(2,),
+            )
+        )
+        for result in results:
+            if not result.ok:
+                print(f"\n{result.exporter} failed: {result.detail}")
         exporters_ok = all(r.ok for r in results)
-        print("\nall exporters OK" if exporters_ok else "\nsome exporters FAILED: fix the setting named above, then run `chatobs doctor` again")
+        print(
+            "\nall exporters OK"
+            if exporters_ok
+            else "\nsome exporters FAILED: fix the setting named above, then run `chatobs doctor` again"
+        )
     if masking is not None:
         print(f"\nMasking ({masking.reason})")
         print(f"  {'OK' if masking.ok else 'FAILED'}: {masking.detail}")

@@ -30,7 +30,7 @@ from .pipeline.core import PipelineProcessor, ScopeProcessor, Stage
 
 logger = logging.getLogger("chatobs")
 
-__all__ = ["init", "shutdown", "get_runtime", "settings_or_none", "get_tracer", "Runtime"]
+__all__ = ["Runtime", "get_runtime", "get_tracer", "init", "settings_or_none", "shutdown"]
 
 
 @dataclass
@@ -113,7 +113,14 @@ def _build_stages(settings: Settings) -> list[Stage]:
 
     # Order matters: content first (LLM content snapshots -> GenAI attributes, as every later stage expects them); cost
     # before metrics and tail sampling (cost rules); masking last, just before fan-out.
-    built = [content.build(settings), cost.build(settings), metrics.build(settings), alerts.build(settings), sampling.build(settings), redaction.build(settings)]
+    built = [
+        content.build(settings),
+        cost.build(settings),
+        metrics.build(settings),
+        alerts.build(settings),
+        sampling.build(settings),
+        redaction.build(settings),
+    ]
     return [s for s in built if s is not None]
 
 
@@ -169,8 +176,9 @@ def _handoff(settings: Settings, overrides: dict[str, Any], resource: Resource, 
     if mode == "auto":
         env = sockdir.agent_environment(settings, overrides, env_name)
         start = partial(launch.ensure_agent, path, env, idle_exit_s=settings.agent_idle_exit_s)
-    return HandoffProcessor(path, resource, start=start, queue_size=settings.agent_queue_size,
-                            batch_size=settings.export_batch_size)
+    return HandoffProcessor(
+        path, resource, start=start, queue_size=settings.agent_queue_size, batch_size=settings.export_batch_size
+    )
 
 
 def start_headless(settings: Settings) -> Runtime:
@@ -179,9 +187,17 @@ def start_headless(settings: Settings) -> Runtime:
     global _runtime, _settings
     with _lock:
         specs, stages, channels, pipeline = build_pipeline(settings)
-        runtime = Runtime(settings=settings, provider=None, owns_provider=True, sampler=ParentBased(ALWAYS_ON),
-                          scope_processor=ScopeProcessor(), pipeline=pipeline, exporters=specs, channels=channels,
-                          stages=stages)
+        runtime = Runtime(
+            settings=settings,
+            provider=None,
+            owns_provider=True,
+            sampler=ParentBased(ALWAYS_ON),
+            scope_processor=ScopeProcessor(),
+            pipeline=pipeline,
+            exporters=specs,
+            channels=channels,
+            stages=stages,
+        )
         _runtime, _settings = runtime, settings
         return runtime
 
@@ -217,10 +233,13 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
             pipeline = None
             # What the agent for this configuration runs (same settings, same choice), for banners and doctor; the
             # user-run agent (`connect`) decides for itself.
-            specs = [ExporterSpec(name=n, exporter=None, reason=f"{r}; in the agent") for n, r in choose(settings)] if mode == "auto" else []  # type: ignore[arg-type]
+            specs = (
+                [ExporterSpec(name=n, exporter=None, reason=f"{r}; in the agent") for n, r in choose(settings)]  # type: ignore[arg-type]  # a name and reason only: the exporter lives in the agent
+                if mode == "auto"
+                else []
+            )
         scope_processor = ScopeProcessor()
         from .context import set_user_id_transform
-
         from .hashing import hash_key_hex, user_id_hasher
 
         set_user_id_transform(user_id_hasher(settings) if hash_key_hex(settings) is not None else None)
@@ -285,7 +304,8 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         logger.info(
             "chatobs %s: exporters %s; instrumented %s",
             __version__,
-            ", ".join(f"{s.name} ({s.reason})" for s in specs) or ("none" if mode == "inprocess" else "chosen by the user-run agent"),
+            ", ".join(f"{s.name} ({s.reason})" for s in specs)
+            or ("none" if mode == "inprocess" else "chosen by the user-run agent"),
             ", ".join(runtime.instrumented) or "nothing",
         )
         return runtime

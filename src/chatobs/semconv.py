@@ -18,7 +18,9 @@ ROUTE: Final = "chatobs.route"
 # --- chatobs markers ----------------------------------------------------------------------------------------------
 CHAT_REQUEST: Final = "chatobs.request"  # True on the SERVER span of a chat request (the trace's chat root)
 CHAT_TURN: Final = "chatobs.chat_turn"  # False on every span of a request that is not a chat turn (never stored)
-OBSERVATION_TYPE: Final = "chatobs.observation.type"  # workflow | task | agent | tool | llm | mcp (decorators, adapters)
+OBSERVATION_TYPE: Final = (
+    "chatobs.observation.type"  # workflow | task | agent | tool | llm | mcp (decorators, adapters)
+)
 INPUT: Final = "chatobs.input"  # decorator / request input (JSON), masked before export
 OUTPUT: Final = "chatobs.output"  # decorator / request output (JSON), masked before export
 SLOW: Final = "chatobs.slow"
@@ -34,7 +36,9 @@ REDACTED: Final = "chatobs.redacted"  # list of attribute names that were masked
 REDACTION_FAILED: Final = "chatobs.redaction.failed"
 TRUNCATED: Final = "chatobs.truncated"
 MCP_SERVER_NAME: Final = "chatobs.mcp.server.name"
-MCP_SERVER_COMMAND: Final = "chatobs.mcp.server.command"  # stdio servers: the launched command (secret-looking args hidden)
+MCP_SERVER_COMMAND: Final = (
+    "chatobs.mcp.server.command"  # stdio servers: the launched command (secret-looking args hidden)
+)
 # On a SERVER tools/call span: the caller is a chatobs-instrumented MCP client, whose CLIENT span counts the call.
 MCP_CALLER_TRACED: Final = "chatobs.mcp.caller.traced"
 EDIT: Final = "chatobs.edit"
@@ -170,7 +174,12 @@ FOREIGN_CONTENT_ATTRIBUTES: Final = frozenset(
         "db.statement",
     }
 )
-FOREIGN_CONTENT_PREFIXES: Final = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
+FOREIGN_CONTENT_PREFIXES: Final = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+)
 HTTP_RESPONSE_HEADER_PREFIX: Final = "http.response.header."
 # Span-event attributes that never carry content (everything else on an event is masked like content).
 EVENT_NON_CONTENT_ATTRIBUTES: Final = frozenset({EXCEPTION_TYPE, "exception.escaped"})

@@ -14,10 +14,9 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import PYTHON, REPO, subprocess_env
-
 import chatobs.core.wire as wire
 from chatobs.core.client import AgentUnavailable, request
+from tests.conftest import PYTHON, REPO, subprocess_env
 
 
 def free_port() -> int:
@@ -74,23 +73,52 @@ def count_spans(db: Path, where: str = "1=1") -> int:
 class Server:
     """``uvicorn`` or ``gunicorn -k uvicorn.workers.UvicornWorker`` serving tests/agent/chat_app.py."""
 
-    def __init__(self, db: Path, *, gunicorn: bool = False, workers: int = 1, preload: bool = False,
-                 **env: str) -> None:
+    def __init__(
+        self, db: Path, *, gunicorn: bool = False, workers: int = 1, preload: bool = False, **env: str
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = "tests.agent.chat_app:app"
         if gunicorn:
-            args = [PYTHON, "-m", "gunicorn", "-k", "uvicorn.workers.UvicornWorker", "-w", str(workers),
-                    "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "20", *(["--preload"] if preload else []), app]
+            args = [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "-k",
+                "uvicorn.workers.UvicornWorker",
+                "-w",
+                str(workers),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--graceful-timeout",
+                "20",
+                *(["--preload"] if preload else []),
+                app,
+            ]
         else:
-            args = [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+            args = [
+                PYTHON,
+                "-m",
+                "uvicorn",
+                app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ]
         full_env = subprocess_env(CHATOBS_LOCAL_DB=str(db), CHATOBS_EXPORT_INTERVAL_MS="50", **env)
-        self.proc = subprocess.Popen(args, cwd=str(REPO), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, cwd=str(REPO), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         self.client = httpx.Client(base_url=self.url, timeout=30)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stdout.read().decode(errors='replace') if self.proc.stdout else ''}")
+                raise RuntimeError(
+                    f"server exited: {self.proc.stdout.read().decode(errors='replace') if self.proc.stdout else ''}"
+                )
             try:
                 if self.client.get("/pid").status_code == 200:
                     return
@@ -100,8 +128,9 @@ class Server:
         raise RuntimeError("server did not start")
 
     def chat(self, message: str, conversation_id: str = "c1", user: str = "u1") -> httpx.Response:
-        return self.client.post("/api/chat", json={"message": message, "conversation_id": conversation_id},
-                                headers={"x-user-id": user})
+        return self.client.post(
+            "/api/chat", json={"message": message, "conversation_id": conversation_id}, headers={"x-user-id": user}
+        )
 
     def stop(self, timeout: float = 30) -> str:
         self.client.close()
@@ -115,5 +144,13 @@ class Server:
         return self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
 
 
-__all__ = ["Server", "agent_pids", "agent_sockets", "agent_status", "wait_for", "count_spans", "free_port",
-           "AgentUnavailable"]
+__all__ = [
+    "AgentUnavailable",
+    "Server",
+    "agent_pids",
+    "agent_sockets",
+    "agent_status",
+    "count_spans",
+    "free_port",
+    "wait_for",
+]

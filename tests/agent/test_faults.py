@@ -54,7 +54,10 @@ def test_kill_9_of_the_agent_mid_load_fails_no_request_and_the_agent_comes_back(
         # about one export interval's worth, 50 ms here).
         turns = len(statuses) + 2
         slack = max(20, turns // 20)
-        assert wait_for(lambda: _accounted(directory, db) >= 2 * turns - slack, 30), (_accounted(directory, db), 2 * turns)
+        assert wait_for(lambda: _accounted(directory, db) >= 2 * turns - slack, 30), (
+            _accounted(directory, db),
+            2 * turns,
+        )
         assert wait_for(lambda: count_spans(db, "name = 'POST /api/chat'") and _has_turn(db, "after"), 30)
     finally:
         stop.set()

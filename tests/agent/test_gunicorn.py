@@ -19,7 +19,10 @@ TURNS = 30
 
 def _llm_calls(exposition: str) -> float:
     """Sum of the LLM-duration histogram's counts over every series."""
-    return sum(float(m.group(1)) for m in re.finditer(r"^gen_ai_client_operation_duration_seconds_count\{[^}]*\} (\S+)$", exposition, re.M))
+    return sum(
+        float(m.group(1))
+        for m in re.finditer(r"^gen_ai_client_operation_duration_seconds_count\{[^}]*\} (\S+)$", exposition, re.M)
+    )
 
 
 @pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
@@ -33,8 +36,12 @@ def test_three_workers_one_agent_one_store_one_scrape(tmp_path: Path, preload: b
 
         def turn(i: int) -> httpx.Response:
             # A fresh connection per turn, several at once, so the workers share the turns.
-            return httpx.post(f"{server.url}/api/chat", json={"message": f"turn {i}", "conversation_id": f"c{i}"},
-                              headers={"x-user-id": "u1", "connection": "close"}, timeout=30)
+            return httpx.post(
+                f"{server.url}/api/chat",
+                json={"message": f"turn {i}", "conversation_id": f"c{i}"},
+                headers={"x-user-id": "u1", "connection": "close"},
+                timeout=30,
+            )
 
         with ThreadPoolExecutor(8) as pool:
             responses = list(pool.map(turn, range(TURNS)))
@@ -48,8 +55,13 @@ def test_three_workers_one_agent_one_store_one_scrape(tmp_path: Path, preload: b
         client_pids = {c["pid"] for c in status["clients"]}
         assert pids <= client_pids and len(client_pids) >= 3, (pids, client_pids)
         # One Prometheus endpoint, served by the agent, counts every worker's turns...
-        scraped = wait_for(lambda: _llm_calls(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text) == TURNS and
-                           httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, 30)
+        scraped = wait_for(
+            lambda: (
+                _llm_calls(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text) == TURNS
+                and httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            ),
+            30,
+        )
         assert scraped, httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text[-2000:]
         # ...and so does the route the app mounts, whichever worker answers.
         for _ in range(3):

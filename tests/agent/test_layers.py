@@ -40,7 +40,9 @@ def test_core_and_recording_import_neither_the_runtime_nor_the_agent() -> None:
 
 def test_core_imports_no_other_chatobs_layer_but_config() -> None:
     for f in sorted((SRC / "core").glob("*.py")):
-        others = [m for m in _imports(f) if m.startswith("chatobs.") and not m.startswith(("chatobs.core", "chatobs.config"))]
+        others = [
+            m for m in _imports(f) if m.startswith("chatobs.") and not m.startswith(("chatobs.core", "chatobs.config"))
+        ]
         assert others == [], f.name
 
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -37,9 +35,14 @@ _SCRIPT = textwrap.dedent("""
 
 
 def _app(n: int, tag: str, db: Path, hold_s: float = 0.0, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([PYTHON, "-c", _SCRIPT, str(n), tag, str(hold_s)], cwd=str(REPO),
-                            env=subprocess_env(CHATOBS_LOCAL_DB=str(db), **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [PYTHON, "-c", _SCRIPT, str(n), tag, str(hold_s)],
+        cwd=str(REPO),
+        env=subprocess_env(CHATOBS_LOCAL_DB=str(db), **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _agent_dir() -> str:
@@ -63,8 +66,16 @@ def test_an_app_with_no_agent_running_starts_one_and_its_spans_land_in_the_store
 
 def test_two_processes_share_one_agent_and_one_store_writer(tmp_path: Path) -> None:
     db = tmp_path / "traces.db"
-    procs = [_app(200, f"w{i}", db, 1.5) for i in range(2)]
-    status = wait_for(lambda: agent_sockets(_agent_dir()) and len(agent_status(_agent_dir())["clients"]) == 2 and agent_status(_agent_dir()), 60)
+    # Both hold their connection past the agent's start (it builds Presidio before it serves).
+    procs = [_app(200, f"w{i}", db, 6.0) for i in range(2)]
+    status = wait_for(
+        lambda: (
+            agent_sockets(_agent_dir())
+            and len(agent_status(_agent_dir())["clients"]) == 2
+            and agent_status(_agent_dir())
+        ),
+        60,
+    )
     assert status, "two connected processes"
     assert sorted(c["service"] for c in status["clients"]) == ["app-w0", "app-w1"]
     for p in procs:
@@ -116,7 +127,9 @@ def test_connect_mode_never_starts_an_agent_and_counts_what_waits(tmp_path: Path
         print(rt.pipeline.force_flush(500), STATS.dropped[("handoff", "queue_full")])
         chatobs.shutdown(timeout_s=0.5)
     """)
-    out = subprocess.run([PYTHON, "-c", code], env=subprocess_env(CHATOBS_AGENT="connect"), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [PYTHON, "-c", code], env=subprocess_env(CHATOBS_AGENT="connect"), capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "24"]  # 16 wait in the bounded queue, the rest are counted
     assert agent_pids(_agent_dir()) == []
@@ -126,14 +139,18 @@ def test_connect_mode_never_starts_an_agent_and_counts_what_waits(tmp_path: Path
 def test_a_user_run_agent_serves_connect_mode(tmp_path: Path) -> None:
     db = tmp_path / "traces.db"
     env = subprocess_env(CHATOBS_LOCAL_DB=str(db))
-    agent = subprocess.Popen([PYTHON, "-m", "chatobs.cli", "agent"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    agent = subprocess.Popen(
+        [PYTHON, "-m", "chatobs.cli", "agent"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
-        assert wait_for(lambda: (Path(_agent_dir()) / "agent.sock").exists(), 60)
+        assert wait_for((Path(_agent_dir()) / "agent.sock").exists, 60)
         p = _app(20, "sidecar", tmp_path / "ignored.db", CHATOBS_AGENT="connect")
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
         assert count_spans(db) == 20  # the agent's settings decide where spans go
-        status = subprocess.run([PYTHON, "-m", "chatobs.cli", "agent", "--status"], env=env, capture_output=True, text=True, timeout=30)
+        status = subprocess.run(
+            [PYTHON, "-m", "chatobs.cli", "agent", "--status"], env=env, capture_output=True, text=True, timeout=30
+        )
         assert f"agent pid {agent.pid}" in status.stdout and "exporter local: ok" in status.stdout, status.stderr
     finally:
         agent.send_signal(signal.SIGTERM)
@@ -149,8 +166,14 @@ def test_doctor_shows_the_agent_and_its_connected_processes(tmp_path: Path) -> N
     try:
         assert wait_for(lambda: agent_sockets(_agent_dir()) and agent_status(_agent_dir())["clients"], 60)
         env = subprocess_env(CHATOBS_LOCAL_DB=str(db))
-        out = subprocess.run([PYTHON, "-m", "chatobs.cli", "doctor", "--no-check", "--json"], cwd=str(REPO), env=env,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [PYTHON, "-m", "chatobs.cli", "doctor", "--no-check", "--json"],
+            cwd=str(REPO),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         agent = json.loads(out.stdout)["agent"]
         assert agent["running"] is True, agent
         status = agent["status"]
@@ -158,8 +181,14 @@ def test_doctor_shows_the_agent_and_its_connected_processes(tmp_path: Path) -> N
         assert [c["service"] for c in status["clients"]] == ["app-doc"]
         assert [e["name"] for e in status["exporters"]] == ["local"] and "dropped" in status["stats"]
         assert status["masking"]["engine"] == "patterns"
-        text = subprocess.run([PYTHON, "-m", "chatobs.cli", "doctor", "--no-check"], cwd=str(REPO), env=env,
-                              capture_output=True, text=True, timeout=60).stdout
+        text = subprocess.run(
+            [PYTHON, "-m", "chatobs.cli", "doctor", "--no-check"],
+            cwd=str(REPO),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         assert "connected processes: 1" in text and "exporter local: ok" in text
     finally:
         p.kill()

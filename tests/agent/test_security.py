@@ -7,17 +7,16 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import chatobs
+from chatobs import runtime
 from chatobs.agentd.server import AgentServer
 from chatobs.config import load_settings
 from chatobs.core import sockdir, wire
 from chatobs.pipeline.stats import STATS
-from chatobs import runtime
 from tests.conftest import subprocess_env
 
 
@@ -97,7 +96,7 @@ def test_the_agent_refuses_a_process_of_another_user(tmp_path: Path) -> None:
         before = STATS.events["agent_refused_peer"]
         child = f"""
 import os, socket, sys
-sys.path.insert(0, {str(Path(__file__).resolve().parents[2] / 'src')!r})
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2] / "src")!r})
 from chatobs.core import wire
 os.setgid(65534); os.setuid(65534)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(5)
@@ -108,7 +107,9 @@ try:
 except (BrokenPipeError, ConnectionResetError):  # closed before or with our request unread
     print("closed")
 """
-        out = subprocess.run([sys.executable, "-c", child], env=subprocess_env(), capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [sys.executable, "-c", child], env=subprocess_env(), capture_output=True, text=True, timeout=30
+        )
         assert out.stdout.strip() == "closed", out.stderr
         assert STATS.events["agent_refused_peer"] == before + 1
         # The same request from this user is answered.

@@ -14,11 +14,17 @@ def _span(resource: Resource) -> ReadableSpan:
     ctx = SpanContext(0x1234, 0x55, is_remote=False, trace_flags=TraceFlags(1), trace_state=TraceState([("k", "v")]))
     parent = SpanContext(0x1234, 0x44, is_remote=True, trace_flags=TraceFlags(1))
     return ReadableSpan(
-        name="chat gpt-4o-mini", context=ctx, parent=parent, resource=resource,
+        name="chat gpt-4o-mini",
+        context=ctx,
+        parent=parent,
+        resource=resource,
         attributes={"gen_ai.request.model": "gpt-4o-mini", "n": 3, "f": 0.5, "ok": True, "tags": ("a", "b")},
         events=(Event("exception", {"exception.type": "ValueError"}, timestamp=7),),
         links=(Link(SpanContext(0x99, 0x98, is_remote=True, trace_flags=TraceFlags(1)), {"l": 1}),),
-        kind=SpanKind.CLIENT, status=Status(StatusCode.ERROR, "boom"), start_time=100, end_time=250,
+        kind=SpanKind.CLIENT,
+        status=Status(StatusCode.ERROR, "boom"),
+        start_time=100,
+        end_time=250,
         instrumentation_scope=InstrumentationScope("chatobs", "0.1.0"),
     )
 
@@ -28,8 +34,12 @@ def _same(a: ReadableSpan, b: ReadableSpan) -> None:
     assert a.context == b.context and a.context.trace_state == b.context.trace_state
     assert a.parent.span_id == b.parent.span_id and a.parent.is_remote == b.parent.is_remote
     assert dict(a.attributes) == dict(b.attributes)
-    assert [(e.name, e.timestamp, dict(e.attributes)) for e in a.events] == [(e.name, e.timestamp, dict(e.attributes)) for e in b.events]
-    assert [(l.context.span_id, dict(l.attributes)) for l in a.links] == [(l.context.span_id, dict(l.attributes)) for l in b.links]
+    assert [(e.name, e.timestamp, dict(e.attributes)) for e in a.events] == [
+        (e.name, e.timestamp, dict(e.attributes)) for e in b.events
+    ]
+    assert [(ln.context.span_id, dict(ln.attributes)) for ln in a.links] == [
+        (ln.context.span_id, dict(ln.attributes)) for ln in b.links
+    ]
     assert (a.status.status_code, a.status.description) == (b.status.status_code, b.status.description)
     assert a.instrumentation_scope == b.instrumentation_scope
     assert dict(a.resource.attributes) == dict(b.resource.attributes)
@@ -45,13 +55,17 @@ def test_record_round_trip_with_the_connection_resource() -> None:
 
 def test_record_round_trip_with_another_resource() -> None:
     span = _span(Resource({"service.name": "other"}))
-    back = wire.span_from_record(wire.span_record(span, Resource({"service.name": "web"})), Resource({"service.name": "web"}))
+    back = wire.span_from_record(
+        wire.span_record(span, Resource({"service.name": "web"})), Resource({"service.name": "web"})
+    )
     assert back.resource.attributes["service.name"] == "other"
 
 
 def test_frames_survive_any_split() -> None:
     res = Resource({"service.name": "web"})
-    data = wire.encode_frame(wire.HELLO, {"pid": 1}) + wire.encode_frame(wire.SPANS, (1, [wire.span_record(_span(res), res)]))
+    data = wire.encode_frame(wire.HELLO, {"pid": 1}) + wire.encode_frame(
+        wire.SPANS, (1, [wire.span_record(_span(res), res)])
+    )
     for cut in range(1, len(data)):
         reader = wire.FrameReader()
         frames = list(reader.feed(data[:cut])) + list(reader.feed(data[cut:]))

@@ -59,7 +59,10 @@ class Demo:
         self._logf = self.log.open("wb")
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "demo_app", "--framework", framework, "--port", str(self.port), *extra_args],
-            cwd=str(workdir), env=env, stdout=self._logf, stderr=subprocess.STDOUT,
+            cwd=str(workdir),
+            env=env,
+            stdout=self._logf,
+            stderr=subprocess.STDOUT,
         )
         self.client = httpx.Client(base_url=self.url, timeout=30)
         try:
@@ -91,8 +94,15 @@ class Demo:
         """What the demo's agent logged (alerts run there, with every other pipeline stage)."""
         return "".join(p.read_text(errors="replace") for p in sorted(self.agent_dir.glob("*.log")))
 
-    def chat(self, message: str = "", *, user: str = "alice", conversation_id: str | None = None,
-             traceparent: str | None = None, **fields: Any) -> httpx.Response:
+    def chat(
+        self,
+        message: str = "",
+        *,
+        user: str = "alice",
+        conversation_id: str | None = None,
+        traceparent: str | None = None,
+        **fields: Any,
+    ) -> httpx.Response:
         body = {"message": message, **fields}
         if conversation_id:
             body["conversation_id"] = conversation_id
@@ -101,8 +111,9 @@ class Demo:
             headers["traceparent"] = traceparent
         return self.client.post("/api/chat", json=body, headers=headers)
 
-    def stream(self, message: str = "", *, user: str = "alice", conversation_id: str | None = None,
-               **fields: Any) -> tuple[httpx.Response, list[dict[str, Any]]]:
+    def stream(
+        self, message: str = "", *, user: str = "alice", conversation_id: str | None = None, **fields: Any
+    ) -> tuple[httpx.Response, list[dict[str, Any]]]:
         body = {"message": message, **fields}
         if conversation_id:
             body["conversation_id"] = conversation_id
@@ -146,7 +157,9 @@ class Demo:
             out.append(span)
         return out
 
-    def wait_spans(self, trace_id: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 15) -> list[dict[str, Any]]:
+    def wait_spans(
+        self, trace_id: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 15
+    ) -> list[dict[str, Any]]:
         """The trace's spans once ``done(spans)`` holds (spans arrive in batches, from two processes)."""
         deadline = time.monotonic() + timeout
         spans: list[dict[str, Any]] = []
@@ -156,7 +169,9 @@ class Demo:
                 return spans
             time.sleep(0.1)
         names = [(s["name"], s["resource"].get("service.name"), s["span_type"], s["tool_name"]) for s in spans]
-        raise AssertionError(f"trace {trace_id} incomplete after {timeout}s: {names}\n--- demo output:\n{self.output()[-3000:]}")
+        raise AssertionError(
+            f"trace {trace_id} incomplete after {timeout}s: {names}\n--- demo output:\n{self.output()[-3000:]}"
+        )
 
 
 def by_type(spans: list[dict[str, Any]], span_type: str) -> list[dict[str, Any]]:
@@ -182,4 +197,4 @@ def ancestors(span: dict[str, Any], spans: list[dict[str, Any]]) -> list[dict[st
     return chain
 
 
-__all__ = ["Demo", "REPO", "by_type", "service", "root", "ancestors", "new_traceparent", "free_port"]
+__all__ = ["REPO", "Demo", "ancestors", "by_type", "free_port", "new_traceparent", "root", "service"]

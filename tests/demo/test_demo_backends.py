@@ -32,7 +32,7 @@ class Collector:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            def do_POST(self) -> None:  # stdlib name
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 if self.headers.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)
@@ -40,7 +40,9 @@ class Collector:
                 request.ParseFromString(body)
                 with lock:
                     for rs in request.resource_spans:
-                        svc = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
+                        svc = next(
+                            (a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), ""
+                        )
                         for ss in rs.scope_spans:
                             spans.extend((svc, s) for s in ss.spans)
                 self.send_response(200)
@@ -86,8 +88,14 @@ def provider() -> Iterator[Any]:
 def configured_demo(collector: Collector, provider: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """One demo configured the way a user points it elsewhere: an OTLP endpoint and an OpenAI key (one start, two
     checks: starts are the slow part of these tests)."""
-    d = Demo("flask", tmp_path_factory.mktemp("demo-configured"), OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
-             OPENAI_API_KEY="sk-test-key", OPENAI_BASE_URL=provider.base_url + "/v1", DEMO_MODEL="my-model")
+    d = Demo(
+        "flask",
+        tmp_path_factory.mktemp("demo-configured"),
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+        OPENAI_API_KEY="sk-test-key",
+        OPENAI_BASE_URL=provider.base_url + "/v1",
+        DEMO_MODEL="my-model",
+    )
     yield d
     d.stop()
 
@@ -99,7 +107,9 @@ def test_otlp_endpoint_receives_the_whole_turn_from_both_processes(configured_de
 
     def complete(found: list[tuple[str, Any]]) -> bool:
         services = {svc for svc, _ in found}
-        return {"chatobs-demo", "demo-mcp-server"} <= services and sum(s.name.startswith("chat ") for _, s in found) >= 2
+        return {"chatobs-demo", "demo-mcp-server"} <= services and sum(
+            s.name.startswith("chat ") for _, s in found
+        ) >= 2
 
     found = collector.trace(trace_id, complete)
     for svc, span in found:

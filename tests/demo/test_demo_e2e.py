@@ -54,7 +54,9 @@ def test_echo_turn_is_one_trace_with_llm_span(demo: Demo) -> None:
     # The browser's trace ID runs through: the response names it in the header and the body.
     assert r.headers["x-trace-id"] == body["trace_id"] == trace_id
 
-    spans = demo.wait_spans(trace_id, lambda s: bool(by_type(s, "llm")) and any(x["attributes"].get("chatobs.request") for x in s))
+    spans = demo.wait_spans(
+        trace_id, lambda s: bool(by_type(s, "llm")) and any(x["attributes"].get("chatobs.request") for x in s)
+    )
     request = root(spans)
     assert request["kind"] == "server" and service(request) == APP_SERVICE
     llm = by_type(spans, "llm")
@@ -127,7 +129,9 @@ def test_error_is_a_failed_turn_and_regenerate_recovers(demo: Demo) -> None:
     r = demo.chat(conversation_id="conv-err", action="regenerate", traceparent=traceparent2)
     assert r.status_code == 200, r.text
     assert r.json()["reply"] == "You said: trigger an error"
-    spans = demo.wait_spans(trace_id2, lambda s: bool(by_type(s, "llm")) and any(x["attributes"].get("chatobs.request") for x in s))
+    spans = demo.wait_spans(
+        trace_id2, lambda s: bool(by_type(s, "llm")) and any(x["attributes"].get("chatobs.request") for x in s)
+    )
     request = root(spans)
     assert request["attributes"].get("chatobs.regenerate") is True
     assert request["status"] == "ok"
@@ -179,20 +183,29 @@ def test_streaming_reply_ends_with_the_trace_id(demo: Demo) -> None:
 def test_history_edit_and_conversation_list(demo: Demo) -> None:
     assert demo.chat("first message", conversation_id="conv-hist", user="carol").status_code == 200
     trace_id, traceparent = new_traceparent()
-    assert demo.chat("second message", conversation_id="conv-hist", user="carol", traceparent=traceparent).status_code == 200
+    assert (
+        demo.chat("second message", conversation_id="conv-hist", user="carol", traceparent=traceparent).status_code
+        == 200
+    )
     spans = demo.wait_spans(trace_id, lambda s: bool(by_type(s, "llm")))
     # The whole conversation goes to the LLM each turn.
     sent = str(by_type(spans, "llm")[0]["attributes"].get("gen_ai.input.messages"))
     assert "first message" in sent and "You said: first message" in sent and "second message" in sent
 
     trace_id, traceparent = new_traceparent()
-    r = demo.chat("second message, edited", conversation_id="conv-hist", user="carol", action="edit", traceparent=traceparent)
+    r = demo.chat(
+        "second message, edited", conversation_id="conv-hist", user="carol", action="edit", traceparent=traceparent
+    )
     assert r.status_code == 200 and r.json()["reply"] == "You said: second message, edited"
     spans = demo.wait_spans(trace_id, lambda s: any(x["attributes"].get("chatobs.request") for x in s))
     assert root(spans)["attributes"].get("chatobs.edit") is True
     history = demo.client.get("/api/conversations/conv-hist", headers={"x-user-id": "carol"}).json()["messages"]
-    assert [m["content"] for m in history] == ["first message", "You said: first message", "second message, edited",
-                                               "You said: second message, edited"]
+    assert [m["content"] for m in history] == [
+        "first message",
+        "You said: first message",
+        "second message, edited",
+        "You said: second message, edited",
+    ]
     listed = demo.client.get("/api/conversations", headers={"x-user-id": "carol"}).json()["conversations"]
     assert [c["id"] for c in listed] == ["conv-hist"]
     # Another user sees neither the list entry nor the conversation.
@@ -224,8 +237,15 @@ def test_chat_page_is_served(demo: Demo) -> None:
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOTS = REPO / "docs" / "images"
 
 
@@ -325,4 +345,3 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-

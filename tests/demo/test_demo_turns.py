@@ -22,8 +22,14 @@ TURNS = 4
 
 
 def _stats(db: Path, *args: str) -> str:
-    proc = subprocess.run([PYTHON, "-m", "chatobs.cli", "stats", "--db", str(db), *args], env=subprocess_env(),
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [PYTHON, "-m", "chatobs.cli", "stats", "--db", str(db), *args],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -42,7 +48,10 @@ def test_stats_counts_chat_turns_not_page_loads_or_mcp_setup(tmp_path: Path) -> 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             totals = json.loads(_stats(demo.db, "--json"))["totals"]
-            both_sides = {s["kind"] for s in demo.spans(tool_trace) if s["tool_name"] == "calculator"} == {"client", "server"}
+            both_sides = {s["kind"] for s in demo.spans(tool_trace) if s["tool_name"] == "calculator"} == {
+                "client",
+                "server",
+            }
             if totals["turns"] >= TURNS and totals["other_traces"] >= 2 and both_sides:
                 break
             time.sleep(0.2)

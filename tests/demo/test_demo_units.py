@@ -26,7 +26,11 @@ def test_history_is_sent_each_turn_and_failed_answers_are_left_out() -> None:
     store.finish(t2, "", "t2", [], error="429")
     t3 = store.begin("c", "u", "again", "send", None)
     assert [(m["role"], m["content"]) for m in t3.llm_messages[1:]] == [
-        ("user", "hi"), ("assistant", "You said: hi"), ("user", "error"), ("user", "again")]
+        ("user", "hi"),
+        ("assistant", "You said: hi"),
+        ("user", "error"),
+        ("user", "again"),
+    ]
 
 
 def test_edit_replaces_the_last_user_message_and_drops_its_answer() -> None:
@@ -114,11 +118,31 @@ def test_streamed_tool_calls_are_assembled() -> None:
     from openai.types.chat import ChatCompletionChunk
 
     def chunk(delta: dict) -> ChatCompletionChunk:
-        return ChatCompletionChunk.model_validate({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                                                   "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        return ChatCompletionChunk.model_validate(
+            {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+            }
+        )
 
     acc = _StreamedMessage()
-    acc.add(chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "calc", "arguments": '{"expr'}}]}))
+    acc.add(
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "calc", "arguments": '{"expr'},
+                    }
+                ]
+            }
+        )
+    )
     acc.add(chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ession": "1+1"}'}}]}))
     assert acc.add(chunk({"content": "ok"})) == "ok"
     assert acc.tool_calls() == [{"id": "call_1", "name": "calc", "arguments": '{"expression": "1+1"}'}]

@@ -28,11 +28,18 @@ def _app() -> FastAPI:
     async def chat(body: dict) -> dict:  # type: ignore[type-arg]
         # Stands in for an instrumented OpenAI call (the instrumentation is another module's job).
         with get_tracer().start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT) as llm:
-            llm.set_attributes({
-                sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
-                sc.GEN_AI_INPUT_MESSAGES: json.dumps(INPUT), sc.GEN_AI_OUTPUT_MESSAGES: json.dumps(OUTPUT),
-                sc.GEN_AI_USAGE_INPUT_TOKENS: 12, sc.GEN_AI_USAGE_OUTPUT_TOKENS: 5, sc.COST_USD: 0.0000048,
-            })
+            llm.set_attributes(
+                {
+                    sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT,
+                    sc.GEN_AI_PROVIDER_NAME: "openai",
+                    sc.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+                    sc.GEN_AI_INPUT_MESSAGES: json.dumps(INPUT),
+                    sc.GEN_AI_OUTPUT_MESSAGES: json.dumps(OUTPUT),
+                    sc.GEN_AI_USAGE_INPUT_TOKENS: 12,
+                    sc.GEN_AI_USAGE_OUTPUT_TOKENS: 5,
+                    sc.COST_USD: 0.0000048,
+                }
+            )
         return {"reply": "Sunny, 21 C."}
 
     return app
@@ -41,15 +48,29 @@ def _app() -> FastAPI:
 async def test_one_turn_everywhere() -> None:
     with RecordingServer() as srv:
         chatobs.init(
-            exporters="otlp,langfuse,opik", export_interval_ms=20,
-            otlp_endpoint=srv.url, langfuse_public_key="pk-lf-1", langfuse_secret_key="sk-lf-1", langfuse_base_url=srv.url,
-            opik_url=f"{srv.url}/api", opik_project_name="demo",
+            exporters="otlp,langfuse,opik",
+            export_interval_ms=20,
+            otlp_endpoint=srv.url,
+            langfuse_public_key="pk-lf-1",
+            langfuse_secret_key="sk-lf-1",
+            langfuse_base_url=srv.url,
+            opik_url=f"{srv.url}/api",
+            opik_project_name="demo",
         )
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://test") as client:
-            r = await client.post("/chat", json={"message": "weather?"}, headers={"X-Conversation-Id": "conv-9", "X-User-Id": "alice"})
+            r = await client.post(
+                "/chat", json={"message": "weather?"}, headers={"X-Conversation-Id": "conv-9", "X-User-Id": "alice"}
+            )
         assert r.status_code == 200
         trace_id = r.headers["x-trace-id"]
-        assert srv.wait_for(lambda s: len(s.otlp_spans("/v1/traces")) >= 2 and len(s.otlp_spans("/api/public/otel/v1/traces")) >= 2 and len(s.opik_traces()) >= 1 and len(s.opik_spans()) >= 2)
+        assert srv.wait_for(
+            lambda s: (
+                len(s.otlp_spans("/v1/traces")) >= 2
+                and len(s.otlp_spans("/api/public/otel/v1/traces")) >= 2
+                and len(s.opik_traces()) >= 1
+                and len(s.opik_spans()) >= 2
+            )
+        )
         chatobs.shutdown()
 
         otlp = {s["name"]: s for s in srv.otlp_spans("/v1/traces") if s["traceId"] == trace_id}
@@ -64,7 +85,11 @@ async def test_one_turn_everywhere() -> None:
 
         lf = {s["name"]: s["attributes"] for s in srv.otlp_spans("/api/public/otel/v1/traces")}
         lf_root = next(a for a in lf.values() if a.get(sc.CHAT_REQUEST))
-        assert lf_root[sc.LF_TRACE_NAME] == "POST /chat" and lf_root[sc.SESSION_ID] == "conv-9" and lf_root[sc.USER_ID] == "alice"
+        assert (
+            lf_root[sc.LF_TRACE_NAME] == "POST /chat"
+            and lf_root[sc.SESSION_ID] == "conv-9"
+            and lf_root[sc.USER_ID] == "alice"
+        )
         assert lf["chat gpt-4o-mini"][sc.LF_OBSERVATION_TYPE] == "generation"
         # Langfuse gets chat spans only, re-parented past FastAPI's spans, so nothing points at a missing parent.
         lf_spans = {s["name"]: s for s in srv.otlp_spans("/api/public/otel/v1/traces")}

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.timeout(60)
 FAULTS = ["closed_port", "stall", "error_500", "garbage", "tls"]
 KINDS = ["otlp", "langfuse", "opik"]
 TURNS = 3
-FAST = dict(export_interval_ms=20, export_timeout_s=0.5, export_max_retry_s=0.5, otlp_timeout_s=0.5, langfuse_timeout_s=0.5)
+FAST = dict(
+    export_interval_ms=20, export_timeout_s=0.5, export_max_retry_s=0.5, otlp_timeout_s=0.5, langfuse_timeout_s=0.5
+)
 
 
 def _settings(kind: str, url: str) -> dict[str, Any]:
@@ -68,7 +70,12 @@ def test_broken_backend_isolated(kind: str, fault: str) -> None:
         if fault == "stall":
             # The broken exporter is stuck for the whole test: only a separate worker lets the healthy one deliver.
             timeouts.update(export_timeout_s=8.0, otlp_timeout_s=8.0, langfuse_timeout_s=8.0)
-        rt = chatobs.init(exporters=f"{kind},{healthy_kind}", **_settings(kind, broken_url), **_settings(healthy_kind, healthy.url), **timeouts)
+        rt = chatobs.init(
+            exporters=f"{kind},{healthy_kind}",
+            **_settings(kind, broken_url),
+            **_settings(healthy_kind, healthy.url),
+            **timeouts,
+        )
         assert rt is not None
         slowest = 0.0
         for i in range(TURNS):
@@ -77,11 +84,13 @@ def test_broken_backend_isolated(kind: str, fault: str) -> None:
             slowest = max(slowest, time.perf_counter() - t0)
         # The request path never waits for a backend (the stalled one answers after 10 s).
         assert slowest < 1.0
-        assert healthy.wait_for(lambda s: _received(healthy_kind, s) >= 3 * TURNS, timeout=4), "healthy exporter was held up"
+        assert healthy.wait_for(lambda s: _received(healthy_kind, s) >= 3 * TURNS, timeout=4), (
+            "healthy exporter was held up"
+        )
         started = time.monotonic()
         chatobs.shutdown(timeout_s=1.5)
         assert time.monotonic() - started < 3.0  # the total shutdown timeout holds whatever the broken backend does
-        exported, dropped = (a - b for a, b in zip(_snapshot(kind), before))
+        exported, dropped = (a - b for a, b in zip(_snapshot(kind), before, strict=False))
         assert exported + dropped == 3 * TURNS, (exported, dropped, STATS.snapshot())
         if fault != "garbage":  # a 200 with a body the client ignores counts as delivered; all else must not
             assert exported == 0 and dropped == 3 * TURNS
@@ -93,13 +102,19 @@ def test_retry_with_backoff_then_delivered() -> None:
     with RecordingServer("error") as srv:
         before_exported, before_dropped = _snapshot("otlp")
         before_failed = STATS.failed.get("otlp", 0)
-        chatobs.init(exporters="otlp", otlp_traces_endpoint=f"{srv.url}/v1/traces", export_interval_ms=20, otlp_timeout_s=0.3, export_max_retry_s=10)
+        chatobs.init(
+            exporters="otlp",
+            otlp_traces_endpoint=f"{srv.url}/v1/traces",
+            export_interval_ms=20,
+            otlp_timeout_s=0.3,
+            export_max_retry_s=10,
+        )
         chat_turn()
         assert srv.wait_for(lambda s: len(s.rejected) >= 1, timeout=5)
         srv.mode = "ok"
         assert srv.wait_for(lambda s: len(s.otlp_spans()) >= 3, timeout=8)
         chatobs.shutdown(timeout_s=2)
-        exported, dropped = (a - b for a, b in zip(_snapshot("otlp"), (before_exported, before_dropped)))
+        exported, dropped = (a - b for a, b in zip(_snapshot("otlp"), (before_exported, before_dropped), strict=False))
         assert (exported, dropped) == (3, 0)
         assert STATS.failed.get("otlp", 0) > before_failed
 

@@ -61,7 +61,9 @@ def test_langfuse_turn_shape(monkeypatch: pytest.MonkeyPatch) -> None:
         assert json.loads(llm[sc.LF_OBSERVATION_INPUT]) == INPUT
         assert json.loads(llm[sc.LF_OBSERVATION_OUTPUT]) == OUTPUT
         assert json.loads(llm[sc.LF_USAGE_DETAILS]) == {"input": 12, "output": 5, "total": 17}
-        assert json.loads(llm[sc.LF_COST_DETAILS]) == pytest.approx({"input": 0.0000018, "output": 0.000003, "total": 0.0000048})
+        assert json.loads(llm[sc.LF_COST_DETAILS]) == pytest.approx(
+            {"input": 0.0000018, "output": 0.000003, "total": 0.0000048}
+        )
         # completion start = span start + time to first chunk (0.25 s), as a JSON-encoded ISO timestamp
         from datetime import datetime
 

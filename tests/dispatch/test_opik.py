@@ -88,9 +88,8 @@ def test_opik_ids_stable_across_batches() -> None:
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(mem))
     tracer = tp.get_tracer("t")
-    with tracer.start_as_current_span("root"):
-        with tracer.start_as_current_span("child"):
-            pass
+    with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
+        pass
     child, root = mem.get_finished_spans()
     exp = OpikExporter(None, project_name="p", environment=None, timeout_s=1)
     _, [c] = exp.translate([child])
@@ -134,7 +133,10 @@ def test_opik_telemetry_off_before_import() -> None:
     env = subprocess_env(HOME=os.environ.get("HOME", "/tmp"), CHATOBS_AGENT="inprocess")  # the exporter is built here
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, "http://127.0.0.1:9/api", json.dumps({"opik_allow_telemetry": allow})],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
@@ -192,8 +194,13 @@ chatobs.shutdown()
 
 
 def _run(script: str, url: str, *args: str) -> str:
-    env = subprocess_env(OPIK_URL_OVERRIDE=f"{url}/api", OPIK_PROJECT_NAME="support-bot", HOME=os.environ.get("HOME", "/tmp"), CHATOBS_LOCAL_DB=os.devnull,
-                         **({"CHATOBS_AGENT": _AGENT_MODE} if _AGENT_MODE else {}))
+    env = subprocess_env(
+        OPIK_URL_OVERRIDE=f"{url}/api",
+        OPIK_PROJECT_NAME="support-bot",
+        HOME=os.environ.get("HOME", "/tmp"),
+        CHATOBS_LOCAL_DB=os.devnull,
+        **({"CHATOBS_AGENT": _AGENT_MODE} if _AGENT_MODE else {}),
+    )
     out = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -248,7 +255,9 @@ def test_trace_time_entry_added_leftmost_within_32_members() -> None:
     from chatobs.middleware.tracecontext import StrictTraceContextPropagator, parse_tracestate, stamp_trace_time
 
     state = parse_tracestate([",".join(f"k{i}=v" for i in range(31)) + ",tenant@v=1"])
-    ctx = trace.set_span_in_context(NonRecordingSpan(SpanContext(0xB1, 0xC1, is_remote=False, trace_flags=TraceFlags(1), trace_state=state)))
+    ctx = trace.set_span_in_context(
+        NonRecordingSpan(SpanContext(0xB1, 0xC1, is_remote=False, trace_flags=TraceFlags(1), trace_state=state))
+    )
     carrier: dict[str, str] = {}
     stamp_trace_time(True)
     try:
@@ -256,7 +265,12 @@ def test_trace_time_entry_added_leftmost_within_32_members() -> None:
     finally:
         stamp_trace_time(False)
     members = carrier["tracestate"].split(",")
-    assert len(members) == 32 and members[0].startswith("chatobs=t") and members[1] == "k0=v" and "tenant@v=1" not in members
+    assert (
+        len(members) == 32
+        and members[0].startswith("chatobs=t")
+        and members[1] == "k0=v"
+        and "tenant@v=1" not in members
+    )
     plain: dict[str, str] = {}
     StrictTraceContextPropagator().inject(plain, ctx)  # off: the tracestate passes through unchanged
     assert plain["tracestate"] == state.to_header()

@@ -34,7 +34,9 @@ def test_otlp_http_protobuf_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
         assert set(spans) == {"POST /chat", "chat gpt-4o-mini", "tools/call get_weather", "SELECT users"}
         root, llm = spans["POST /chat"], spans["chat gpt-4o-mini"]
         assert root["traceId"] == trace_id and llm["parentSpanId"] == root["spanId"]
-        assert root["resource"]["telemetry.distro.name"] == "chatobs"  # (service.name is fixed by the first init of the process)
+        assert (
+            root["resource"]["telemetry.distro.name"] == "chatobs"
+        )  # (service.name is fixed by the first init of the process)
         assert llm["attributes"][sc.GEN_AI_USAGE_INPUT_TOKENS] == 12
         assert llm["attributes"][sc.GEN_AI_CONVERSATION_ID] == "conv-1"
         assert llm["attributes"][sc.USER_ID] == "user-1"
@@ -68,6 +70,8 @@ def test_otlp_grpc_builds_with_certificate(tmp_path) -> None:  # type: ignore[no
     from tests.recording_server import self_signed_cert
 
     cert, _ = self_signed_cert(tmp_path)
-    exp = otlp.build(load_settings(otlp_protocol="grpc", otlp_endpoint="https://127.0.0.1:4317", otlp_certificate=str(cert)))
+    exp = otlp.build(
+        load_settings(otlp_protocol="grpc", otlp_endpoint="https://127.0.0.1:4317", otlp_certificate=str(cert))
+    )
     assert type(exp).__module__.startswith("opentelemetry.exporter.otlp.proto.grpc")
     exp.shutdown()

@@ -51,20 +51,38 @@ def test_missing_package_explicit_vs_auto(monkeypatch: pytest.MonkeyPatch, caplo
 
 def test_auto_chosen_but_misconfigured_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="chatobs"):
-        rt = chatobs.init(langfuse_public_key="pk", langfuse_secret_key="sk", langfuse_base_url="ftp://nope", otlp_endpoint="http://127.0.0.1:9")
+        rt = chatobs.init(
+            langfuse_public_key="pk",
+            langfuse_secret_key="sk",
+            langfuse_base_url="ftp://nope",
+            otlp_endpoint="http://127.0.0.1:9",
+        )
     assert rt is not None and [s.name for s in rt.exporters] == ["otlp"]
     assert "langfuse" in caplog.text and "skipped" in caplog.text
     chatobs.shutdown()
     with pytest.raises(ConfigError, match="LANGFUSE_BASE_URL"):
-        chatobs.init(exporters="langfuse", langfuse_public_key="pk", langfuse_secret_key="sk", langfuse_base_url="ftp://nope")
+        chatobs.init(
+            exporters="langfuse", langfuse_public_key="pk", langfuse_secret_key="sk", langfuse_base_url="ftp://nope"
+        )
 
 
 def test_llm_backends_chat_only_by_default() -> None:
-    specs = build_exporters(load_settings(exporters="langfuse,otlp", langfuse_public_key="pk", langfuse_secret_key="sk", otlp_endpoint="http://127.0.0.1:9"))
+    specs = build_exporters(
+        load_settings(
+            exporters="langfuse,otlp",
+            langfuse_public_key="pk",
+            langfuse_secret_key="sk",
+            otlp_endpoint="http://127.0.0.1:9",
+        )
+    )
     assert {s.name: s.chat_only for s in specs} == {"langfuse": True, "otlp": False}
     for s in specs:
         s.exporter.shutdown()
-    specs = build_exporters(load_settings(exporters="langfuse", langfuse_public_key="pk", langfuse_secret_key="sk", llm_backends_all_spans=True))
+    specs = build_exporters(
+        load_settings(
+            exporters="langfuse", langfuse_public_key="pk", langfuse_secret_key="sk", llm_backends_all_spans=True
+        )
+    )
     assert specs[0].chat_only is False
     for s in specs:
         s.exporter.shutdown()

@@ -32,7 +32,7 @@ def _phoenix_python() -> str:
 
 
 def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 - 127.0.0.1 only
+    with urllib.request.urlopen(url, timeout=5) as r:  # 127.0.0.1 only
         return json.loads(r.read())
 
 
@@ -41,13 +41,22 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("phoenix")
     port, grpc_port = closed_port(), closed_port()
     env = {
-        "PATH": os.environ.get("PATH", ""), "HOME": str(work),
-        "PHOENIX_WORKING_DIR": str(work), "PHOENIX_SQL_DATABASE_URL": f"sqlite:///{work}/phoenix.db",
-        "PHOENIX_HOST": "127.0.0.1", "PHOENIX_PORT": str(port), "PHOENIX_GRPC_PORT": str(grpc_port),
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(work),
+        "PHOENIX_WORKING_DIR": str(work),
+        "PHOENIX_SQL_DATABASE_URL": f"sqlite:///{work}/phoenix.db",
+        "PHOENIX_HOST": "127.0.0.1",
+        "PHOENIX_PORT": str(port),
+        "PHOENIX_GRPC_PORT": str(grpc_port),
         "PHOENIX_TELEMETRY_ENABLED": "false",
     }
     log = open(work / "phoenix.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([_phoenix_python(), str(Path(__file__).with_name("phoenix_local.py"))], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [_phoenix_python(), str(Path(__file__).with_name("phoenix_local.py"))],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -108,10 +117,28 @@ def test_phoenix_behind_rotel(phoenix: str, tmp_path: Path) -> None:
     agent = Path(rotel.__file__).with_name("rotel-agent")
     http_port, grpc_port = closed_port(), closed_port()
     proc = subprocess.Popen(
-        [str(agent), "start", "--otlp-http-endpoint", f"127.0.0.1:{http_port}", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
-         "--exporter", "otlp", "--otlp-exporter-endpoint", phoenix, "--otlp-exporter-protocol", "http", "--batch-timeout", "100ms",
-         "--pid-file", str(tmp_path / "rotel.pid"), "--log-file", str(tmp_path / "rotel.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(agent),
+            "start",
+            "--otlp-http-endpoint",
+            f"127.0.0.1:{http_port}",
+            "--otlp-grpc-endpoint",
+            f"127.0.0.1:{grpc_port}",
+            "--exporter",
+            "otlp",
+            "--otlp-exporter-endpoint",
+            phoenix,
+            "--otlp-exporter-protocol",
+            "http",
+            "--batch-timeout",
+            "100ms",
+            "--pid-file",
+            str(tmp_path / "rotel.pid"),
+            "--log-file",
+            str(tmp_path / "rotel.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         time.sleep(1.0)

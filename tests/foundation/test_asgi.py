@@ -33,7 +33,16 @@ def chat_app(**mw: Any) -> FastAPI:
         with chatobs.get_tracer().start_as_current_span("child"):
             outgoing = chatobs.inject({})
         s = chatobs.current()
-        return {"scope": None if s is None else {k: getattr(s, k) for k in ("conversation_id", "user_id", "tenant_id", "message_id", "parent_message_id", "trace_id")}, "raw": raw.decode("latin-1"), "outgoing": outgoing}
+        return {
+            "scope": None
+            if s is None
+            else {
+                k: getattr(s, k)
+                for k in ("conversation_id", "user_id", "tenant_id", "message_id", "parent_message_id", "trace_id")
+            },
+            "raw": raw.decode("latin-1"),
+            "outgoing": outgoing,
+        }
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -51,7 +60,9 @@ def chat_app(**mw: Any) -> FastAPI:
 
 
 async def post(app: Any, path: str = "/api/chat", **kw: Any) -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://testserver"
+    ) as c:
         return await c.post(path, **kw)
 
 
@@ -61,10 +72,27 @@ def server_spans(cap: Any) -> list[Any]:
 
 
 async def test_headers_identity_on_every_span_and_trace_id_returned(capture: Any) -> None:
-    r = await post(chat_app(), json={"message": "hi"}, headers={"X-Conversation-Id": "conv-1", "X-User-Id": "u-1", "X-Tenant-Id": "t-1", "X-Message-Id": "m-1", "X-Parent-Message-Id": "m-0"})
+    r = await post(
+        chat_app(),
+        json={"message": "hi"},
+        headers={
+            "X-Conversation-Id": "conv-1",
+            "X-User-Id": "u-1",
+            "X-Tenant-Id": "t-1",
+            "X-Message-Id": "m-1",
+            "X-Parent-Message-Id": "m-0",
+        },
+    )
     assert r.status_code == 200
     body = r.json()
-    assert body["scope"] == {"conversation_id": "conv-1", "user_id": "u-1", "tenant_id": "t-1", "message_id": "m-1", "parent_message_id": "m-0", "trace_id": r.headers["x-trace-id"]}
+    assert body["scope"] == {
+        "conversation_id": "conv-1",
+        "user_id": "u-1",
+        "tenant_id": "t-1",
+        "message_id": "m-1",
+        "parent_message_id": "m-0",
+        "trace_id": r.headers["x-trace-id"],
+    }
     spans = capture.spans()
     # FastAPI's native telemetry opens the SERVER span first; chatobs joins it instead of opening a second.
     (server,) = [s for s in spans if s.kind == trace.SpanKind.SERVER]
@@ -82,7 +110,13 @@ async def test_headers_identity_on_every_span_and_trace_id_returned(capture: Any
         assert span.attributes[semconv.MESSAGE_ID] == "m-1"
 
 
-@pytest.mark.parametrize("field_names", [("conversation_id", "user_id", "message_id", "parent_message_id"), ("conversationId", "userId", "messageId", "parentMessageId")])
+@pytest.mark.parametrize(
+    "field_names",
+    [
+        ("conversation_id", "user_id", "message_id", "parent_message_id"),
+        ("conversationId", "userId", "messageId", "parentMessageId"),
+    ],
+)
 async def test_identity_from_json_body_and_body_intact(capture: Any, field_names: tuple[str, ...]) -> None:
     payload = dict(zip(field_names, ["c-9", "u-9", "m-9", "m-8"], strict=True)) | {"message": "héllo"}
     raw = json.dumps(payload)
@@ -117,7 +151,9 @@ async def test_bad_ids_dropped_not_errors(capture: Any, bad: str) -> None:
 
 
 async def test_non_json_and_binary_bodies_not_read(capture: Any) -> None:
-    r = await post(chat_app(), content=b"conversation_id=c1", headers={"content-type": "application/x-www-form-urlencoded"})
+    r = await post(
+        chat_app(), content=b"conversation_id=c1", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert r.json()["scope"]["conversation_id"] is None and r.json()["raw"] == "conversation_id=c1"
     blob = bytes(range(256)) * 10
     r = await post(chat_app(), content=blob, headers={"content-type": "application/json"})
@@ -151,7 +187,13 @@ async def test_large_body_is_not_buffered(capture: Any) -> None:
         pass
 
     mw = chatobs.ChatObsMiddleware(app)
-    scope = {"type": "http", "method": "POST", "path": "/api/chat", "headers": [(b"content-type", b"application/json")], "query_string": b""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/chat",
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+    }
     await mw(scope, receive, send)
     assert pulled_before_app == [1]  # 64 KiB limit: one 1 MiB chunk read, no more
     assert len(got) == 10 * len(chunk)
@@ -167,7 +209,12 @@ async def test_remote_parent_tracestate_and_baggage(capture: Any) -> None:
     r = await post(
         chat_app(),
         json={"conversation_id": "c-b"},
-        headers={"traceparent": f"00-{TID}-1234567890123456-01", "tracestate": "vendor=1,BAD KEY=2", "baggage": "team=blue", "X-User-Id": "u-b"},
+        headers={
+            "traceparent": f"00-{TID}-1234567890123456-01",
+            "tracestate": "vendor=1,BAD KEY=2",
+            "baggage": "team=blue",
+            "X-User-Id": "u-b",
+        },
     )
     assert r.headers["x-trace-id"] == TID
     out = r.json()["outgoing"]
@@ -176,8 +223,16 @@ async def test_remote_parent_tracestate_and_baggage(capture: Any) -> None:
     entries = dict(e.split("=") for e in out["baggage"].split(","))
     assert entries == {"team": "blue", "gen_ai.conversation.id": "c-b", "user.id": "u-b"}
     (server,) = server_spans(capture)
-    assert server.parent is not None and server.parent.is_remote and format(server.parent.span_id, "016x") == "1234567890123456"
-    r2 = await post(chat_app(), json={}, headers={"traceparent": f"00-{TID}-1234567890123456-01", "tracestate": "vendor=1,tenant@vendor=2"})
+    assert (
+        server.parent is not None
+        and server.parent.is_remote
+        and format(server.parent.span_id, "016x") == "1234567890123456"
+    )
+    r2 = await post(
+        chat_app(),
+        json={},
+        headers={"traceparent": f"00-{TID}-1234567890123456-01", "tracestate": "vendor=1,tenant@vendor=2"},
+    )
     assert r2.json()["outgoing"]["tracestate"] == "vendor=1,tenant@vendor=2"
 
 
@@ -272,7 +327,9 @@ async def test_concurrent_requests_keep_their_own_identity(capture: Any) -> None
         return chatobs.current().conversation_id  # type: ignore[union-attr]
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        responses = await asyncio.gather(*(c.post("/api/chat", json={"conversation_id": f"conv-{i}"}) for i in range(200)))
+        responses = await asyncio.gather(
+            *(c.post("/api/chat", json={"conversation_id": f"conv-{i}"}) for i in range(200))
+        )
     for i, r in enumerate(responses):
         assert r.json() == {"task": f"conv-{i}", "thread": f"conv-{i}"}
     work = [s for s in capture.spans() if s.name == "work"]
@@ -372,7 +429,10 @@ def test_streaming_through_real_uvicorn(capture: Any, uvicorn_server: Any) -> No
     app = Starlette(routes=[Route("/api/chat/stream", stream, methods=["POST"])])
     app.add_middleware(chatobs.ChatObsMiddleware)
     base = uvicorn_server(app)
-    with httpx.Client(timeout=5) as client, client.stream("POST", f"{base}/api/chat/stream", json={"conversation_id": "c-s"}) as r:
+    with (
+        httpx.Client(timeout=5) as client,
+        client.stream("POST", f"{base}/api/chat/stream", json={"conversation_id": "c-s"}) as r,
+    ):
         assert r.headers["x-trace-id"]
         chunks = r.iter_text()
         assert next(chunks) == "data: first\n\n"  # would time out if the middleware buffered

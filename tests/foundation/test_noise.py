@@ -144,12 +144,18 @@ def test_excluded_path_makes_no_span_at_all_over_uvicorn(capture: Any, uvicorn_s
     want = {"opentelemetry.instrumentation.asgi", "fastapi", "chatobs"}
     assert wait_for(lambda: {s.instrumentation_scope.name for s in capture.spans()} == want), capture.spans()
     # By now the excluded requests' spans would have ended too.
-    paths = {s.attributes.get(semconv.URL_PATH) or s.attributes.get("http.target") for s in capture.spans() if s.kind == trace.SpanKind.SERVER}
+    paths = {
+        s.attributes.get(semconv.URL_PATH) or s.attributes.get("http.target")
+        for s in capture.spans()
+        if s.kind == trace.SpanKind.SERVER
+    }
     assert paths == {"/api/chat"}
 
 
 @pytest.mark.parametrize("record_unsampled", ["light", "full"])
-async def test_only_chat_turns_become_traces_while_metrics_count_every_request(make_capture: Any, record_unsampled: str) -> None:
+async def test_only_chat_turns_become_traces_while_metrics_count_every_request(
+    make_capture: Any, record_unsampled: str
+) -> None:
     reader = InMemoryMetricReader()
     remove = metrics.register_reader(reader)
     try:
@@ -232,6 +238,10 @@ def test_flask_only_chat_turns_and_no_span_for_excluded_paths(capture: Any, otel
     assert c.post("/api/chat", json={"conversation_id": "f-1"}).get_json() == {"ok": "yes"}
     spans = capture.spans()
     servers = [s for s in spans if s.kind == trace.SpanKind.SERVER]
-    assert [s.attributes.get(semconv.HTTP_ROUTE) for s in servers if s.attributes.get(semconv.CHAT_REQUEST)] == ["/api/chat"]
-    assert len(servers) == 1 and servers[0].instrumentation_scope.name == ("opentelemetry.instrumentation.wsgi" if otel else "chatobs")
+    assert [s.attributes.get(semconv.HTTP_ROUTE) for s in servers if s.attributes.get(semconv.CHAT_REQUEST)] == [
+        "/api/chat"
+    ]
+    assert len(servers) == 1 and servers[0].instrumentation_scope.name == (
+        "opentelemetry.instrumentation.wsgi" if otel else "chatobs"
+    )
     assert {s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in spans} == {"f-1"}

@@ -12,9 +12,23 @@ from chatobs.middleware.tracecontext import extract, parse_traceparent, parse_tr
 TID = "12345678901234567890123456789012"
 VALID = f"00-{TID}-1234567890123456-01"
 SUITE_TRACESTATES = [
-    "foo=1,bar=2", "foo =1", "FOO=1", "foo.bar=1", "foo@=1,bar=2", "@foo=1,bar=2", "foo@@bar=1,bar=2",
-    "foo@bar@baz=1,bar=2", "foo=bar=baz", "foo=,bar=3", "foo=1,foo=1", "foo=1,foo=2", "z" * 257 + "=1",
-    "t" * 241 + "@" + "v" * 14 + "=1", "t" * 242 + "@v=1", "t@" + "v" * 15 + "=1", "foo=1 \t , \t bar=2, \t baz=3",
+    "foo=1,bar=2",
+    "foo =1",
+    "FOO=1",
+    "foo.bar=1",
+    "foo@=1,bar=2",
+    "@foo=1,bar=2",
+    "foo@@bar=1,bar=2",
+    "foo@bar@baz=1,bar=2",
+    "foo=bar=baz",
+    "foo=,bar=3",
+    "foo=1,foo=1",
+    "foo=1,foo=2",
+    "z" * 257 + "=1",
+    "t" * 241 + "@" + "v" * 14 + "=1",
+    "t" * 242 + "@v=1",
+    "t@" + "v" * 15 + "=1",
+    "foo=1 \t , \t bar=2, \t baz=3",
 ]
 
 
@@ -51,7 +65,10 @@ def test_invalid_traceparent_starts_new_trace(value: str) -> None:
     assert parse_traceparent([value]) is None
 
 
-@pytest.mark.parametrize("value", [f"cc-{TID}-1234567890123456-01", f"cc-{TID}-1234567890123456-01-what-the-future-will-be-like", f" \t{VALID} \t"])
+@pytest.mark.parametrize(
+    "value",
+    [f"cc-{TID}-1234567890123456-01", f"cc-{TID}-1234567890123456-01-what-the-future-will-be-like", f" \t{VALID} \t"],
+)
 def test_future_versions_and_ows_accepted(value: str) -> None:
     sc = parse_traceparent([value])
     assert sc is not None and format(sc.trace_id, "032x") == TID
@@ -68,7 +85,15 @@ def test_tracestate_combined_in_order() -> None:
 
 
 def test_tracestate_with_an_invalid_member_is_discarded_whole() -> None:
-    for header in ["foo =1,good=2", "FOO=1,good=2", "foo.bar=1,good=2", "@x=1,good=2", "foo=bar=baz", "foo=,bar=3", "good=2,x=1\n"]:
+    for header in [
+        "foo =1,good=2",
+        "FOO=1,good=2",
+        "foo.bar=1,good=2",
+        "@x=1,good=2",
+        "foo=bar=baz",
+        "foo=,bar=3",
+        "good=2,x=1\n",
+    ]:
         assert len(parse_tracestate([header])) == 0, header
     assert len(parse_tracestate(["good=1", "z" * 257 + "=1"])) == 0
 
@@ -80,7 +105,16 @@ def test_tracestate_duplicate_keys_passed_on_once() -> None:
 
 def test_tracestate_keys_of_the_current_grammar() -> None:
     """Keys the W3C suite accepts since its key-grammar fix: '@' anywhere after the first character, 256 at most."""
-    for key in ["foo@", "foo@@bar", "foo@bar@baz", "z" * 256, "t" * 241 + "@" + "v" * 14, "t" * 242 + "@v", "t@" + "v" * 15, "0tenant@sys"]:
+    for key in [
+        "foo@",
+        "foo@@bar",
+        "foo@bar@baz",
+        "z" * 256,
+        "t" * 241 + "@" + "v" * 14,
+        "t" * 242 + "@v",
+        "t@" + "v" * 15,
+        "0tenant@sys",
+    ]:
         ts = parse_tracestate(["foo=1", key + "=1"])
         assert dict(ts) == {"foo": "1", key: "1"}, key
         assert ts.to_header() == f"foo=1,{key}=1"  # and they are written out again (OTel's TraceState would drop them)
@@ -88,7 +122,11 @@ def test_tracestate_keys_of_the_current_grammar() -> None:
 
 def test_tracestate_newer_key_grammar_and_all_characters() -> None:
     key = "abcdefghijklmnopqrstuvwxyz0123456789_-*/"
-    value = "".join(map(chr, range(0x20, 0x2C))) + "".join(map(chr, range(0x2D, 0x3D))) + "".join(map(chr, range(0x3E, 0x7F)))
+    value = (
+        "".join(map(chr, range(0x20, 0x2C)))
+        + "".join(map(chr, range(0x2D, 0x3D)))
+        + "".join(map(chr, range(0x3E, 0x7F)))
+    )
     assert parse_tracestate([f"{key}={value}"])[key] == value
     assert parse_tracestate([f"{key}@a-z0-9_-*/={value}"])[f"{key}@a-z0-9_-*/"] == value
     assert parse_tracestate(["0tenant@sys=1"])["0tenant@sys"] == "1"  # tenant may start with a digit
@@ -110,14 +148,20 @@ def test_otel_accepts_nothing_the_spec_refuses() -> None:
             if not m:
                 continue
             k, sep, v = m.partition("=")
-            if not sep or not re.fullmatch(r"[a-z0-9][a-z0-9_\-*/@]{0,255}", k) or not re.fullmatch(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]", v):
+            if (
+                not sep
+                or not re.fullmatch(r"[a-z0-9][a-z0-9_\-*/@]{0,255}", k)
+                or not re.fullmatch(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]", v)
+            ):
                 return None
             out.setdefault(k, v)
         return out
 
     rng = random.Random(14)
     alphabet = "ab0@=, \t\n\r\x0b1Z.*/_-\x00\x7f\xe9~"
-    cases = [[h] for h in SUITE_TRACESTATES] + [["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 10)))] for _ in range(20000)]
+    cases = [[h] for h in SUITE_TRACESTATES] + [
+        ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 10)))] for _ in range(20000)
+    ]
     logging.disable(logging.WARNING)  # OTel logs every refusal
     try:
         for headers in cases:
@@ -155,7 +199,9 @@ def test_tracestate_without_traceparent_is_discarded() -> None:
 # calls back an endpoint with OTel's standard propagator; the callback's headers are what the service passed on.
 
 _TP = f"00-{TID}-1234567890123456-00"
-_HARNESS_MEMBER = re.compile(r"([0-9a-z][_0-9a-z\-*/@]{0,255})=([\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e])")
+_HARNESS_MEMBER = re.compile(
+    r"([0-9a-z][_0-9a-z\-*/@]{0,255})=([\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e])"
+)
 
 
 def _harness_tracestate(headers: list[list[str]]) -> dict[str, str]:
@@ -241,39 +287,116 @@ _MEMBERS = [
     "bar21=21,bar22=22,bar23=23,bar24=24,bar25=25,bar26=26,bar27=27,bar28=28,bar29=29,bar30=30",
 ]
 _ALL_KEY = "".join(map(chr, range(0x61, 0x7B))) + "0123456789_-*/"
-_ALL_VALUE = "".join(map(chr, range(0x20, 0x2C))) + "".join(map(chr, range(0x2D, 0x3D))) + "".join(map(chr, range(0x3E, 0x7F)))
+_ALL_VALUE = (
+    "".join(map(chr, range(0x20, 0x2C))) + "".join(map(chr, range(0x2D, 0x3D))) + "".join(map(chr, range(0x3E, 0x7F)))
+)
 
 # (suite test, headers sent, what the passed-on tracestate must hold: a dict of required members, or None = absent keys)
 SUITE_CASES: list[tuple[str, list[list[str]], dict[str, str], set[str]]] = [
-    ("included_traceparent_included", [["traceparent", _TP], ["tracestate", "foo=1,bar=2"]], {"foo": "1", "bar": "2"}, set()),
+    (
+        "included_traceparent_included",
+        [["traceparent", _TP], ["tracestate", "foo=1,bar=2"]],
+        {"foo": "1", "bar": "2"},
+        set(),
+    ),
     ("header_name trace-state", [["traceparent", _TP], ["trace-state", "foo=1"]], {}, {"foo"}),
     ("header_name trace.state", [["traceparent", _TP], ["trace.state", "foo=1"]], {}, {"foo"}),
-    *[(f"header_name_valid_casing {n}", [["traceparent", _TP], [n, "foo=1"]], {"foo": "1"}, set()) for n in ("TraceState", "TrAcEsTaTe", "TRACESTATE")],
+    *[
+        (f"header_name_valid_casing {n}", [["traceparent", _TP], [n, "foo=1"]], {"foo": "1"}, set())
+        for n in ("TraceState", "TrAcEsTaTe", "TRACESTATE")
+    ],
     ("empty_header", [["traceparent", _TP], ["tracestate", ""]], {}, set()),
     ("empty_header after", [["traceparent", _TP], ["tracestate", "foo=1"], ["tracestate", ""]], {"foo": "1"}, set()),
     ("empty_header before", [["traceparent", _TP], ["tracestate", ""], ["tracestate", "foo=1"]], {"foo": "1"}, set()),
     ("duplicated_keys same", [["traceparent", _TP], ["tracestate", "foo=1,foo=1"]], {"foo": "1"}, set()),
     ("duplicated_keys differ", [["traceparent", _TP], ["tracestate", "foo=1,foo=2"]], {"foo": "1"}, set()),
-    ("duplicated_keys headers same", [["traceparent", _TP], ["tracestate", "foo=1"], ["tracestate", "foo=1"]], {"foo": "1"}, set()),
-    ("duplicated_keys headers differ", [["traceparent", _TP], ["tracestate", "foo=1"], ["tracestate", "foo=2"]], {"foo": "1"}, set()),
-    ("all_allowed_characters", [["traceparent", _TP], ["tracestate", f"{_ALL_KEY}={_ALL_VALUE}"]], {_ALL_KEY: _ALL_VALUE}, set()),
-    ("all_allowed_characters vendor", [["traceparent", _TP], ["tracestate", f"{_ALL_KEY}@a-z0-9_-*/={_ALL_VALUE}"]], {f"{_ALL_KEY}@a-z0-9_-*/": _ALL_VALUE}, set()),
-    *[(f"ows_handling {i}", [["traceparent", _TP], ["tracestate", v]], {"foo": "1", "bar": "2", "baz": "3"}, set()) for i, v in enumerate(["foo=1 \t , \t bar=2, \t baz=3", "foo=1\t \t,\t \tbar=2,\t \tbaz=3"])],
-    *[(f"ows_handling single {v!r}", [["traceparent", _TP], ["tracestate", v]], {"foo": "1"}, set()) for v in [" foo=1", "\tfoo=1", "foo=1 ", "foo=1\t", "\t foo=1 \t"]],
-    *[(f"key_illegal_characters {v!r}", [["traceparent", _TP], ["tracestate", v]], {}, {"foo ", "FOO", "foo.bar", "foo"}) for v in ["foo =1", "FOO=1", "foo.bar=1"]],
-    *[(f"key_illegal_vendor_format {k}", [["traceparent", _TP], ["tracestate", f"{k}=1,bar=2"]], {k: "1", "bar": "2"}, set()) for k in ["foo@", "foo@@bar", "foo@bar@baz"]],
+    (
+        "duplicated_keys headers same",
+        [["traceparent", _TP], ["tracestate", "foo=1"], ["tracestate", "foo=1"]],
+        {"foo": "1"},
+        set(),
+    ),
+    (
+        "duplicated_keys headers differ",
+        [["traceparent", _TP], ["tracestate", "foo=1"], ["tracestate", "foo=2"]],
+        {"foo": "1"},
+        set(),
+    ),
+    (
+        "all_allowed_characters",
+        [["traceparent", _TP], ["tracestate", f"{_ALL_KEY}={_ALL_VALUE}"]],
+        {_ALL_KEY: _ALL_VALUE},
+        set(),
+    ),
+    (
+        "all_allowed_characters vendor",
+        [["traceparent", _TP], ["tracestate", f"{_ALL_KEY}@a-z0-9_-*/={_ALL_VALUE}"]],
+        {f"{_ALL_KEY}@a-z0-9_-*/": _ALL_VALUE},
+        set(),
+    ),
+    *[
+        (f"ows_handling {i}", [["traceparent", _TP], ["tracestate", v]], {"foo": "1", "bar": "2", "baz": "3"}, set())
+        for i, v in enumerate(["foo=1 \t , \t bar=2, \t baz=3", "foo=1\t \t,\t \tbar=2,\t \tbaz=3"])
+    ],
+    *[
+        (f"ows_handling single {v!r}", [["traceparent", _TP], ["tracestate", v]], {"foo": "1"}, set())
+        for v in [" foo=1", "\tfoo=1", "foo=1 ", "foo=1\t", "\t foo=1 \t"]
+    ],
+    *[
+        (
+            f"key_illegal_characters {v!r}",
+            [["traceparent", _TP], ["tracestate", v]],
+            {},
+            {"foo ", "FOO", "foo.bar", "foo"},
+        )
+        for v in ["foo =1", "FOO=1", "foo.bar=1"]
+    ],
+    *[
+        (
+            f"key_illegal_vendor_format {k}",
+            [["traceparent", _TP], ["tracestate", f"{k}=1,bar=2"]],
+            {k: "1", "bar": "2"},
+            set(),
+        )
+        for k in ["foo@", "foo@@bar", "foo@bar@baz"]
+    ],
     ("key_illegal_vendor_format @foo", [["traceparent", _TP], ["tracestate", "@foo=1,bar=2"]], {}, {"bar"}),
-    ("member_count_limit 32", [["traceparent", _TP], *[["tracestate", m] for m in _MEMBERS], ["tracestate", "bar31=31,bar32=32"]], {f"bar{i:02d}": f"{i:02d}" for i in range(1, 33)}, set()),
-    ("member_count_limit 33", [["traceparent", _TP], *[["tracestate", m] for m in _MEMBERS], ["tracestate", "bar31=31,bar32=32,bar33=33"]], {}, {"bar01"}),
-    *[(f"key_length_limit {len(k)}:{k.find('@')}", [["traceparent", _TP], ["tracestate", "foo=1"], ["tracestate", k + "=1"]], {"foo": "1", k: "1"}, set()) for k in _KEY_CASES],
-    ("key_length_limit 257", [["traceparent", _TP], ["tracestate", "foo=1"], ["tracestate", "z" * 257 + "=1"]], {}, {"foo"}),
+    (
+        "member_count_limit 32",
+        [["traceparent", _TP], *[["tracestate", m] for m in _MEMBERS], ["tracestate", "bar31=31,bar32=32"]],
+        {f"bar{i:02d}": f"{i:02d}" for i in range(1, 33)},
+        set(),
+    ),
+    (
+        "member_count_limit 33",
+        [["traceparent", _TP], *[["tracestate", m] for m in _MEMBERS], ["tracestate", "bar31=31,bar32=32,bar33=33"]],
+        {},
+        {"bar01"},
+    ),
+    *[
+        (
+            f"key_length_limit {len(k)}:{k.find('@')}",
+            [["traceparent", _TP], ["tracestate", "foo=1"], ["tracestate", k + "=1"]],
+            {"foo": "1", k: "1"},
+            set(),
+        )
+        for k in _KEY_CASES
+    ],
+    (
+        "key_length_limit 257",
+        [["traceparent", _TP], ["tracestate", "foo=1"], ["tracestate", "z" * 257 + "=1"]],
+        {},
+        {"foo"},
+    ),
     ("value_illegal_characters foo=bar=baz", [["traceparent", _TP], ["tracestate", "foo=bar=baz"]], {}, {"foo"}),
     ("value_illegal_characters foo=,bar=3", [["traceparent", _TP], ["tracestate", "foo=,bar=3"]], {}, {"foo", "bar"}),
 ]
 
 
 @pytest.mark.parametrize(("name", "headers", "kept", "absent"), SUITE_CASES, ids=[c[0] for c in SUITE_CASES])
-def test_w3c_suite_tracestate_case(w3c_service, name: str, headers: list[list[str]], kept: dict[str, str], absent: set[str]) -> None:  # type: ignore[no-untyped-def]
+def test_w3c_suite_tracestate_case(
+    w3c_service, name: str, headers: list[list[str]], kept: dict[str, str], absent: set[str]
+) -> None:  # type: ignore[no-untyped-def]
     traceparent, tracestate = w3c_service(headers)
     assert _tid(traceparent) == TID and traceparent.split("-")[2] != "1234567890123456"
     for key, value in kept.items():
@@ -292,5 +415,7 @@ def test_w3c_suite_tracestate_without_traceparent(w3c_service) -> None:  # type:
 
 def test_w3c_suite_duplicated_keys_ordered_multi_header(w3c_service) -> None:  # type: ignore[no-untyped-def]
     """test_tracestate_multiple_headers_different_keys: combined in order."""
-    _, ts = w3c_service([["traceparent", _TP], ["tracestate", "foo=1,bar=2"], ["tracestate", "rojo=1,congo=2"], ["tracestate", "baz=3"]])
+    _, ts = w3c_service(
+        [["traceparent", _TP], ["tracestate", "foo=1,bar=2"], ["tracestate", "rojo=1,congo=2"], ["tracestate", "baz=3"]]
+    )
     assert list(ts.items()) == [("foo", "1"), ("bar", "2"), ("rojo", "1"), ("congo", "2"), ("baz", "3")]

@@ -26,7 +26,12 @@ def flask_app(**kw: Any) -> flask.Flask:
         with chatobs.get_tracer().start_as_current_span("child"):
             outgoing = chatobs.inject({})
         s = chatobs.current()
-        return {"conversation_id": s and s.conversation_id, "user_id": s and s.user_id, "raw": raw.decode("latin-1"), "outgoing": outgoing}
+        return {
+            "conversation_id": s and s.conversation_id,
+            "user_id": s and s.user_id,
+            "raw": raw.decode("latin-1"),
+            "outgoing": outgoing,
+        }
 
     @app.get("/stream")
     def stream() -> Any:
@@ -83,12 +88,20 @@ def test_streaming_chunk_by_chunk_with_scope(make_capture: Any) -> None:
 
 def test_remote_parent_and_duplicates(capture: Any) -> None:
     c = flask_app().test_client()
-    r = c.post("/api/chat", json={}, headers={"traceparent": f"00-{TID}-1234567890123456-01", "tracestate": "a=1,b=2,a=3", "baggage": "k=v"})
+    r = c.post(
+        "/api/chat",
+        json={},
+        headers={"traceparent": f"00-{TID}-1234567890123456-01", "tracestate": "a=1,b=2,a=3", "baggage": "k=v"},
+    )
     assert r.headers["X-Trace-Id"] == TID
     assert r.json["outgoing"]["tracestate"] == "a=1,b=2"  # a duplicated key is passed on once, its first value
     assert "k=v" in r.json["outgoing"]["baggage"]
     # Two traceparent headers arrive joined by the server ("a, b"): invalid, so a new trace starts.
-    r = c.post("/api/chat", json={}, headers=[("traceparent", f"00-{TID}-1234567890123456-01"), ("traceparent", f"00-{TID}-1234567890123457-01")])
+    r = c.post(
+        "/api/chat",
+        json={},
+        headers=[("traceparent", f"00-{TID}-1234567890123456-01"), ("traceparent", f"00-{TID}-1234567890123457-01")],
+    )
     assert r.headers["X-Trace-Id"] != TID
 
 
@@ -113,7 +126,15 @@ def test_unterminated_input_without_length_is_not_read(capture: Any) -> None:
         return [b"ok"]
 
     mw = chatobs.ChatObsWSGIMiddleware(app)
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/chat", "CONTENT_TYPE": "application/json", "wsgi.input": io.BytesIO(b'{"conversation_id": "c"}'), "wsgi.url_scheme": "http", "SERVER_NAME": "x", "SERVER_PORT": "80"}
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/chat",
+        "CONTENT_TYPE": "application/json",
+        "wsgi.input": io.BytesIO(b'{"conversation_id": "c"}'),
+        "wsgi.url_scheme": "http",
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+    }
     body = b"".join(mw(environ, lambda *a: None))
     assert body == b"ok" and seen["body"] == b'{"conversation_id": "c"}' and seen["scope"].conversation_id is None
     environ.update({"wsgi.input": io.BytesIO(b'{"conversation_id": "c"}'), "wsgi.input_terminated": True})

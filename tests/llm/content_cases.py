@@ -20,30 +20,56 @@ VOLATILE = ("server.port", "gen_ai.response.time_to_first_chunk", "gen_ai.respon
 
 CALCULATOR = {
     "type": "function",
-    "function": {"name": "calculator", "description": "Evaluate an arithmetic expression", "strict": True,
-                 "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}}},
+    "function": {
+        "name": "calculator",
+        "description": "Evaluate an arithmetic expression",
+        "strict": True,
+        "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}},
+    },
 }
 CHAT_HISTORY: list[dict[str, Any]] = [
     {"role": "system", "content": "Be brief. Prix: 5 €"},
-    {"role": "user", "content": [{"type": "text", "text": "what is on this picture?"},
-                                 {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
-                                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
-    {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "calculator", "arguments": "{\"expression\": \"2+3\"}"}}]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "what is on this picture?"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        ],
+    },
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "calculator", "arguments": '{"expression": "2+3"}'},
+            }
+        ],
+    },
     {"role": "tool", "tool_call_id": "call_1", "content": "5"},
     {"role": "user", "content": "thanks, and 7*6?", "name": "ann"},
 ]
 RESPONSES_INPUT: list[dict[str, Any]] = [
     {"role": "user", "content": [{"type": "input_text", "text": "calculate 2+3"}]},
-    {"type": "function_call", "call_id": "call_9", "name": "calculator", "arguments": "{\"expression\": \"2+3\"}"},
+    {"type": "function_call", "call_id": "call_9", "name": "calculator", "arguments": '{"expression": "2+3"}'},
     {"type": "function_call_output", "call_id": "call_9", "output": "5"},
     {"role": "user", "content": "and now?"},
 ]
 ANTHROPIC_MESSAGES: list[dict[str, Any]] = [
     {"role": "user", "content": "calculate 2+3"},
-    {"role": "assistant", "content": [{"type": "thinking", "thinking": "use the tool", "signature": "x"},
-                                      {"type": "tool_use", "id": "tu_1", "name": "calculator", "input": {"expression": "2+3"}}]},
-    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": [{"type": "text", "text": "5"}]}]},
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "use the tool", "signature": "x"},
+            {"type": "tool_use", "id": "tu_1", "name": "calculator", "input": {"expression": "2+3"}},
+        ],
+    },
+    {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": [{"type": "text", "text": "5"}]}],
+    },
     {"role": "user", "content": "hello there"},
 ]
 ANTHROPIC_TOOLS = [{"name": "calculator", "description": "math", "input_schema": {"type": "object"}}]
@@ -61,43 +87,69 @@ def _cases(base: str) -> dict[str, Callable[[], Any]]:
 
     def openai_chat(stream: bool) -> Callable[[], Any]:
         def run() -> Any:
-            r = oai.chat.completions.create(model="gpt-4o-mini", messages=CHAT_HISTORY, tools=[CALCULATOR],
-                                            temperature=0.2, stream=stream)
+            r = oai.chat.completions.create(
+                model="gpt-4o-mini", messages=CHAT_HISTORY, tools=[CALCULATOR], temperature=0.2, stream=stream
+            )
             return list(r) if stream else r
+
         return run
 
     def responses(stream: bool) -> Callable[[], Any]:
         def run() -> Any:
-            r = oai.responses.create(model="gpt-4o-mini", input=RESPONSES_INPUT, instructions="Be brief.",
-                                     tools=[{"type": "function", "name": "calculator", "parameters": {"type": "object"}}],
-                                     stream=stream)
+            r = oai.responses.create(
+                model="gpt-4o-mini",
+                input=RESPONSES_INPUT,
+                instructions="Be brief.",
+                tools=[{"type": "function", "name": "calculator", "parameters": {"type": "object"}}],
+                stream=stream,
+            )
             return list(r) if stream else r
+
         return run
 
     def anthropic_messages(stream: bool) -> Callable[[], Any]:
         def run() -> Any:
-            r = claude.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=ANTHROPIC_MESSAGES,
-                                       system=[{"type": "text", "text": "Be brief."}], tools=ANTHROPIC_TOOLS, stream=stream)
+            r = claude.messages.create(
+                model="claude-haiku-4-5",
+                max_tokens=100,
+                messages=ANTHROPIC_MESSAGES,
+                system=[{"type": "text", "text": "Be brief."}],
+                tools=ANTHROPIC_TOOLS,
+                stream=stream,
+            )
             return list(r) if stream else r
+
         return run
 
     def http(path: str, body: dict[str, Any]) -> Callable[[], Any]:
         def run() -> Any:
             with httpx.Client(timeout=10) as c:
                 return c.post(base + path, json=body).content
+
         return run
 
     def llm_call(stream: bool) -> Callable[[], Any]:
         def run() -> Any:
-            with chatobs.llm_call("mistral", "mistral-small", CHAT_HISTORY, system="Be brief.", tools=[CALCULATOR],
-                                  stream=stream, temperature=0.1) as call:
+            with chatobs.llm_call(
+                "mistral",
+                "mistral-small",
+                CHAT_HISTORY,
+                system="Be brief.",
+                tools=[CALCULATOR],
+                stream=stream,
+                temperature=0.1,
+            ) as call:
                 if stream:
                     call.chunk("Hel")
                     call.chunk("lo")
                     call.record(usage={"input_tokens": 3, "output_tokens": 2}, finish_reason="stop")
                 else:
-                    call.record(output={"role": "assistant", "content": "Hello"}, usage={"input_tokens": 3, "output_tokens": 2},
-                                finish_reason="stop")
+                    call.record(
+                        output={"role": "assistant", "content": "Hello"},
+                        usage={"input_tokens": 3, "output_tokens": 2},
+                        finish_reason="stop",
+                    )
+
         return run
 
     return {
@@ -107,10 +159,22 @@ def _cases(base: str) -> dict[str, Callable[[], Any]]:
         "openai responses stream": responses(True),
         "anthropic messages": anthropic_messages(False),
         "anthropic messages stream": anthropic_messages(True),
-        "httpx chat": http("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": CHAT_HISTORY, "tools": [CALCULATOR]}),
-        "httpx chat stream": http("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": CHAT_HISTORY, "stream": True}),
-        "httpx anthropic": http("/v1/messages", {"model": "claude-haiku-4-5", "max_tokens": 50, "system": "Be brief.",
-                                                 "messages": ANTHROPIC_MESSAGES, "tools": ANTHROPIC_TOOLS}),
+        "httpx chat": http(
+            "/v1/chat/completions", {"model": "gpt-4o-mini", "messages": CHAT_HISTORY, "tools": [CALCULATOR]}
+        ),
+        "httpx chat stream": http(
+            "/v1/chat/completions", {"model": "gpt-4o-mini", "messages": CHAT_HISTORY, "stream": True}
+        ),
+        "httpx anthropic": http(
+            "/v1/messages",
+            {
+                "model": "claude-haiku-4-5",
+                "max_tokens": 50,
+                "system": "Be brief.",
+                "messages": ANTHROPIC_MESSAGES,
+                "tools": ANTHROPIC_TOOLS,
+            },
+        ),
         "llm_call": llm_call(False),
         "llm_call stream": llm_call(True),
     }
@@ -142,7 +206,11 @@ def run_cases(base: str) -> dict[str, list[list[Any]]]:
             exporter.clear()
             case()
             rt.force_flush(10)
-            llm = [s for s in exporter.get_finished_spans() if (s.attributes or {}).get("chatobs.observation.type") == "llm"]
+            llm = [
+                s
+                for s in exporter.get_finished_spans()
+                if (s.attributes or {}).get("chatobs.observation.type") == "llm"
+            ]
             assert len(llm) == 1, (name, [s.name for s in exporter.get_finished_spans()])
             shown[name] = _shown(llm[0].attributes)
     finally:

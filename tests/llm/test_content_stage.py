@@ -33,8 +33,12 @@ def test_exported_spans_are_the_same_as_when_content_was_normalised_on_the_reque
         # Same keys, same order, same values (the JSON strings byte for byte): the OTLP bytes are the same.
         assert got[name] == attributes, name
     contents = {k for attrs in got.values() for k, _ in attrs}
-    assert {semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_SYSTEM_INSTRUCTIONS, semconv.GEN_AI_TOOL_DEFINITIONS,
-            semconv.GEN_AI_OUTPUT_MESSAGES} <= contents
+    assert {
+        semconv.GEN_AI_INPUT_MESSAGES,
+        semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
+        semconv.GEN_AI_TOOL_DEFINITIONS,
+        semconv.GEN_AI_OUTPUT_MESSAGES,
+    } <= contents
     assert not contents & semconv.RAW_ATTRIBUTES
 
 
@@ -60,11 +64,18 @@ def test_the_request_path_stores_one_raw_string_and_no_gen_ai_content(oai: Any, 
     assert rt is not None
     seen: list[ReadableSpan] = []
     rt.pipeline.stages.insert(0, _Spy(seen))
-    oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], tools=[{"type": "function", "function": {"name": "f"}}])
+    oai.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        tools=[{"type": "function", "function": {"name": "f"}}],
+    )
     rt.force_flush(10)
     a = [s for s in seen if s.name.startswith("chat ")][0].attributes
     assert a[semconv.RAW_FORMAT] == "openai.chat"
-    assert json.loads(a[semconv.RAW_REQUEST]) == [[{"role": "user", "content": "hi"}], [{"type": "function", "function": {"name": "f"}}]]
+    assert json.loads(a[semconv.RAW_REQUEST]) == [
+        [{"role": "user", "content": "hi"}],
+        [{"type": "function", "function": {"name": "f"}}],
+    ]
     assert semconv.GEN_AI_INPUT_MESSAGES not in a and semconv.GEN_AI_TOOL_DEFINITIONS not in a
 
 
@@ -91,18 +102,25 @@ def _span(attributes: dict[str, Any]) -> ReadableSpan:
     return ReadableSpan(name="chat m", context=ctx, attributes=attributes, kind=SpanKind.CLIENT)
 
 
-@pytest.mark.parametrize("raw", [
-    {semconv.RAW_FORMAT: "openai.chat", semconv.RAW_REQUEST: "[[{\"role\": \"user\", \"content\": \"secret"},  # cut
-    {semconv.RAW_FORMAT: "no-such-format", semconv.RAW_REQUEST: "[[], null]"},
-    {semconv.RAW_FORMAT: "openai.chat", semconv.RAW_REQUEST: "{\"not\": \"a tuple\"}"},
-    {semconv.RAW_OUTPUT: "[\"only one\"]"},
-], ids=["truncated", "unknown-format", "wrong-shape", "bad-output"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {semconv.RAW_FORMAT: "openai.chat", semconv.RAW_REQUEST: '[[{"role": "user", "content": "secret'},  # cut
+        {semconv.RAW_FORMAT: "no-such-format", semconv.RAW_REQUEST: "[[], null]"},
+        {semconv.RAW_FORMAT: "openai.chat", semconv.RAW_REQUEST: '{"not": "a tuple"}'},
+        {semconv.RAW_OUTPUT: '["only one"]'},
+    ],
+    ids=["truncated", "unknown-format", "wrong-shape", "bad-output"],
+)
 def test_an_unreadable_snapshot_is_dropped_not_exported(raw: dict[str, Any]) -> None:
     stats = PipelineStats()
     span = _span({semconv.GEN_AI_REQUEST_MODEL: "m", **raw, semconv.GEN_AI_USAGE_INPUT_TOKENS: 3})
     out = ContentStage(stats=stats).process([span])
     assert len(out) == 1  # the span goes on (timings, tokens, cost) ...
-    assert dict(out[0].attributes) == {semconv.GEN_AI_REQUEST_MODEL: "m", semconv.GEN_AI_USAGE_INPUT_TOKENS: 3}  # ... without content
+    assert dict(out[0].attributes) == {
+        semconv.GEN_AI_REQUEST_MODEL: "m",
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: 3,
+    }  # ... without content
     assert stats.events["content_failed"] == 1
 
 
@@ -127,4 +145,6 @@ def test_an_unencodable_snapshot_costs_the_app_nothing(capture: Any) -> None:
         call.record(output="fine")
     span = one_llm_span(capture)
     assert semconv.GEN_AI_INPUT_MESSAGES not in span.attributes
-    assert llm.from_json(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES]) == [{"role": "assistant", "parts": [{"type": "text", "content": "fine"}]}]
+    assert llm.from_json(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "fine"}]}
+    ]

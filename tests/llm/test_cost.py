@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -57,7 +57,9 @@ def test_genai_prices_model(make_capture) -> None:
     cap = make_capture()
     _call("gpt-4o", "openai", 1000, 500, cache_read_input_tokens=200)
     a = one_llm_span(cap).attributes
-    expected = calc_price(Usage(input_tokens=1000, output_tokens=500, cache_read_tokens=200), "gpt-4o", provider_id="openai")
+    expected = calc_price(
+        Usage(input_tokens=1000, output_tokens=500, cache_read_tokens=200), "gpt-4o", provider_id="openai"
+    )
     assert a[sc.COST_USD] == pytest.approx(float(expected.total_price))
     assert a[sc.COST_INPUT_USD] == pytest.approx(float(expected.input_price))
     assert a[sc.COST_USD] > 0
@@ -101,15 +103,25 @@ def test_span_without_usage_or_model_untouched() -> None:
     ("text", "line", "problem"),
     [
         ("models:\n  gpt-4: {prompt_token_cost: 0.03, completion_token_cost: [1\n", 3, "not valid YAML"),
-        ("default: {prompt_token_cost: 0.1, completion_token_cost: 0.2}\nmodels:\n  gpt-4: {prompt_token_cost: cheap, completion_token_cost: 0.06}\n", 3, "must be a number"),
+        (
+            "default: {prompt_token_cost: 0.1, completion_token_cost: 0.2}\nmodels:\n  gpt-4: {prompt_token_cost: cheap, completion_token_cost: 0.06}\n",
+            3,
+            "must be a number",
+        ),
         ("models:\n  gpt-4: {prompt_token_cost: 0.03}\n", 2, "missing completion_token_cost"),
         ("defaults: {prompt_token_cost: 0.1, completion_token_cost: 0.2}\n", 1, "unknown key 'defaults'"),
         ("models:\n  gpt-4:\n    prompt_token_cost: 0.03\n    completion_token_cost: -1\n", 4, "must be a number >= 0"),
         ("- just\n- a list\n", 1, "expected a mapping"),
-        ("models:\n  gpt-4: {prompt_token_cost: 0.03, completion_token_cost: 0.06, currency: EUR}\n", 2, "unknown key 'currency'"),
+        (
+            "models:\n  gpt-4: {prompt_token_cost: 0.03, completion_token_cost: 0.06, currency: EUR}\n",
+            2,
+            "unknown key 'currency'",
+        ),
     ],
 )
-def test_malformed_pricing_file_fails_init_with_file_line_problem(tmp_path: Path, text: str, line: int, problem: str) -> None:
+def test_malformed_pricing_file_fails_init_with_file_line_problem(
+    tmp_path: Path, text: str, line: int, problem: str
+) -> None:
     pricing = tmp_path / "bad.yaml"
     pricing.write_text(text)
     with pytest.raises(ConfigError) as info:
@@ -131,8 +143,18 @@ def test_empty_pricing_file_is_fine(tmp_path: Path) -> None:
 
 
 # --- the cached path (resolution per model, genai-prices' arithmetic as an affine plan) equals the uncached one ----
-_USAGES = [(0, 0, 0, 0), (1, 1, 0, 0), (500, 80, 0, 0), (1000, 500, 200, 0), (12_345, 678, 10_000, 2_000),
-           (4096, 0, 0, 4096), (250_000, 1_000, 0, 0), (3, 7, 5, 0), (10, 10, -1, 0), (-5, 3, 0, 0)]
+_USAGES = [
+    (0, 0, 0, 0),
+    (1, 1, 0, 0),
+    (500, 80, 0, 0),
+    (1000, 500, 200, 0),
+    (12_345, 678, 10_000, 2_000),
+    (4096, 0, 0, 4096),
+    (250_000, 1_000, 0, 0),
+    (3, 7, 5, 0),
+    (10, 10, -1, 0),
+    (-5, 3, 0, 0),
+]
 
 
 def _genai_models() -> list[tuple[str, str | None]]:
@@ -144,14 +166,18 @@ def _genai_models() -> list[tuple[str, str | None]]:
     return [(model.id, ours.get(provider.id)) for provider in get_snapshot().providers for model in provider.models]
 
 
-def _both(stage: CostStage, models: tuple[str, ...], provider: str | None, tokens: tuple[int, int, int, int]) -> tuple[object, object]:
+def _both(
+    stage: CostStage, models: tuple[str, ...], provider: str | None, tokens: tuple[int, int, int, int]
+) -> tuple[object, object]:
     def run(fn):  # type: ignore[no-untyped-def]
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - both paths must fail alike too
             return type(exc)
 
-    return run(lambda: stage._price_cached(models, provider, tokens)), run(lambda: stage._price(list(models), provider, tokens))
+    return run(lambda: stage._price_cached(models, provider, tokens)), run(
+        lambda: stage._price(list(models), provider, tokens)
+    )
 
 
 def test_cached_prices_equal_genai_prices_for_every_model_it_knows() -> None:
@@ -174,9 +200,15 @@ def test_cached_prices_equal_uncached_for_file_default_unknown_and_fallbacks(tmp
     pricing = tmp_path / "pricing.yaml"
     pricing.write_text(SEED)
     stage = CostStage(load_pricing_file(pricing))
-    cases = [(("gpt-4-0613",), "openai"), (("gpt-4o-2024-08-06", "gpt-4o"), "openai"), (("made-up", "gpt-4o-mini"), "openai"),
-             (("claude-3-5-sonnet-20241022",), "anthropic"), (("claude-3-5-sonnet-20241022",), None),
-             (("totally-unknown",), "local"), (("gpt-4o",), "azure.ai.openai")]
+    cases = [
+        (("gpt-4-0613",), "openai"),
+        (("gpt-4o-2024-08-06", "gpt-4o"), "openai"),
+        (("made-up", "gpt-4o-mini"), "openai"),
+        (("claude-3-5-sonnet-20241022",), "anthropic"),
+        (("claude-3-5-sonnet-20241022",), None),
+        (("totally-unknown",), "local"),
+        (("gpt-4o",), "azure.ai.openai"),
+    ]
     for models, provider in cases:
         for tokens in _USAGES:
             cached, uncached = _both(stage, models, provider, tokens)
@@ -189,9 +221,14 @@ def test_tiered_prices_are_left_to_genai_prices() -> None:
     from genai_prices.data_snapshot import get_snapshot
     from genai_prices.types import TieredPrices
 
-    now = datetime.now(tz=timezone.utc)
-    tiered = [(m.id, p.id) for p in get_snapshot().providers if p.id == "google" for m in p.models
-              if any(isinstance(v, TieredPrices) for v in vars(m.get_prices(now)).values())]
+    now = datetime.now(tz=UTC)
+    tiered = [
+        (m.id, p.id)
+        for p in get_snapshot().providers
+        if p.id == "google"
+        for m in p.models
+        if any(isinstance(v, TieredPrices) for v in vars(m.get_prices(now)).values())
+    ]
     assert tiered, "genai-prices has tiered models (long-context Gemini); the plan must not be used for them"
     stage = CostStage(None)
     for model, _ in tiered[:3]:
@@ -208,8 +245,15 @@ def test_stage_skips_spans_without_a_model_before_reading_anything_else() -> Non
     tracer = TracerProvider().get_tracer("t")
     plain = tracer.start_span("GET /", attributes={sc.HTTP_ROUTE: "/", sc.GEN_AI_USAGE_INPUT_TOKENS: 5})
     plain.end()
-    llm = tracer.start_span("chat", attributes={sc.GEN_AI_REQUEST_MODEL: "gpt-4o", sc.GEN_AI_PROVIDER_NAME: "openai",
-                                                sc.GEN_AI_USAGE_INPUT_TOKENS: 1000, sc.GEN_AI_USAGE_OUTPUT_TOKENS: 500})
+    llm = tracer.start_span(
+        "chat",
+        attributes={
+            sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
+            sc.GEN_AI_PROVIDER_NAME: "openai",
+            sc.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: 500,
+        },
+    )
     llm.end()
     stage = CostStage(None)
     out = stage.process([plain, llm, llm])

@@ -22,7 +22,7 @@ def by_name(cap):  # type: ignore[no-untyped-def]
 def test_sync_nesting_input_output(capture) -> None:
     @chatobs.tool
     def calculator(expression: str) -> float:
-        return eval(expression, {"__builtins__": {}})  # noqa: S307 - test fixture
+        return eval(expression, {"__builtins__": {}})  # test fixture
 
     @chatobs.task(name="retrieve")
     def retrieve(query: str, k: int = 2) -> list[str]:
@@ -45,10 +45,18 @@ def test_sync_nesting_input_output(capture) -> None:
     task, tl = spans["retrieve"], spans["execute_tool calculator"]
     assert ag.parent.span_id == wf.context.span_id
     assert task.parent.span_id == ag.context.span_id and tl.parent.span_id == ag.context.span_id
-    assert wf.attributes[sc.OBSERVATION_TYPE] == "workflow" and wf.attributes[sc.GEN_AI_OPERATION_NAME] == "invoke_workflow"
-    assert ag.attributes[sc.GEN_AI_AGENT_NAME] == "math-agent" and ag.attributes[sc.GEN_AI_OPERATION_NAME] == "invoke_agent"
+    assert (
+        wf.attributes[sc.OBSERVATION_TYPE] == "workflow"
+        and wf.attributes[sc.GEN_AI_OPERATION_NAME] == "invoke_workflow"
+    )
+    assert (
+        ag.attributes[sc.GEN_AI_AGENT_NAME] == "math-agent"
+        and ag.attributes[sc.GEN_AI_OPERATION_NAME] == "invoke_agent"
+    )
     assert task.attributes[sc.OBSERVATION_TYPE] == "task" and sc.GEN_AI_OPERATION_NAME not in task.attributes
-    assert tl.attributes[sc.GEN_AI_TOOL_NAME] == "calculator" and tl.attributes[sc.GEN_AI_OPERATION_NAME] == "execute_tool"
+    assert (
+        tl.attributes[sc.GEN_AI_TOOL_NAME] == "calculator" and tl.attributes[sc.GEN_AI_OPERATION_NAME] == "execute_tool"
+    )
     assert json.loads(task.attributes[sc.INPUT]) == {"query": "what is 6*7?"}  # arguments as passed
     assert json.loads(task.attributes[sc.OUTPUT]) == ["doc-0", "doc-1"]
     assert json.loads(tl.attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS]) == {"expression": "6*7"}
@@ -102,7 +110,7 @@ def test_sync_generator_keeps_span_open_and_context_clean(capture) -> None:
 
     outer = trace.get_current_span()
     items = []
-    for i, current in tokens(3):
+    for _i, current in tokens(3):
         items.append(current)
         # ...but never in the caller between items.
         assert trace.get_current_span() is outer

@@ -24,16 +24,26 @@ def test_error_answers_429_once_per_conversation(fake) -> None:
         anthropic_first = c.post("/v1/messages", json={**body, "max_tokens": 5}, headers={"X-Conversation-Id": "c"})
     assert first.status_code == 429 and first.headers["retry-after"] == "0"
     assert first.json()["error"]["type"] == "rate_limit_error"
-    assert second.status_code == 200 and second.json()["choices"][0]["message"]["content"] == "You said: trigger an error"
+    assert (
+        second.status_code == 200 and second.json()["choices"][0]["message"]["content"] == "You said: trigger an error"
+    )
     assert other.status_code == 429
     assert anthropic_first.status_code == 429 and anthropic_first.json()["type"] == "error"
 
 
 def test_tools_only_when_offered_and_usage_is_word_counts(fake) -> None:
     with httpx.Client(base_url=fake.base_url) as c:
-        plain = c.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "calculate 1+1"}]}).json()
-        tool = c.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "is this slow today"}],
-                                                      "tools": [{"type": "function", "function": {"name": "slow_lookup"}}]}).json()
+        plain = c.post(
+            "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "calculate 1+1"}]}
+        ).json()
+        tool = c.post(
+            "/v1/chat/completions",
+            json={
+                "model": "m",
+                "messages": [{"role": "user", "content": "is this slow today"}],
+                "tools": [{"type": "function", "function": {"name": "slow_lookup"}}],
+            },
+        ).json()
     assert plain["choices"][0]["message"]["content"] == "You said: calculate 1+1"
     assert plain["usage"] == {**plain["usage"], "prompt_tokens": 2, "completion_tokens": 4, "total_tokens": 6}
     call = tool["choices"][0]["message"]["tool_calls"][0]["function"]
@@ -44,14 +54,21 @@ def test_command_line_entry_point() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "demo_app.fake_llm", "--port", str(port)], env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "demo_app.fake_llm", "--port", str(port)],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                reply = httpx.post(f"http://127.0.0.1:{port}/v1/messages", timeout=2,
-                                   json={"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "hey"}]})
+                reply = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/messages",
+                    timeout=2,
+                    json={"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "hey"}]},
+                )
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline and proc.poll() is None, "server did not start"

@@ -28,14 +28,17 @@ def make_app(base_url: str) -> FastAPI:
     @app.post("/api/chat")
     async def chat(request: Request) -> dict[str, Any]:
         body = await request.json()
-        reply = await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": body["message"]}])
+        reply = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": body["message"]}]
+        )
         return {"reply": reply.choices[0].message.content}
 
     @app.post("/api/chat/stream")
     async def chat_stream(request: Request) -> StreamingResponse:
         body = await request.json()
-        stream = await client.chat.completions.create(model="gpt-4o-mini", stream=True,
-                                                      messages=[{"role": "user", "content": body["message"]}])
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": body["message"]}]
+        )
 
         async def relay():  # type: ignore[no-untyped-def]
             async for chunk in stream:
@@ -50,8 +53,12 @@ def make_app(base_url: str) -> FastAPI:
 async def test_fastapi_turns_with_llm_child_spans(capture, fake) -> None:
     app = make_app(fake.base_url)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
-        plain = await c.post("/api/chat", json={"message": "hello there"}, headers={"X-Conversation-Id": "conv-42", "X-User-Id": "u-1"})
-        streamed = await c.post("/api/chat/stream", json={"message": "stream please"}, headers={"X-Conversation-Id": "conv-42"})
+        plain = await c.post(
+            "/api/chat", json={"message": "hello there"}, headers={"X-Conversation-Id": "conv-42", "X-User-Id": "u-1"}
+        )
+        streamed = await c.post(
+            "/api/chat/stream", json={"message": "stream please"}, headers={"X-Conversation-Id": "conv-42"}
+        )
     assert plain.json() == {"reply": "You said: hello there"}
     assert streamed.text == "You said: stream please"
     spans = capture.spans()
@@ -69,7 +76,9 @@ async def test_fastapi_turns_with_llm_child_spans(capture, fake) -> None:
         a = span.attributes
         assert a[sc.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini" and a[sc.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini"
         assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == 2 and a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 4
-        assert a[sc.GEN_AI_USAGE_COST] > 0 and a[sc.COST_USD] == a[sc.GEN_AI_USAGE_COST]  # genai-prices knows gpt-4o-mini
+        assert (
+            a[sc.GEN_AI_USAGE_COST] > 0 and a[sc.COST_USD] == a[sc.GEN_AI_USAGE_COST]
+        )  # genai-prices knows gpt-4o-mini
         assert a[sc.GEN_AI_CONVERSATION_ID] == "conv-42"
     stream_span = next(s for s in llm if s.attributes.get(sc.GEN_AI_REQUEST_STREAM))
     assert stream_span.attributes[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0

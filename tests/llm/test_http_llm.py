@@ -23,7 +23,9 @@ pytestmark = pytest.mark.timeout(60)
 CLIENTS = ("httpx", "httpx-async", "requests", "aiohttp")
 
 
-def post(client: str, url: str, body: Any, stream: bool, *, raw: bool = False, stop_after: int | None = None) -> tuple[int, bytes]:
+def post(
+    client: str, url: str, body: Any, stream: bool, *, raw: bool = False, stop_after: int | None = None
+) -> tuple[int, bytes]:
     """POST ``body`` (JSON, or bytes with ``raw``) with ``client``; returns the status and the bytes the app read
     (chunk by chunk when ``stream``; only ``stop_after`` chunks, then the response is closed)."""
     kwargs: dict[str, Any] = {"content" if client.startswith("httpx") else "data": body} if raw else {"json": body}
@@ -70,26 +72,34 @@ def post(client: str, url: str, body: Any, stream: bool, *, raw: bool = False, s
                         if take(chunks):
                             break
                     return r.status_code, b"".join(chunks)
-        async with aiohttp.ClientSession() as s:
-            async with s.post(url, **kwargs) as r:
-                if not stream:
-                    return r.status, await r.read()
-                chunks = []
-                async for chunk in r.content.iter_any():
-                    chunks.append(chunk)
-                    if take(chunks):
-                        break
-                return r.status, b"".join(chunks)
+        async with aiohttp.ClientSession() as s, s.post(url, **kwargs) as r:
+            if not stream:
+                return r.status, await r.read()
+            chunks = []
+            async for chunk in r.content.iter_any():
+                chunks.append(chunk)
+                if take(chunks):
+                    break
+            return r.status, b"".join(chunks)
 
     return asyncio.run(run())
 
 
 def sse_data(body: bytes) -> list[Any]:
-    return [json.loads(line[6:]) for line in body.decode().splitlines() if line.startswith("data: ") and line != "data: [DONE]"]
+    return [
+        json.loads(line[6:])
+        for line in body.decode().splitlines()
+        if line.startswith("data: ") and line != "data: [DONE]"
+    ]
 
 
-CHAT = {"model": "gpt-4o-mini", "temperature": 0.2, "max_tokens": 50, "tools": [CALCULATOR],
-        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]}
+CHAT = {
+    "model": "gpt-4o-mini",
+    "temperature": 0.2,
+    "max_tokens": 50,
+    "tools": [CALCULATOR],
+    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}],
+}
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -101,7 +111,10 @@ def test_chat_completion(capture, fake, client: str, stream: bool) -> None:
     assert status == 200
     if stream:  # the app read the stream as the server sent it
         events = sse_data(received)
-        assert "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"]) == "You said: hello there"
+        assert (
+            "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
+            == "You said: hello there"
+        )
         assert events[-1]["usage"]["prompt_tokens"] == 4
     else:
         assert json.loads(received)["choices"][0]["message"]["content"] == "You said: hello there"
@@ -120,7 +133,10 @@ def test_chat_completion(capture, fake, client: str, stream: bool) -> None:
     assert a["gen_ai.usage.cost"] > 0
     assert (sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in a) is stream
     assert a.get(sc.GEN_AI_REQUEST_STREAM, False) is stream
-    assert loads(span, sc.GEN_AI_INPUT_MESSAGES)[1] == {"role": "user", "parts": [{"type": "text", "content": "hello there"}]}
+    assert loads(span, sc.GEN_AI_INPUT_MESSAGES)[1] == {
+        "role": "user",
+        "parts": [{"type": "text", "content": "hello there"}],
+    }
     assert loads(span, sc.GEN_AI_OUTPUT_MESSAGES) == [
         {"role": "assistant", "parts": [{"type": "text", "content": "You said: hello there"}], "finish_reason": "stop"}
     ]
@@ -130,9 +146,14 @@ def test_chat_completion(capture, fake, client: str, stream: bool) -> None:
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_anthropic_messages(capture, fake, client: str, stream: bool) -> None:
-    body = {"model": "claude-3-5-haiku-latest", "max_tokens": 100, "system": "Be brief.", "stream": stream,
-            "messages": [{"role": "user", "content": "calculate 2+3"}],
-            "tools": [{"name": "calculator", "description": "math", "input_schema": {"type": "object"}}]}
+    body = {
+        "model": "claude-3-5-haiku-latest",
+        "max_tokens": 100,
+        "system": "Be brief.",
+        "stream": stream,
+        "messages": [{"role": "user", "content": "calculate 2+3"}],
+        "tools": [{"name": "calculator", "description": "math", "input_schema": {"type": "object"}}],
+    }
     status, _ = post(client, fake.base_url + "/v1/messages", json.dumps(body).encode(), stream, raw=True)
     assert status == 200
     span = one_llm_span(capture)
@@ -162,7 +183,9 @@ def test_responses_api(capture, fake, client: str, stream: bool) -> None:
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_embeddings(capture, fake, client: str) -> None:
-    status, _ = post(client, fake.base_url + "/v1/embeddings", {"model": "text-embedding-3-small", "input": ["a b", "c"]}, False)
+    status, _ = post(
+        client, fake.base_url + "/v1/embeddings", {"model": "text-embedding-3-small", "input": ["a b", "c"]}, False
+    )
     assert status == 200
     span = one_llm_span(capture)
     assert span.name == "embeddings text-embedding-3-small"
@@ -190,7 +213,11 @@ def test_connection_error_recorded(capture) -> None:
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_stream_left_early_is_marked_abandoned(capture, fake, client: str) -> None:
-    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "one two three four five six"}]}
+    body = {
+        "model": "gpt-4o-mini",
+        "stream": True,
+        "messages": [{"role": "user", "content": "one two three four five six"}],
+    }
     fake.first_token_delay_s = 0.0
     post(client, fake.base_url + "/v1/chat/completions", body, True, stop_after=1)
     span = one_llm_span(capture)
@@ -219,7 +246,7 @@ def test_hosts_and_providers_settings(make_capture, fake) -> None:
 
 
 def test_bad_provider_setting_is_rejected() -> None:
-    with pytest.raises(chatobs.ConfigError, match="http_llm_providers.*expected host=provider"):
+    with pytest.raises(chatobs.ConfigError, match=r"http_llm_providers.*expected host=provider"):
         chatobs.init(exporters="none", http_llm_providers="no-equals-sign")
 
 
@@ -232,7 +259,9 @@ def test_manual_llm_call_around_raw_http_gives_one_span(capture, fake) -> None:
 # --- the SDKs and LiteLLM on top of httpx: one span per call -----------------------------------------------------
 def test_openai_sdk_gives_one_span(capture, oai, aoai) -> None:
     oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    for _ in oai.chat.completions.create(model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "hi"}]):
+    for _ in oai.chat.completions.create(
+        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "hi"}]
+    ):
         pass
     asyncio.run(aoai.embeddings.create(model="text-embedding-3-small", input="hi"))
     spans = llm_spans(capture)
@@ -242,7 +271,9 @@ def test_openai_sdk_gives_one_span(capture, oai, aoai) -> None:
 
 def test_anthropic_sdk_gives_one_span(capture, claude) -> None:
     claude.messages.create(model="claude-3-5-haiku-latest", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
-    with claude.messages.stream(model="claude-3-5-haiku-latest", max_tokens=10, messages=[{"role": "user", "content": "hi"}]) as s:
+    with claude.messages.stream(
+        model="claude-3-5-haiku-latest", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+    ) as s:
         s.until_done()
     spans = llm_spans(capture)
     assert len(spans) == 2 and {s.attributes[sc.GEN_AI_PROVIDER_NAME] for s in spans} == {"anthropic"}
@@ -252,7 +283,9 @@ def test_sdk_without_its_adapter_is_recorded_by_the_http_layer(make_capture, oai
     cap = make_capture(instrument="httpx")
     oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     span = one_llm_span(cap)
-    assert span.attributes[sc.GEN_AI_PROVIDER_NAME] == "127.0.0.1" and span.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert (
+        span.attributes[sc.GEN_AI_PROVIDER_NAME] == "127.0.0.1" and span.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    )
 
 
 def test_litellm_gives_one_span(capture, fake, monkeypatch) -> None:
@@ -262,11 +295,20 @@ def test_litellm_gives_one_span(capture, fake, monkeypatch) -> None:
     import litellm
 
     assert os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
-    reply = litellm.completion(model="openai/gpt-4o-mini", api_base=fake.base_url + "/v1", api_key="x",
-                               messages=[{"role": "user", "content": "hi"}])
+    reply = litellm.completion(
+        model="openai/gpt-4o-mini",
+        api_base=fake.base_url + "/v1",
+        api_key="x",
+        messages=[{"role": "user", "content": "hi"}],
+    )
     assert reply.choices[0].message.content == "You said: hi"
-    for _ in litellm.completion(model="openai/gpt-4o-mini", api_base=fake.base_url + "/v1", api_key="x", stream=True,
-                                messages=[{"role": "user", "content": "hi"}]):
+    for _ in litellm.completion(
+        model="openai/gpt-4o-mini",
+        api_base=fake.base_url + "/v1",
+        api_key="x",
+        stream=True,
+        messages=[{"role": "user", "content": "hi"}],
+    ):
         pass
     spans = llm_spans(capture)
     assert len(spans) == 2, [s.name for s in capture.spans()]
@@ -296,7 +338,9 @@ def test_clients_patched_when_imported_and_unpatched_at_shutdown() -> None:
 
     from tests.conftest import subprocess_env
 
-    out = subprocess.run([sys.executable, "-c", LAZY], env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY], env=subprocess_env(), capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.stdout.strip() == "ok", out.stderr
 
 
@@ -305,18 +349,31 @@ def test_gzip_stream_decoded_for_the_recorder(capture) -> None:
     compress) is decoded for chatobs while the app still gets httpx's own decoding."""
     import gzip
 
-    events = [{"id": "c1", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": "Hi "}, "finish_reason": None}]},
-              {"id": "c1", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": "there"}, "finish_reason": "stop"}]},
-              {"id": "c1", "model": "gpt-4o-mini", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}]
+    events = [
+        {
+            "id": "c1",
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": {"content": "Hi "}, "finish_reason": None}],
+        },
+        {
+            "id": "c1",
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": {"content": "there"}, "finish_reason": "stop"}],
+        },
+        {"id": "c1", "model": "gpt-4o-mini", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}},
+    ]
     raw = gzip.compress("".join(f"data: {json.dumps(e)}\n\n" for e in events).encode() + b"data: [DONE]\n\n")
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "text/event-stream", "content-encoding": "gzip"},
-                              stream=httpx.ByteStream(raw))
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream", "content-encoding": "gzip"}, stream=httpx.ByteStream(raw)
+        )
 
-    with httpx.Client(transport=httpx.MockTransport(handler)) as c:
-        with c.stream("POST", "https://api.openai.com/v1/chat/completions", json={**CHAT, "stream": True}) as r:
-            text = b"".join(r.iter_bytes())
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as c,
+        c.stream("POST", "https://api.openai.com/v1/chat/completions", json={**CHAT, "stream": True}) as r,
+    ):
+        text = b"".join(r.iter_bytes())
     assert text.startswith(b"data: ")
     span = one_llm_span(capture)
     assert span.attributes[sc.GEN_AI_PROVIDER_NAME] == "openai"

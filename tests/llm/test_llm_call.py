@@ -17,13 +17,26 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def test_llm_call_records_everything(capture) -> None:
-    with chatobs.scope(conversation_id="conv-9", user_id="u-9"):
-        with chatobs.llm_call(provider="mistral_ai", model="mistral-small", system="Be kind.",
-                              messages=[{"role": "user", "content": "Bonjour"}], temperature=0.1, max_tokens=20,
-                              tools=[{"type": "function", "name": "lookup"}]) as call:
-            inner = trace.get_current_span()
-            call.record(output="Salut !", usage={"prompt_tokens": 7, "completion_tokens": 3},
-                        model="mistral-small-2409", response_id="r-1", finish_reason="stop")
+    with (
+        chatobs.scope(conversation_id="conv-9", user_id="u-9"),
+        chatobs.llm_call(
+            provider="mistral_ai",
+            model="mistral-small",
+            system="Be kind.",
+            messages=[{"role": "user", "content": "Bonjour"}],
+            temperature=0.1,
+            max_tokens=20,
+            tools=[{"type": "function", "name": "lookup"}],
+        ) as call,
+    ):
+        inner = trace.get_current_span()
+        call.record(
+            output="Salut !",
+            usage={"prompt_tokens": 7, "completion_tokens": 3},
+            model="mistral-small-2409",
+            response_id="r-1",
+            finish_reason="stop",
+        )
     span = one_llm_span(capture)
     a = span.attributes
     assert inner.get_span_context().span_id == span.context.span_id  # current inside the block
@@ -35,9 +48,12 @@ def test_llm_call_records_everything(capture) -> None:
     assert list(a[sc.GEN_AI_RESPONSE_FINISH_REASONS]) == ["stop"]
     assert a[sc.GEN_AI_CONVERSATION_ID] == "conv-9"
     assert loads(span, sc.GEN_AI_SYSTEM_INSTRUCTIONS) == [{"type": "text", "content": "Be kind."}]
-    assert loads(span, sc.GEN_AI_INPUT_MESSAGES) == [{"role": "user", "parts": [{"type": "text", "content": "Bonjour"}]}]
+    assert loads(span, sc.GEN_AI_INPUT_MESSAGES) == [
+        {"role": "user", "parts": [{"type": "text", "content": "Bonjour"}]}
+    ]
     assert loads(span, sc.GEN_AI_OUTPUT_MESSAGES) == [
-        {"role": "assistant", "parts": [{"type": "text", "content": "Salut !"}], "finish_reason": "stop"}]
+        {"role": "assistant", "parts": [{"type": "text", "content": "Salut !"}], "finish_reason": "stop"}
+    ]
     assert loads(span, sc.GEN_AI_TOOL_DEFINITIONS) == [{"type": "function", "name": "lookup"}]
 
 
@@ -46,9 +62,8 @@ def test_llm_call_error_marks_span_and_reraises_unchanged(capture) -> None:
         pass
 
     error = ProviderDown("503 from provider")
-    with pytest.raises(ProviderDown) as info:
-        with chatobs.llm_call(provider="local", model="llama3", messages="hi"):
-            raise error
+    with pytest.raises(ProviderDown) as info, chatobs.llm_call(provider="local", model="llama3", messages="hi"):
+        raise error
     assert info.value is error
     span = one_llm_span(capture)
     assert span.status.status_code == StatusCode.ERROR

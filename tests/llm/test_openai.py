@@ -22,14 +22,20 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def test_chat_completion_span_field_by_field(capture, oai, fake) -> None:
-    with chatobs.scope(conversation_id="conv-1", user_id="user-1"):
-        with get_tracer().start_as_current_span("request") as parent:
-            reply = oai.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}],
-                temperature=0.2, top_p=0.9, max_completion_tokens=50, seed=7, stop=["END"],
-                tools=[CALCULATOR],
-            )
+    with (
+        chatobs.scope(conversation_id="conv-1", user_id="user-1"),
+        get_tracer().start_as_current_span("request") as parent,
+    ):
+        reply = oai.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}],
+            temperature=0.2,
+            top_p=0.9,
+            max_completion_tokens=50,
+            seed=7,
+            stop=["END"],
+            tools=[CALCULATOR],
+        )
     assert reply.choices[0].message.content == "You said: hello there"
     span = one_llm_span(capture)
     a = span.attributes
@@ -71,8 +77,10 @@ def test_tool_call_round_trip_recorded(capture, oai) -> None:
     messages = [{"role": "user", "content": "calculate 6*7"}]
     first = oai.chat.completions.create(model="gpt-4o", messages=messages, tools=[CALCULATOR])
     call = first.choices[0].message.tool_calls[0]
-    messages += [first.choices[0].message.model_dump(exclude_none=True),
-                 {"role": "tool", "tool_call_id": call.id, "content": "42"}]
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "42"},
+    ]
     second = oai.chat.completions.create(model="gpt-4o", messages=messages, tools=[CALCULATOR])
     assert second.choices[0].message.content == "The result is 42"
     s1, s2 = sorted(llm_spans(capture), key=lambda s: s.start_time)
@@ -81,12 +89,21 @@ def test_tool_call_round_trip_recorded(capture, oai) -> None:
         {"type": "tool_call", "id": call.id, "name": "calculator", "arguments": {"expression": "6*7"}}
     ]
     inputs = loads(s2, sc.GEN_AI_INPUT_MESSAGES)
-    assert inputs[1]["parts"][0] == {"type": "tool_call", "id": call.id, "name": "calculator", "arguments": {"expression": "6*7"}}
+    assert inputs[1]["parts"][0] == {
+        "type": "tool_call",
+        "id": call.id,
+        "name": "calculator",
+        "arguments": {"expression": "6*7"},
+    }
     assert inputs[2] == {"role": "tool", "parts": [{"type": "tool_call_response", "id": call.id, "response": "42"}]}
 
 
 def test_stream_usage_injected_and_usage_chunk_hidden(capture, oai, fake) -> None:
-    chunks = list(oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi stream"}], stream=True))
+    chunks = list(
+        oai.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi stream"}], stream=True
+        )
+    )
     # The app sees exactly the chunks it asked for: no usage-only chunk with empty choices.
     assert all(c.choices for c in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "You said: hi stream"
@@ -103,8 +120,14 @@ def test_stream_usage_injected_and_usage_chunk_hidden(capture, oai, fake) -> Non
 
 
 def test_stream_usage_requested_by_app_is_passed_through(capture, oai) -> None:
-    chunks = list(oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "x y"}], stream=True,
-                                              stream_options={"include_usage": True}))
+    chunks = list(
+        oai.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "x y"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 4
     assert one_llm_span(capture).attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 4
 
@@ -119,18 +142,28 @@ def test_stream_usage_injection_can_be_turned_off(make_capture, oai, fake) -> No
 
 
 def test_stream_helper_with_tool_call(capture, oai) -> None:
-    with oai.chat.completions.stream(model="gpt-4o", messages=[{"role": "user", "content": "calculate 1+2"}],
-                                     tools=[CALCULATOR]) as stream:
+    with oai.chat.completions.stream(
+        model="gpt-4o", messages=[{"role": "user", "content": "calculate 1+2"}], tools=[CALCULATOR]
+    ) as stream:
         for _ in stream:
             pass
         final = stream.get_final_completion()
     assert final.choices[0].message.tool_calls[0].function.arguments == '{"expression": "1+2"}'
     span = one_llm_span(capture)
-    assert loads(span, sc.GEN_AI_OUTPUT_MESSAGES) == [{
-        "role": "assistant", "finish_reason": "tool_calls",
-        "parts": [{"type": "tool_call", "id": final.choices[0].message.tool_calls[0].id, "name": "calculator",
-                   "arguments": {"expression": "1+2"}}],
-    }]
+    assert loads(span, sc.GEN_AI_OUTPUT_MESSAGES) == [
+        {
+            "role": "assistant",
+            "finish_reason": "tool_calls",
+            "parts": [
+                {
+                    "type": "tool_call",
+                    "id": final.choices[0].message.tool_calls[0].id,
+                    "name": "calculator",
+                    "arguments": {"expression": "1+2"},
+                }
+            ],
+        }
+    ]
     assert span.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
 
 
@@ -143,7 +176,9 @@ def test_slow_first_token_measured(capture, oai, fake) -> None:
 
 
 def test_abandoned_stream_closed_ends_span_with_what_was_seen(capture, oai) -> None:
-    stream = oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "one two three four five"}], stream=True)
+    stream = oai.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "one two three four five"}], stream=True
+    )
     seen = []
     for chunk in stream:
         seen.append(chunk.choices[0].delta.content or "")
@@ -213,31 +248,51 @@ def test_responses_api_create_and_stream(capture, oai) -> None:
     assert plain.name == "chat gpt-4o"
     assert plain.attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] == 64
     assert loads(plain, sc.GEN_AI_SYSTEM_INSTRUCTIONS) == [{"type": "text", "content": "Be nice."}]
-    assert loads(plain, sc.GEN_AI_INPUT_MESSAGES) == [{"role": "user", "parts": [{"type": "text", "content": "hi responses"}]}]
-    assert loads(plain, sc.GEN_AI_OUTPUT_MESSAGES)[0]["parts"] == [{"type": "text", "content": "You said: hi responses"}]
+    assert loads(plain, sc.GEN_AI_INPUT_MESSAGES) == [
+        {"role": "user", "parts": [{"type": "text", "content": "hi responses"}]}
+    ]
+    assert loads(plain, sc.GEN_AI_OUTPUT_MESSAGES)[0]["parts"] == [
+        {"type": "text", "content": "You said: hi responses"}
+    ]
     assert plain.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == 4  # 2 words of input + 2 of instructions
     assert plain.attributes[sc.GEN_AI_RESPONSE_ID] == reply.id
     assert streamed.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 4
     assert streamed.attributes[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
-    assert loads(streamed, sc.GEN_AI_OUTPUT_MESSAGES)[0]["parts"] == [{"type": "text", "content": "You said: hi streamed"}]
+    assert loads(streamed, sc.GEN_AI_OUTPUT_MESSAGES)[0]["parts"] == [
+        {"type": "text", "content": "You said: hi streamed"}
+    ]
 
 
 def test_responses_api_function_call(capture, oai) -> None:
-    tool = {"type": "function", "name": "kb_lookup", "parameters": {"type": "object", "properties": {"term": {"type": "string"}}}}
+    tool = {
+        "type": "function",
+        "name": "kb_lookup",
+        "parameters": {"type": "object", "properties": {"term": {"type": "string"}}},
+    }
     reply = oai.responses.create(model="gpt-4o", input="lookup otters", tools=[tool])
     call = reply.output[0]
-    follow = oai.responses.create(model="gpt-4o", tools=[tool], input=[
-        {"role": "user", "content": "lookup otters"},
-        {"type": "function_call", "call_id": call.call_id, "name": "kb_lookup", "arguments": call.arguments},
-        {"type": "function_call_output", "call_id": call.call_id, "output": "otters are mustelids"},
-    ])
+    follow = oai.responses.create(
+        model="gpt-4o",
+        tools=[tool],
+        input=[
+            {"role": "user", "content": "lookup otters"},
+            {"type": "function_call", "call_id": call.call_id, "name": "kb_lookup", "arguments": call.arguments},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "otters are mustelids"},
+        ],
+    )
     assert follow.output_text == "kb_lookup returned: otters are mustelids"
     first, second = sorted(llm_spans(capture), key=lambda s: s.start_time)
     assert loads(first, sc.GEN_AI_OUTPUT_MESSAGES)[0]["parts"][0] == {
-        "type": "tool_call", "id": call.call_id, "name": "kb_lookup", "arguments": {"query": "otters"}}
+        "type": "tool_call",
+        "id": call.call_id,
+        "name": "kb_lookup",
+        "arguments": {"query": "otters"},
+    }
     assert list(first.attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS]) == ["tool_call"]
     assert loads(second, sc.GEN_AI_INPUT_MESSAGES)[2] == {
-        "role": "tool", "parts": [{"type": "tool_call_response", "id": call.call_id, "response": "otters are mustelids"}]}
+        "role": "tool",
+        "parts": [{"type": "tool_call_response", "id": call.call_id, "response": "otters are mustelids"}],
+    }
 
 
 def test_embeddings(capture, oai) -> None:
@@ -270,11 +325,14 @@ def test_content_capture_off(make_capture, oai) -> None:
 async def test_async_create_and_stream(capture, aoai) -> None:
     reply = await aoai.chat.completions.create(model="m", messages=[{"role": "user", "content": "async hi"}])
     assert reply.choices[0].message.content == "You said: async hi"
-    stream = await aoai.chat.completions.create(model="m", messages=[{"role": "user", "content": "async stream"}], stream=True)
+    stream = await aoai.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "async stream"}], stream=True
+    )
     chunks = [c async for c in stream]
     assert all(c.choices for c in chunks)
-    async with aoai.chat.completions.stream(model="m", messages=[{"role": "user", "content": "calculate 2*2"}],
-                                            tools=[CALCULATOR]) as helper:
+    async with aoai.chat.completions.stream(
+        model="m", messages=[{"role": "user", "content": "calculate 2*2"}], tools=[CALCULATOR]
+    ) as helper:
         async for _ in helper:
             pass
     plain, streamed, helped = sorted(llm_spans(capture), key=lambda s: s.start_time)
@@ -287,7 +345,9 @@ async def test_async_create_and_stream(capture, aoai) -> None:
 
 
 async def test_async_abandoned_stream_and_error(capture, aoai) -> None:
-    stream = await aoai.chat.completions.create(model="m", messages=[{"role": "user", "content": "a b c d e"}], stream=True)
+    stream = await aoai.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "a b c d e"}], stream=True
+    )
     async for _ in stream:
         break
     await stream.close()

@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 
 def _value(v: Any) -> Any:
@@ -45,7 +48,7 @@ class OtlpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 encoding = (self.headers.get("content-encoding") or "").lower()
                 if encoding == "gzip":
@@ -72,7 +75,7 @@ class OtlpReceiver:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1/traces"
 
-    def start(self) -> "OtlpReceiver":
+    def start(self) -> OtlpReceiver:
         self._thread.start()
         return self
 
@@ -110,6 +113,8 @@ class OtlpReceiver:
             with self._lock:
                 matched = [s for s in self.spans if predicate(s)]
             if len(matched) >= count or time.monotonic() > deadline:
-                assert len(matched) >= count, f"expected {count} matching spans, got {len(matched)}: {[s.name for s in self.spans]}"
+                assert len(matched) >= count, (
+                    f"expected {count} matching spans, got {len(matched)}: {[s.name for s in self.spans]}"
+                )
                 return matched
             time.sleep(0.05)

@@ -26,7 +26,7 @@ from tests.mcp.otlp_receiver import OtlpReceiver
 from tests.recording_server import RecordingServer
 
 pytest.importorskip("mcp.shared._otel", reason="mcp 2.x not installed")
-from tests.mcp.test_mcp_v2 import make_app, post_chat  # noqa: E402
+from tests.mcp.test_mcp_v2 import make_app, post_chat
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -42,17 +42,22 @@ class ToolServer:
         """Every sample of the server process's Prometheus endpoint, by (name, sorted labels)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             text = r.read().decode()
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text) for s in family.samples}
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
 
     def value(self, name: str, **labels: str) -> float:
         return sum(v for (n, ls), v in self.scrape().items() if n == name and all((k, labels[k]) in ls for k in labels))
 
     def counts(self) -> tuple[float, float, float]:
         """(tool invocations, tool duration observations, slow_tool alerts) of the slow tool, in the server process."""
-        return (self.value("mcp_tool_invocations_total", gen_ai_tool_name=SLOW),
-                self.value("mcp_tool_duration_milliseconds_count", gen_ai_tool_name=SLOW),
-                self.value("chatobs_alerts_total", chatobs_alert_rule="slow_tool"))
+        return (
+            self.value("mcp_tool_invocations_total", gen_ai_tool_name=SLOW),
+            self.value("mcp_tool_duration_milliseconds_count", gen_ai_tool_name=SLOW),
+            self.value("chatobs_alerts_total", chatobs_alert_rule="slow_tool"),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +70,13 @@ def hooks() -> Iterator[RecordingServer]:
 def tool_server(receiver: OtlpReceiver, hooks: RecordingServer) -> Iterator[ToolServer]:
     """The demo MCP server over streamable HTTP, with chatobs's metrics (Prometheus) and alerts (webhook) on."""
     metrics_port = free_port()
-    env = server_env(receiver, CHATOBS_METRICS="true", CHATOBS_PROMETHEUS_PORT=str(metrics_port),
-                     CHATOBS_ALERT_WEBHOOK_URL=f"{hooks.url}/server", CHATOBS_ALERT_COOLDOWN_S="0")
+    env = server_env(
+        receiver,
+        CHATOBS_METRICS="true",
+        CHATOBS_PROMETHEUS_PORT=str(metrics_port),
+        CHATOBS_ALERT_WEBHOOK_URL=f"{hooks.url}/server",
+        CHATOBS_ALERT_COOLDOWN_S="0",
+    )
     with http_mcp_server(env, metrics_port) as url:
         yield ToolServer(url, metrics_port)
 
@@ -85,12 +95,18 @@ def app_total(reader: InMemoryMetricReader, name: str, tool: str) -> float:
 
 
 async def test_one_slow_call_from_a_chatobs_app_is_one_alert_and_one_count(
-    make_capture: Any, reader: InMemoryMetricReader, receiver: OtlpReceiver, hooks: RecordingServer, tool_server: ToolServer
+    make_capture: Any,
+    reader: InMemoryMetricReader,
+    receiver: OtlpReceiver,
+    hooks: RecordingServer,
+    tool_server: ToolServer,
 ) -> None:
     before = tool_server.counts()
     sent_before = len(hooks.by_path("/server"))
     cap = make_capture(slow_tool_ms=500, alert_webhook_url=f"{hooks.url}/app", alert_cooldown_s=0)
-    r = await post_chat(make_app(lambda: tool_server.url), {"calls": [[SLOW, {"query": "pricing"}]]}, conversation="conv-slow")
+    r = await post_chat(
+        make_app(lambda: tool_server.url), {"calls": [[SLOW, {"query": "pricing"}]]}, conversation="conv-slow"
+    )
     trace_id = r.headers["x-trace-id"]
     cap.runtime.force_flush()
     stage = alerts.current()
@@ -132,6 +148,6 @@ def test_a_slow_call_from_a_client_without_chatobs_is_counted_by_the_server(
     receiver.wait_for(lambda s: s.name == f"tools/call {SLOW}" and semconv.MCP_CALLER_TRACED not in s.attributes)
     assert hooks.wait_for(lambda h: len(h.by_path("/server")) > sent_before)
     after = tool_server.counts()
-    assert [a - b for a, b in zip(after, before)] == [1, 1, 1]
+    assert [a - b for a, b in zip(after, before, strict=False)] == [1, 1, 1]
     alert = hooks.by_path("/server")[-1].json
     assert alert["rule"] == "slow_tool" and alert["subject"]["tool"] == SLOW

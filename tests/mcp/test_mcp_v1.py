@@ -31,7 +31,10 @@ def _mcp1_version() -> str | None:
         return None
     out = subprocess.run(
         [MCP1_PYTHON, "-c", "import importlib.metadata as m; print(m.version('mcp'))"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     version = out.stdout.strip()
     return version if out.returncode == 0 and version.startswith("1.") else None
@@ -52,14 +55,19 @@ def v1_run(mcp1: str, receiver: OtlpReceiver) -> dict[str, Any]:
     server = subprocess.Popen(
         [MCP1_PYTHON, str(HERE / "mcp1_server.py"), "--transport", "http", "--port", str(port)],
         env=server_env(receiver, OTEL_SERVICE_NAME="mcp1-server"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_port(port, server, timeout=60)
         client = subprocess.run(
             [MCP1_PYTHON, str(HERE / "mcp1_client.py"), f"http://127.0.0.1:{port}/mcp"],
             env=server_env(receiver, OTEL_SERVICE_NAME="mcp1-client"),
-            capture_output=True, text=True, timeout=90,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
         )
         assert client.returncode == 0, client.stderr[-3000:]
         return json.loads(client.stdout.strip().splitlines()[-1])
@@ -75,7 +83,9 @@ def spans_of(receiver: OtlpReceiver, trace_id: str, name: str, service: str, cou
     return receiver.wait_for(lambda s: s.trace_id == trace_id and s.name == name and s.service == service, count=count)
 
 
-def test_v1_stdio_one_trace_and_meta_created_for_requests_without_params(v1_run: dict[str, Any], receiver: OtlpReceiver) -> None:
+def test_v1_stdio_one_trace_and_meta_created_for_requests_without_params(
+    v1_run: dict[str, Any], receiver: OtlpReceiver
+) -> None:
     trace_id = v1_run["trace_id"]
     assert "Refunds" in v1_run["stdio"]
     client = spans_of(receiver, trace_id, "tools/call kb_lookup", "mcp1-client")
@@ -121,8 +131,12 @@ def test_v1_http_parallel_errors_slow_and_timeout(v1_run: dict[str, Any], receiv
         assert s.attributes[semconv.SERVER_ADDRESS] == "127.0.0.1"
 
     server = receiver.wait_for(
-        lambda s: s.trace_id == trace_id and s.service == "mcp1-server" and s.name.startswith("tools/call ")
-        and s.attributes.get(semconv.NETWORK_TRANSPORT) == "tcp",
+        lambda s: (
+            s.trace_id == trace_id
+            and s.service == "mcp1-server"
+            and s.name.startswith("tools/call ")
+            and s.attributes.get(semconv.NETWORK_TRANSPORT) == "tcp"
+        ),
         count=4,
     )
     client_ids = {s.span_id for s in calc + slow}

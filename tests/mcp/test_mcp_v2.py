@@ -23,7 +23,7 @@ from tests.mcp.conftest import server_env
 from tests.mcp.otlp_receiver import OtlpReceiver, RSpan
 
 pytest.importorskip("mcp.shared._otel", reason="mcp 2.x not installed")
-from mcp import Client, StdioServerParameters  # noqa: E402
+from mcp import Client, StdioServerParameters
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -139,7 +139,9 @@ async def test_stdio_tool_call_is_one_trace_across_processes(make_capture, recei
     assert discover and hex_ids(discover[0])[2] == hex_ids(connect[0])[1]
 
 
-async def test_http_parallel_calls_errors_slowness_and_tool_io(make_capture, receiver: OtlpReceiver, http_server: str) -> None:
+async def test_http_parallel_calls_errors_slowness_and_tool_io(
+    make_capture, receiver: OtlpReceiver, http_server: str
+) -> None:
     cap = make_capture(capture_tool_io=True, slow_tool_ms=500)
     app = make_app(lambda: http_server)
     calls = [
@@ -168,7 +170,9 @@ async def test_http_parallel_calls_errors_slowness_and_tool_io(make_capture, rec
         assert s.attributes[semconv.SERVER_PORT] == int(http_server.rsplit(":", 1)[1].split("/")[0])
         assert s.attributes[semconv.GEN_AI_CONVERSATION_ID] == "conv-http"
 
-    failed = [s for s in calc if s.attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS].startswith('{"expression":"__import__')][0]
+    failed = [
+        s for s in calc if s.attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS].startswith('{"expression":"__import__')
+    ][0]
     ok = [s for s in calc if s is not failed][0]
     assert failed.status.status_code is StatusCode.ERROR
     assert failed.attributes[semconv.ERROR_TYPE] == "tool_error"
@@ -195,10 +199,14 @@ async def test_http_parallel_calls_errors_slowness_and_tool_io(make_capture, rec
     assert s_slow.attributes.get(semconv.SLOW) is True
 
 
-async def test_http_timeout_is_recorded_on_the_one_client_span(make_capture, receiver: OtlpReceiver, http_server: str) -> None:
+async def test_http_timeout_is_recorded_on_the_one_client_span(
+    make_capture, receiver: OtlpReceiver, http_server: str
+) -> None:
     cap = make_capture()
     app = make_app(lambda: http_server)
-    r = await post_chat(app, {"calls": [["slow_lookup", {"query": "refunds"}]], "timeout": 0.1}, conversation="conv-timeout")
+    r = await post_chat(
+        app, {"calls": [["slow_lookup", {"query": "refunds"}]], "timeout": 0.1}, conversation="conv-timeout"
+    )
     assert r.json()["results"][0]["error"] == "MCPError"
     trace_id = r.headers["x-trace-id"]
     clients = tool_spans(cap.spans(), "slow_lookup")
@@ -212,7 +220,9 @@ async def test_http_timeout_is_recorded_on_the_one_client_span(make_capture, rec
     assert server[0].attributes[semconv.GEN_AI_CONVERSATION_ID] == "conv-timeout"
 
 
-async def test_session_level_spans_resources_and_prompts(make_capture, receiver: OtlpReceiver, http_server: str) -> None:
+async def test_session_level_spans_resources_and_prompts(
+    make_capture, receiver: OtlpReceiver, http_server: str
+) -> None:
     cap = make_capture()
     with chatobs.scope(conversation_id="conv-session", user_id="u-s"), get_tracer().start_as_current_span("turn"):
         async with Client(http_server) as client:
@@ -297,10 +307,9 @@ async def test_bare_client_session_over_stdio_client_knows_its_server(make_captu
 
     cap = make_capture()
     with chatobs.scope(conversation_id="conv-bare", user_id="u-bare"), get_tracer().start_as_current_span("turn"):
-        async with stdio_client(stdio_params(receiver)) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                result = await session.call_tool("calculator", {"expression": "2 ** 10"})
+        async with stdio_client(stdio_params(receiver)) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            result = await session.call_tool("calculator", {"expression": "2 ** 10"})
     assert result.content[0].text == "1024"
     spans = cap.spans()
     client = tool_spans(spans, "calculator")
@@ -330,7 +339,9 @@ async def test_a_call_the_caller_gives_up_on_is_marked_cancelled(make_capture, h
     assert semconv.ERROR_TYPE not in tool_spans(spans, "calculator")[0].attributes
 
 
-async def test_a_dropped_trace_still_counts_tool_calls_and_keeps_a_failed_one(make_capture, receiver: OtlpReceiver, http_server: str) -> None:
+async def test_a_dropped_trace_still_counts_tool_calls_and_keeps_a_failed_one(
+    make_capture, receiver: OtlpReceiver, http_server: str
+) -> None:
     """Sample rate 0: the SDK's client spans become chatobs light spans (no tool I/O), the tool metrics count every
     call, and the trace with a failed tool is kept by the error rule -- in the app and in the server process."""
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader

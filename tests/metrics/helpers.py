@@ -35,18 +35,32 @@ class Clock:
         return self.now
 
 
-def llm_call(clock: Clock, *, model: str = "gpt-4o-2024-08-06", provider: str = "openai", input_tokens: int = 100,
-             output_tokens: int = 20, cost: float | None = 0.001, duration_ms: float = 300, ttfc_s: float | None = None,
-             error: str | None = None) -> trace.Span:
+def llm_call(
+    clock: Clock,
+    *,
+    model: str = "gpt-4o-2024-08-06",
+    provider: str = "openai",
+    input_tokens: int = 100,
+    output_tokens: int = 20,
+    cost: float | None = 0.001,
+    duration_ms: float = 300,
+    ttfc_s: float | None = None,
+    error: str | None = None,
+) -> trace.Span:
     start = clock.now
-    span = start_span(f"chat {model}", kind=SpanKind.CLIENT, start_time=start, attributes={
-        semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
-        semconv.GEN_AI_PROVIDER_NAME: provider,
-        semconv.GEN_AI_REQUEST_MODEL: model,
-        semconv.GEN_AI_RESPONSE_MODEL: model,
-        semconv.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-    })
+    span = start_span(
+        f"chat {model}",
+        kind=SpanKind.CLIENT,
+        start_time=start,
+        attributes={
+            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+            semconv.GEN_AI_PROVIDER_NAME: provider,
+            semconv.GEN_AI_REQUEST_MODEL: model,
+            semconv.GEN_AI_RESPONSE_MODEL: model,
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+        },
+    )
     if cost is not None:
         span.set_attribute(semconv.COST_USD, cost)  # what the cost stage adds (its module is still a placeholder)
     if ttfc_s is not None:
@@ -58,8 +72,16 @@ def llm_call(clock: Clock, *, model: str = "gpt-4o-2024-08-06", provider: str = 
     return span
 
 
-def tool_call(clock: Clock, *, tool: str = "search_kb", server: str = "kb", duration_ms: float = 40,
-              error: str | None = None, with_server_span: bool = False, request_id: int = 1) -> trace.Span:
+def tool_call(
+    clock: Clock,
+    *,
+    tool: str = "search_kb",
+    server: str = "kb",
+    duration_ms: float = 40,
+    error: str | None = None,
+    with_server_span: bool = False,
+    request_id: int = 1,
+) -> trace.Span:
     """An MCP tools/call CLIENT span; optionally the SERVER span of the same call (an in-process MCP server), marked
     as the MCP instrumentation marks it when the request came from a chatobs client."""
     attrs = {
@@ -73,8 +95,13 @@ def tool_call(clock: Clock, *, tool: str = "search_kb", server: str = "kb", dura
     client = start_span(f"tools/call {tool}", kind=SpanKind.CLIENT, start_time=start, attributes=attrs)
     if with_server_span:
         ctx = trace.set_span_in_context(client)
-        srv = start_span(f"tools/call {tool}", context=ctx, kind=SpanKind.SERVER, start_time=start + MS,
-                         attributes={**attrs, semconv.MCP_CALLER_TRACED: True})
+        srv = start_span(
+            f"tools/call {tool}",
+            context=ctx,
+            kind=SpanKind.SERVER,
+            start_time=start + MS,
+            attributes={**attrs, semconv.MCP_CALLER_TRACED: True},
+        )
         srv.end(end_time=start + int((duration_ms - 1) * MS))
     if error:
         client.set_attribute(semconv.ERROR_TYPE, error)
@@ -83,8 +110,9 @@ def tool_call(clock: Clock, *, tool: str = "search_kb", server: str = "kb", dura
     return client
 
 
-def server_tool_call(clock: Clock, *, tool: str = "search_kb", server: str = "kb", duration_ms: float = 40,
-                     caller_traced: bool = False) -> trace.Span:
+def server_tool_call(
+    clock: Clock, *, tool: str = "search_kb", server: str = "kb", duration_ms: float = 40, caller_traced: bool = False
+) -> trace.Span:
     """The SERVER span of a tools/call as an MCP server running chatobs records it (its caller's span is elsewhere)."""
     attrs: dict[str, Any] = {
         semconv.MCP_METHOD_NAME: "tools/call",
@@ -100,15 +128,27 @@ def server_tool_call(clock: Clock, *, tool: str = "search_kb", server: str = "kb
 
 
 @contextmanager
-def chat_turn(clock: Clock, *, route: str = "/api/chat", status: int = 200, conversation_id: str = "conv-1",
-              user_id: str = "user-1", tenant_id: str = "acme") -> Iterator[trace.Span]:
+def chat_turn(
+    clock: Clock,
+    *,
+    route: str = "/api/chat",
+    status: int = 200,
+    conversation_id: str = "conv-1",
+    user_id: str = "user-1",
+    tenant_id: str = "acme",
+) -> Iterator[trace.Span]:
     """A chat request: the SERVER span the middleware makes, in a chat scope; children go inside the block."""
     with chatobs.scope(conversation_id=conversation_id, user_id=user_id, tenant_id=tenant_id, route=route):
-        root = start_span(f"POST {route}", kind=SpanKind.SERVER, start_time=clock.now, attributes={
-            semconv.CHAT_REQUEST: True,
-            semconv.HTTP_REQUEST_METHOD: "POST",
-            semconv.HTTP_ROUTE: route,
-        })
+        root = start_span(
+            f"POST {route}",
+            kind=SpanKind.SERVER,
+            start_time=clock.now,
+            attributes={
+                semconv.CHAT_REQUEST: True,
+                semconv.HTTP_REQUEST_METHOD: "POST",
+                semconv.HTTP_ROUTE: route,
+            },
+        )
         with trace.use_span(root, end_on_exit=False):
             yield root
         root.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status)
@@ -155,7 +195,7 @@ class WebhookReceiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if outer.gate is not None:
                     outer.gate.wait(10)

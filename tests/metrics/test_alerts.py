@@ -17,7 +17,7 @@ from chatobs.pipeline import alerts
 from chatobs.pipeline.alert_sinks import Alert, WebhookSender
 from chatobs.pipeline.stats import STATS
 
-from .helpers import Clock, WebhookReceiver, chat_turn, count, llm_call, server_tool_call, tool_call, total, wait_for
+from .helpers import Clock, WebhookReceiver, chat_turn, count, llm_call, server_tool_call, tool_call, total
 
 
 @pytest.fixture(autouse=True)
@@ -32,8 +32,15 @@ def _join() -> None:
     assert stage.join(10)
 
 
-def test_slow_tool_fires_one_alert_per_call_with_its_trace_id(make_capture: Any, webhook: WebhookReceiver, caplog: pytest.LogCaptureFixture) -> None:
-    cap = make_capture(slow_tool_ms=100, alert_webhook_url=webhook.url, alert_cooldown_s=0, viewer_url="http://127.0.0.1:8000/_chatobs/")
+def test_slow_tool_fires_one_alert_per_call_with_its_trace_id(
+    make_capture: Any, webhook: WebhookReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    cap = make_capture(
+        slow_tool_ms=100,
+        alert_webhook_url=webhook.url,
+        alert_cooldown_s=0,
+        viewer_url="http://127.0.0.1:8000/_chatobs/",
+    )
     clock = Clock()
     trace_ids = []
     with caplog.at_level(logging.WARNING, logger="chatobs.alerts"):
@@ -57,7 +64,9 @@ def test_slow_tool_fires_one_alert_per_call_with_its_trace_id(make_capture: Any,
     assert records[0].chatobs_alert["figures"]["threshold_ms"] == 100  # type: ignore[attr-defined]
 
 
-def test_a_server_span_owns_the_call_only_when_no_chatobs_client_traced_it(make_capture: Any, reader: InMemoryMetricReader) -> None:
+def test_a_server_span_owns_the_call_only_when_no_chatobs_client_traced_it(
+    make_capture: Any, reader: InMemoryMetricReader
+) -> None:
     got: list[Alert] = []
     remove = alerts.on_alert(got.append)
     try:
@@ -142,12 +151,16 @@ def test_webhook_retries_a_5xx(make_capture: Any) -> None:
 
 
 @pytest.mark.parametrize(("cooldown", "most"), [(300.0, 1), (0.0, 20)])
-def test_a_burst_of_slow_calls_does_not_send_a_webhook_each(make_capture: Any, webhook: WebhookReceiver, cooldown: float, most: int) -> None:
+def test_a_burst_of_slow_calls_does_not_send_a_webhook_each(
+    make_capture: Any, webhook: WebhookReceiver, cooldown: float, most: int
+) -> None:
     got: list[Alert] = []
     remove = alerts.on_alert(got.append)
     try:
         started = time.monotonic()
-        cap = make_capture(slow_tool_ms=100, alert_webhook_url=webhook.url, alert_cooldown_s=cooldown, alert_webhook_max_per_minute=20)
+        cap = make_capture(
+            slow_tool_ms=100, alert_webhook_url=webhook.url, alert_cooldown_s=cooldown, alert_webhook_max_per_minute=20
+        )
         clock = Clock()
         for i in range(1000):
             tool_call(clock, tool="slow_lookup", duration_ms=150, request_id=i)
@@ -191,7 +204,9 @@ def _rules_file(tmp_path: Path, text: str) -> Path:
 
 
 def test_yaml_rules_error_rate_budget_spike_latency(make_capture: Any, tmp_path: Path) -> None:
-    path = _rules_file(tmp_path, """
+    path = _rules_file(
+        tmp_path,
+        """
 rules:
   - name: slow_tool           # same name as the default rule: replaces it
     type: slow_tool
@@ -219,7 +234,8 @@ rules:
     threshold_ms: 2000
     window_s: 600
     min_count: 10
-""")
+""",
+    )
     got: list[Alert] = []
     remove = alerts.on_alert(got.append)
     try:
@@ -257,7 +273,9 @@ def test_settings_rules(make_capture: Any) -> None:
     got: list[Alert] = []
     remove = alerts.on_alert(got.append)
     try:
-        cap = make_capture(alert_budget_usd=0.005, alert_budget_by="conversation", alert_error_rate=0.5, alert_cooldown_s=0)
+        cap = make_capture(
+            alert_budget_usd=0.005, alert_budget_by="conversation", alert_error_rate=0.5, alert_cooldown_s=0
+        )
         clock = Clock()
         with chat_turn(clock, conversation_id="pricey"):
             for _ in range(3):
@@ -291,10 +309,19 @@ def test_alerts_are_counted_as_a_metric(make_capture: Any, reader: Any) -> None:
         ("rules: 3", "expected a mapping with a `rules:` list"),
         ("rules:\n  - type: slow_tool\n    threshold_ms: 5", "rule 1: `name` is required"),
         ("rules:\n  - name: x\n    type: sloww", "rule 1 ('x'): unknown type 'sloww'"),
-        ("rules:\n  - name: x\n    type: budget\n    by: planet\n    max_usd: 1", "`by`='planet': expected one of conversation, user, tenant"),
+        (
+            "rules:\n  - name: x\n    type: budget\n    by: planet\n    max_usd: 1",
+            "`by`='planet': expected one of conversation, user, tenant",
+        ),
         ("rules:\n  - name: x\n    type: error_rate\n    target: llm", "`threshold` is required"),
-        ("rules:\n  - name: x\n    type: error_rate\n    target: llm\n    threshold: 5", "expected a fraction in [0, 1]"),
-        ("rules:\n  - name: x\n    type: latency\n    target: llm\n    threshold_ms: fast", "`threshold_ms`='fast': expected a number"),
+        (
+            "rules:\n  - name: x\n    type: error_rate\n    target: llm\n    threshold: 5",
+            "expected a fraction in [0, 1]",
+        ),
+        (
+            "rules:\n  - name: x\n    type: latency\n    target: llm\n    threshold_ms: fast",
+            "`threshold_ms`='fast': expected a number",
+        ),
         ("rules:\n  - name: x\n    type: slow_tool\n    threshold_ms: 5\n    color: red", "unknown field 'color'"),
         ("rules: [\n", "cannot read it as YAML"),
     ],

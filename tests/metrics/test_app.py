@@ -36,12 +36,18 @@ def _app(slow_ms: float) -> Any:
     return app
 
 
-async def test_requests_and_slow_tool_alert_through_fastapi(make_capture: Any, reader: InMemoryMetricReader, webhook: WebhookReceiver) -> None:
+async def test_requests_and_slow_tool_alert_through_fastapi(
+    make_capture: Any, reader: InMemoryMetricReader, webhook: WebhookReceiver
+) -> None:
     cap = make_capture(slow_tool_ms=1000, alert_webhook_url=webhook.url, alert_cooldown_s=0)
     app = _app(slow_ms=1500)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
-        ok = await client.post("/api/chat/room-42", json={"message": "hi", "conversation_id": "c-1", "tenant_id": "acme"})
-        failed = await client.post("/api/chat/room-43", json={"fail": True, "conversation_id": "c-2", "tenant_id": "acme"})
+        ok = await client.post(
+            "/api/chat/room-42", json={"message": "hi", "conversation_id": "c-1", "tenant_id": "acme"}
+        )
+        failed = await client.post(
+            "/api/chat/room-43", json={"fail": True, "conversation_id": "c-2", "tenant_id": "acme"}
+        )
     assert ok.status_code == 200 and failed.status_code == 503
     cap.runtime.force_flush()
     stage = alerts.current()
@@ -49,18 +55,37 @@ async def test_requests_and_slow_tool_alert_through_fastapi(make_capture: Any, r
 
     route = "/api/chat/{room}"  # the framework's template, not the raw path
     assert count(reader, "http.server.request.duration", **{semconv.HTTP_ROUTE: route}) == 2
-    assert count(reader, "http.server.request.duration", **{semconv.HTTP_ROUTE: route, semconv.HTTP_RESPONSE_STATUS_CODE: 503}) == 1
+    assert (
+        count(
+            reader,
+            "http.server.request.duration",
+            **{semconv.HTTP_ROUTE: route, semconv.HTTP_RESPONSE_STATUS_CODE: 503},
+        )
+        == 1
+    )
     assert total(reader, "chatobs.cost.usd", **{semconv.TENANT_ID: "acme"}) == pytest.approx(0.001)
     assert [a["trace_id"] for a in webhook.received] == [ok.headers["x-trace-id"], failed.headers["x-trace-id"]]
     assert webhook.received[0]["conversation_id"] == "c-1"
 
 
-async def test_hashed_user_id_is_one_value_on_spans_metrics_and_alerts(make_capture: Any, reader: InMemoryMetricReader, webhook: WebhookReceiver) -> None:
-    cap = make_capture(hash_user_ids=True, hash_secret="k" * 32, metrics_user_attribute=True, alert_budget_usd=0.0001,
-                       alert_budget_by="user", alert_webhook_url=webhook.url, alert_cooldown_s=0, pii="off")
+async def test_hashed_user_id_is_one_value_on_spans_metrics_and_alerts(
+    make_capture: Any, reader: InMemoryMetricReader, webhook: WebhookReceiver
+) -> None:
+    cap = make_capture(
+        hash_user_ids=True,
+        hash_secret="k" * 32,
+        metrics_user_attribute=True,
+        alert_budget_usd=0.0001,
+        alert_budget_by="user",
+        alert_webhook_url=webhook.url,
+        alert_cooldown_s=0,
+        pii="off",
+    )
     app = _app(slow_ms=5)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
-        r = await client.post("/api/chat/room-1", json={"conversation_id": "c-h"}, headers={"X-User-Id": "alice@example.com"})
+        r = await client.post(
+            "/api/chat/room-1", json={"conversation_id": "c-h"}, headers={"X-User-Id": "alice@example.com"}
+        )
     assert r.status_code == 200
     spans = [s for s in cap.spans() if format(s.context.trace_id, "032x") == r.headers["x-trace-id"]]
     stage = alerts.current()

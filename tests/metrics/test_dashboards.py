@@ -21,7 +21,21 @@ from tests.conftest import REPO
 from .helpers import Clock, chat_turn, llm_call, tool_call
 
 _PREFIXES = ("gen_ai_", "mcp_", "chatobs_", "http_server_")
-_PROMQL_WORDS = {"by", "without", "sum", "rate", "increase", "histogram_quantile", "max", "topk", "and", "or", "offset", "le", "label_values"}
+_PROMQL_WORDS = {
+    "by",
+    "without",
+    "sum",
+    "rate",
+    "increase",
+    "histogram_quantile",
+    "max",
+    "topk",
+    "and",
+    "or",
+    "offset",
+    "le",
+    "label_values",
+}
 
 
 @pytest.fixture
@@ -90,7 +104,9 @@ def test_grafana_dashboard_uses_emitted_metrics(exposition: tuple[set[str], set[
     names, labels, _ = exposition
     used = _check(_exprs_in_dashboard(), names, labels)
     # The dashboard covers every instrument chatobs has.
-    families = {n.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum").removesuffix("_total") for n in used}
+    families = {
+        n.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum").removesuffix("_total") for n in used
+    }
     for instrument, (_, unit, _) in metrics.INSTRUMENTS.items():
         base = instrument.replace(".", "_")
         suffix = {"s": "_seconds", "ms": "_milliseconds"}.get(unit, "")

@@ -22,12 +22,28 @@ from .helpers import Clock, chat_turn, count, llm_call, points, tool_call, total
 
 def _two_turns(clock: Clock) -> None:
     with chat_turn(clock, tenant_id="acme", user_id="u-1", conversation_id="c-1"):
-        llm_call(clock, model="gpt-4o-2024-08-06", input_tokens=120, output_tokens=30, cost=0.0021, duration_ms=400, ttfc_s=0.15)
+        llm_call(
+            clock,
+            model="gpt-4o-2024-08-06",
+            input_tokens=120,
+            output_tokens=30,
+            cost=0.0021,
+            duration_ms=400,
+            ttfc_s=0.15,
+        )
         tool_call(clock, tool="search_kb", duration_ms=40)
         llm_call(clock, model="gpt-4o", input_tokens=200, output_tokens=50, cost=0.0035, duration_ms=600)
     with chat_turn(clock, tenant_id="globex", user_id="u-2", conversation_id="c-2", status=500):
-        llm_call(clock, model="claude-3-5-sonnet-20241022", provider="anthropic", input_tokens=80, output_tokens=0, cost=0.0002,
-                 duration_ms=100, error="RateLimitError")
+        llm_call(
+            clock,
+            model="claude-3-5-sonnet-20241022",
+            provider="anthropic",
+            input_tokens=80,
+            output_tokens=0,
+            cost=0.0002,
+            duration_ms=100,
+            error="RateLimitError",
+        )
         tool_call(clock, tool="get_weather", server="weather", duration_ms=20, error="tool_error")
 
 
@@ -37,27 +53,72 @@ def test_scripted_turns_give_the_expected_metric_values(make_capture: Any, reade
     cap.runtime.force_flush()
 
     # Tokens by type and normalised model: the dated and the undated gpt-4o are one series.
-    assert total(reader, "gen_ai.client.token.usage", **{semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_TOKEN_TYPE: "input"}) == 320
-    assert total(reader, "gen_ai.client.token.usage", **{semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_TOKEN_TYPE: "output"}) == 80
+    assert (
+        total(
+            reader,
+            "gen_ai.client.token.usage",
+            **{semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_TOKEN_TYPE: "input"},
+        )
+        == 320
+    )
+    assert (
+        total(
+            reader,
+            "gen_ai.client.token.usage",
+            **{semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_TOKEN_TYPE: "output"},
+        )
+        == 80
+    )
     assert count(reader, "gen_ai.client.token.usage", **{semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}) == 4
-    assert total(reader, "gen_ai.client.token.usage", **{semconv.GEN_AI_PROVIDER_NAME: "anthropic", semconv.GEN_AI_TOKEN_TYPE: "input"}) == 80
+    assert (
+        total(
+            reader,
+            "gen_ai.client.token.usage",
+            **{semconv.GEN_AI_PROVIDER_NAME: "anthropic", semconv.GEN_AI_TOKEN_TYPE: "input"},
+        )
+        == 80
+    )
     # Cost by tenant.
     assert total(reader, "chatobs.cost.usd", **{semconv.TENANT_ID: "acme"}) == pytest.approx(0.0056)
-    assert total(reader, "chatobs.cost.usd", **{semconv.TENANT_ID: "globex", semconv.GEN_AI_REQUEST_MODEL: "claude-3-5-sonnet"}) == pytest.approx(0.0002)
+    assert total(
+        reader, "chatobs.cost.usd", **{semconv.TENANT_ID: "globex", semconv.GEN_AI_REQUEST_MODEL: "claude-3-5-sonnet"}
+    ) == pytest.approx(0.0002)
     # LLM durations in seconds, errors labelled.
-    assert total(reader, "gen_ai.client.operation.duration", **{semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}) == pytest.approx(1.0)
+    assert total(
+        reader, "gen_ai.client.operation.duration", **{semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}
+    ) == pytest.approx(1.0)
     assert count(reader, "gen_ai.client.operation.duration", **{semconv.ERROR_TYPE: "RateLimitError"}) == 1
     assert total(reader, "gen_ai.client.operation.time_to_first_chunk") == pytest.approx(0.15)
     # Tools: invocations, errors, durations (ms, as the seed has it) by tool and server.
-    assert total(reader, "mcp.tool.invocations", **{semconv.GEN_AI_TOOL_NAME: "search_kb", semconv.MCP_SERVER_NAME: "kb", semconv.TOOL_STATUS: "ok"}) == 1
-    assert total(reader, "mcp.tool.invocations", **{semconv.GEN_AI_TOOL_NAME: "get_weather", semconv.TOOL_STATUS: "error"}) == 1
-    assert total(reader, "mcp.tool.errors", **{semconv.GEN_AI_TOOL_NAME: "get_weather", semconv.ERROR_TYPE: "tool_error"}) == 1
+    assert (
+        total(
+            reader,
+            "mcp.tool.invocations",
+            **{semconv.GEN_AI_TOOL_NAME: "search_kb", semconv.MCP_SERVER_NAME: "kb", semconv.TOOL_STATUS: "ok"},
+        )
+        == 1
+    )
+    assert (
+        total(reader, "mcp.tool.invocations", **{semconv.GEN_AI_TOOL_NAME: "get_weather", semconv.TOOL_STATUS: "error"})
+        == 1
+    )
+    assert (
+        total(reader, "mcp.tool.errors", **{semconv.GEN_AI_TOOL_NAME: "get_weather", semconv.ERROR_TYPE: "tool_error"})
+        == 1
+    )
     assert total(reader, "mcp.tool.errors", **{semconv.GEN_AI_TOOL_NAME: "search_kb"}) == 0
     assert total(reader, "mcp.tool.duration", **{semconv.GEN_AI_TOOL_NAME: "search_kb"}) == pytest.approx(40.0)
     assert count(reader, "mcp.client.operation.duration", **{semconv.MCP_METHOD_NAME: "tools/call"}) == 2
     # Requests per route, the failed one with its status and error type.
     assert count(reader, "http.server.request.duration", **{semconv.HTTP_ROUTE: "/api/chat"}) == 2
-    assert count(reader, "http.server.request.duration", **{semconv.HTTP_RESPONSE_STATUS_CODE: 500, semconv.ERROR_TYPE: "500"}) == 1
+    assert (
+        count(
+            reader,
+            "http.server.request.duration",
+            **{semconv.HTTP_RESPONSE_STATUS_CODE: 500, semconv.ERROR_TYPE: "500"},
+        )
+        == 1
+    )
 
 
 def test_no_user_or_conversation_ids_in_metrics_by_default(make_capture: Any, reader: InMemoryMetricReader) -> None:
@@ -65,7 +126,14 @@ def test_no_user_or_conversation_ids_in_metrics_by_default(make_capture: Any, re
     _two_turns(Clock())
     cap.runtime.force_flush()
     data = reader.get_metrics_data()
-    keys = {k for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics for p in m.data.data_points for k in p.attributes}
+    keys = {
+        k
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        for p in m.data.data_points
+        for k in p.attributes
+    }
     assert semconv.GEN_AI_REQUEST_MODEL in keys
     for forbidden in (semconv.USER_ID, semconv.GEN_AI_CONVERSATION_ID, semconv.SESSION_ID, semconv.MESSAGE_ID):
         assert forbidden not in keys
@@ -76,7 +144,9 @@ def test_user_attribute_is_opt_in(make_capture: Any, reader: InMemoryMetricReade
     _two_turns(Clock())
     cap.runtime.force_flush()
     assert total(reader, "chatobs.cost.usd", **{semconv.USER_ID: "u-1"}) == pytest.approx(0.0056)
-    assert total(reader, "gen_ai.client.token.usage", **{semconv.USER_ID: "u-2", semconv.GEN_AI_TOKEN_TYPE: "input"}) == 80
+    assert (
+        total(reader, "gen_ai.client.token.usage", **{semconv.USER_ID: "u-2", semconv.GEN_AI_TOKEN_TYPE: "input"}) == 80
+    )
     assert all(semconv.GEN_AI_CONVERSATION_ID not in p.attributes for p in points(reader, "chatobs.cost.usd"))
 
 
@@ -144,7 +214,10 @@ def test_pipeline_health_instruments(make_capture: Any, reader: InMemoryMetricRe
     _two_turns(Clock())
     cap.spans()
     dropped = points(reader, "chatobs.pipeline.spans.dropped")
-    assert any(p.attributes == {semconv.DROP_WHERE: "test-exporter", semconv.DROP_REASON: "queue_full"} and p.value >= 3 for p in dropped)
+    assert any(
+        p.attributes == {semconv.DROP_WHERE: "test-exporter", semconv.DROP_REASON: "queue_full"} and p.value >= 3
+        for p in dropped
+    )
     assert points(reader, "chatobs.pipeline.spans.received")[0].value >= 7
     assert points(reader, "chatobs.pipeline.masking.failures")[0].value >= 1
     assert points(reader, "chatobs.pipeline.queue.size")[0].value >= 0
@@ -161,7 +234,7 @@ def _free_port() -> int:
 
 
 def _scrape(url: str) -> dict[str, list[Any]]:
-    with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310
+    with urllib.request.urlopen(url, timeout=5) as r:
         text = r.read().decode()
     samples: dict[str, list[Any]] = {}
     for family in text_string_to_metric_families(text):
@@ -176,11 +249,17 @@ def test_prometheus_endpoint(make_capture: Any) -> None:
     _two_turns(Clock())
     cap.runtime.force_flush()
     samples = _scrape(f"http://127.0.0.1:{port}/metrics")
-    tokens = {(s.labels["gen_ai_request_model"], s.labels["gen_ai_token_type"]): s.value for s in samples["gen_ai_client_token_usage_sum"]}
+    tokens = {
+        (s.labels["gen_ai_request_model"], s.labels["gen_ai_token_type"]): s.value
+        for s in samples["gen_ai_client_token_usage_sum"]
+    }
     assert tokens[("gpt-4o", "input")] == 320
     cost = {s.labels["chatobs_tenant_id"]: s.value for s in samples["chatobs_cost_usd_total"]}
     assert cost["acme"] == pytest.approx(0.0056)
-    inv = {(s.labels["gen_ai_tool_name"], s.labels["chatobs_tool_status"]): s.value for s in samples["mcp_tool_invocations_total"]}
+    inv = {
+        (s.labels["gen_ai_tool_name"], s.labels["chatobs_tool_status"]): s.value
+        for s in samples["mcp_tool_invocations_total"]
+    }
     assert inv == {("search_kb", "ok"): 1, ("get_weather", "error"): 1}
     assert sum(s.value for s in samples["http_server_request_duration_seconds_count"]) == 2
     assert "gen_ai_client_operation_duration_seconds_bucket" in samples
@@ -213,7 +292,7 @@ async def test_mountable_asgi_route(make_capture: Any) -> None:
         cap.runtime.force_flush()
         r = await client.get("/metrics/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    assert 'mcp_tool_invocations_total{' in r.text and 'gen_ai_tool_name="search_kb"' in r.text
+    assert "mcp_tool_invocations_total{" in r.text and 'gen_ai_tool_name="search_kb"' in r.text
 
 
 def test_mountable_wsgi_route(make_capture: Any) -> None:
@@ -233,7 +312,7 @@ def test_otlp_metrics_push(make_capture: Any) -> None:
     bodies: list[bytes] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
             self.send_response(200)
             self.send_header("Content-Length", "0")
@@ -268,7 +347,7 @@ def test_bad_metrics_exporter_setting_is_named(monkeypatch: pytest.MonkeyPatch) 
     from chatobs.config import ConfigError, load_settings
 
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp,statsd")
-    with pytest.raises(ConfigError, match="OTEL_METRICS_EXPORTER.*unknown metrics exporter 'statsd'"):
+    with pytest.raises(ConfigError, match=r"OTEL_METRICS_EXPORTER.*unknown metrics exporter 'statsd'"):
         load_settings()
 
 

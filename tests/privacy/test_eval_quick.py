@@ -33,4 +33,6 @@ def test_precheck_costs_no_recall() -> None:
     sample = _sample()
     with_gate = evaluate(get_engine(PiiConfig()), sample)
     without = evaluate(get_engine(PiiConfig(precheck=False)), sample)
-    assert {t: m["leak"] for t, m in with_gate["per_entity"].items()} == {t: m["leak"] for t, m in without["per_entity"].items()}
+    assert {t: m["leak"] for t, m in with_gate["per_entity"].items()} == {
+        t: m["leak"] for t, m in without["per_entity"].items()
+    }

@@ -127,7 +127,9 @@ def test_worker_round_trip_and_restart_after_death() -> None:
     backend = ProcessBackend(PiiConfig())
     try:
         assert backend.wait_ready(120)
-        out = backend.mask_many([("mail ann@example.com", None), ("no pii here", None), ('{"phone": "415-555-0132"}', "phone")], 60)
+        out = backend.mask_many(
+            [("mail ann@example.com", None), ("no pii here", None), ('{"phone": "415-555-0132"}', "phone")], 60
+        )
         assert out == ["mail <EMAIL_ADDRESS>", "no pii here", '{"phone": "<PHONE_NUMBER>"}']
         backend._proc.kill()
         backend._proc.wait(10)

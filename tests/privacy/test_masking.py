@@ -22,9 +22,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def _emit(attrs: dict, user_id: str = "user-42") -> None:
-    with chatobs.scope(conversation_id="c1", user_id=user_id):
-        with get_tracer().start_as_current_span("step") as span:
-            span.set_attributes(attrs)
+    with chatobs.scope(conversation_id="c1", user_id=user_id), get_tracer().start_as_current_span("step") as span:
+        span.set_attributes(attrs)
 
 
 def _one(cap):  # type: ignore[no-untyped-def]
@@ -35,12 +34,22 @@ def _one(cap):  # type: ignore[no-untyped-def]
 
 def test_json_masked_field_by_field_and_stays_valid(make_capture) -> None:
     cap = make_capture(masking_worker="thread")
-    value = {"customer": {"phone": 4155550132, "email": "ann@example.com", "notes": ["card 5555 5555 5555 4444"]},
-             "count": 3, "flag": True, "nothing": None, "émoji": "ça va 👋"}
+    value = {
+        "customer": {"phone": 4155550132, "email": "ann@example.com", "notes": ["card 5555 5555 5555 4444"]},
+        "count": 3,
+        "flag": True,
+        "nothing": None,
+        "émoji": "ça va 👋",
+    }
     _emit({semconv.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps(value)})
     out = json.loads(_one(cap).attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS])
-    assert out == {"customer": {"phone": "<PHONE_NUMBER>", "email": "<EMAIL_ADDRESS>", "notes": ["card <CREDIT_CARD>"]},
-                   "count": 3, "flag": True, "nothing": None, "émoji": "ça va 👋"}
+    assert out == {
+        "customer": {"phone": "<PHONE_NUMBER>", "email": "<EMAIL_ADDRESS>", "notes": ["card <CREDIT_CARD>"]},
+        "count": 3,
+        "flag": True,
+        "nothing": None,
+        "émoji": "ça va 👋",
+    }
 
 
 def test_text_that_only_looks_like_json_is_masked_as_text(make_capture) -> None:
@@ -51,8 +60,10 @@ def test_text_that_only_looks_like_json_is_masked_as_text(make_capture) -> None:
 
 def test_no_false_positives_on_code_and_file_names(make_capture) -> None:
     cap = make_capture(masking_worker="thread")
-    code = ('app.run(host="127.0.0.1", port=8000)  # see main.py, config.yaml; upgrade to v3\n'
-            "ts = 1700000000000; version = '2.14.3'; sha = '9fceb02d0ae598e95dc970b74767f19372d61af8'")
+    code = (
+        'app.run(host="127.0.0.1", port=8000)  # see main.py, config.yaml; upgrade to v3\n'
+        "ts = 1700000000000; version = '2.14.3'; sha = '9fceb02d0ae598e95dc970b74767f19372d61af8'"
+    )
     _emit({semconv.GEN_AI_OUTPUT_MESSAGES: code})
     span = _one(cap)
     assert span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES] == code
@@ -60,8 +71,9 @@ def test_no_false_positives_on_code_and_file_names(make_capture) -> None:
 
 
 def test_operators_per_entity_and_keyed_hash_correlates(make_capture) -> None:
-    cap = make_capture(masking_worker="thread", pii_operator="redact,EMAIL_ADDRESS:hash,CREDIT_CARD:mask",
-                       hash_secret="k1-test-secret")
+    cap = make_capture(
+        masking_worker="thread", pii_operator="redact,EMAIL_ADDRESS:hash,CREDIT_CARD:mask", hash_secret="k1-test-secret"
+    )
     text = "mail ann@example.com, card 4111 1111 1111 1111, ip 203.0.113.9"
     _emit({semconv.INPUT: text})
     _emit({semconv.OUTPUT: "again: ann@example.com; other: bob@example.com"})
@@ -122,23 +134,37 @@ def test_truncated_json_stays_valid_json(make_capture) -> None:
     parsed = json.loads(value)
     # A history over the limit keeps its newest message (cut, since even it alone is too long), not all three cut.
     assert [m["role"] for m in parsed] == ["user"]
-    assert parsed[0]["parts"][0]["content"].startswith("message 2 ") and "[truncated" in parsed[0]["parts"][0]["content"]
+    assert (
+        parsed[0]["parts"][0]["content"].startswith("message 2 ") and "[truncated" in parsed[0]["parts"][0]["content"]
+    )
     assert semconv.GEN_AI_INPUT_MESSAGES in span.attributes[semconv.TRUNCATED]
 
 
 def test_a_long_history_keeps_the_system_prompt_and_the_newest_messages_whole(make_capture) -> None:
     cap = make_capture(masking_worker="thread", max_attribute_length=1000)
     msgs = [{"role": "system", "parts": [{"type": "text", "content": "You are ACME's assistant."}]}]
-    msgs += [{"role": "user" if i % 2 else "assistant", "parts": [{"type": "text", "content": f"message {i}: " + "words " * 15}]}
-             for i in range(30)]
+    msgs += [
+        {
+            "role": "user" if i % 2 else "assistant",
+            "parts": [{"type": "text", "content": f"message {i}: " + "words " * 15}],
+        }
+        for i in range(30)
+    ]
     msgs[-1]["parts"][0]["content"] += " mail me at ann@example.com"
-    _emit({semconv.GEN_AI_INPUT_MESSAGES: json.dumps(msgs), semconv.OUTPUT: json.dumps([{"n": i, "text": "x" * 400} for i in range(5)])})
+    _emit(
+        {
+            semconv.GEN_AI_INPUT_MESSAGES: json.dumps(msgs),
+            semconv.OUTPUT: json.dumps([{"n": i, "text": "x" * 400} for i in range(5)]),
+        }
+    )
     span = _one(cap)
     parsed = json.loads(span.attributes[semconv.GEN_AI_INPUT_MESSAGES])
     assert len(span.attributes[semconv.GEN_AI_INPUT_MESSAGES]) <= 1000
     assert parsed[0] == msgs[0]  # the system prompt
     kept = parsed[1:]
-    assert 3 <= len(kept) < 30 and kept == [json.loads(json.dumps(m).replace("ann@example.com", "<EMAIL_ADDRESS>")) for m in msgs[-len(kept):]]
+    assert 3 <= len(kept) < 30 and kept == [
+        json.loads(json.dumps(m).replace("ann@example.com", "<EMAIL_ADDRESS>")) for m in msgs[-len(kept) :]
+    ]
     assert not any("[truncated" in m["parts"][0]["content"] for m in parsed)  # whole messages, none cut short
     # An array that is not chat messages is cut string by string, as before.
     other = json.loads(span.attributes[semconv.OUTPUT])
@@ -155,7 +181,10 @@ def test_truncate_helper() -> None:
 def test_allow_list(make_capture) -> None:
     cap = make_capture(masking_worker="thread", pii_allow_list="support@acme.example")
     _emit({semconv.OUTPUT: "write to support@acme.example, not to ann@example.com; server 127.0.0.1"})
-    assert _one(cap).attributes[semconv.OUTPUT] == "write to support@acme.example, not to <EMAIL_ADDRESS>; server 127.0.0.1"
+    assert (
+        _one(cap).attributes[semconv.OUTPUT]
+        == "write to support@acme.example, not to <EMAIL_ADDRESS>; server 127.0.0.1"
+    )
 
 
 def test_entities_setting_limits_what_is_masked(make_capture) -> None:
@@ -189,7 +218,7 @@ def test_bad_privacy_settings_fail_init_clearly(settings: dict, needle: str) -> 
 def test_bad_recognizers_file_fails_init(tmp_path: Path) -> None:
     f = tmp_path / "rec.yaml"
     f.write_text("recognizers:\n  - name: bad\n    entity: X\n    regex: '('\n")
-    with pytest.raises(ConfigError, match="CHATOBS_PII_RECOGNIZERS_FILE.*bad pattern"):
+    with pytest.raises(ConfigError, match=r"CHATOBS_PII_RECOGNIZERS_FILE.*bad pattern"):
         chatobs.init(exporters="none", pii_recognizers_file=str(f))
 
 

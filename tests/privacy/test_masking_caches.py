@@ -52,17 +52,49 @@ def _run(masker: Masker, values: list[tuple[str, bool]]) -> list[tuple[Any, bool
 def _conversation() -> list[list[tuple[str, bool]]]:
     """Calls of a chat whose history grows: PII, secrets, secret-named fields, long numbers, escapes, non-ASCII."""
     tools = json.dumps([{"type": "function", "function": {"name": "lookup", "parameters": {"api_key": "x"}}}])
-    history: list[dict[str, Any]] = [{"role": "system", "parts": [{"type": "text", "content": "Be brief. 'Quotes' \"and\" \\ ok"}]}]
+    history: list[dict[str, Any]] = [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief. 'Quotes' \"and\" \\ ok"}]}
+    ]
     calls = []
     for turn in range(8):
-        history.append({"role": "user", "parts": [{"type": "text", "content": f"turn {turn}: mail ann{turn}@example.com, "
-                                                   f"token sk-{'a' * 24}{turn}, café\nnew line"}]})
+        history.append(
+            {
+                "role": "user",
+                "parts": [
+                    {
+                        "type": "text",
+                        "content": f"turn {turn}: mail ann{turn}@example.com, "
+                        f"token sk-{'a' * 24}{turn}, café\nnew line",
+                    }
+                ],
+            }
+        )
         calls.append([(json.dumps(history, separators=(",", ":")), True), (tools, False)])
-        history.append({"role": "assistant", "parts": [
-            {"type": "tool_call", "id": f"call_{turn}", "name": "lookup", "arguments": {"phone": 4155550100 + turn, "password": "hunter2"}}]})
-        history.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": f"call_{turn}", "response": turn * 1000003}]})
-        calls.append([(json.dumps(history, separators=(",", ":")), True),
-                      (json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "x" * 300 * turn}]}]), True)])
+        history.append(
+            {
+                "role": "assistant",
+                "parts": [
+                    {
+                        "type": "tool_call",
+                        "id": f"call_{turn}",
+                        "name": "lookup",
+                        "arguments": {"phone": 4155550100 + turn, "password": "hunter2"},
+                    }
+                ],
+            }
+        )
+        history.append(
+            {
+                "role": "tool",
+                "parts": [{"type": "tool_call_response", "id": f"call_{turn}", "response": turn * 1000003}],
+            }
+        )
+        calls.append(
+            [
+                (json.dumps(history, separators=(",", ":")), True),
+                (json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "x" * 300 * turn}]}]), True),
+            ]
+        )
     return calls
 
 
@@ -72,7 +104,11 @@ def test_remembered_history_masks_exactly_like_a_fresh_masker(max_length: int) -
     for values in _conversation():
         got = _run(warm, values)
         assert got == _run(_plain(max_length), values)
-    assert "ann3@example.com" not in json.dumps(got) and "hunter2" not in json.dumps(got) and "sk-aaaa" not in json.dumps(got)
+    assert (
+        "ann3@example.com" not in json.dumps(got)
+        and "hunter2" not in json.dumps(got)
+        and "sk-aaaa" not in json.dumps(got)
+    )
     assert len(warm._arrays) == 1  # the history: one entry per conversation, replaced as it grows
 
 
@@ -85,11 +121,31 @@ def test_an_extended_history_of_another_shape_is_parsed_from_scratch() -> None:
     assert _run(masker, [(first + "2]", True)])[0][0].endswith(", 12]")
 
 
-@pytest.mark.parametrize("text", [
-    "[]", " [ ] ", "[1]", "[1,2 , 3]", '[{"a": [1, {"b": "c"}]}, "x", null, true, 1.5e3, -0]', ' \n[ "a" ,\t"b" ]\r\n',
-    "[1,]", "[1 2]", "[", "[1", "[1]]", "[1] x", "{}", "", "x", '["\\ud83d"]', "[NaN, Infinity, -Infinity]",
-    "\u00a0[1]", "\ufeff[1]", '[1, "unterminated]',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        " [ ] ",
+        "[1]",
+        "[1,2 , 3]",
+        '[{"a": [1, {"b": "c"}]}, "x", null, true, 1.5e3, -0]',
+        ' \n[ "a" ,\t"b" ]\r\n',
+        "[1,]",
+        "[1 2]",
+        "[",
+        "[1",
+        "[1]]",
+        "[1] x",
+        "{}",
+        "",
+        "x",
+        '["\\ud83d"]',
+        "[NaN, Infinity, -Infinity]",
+        "\u00a0[1]",
+        "\ufeff[1]",
+        '[1, "unterminated]',
+    ],
+)
 def test_split_array_agrees_with_json_loads(text: str) -> None:
     try:
         expected = json.loads(text)
@@ -107,6 +163,7 @@ def test_split_array_agrees_with_json_loads(text: str) -> None:
 
 def _fit_reference(obj: Any, limit: int) -> str:
     """The plain algorithm: binary search on the string cap, building and encoding each candidate."""
+
     def longest(o: Any) -> int:
         if isinstance(o, str):
             return len(o)
@@ -129,7 +186,21 @@ def _fit_reference(obj: Any, limit: int) -> str:
 
 def test_fit_json_equals_the_plain_search() -> None:
     rng = random.Random(7)
-    pieces = ["a", "é", "👋", "\ud83d\ude00", "\ud83d", '"', "\\", "\n", "\x01", "<EMAIL_ADDRESS>", "<chatobs: x>", " ", "7"]
+    pieces = [
+        "a",
+        "é",
+        "👋",
+        "\ud83d\ude00",
+        "\ud83d",
+        '"',
+        "\\",
+        "\n",
+        "\x01",
+        "<EMAIL_ADDRESS>",
+        "<chatobs: x>",
+        " ",
+        "7",
+    ]
 
     def text() -> str:
         return "".join(rng.choice(pieces) for _ in range(rng.choice([0, 1, 5, 40, 200, 900])))

@@ -36,11 +36,16 @@ def test_fresh_engine_masks_emails_without_network(no_network: list[object], mon
     # A brand-new tldextract instance (nothing cached in memory): the public-suffix data must come from the snapshot.
     monkeypatch.setattr(pii, "_TLD", None)
     engine = PiiEngine(PiiConfig(entities=("EMAIL_ADDRESS",)))
-    assert engine.mask("write to ann@mail.example.co.uk or bob@startup.io") == "write to <EMAIL_ADDRESS> or <EMAIL_ADDRESS>"
+    assert (
+        engine.mask("write to ann@mail.example.co.uk or bob@startup.io")
+        == "write to <EMAIL_ADDRESS> or <EMAIL_ADDRESS>"
+    )
     assert no_network == []
 
 
-def test_pipeline_masks_without_network(no_network: list[object], make_capture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pipeline_masks_without_network(
+    no_network: list[object], make_capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(pii, "_TLD", None)
     cap = make_capture(masking_worker="thread")
     with get_tracer().start_as_current_span("s") as span:

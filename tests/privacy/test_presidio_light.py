@@ -18,9 +18,15 @@ from chatobs.pipeline.words import words
 pytestmark = pytest.mark.timeout(300)
 
 _EXTRA = [
-    "call me at 4155550132 please", "my phone: 4155550132", "ssn 123456789", "I can't, don't text 415 555 0132",
-    "Dr. Smith's number is (555) 123-4567 x22; mail bob@example-mail.com.", "see https://x.io/a?b=1 or www.y.com/z",
-    "wallet 0x52908400098527886E0F7030069857D2E4169EE7 send", "5pm: call +44 (0)20 7946 0958", "id 078-05-1120",
+    "call me at 4155550132 please",
+    "my phone: 4155550132",
+    "ssn 123456789",
+    "I can't, don't text 415 555 0132",
+    "Dr. Smith's number is (555) 123-4567 x22; mail bob@example-mail.com.",
+    "see https://x.io/a?b=1 or www.y.com/z",
+    "wallet 0x52908400098527886E0F7030069857D2E4169EE7 send",
+    "5pm: call +44 (0)20 7946 0958",
+    "id 078-05-1120",
 ]
 
 
@@ -44,16 +50,24 @@ def test_words_match_spacy_tokenizer(texts: list[str]) -> None:
 def test_same_detections_as_with_spacy_tokenizer(texts: list[str], overrides: dict[str, object]) -> None:
     ours, ref = PiiEngine(PiiConfig(**overrides)), PiiEngine(PiiConfig(nlp="spacy", **overrides))  # type: ignore[arg-type]
     for t in texts:
-        assert sorted((r.entity_type, r.start, r.end, r.score) for r in ours.analyze(t)) == \
-            sorted((r.entity_type, r.start, r.end, r.score) for r in ref.analyze(t)), t
+        assert sorted((r.entity_type, r.start, r.end, r.score) for r in ours.analyze(t)) == sorted(
+            (r.entity_type, r.start, r.end, r.score) for r in ref.analyze(t)
+        ), t
 
 
 def test_replacement_matches_presidio_anonymizer(texts: list[str]) -> None:
     anonymizer = pytest.importorskip("presidio_anonymizer")  # requirements-dev.txt: the reference only
     from presidio_anonymizer.entities import OperatorConfig
 
-    engine = PiiEngine(PiiConfig(default_operator="mask", operators=(("EMAIL_ADDRESS", "hash"), ("PHONE_NUMBER", "redact")),
-                                 hash_key="00ff" * 8, score_threshold=0.1, precheck=False))
+    engine = PiiEngine(
+        PiiConfig(
+            default_operator="mask",
+            operators=(("EMAIL_ADDRESS", "hash"), ("PHONE_NUMBER", "redact")),
+            hash_key="00ff" * 8,
+            score_threshold=0.1,
+            precheck=False,
+        )
+    )
     ops = {
         "EMAIL_ADDRESS": OperatorConfig("custom", {"lambda": lambda v: engine._replacement("EMAIL_ADDRESS", v)}),
         "PHONE_NUMBER": OperatorConfig("redact", {}),
@@ -126,7 +140,9 @@ def test_worker_falls_back_to_real_spacy_when_placeholders_fall_short() -> None:
         "engine, loaded = masking_worker.build_engine(PiiConfig())\n"
         "print(loaded, engine.mask('mail ann@example.com'))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True mail <EMAIL_ADDRESS>"
     assert "Presidio needs spaCy here" in out.stderr

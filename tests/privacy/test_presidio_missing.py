@@ -19,7 +19,7 @@ from ..conftest import subprocess_env
 
 pytestmark = pytest.mark.timeout(180)
 
-_BLOCKER = '''
+_BLOCKER = """
 import sys
 
 class _NoPresidio:
@@ -29,9 +29,9 @@ class _NoPresidio:
         return None
 
 sys.meta_path.insert(0, _NoPresidio())
-'''
+"""
 
-_APP = '''
+_APP = """
 import json, logging, sys
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -45,7 +45,7 @@ with trace.get_tracer("app").start_as_current_span("turn", attributes={"chatobs.
     pass
 shutdown(timeout_s=30)
 print(json.dumps([dict(s.attributes) for s in memory.get_finished_spans()]))
-'''
+"""
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -56,12 +56,20 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def test_blocker_really_hides_presidio(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", "import presidio_analyzer"], env=_env(tmp_path), capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import presidio_analyzer"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode != 0 and "No module named 'presidio_analyzer'" in out.stderr
 
 
 def test_init_says_masking_cannot_run_and_content_fails_closed(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", _APP], env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _APP], env=_env(tmp_path), capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     log = out.stderr.splitlines()
     started = next(i for i, line in enumerate(log) if ": exporters " in line)  # init()'s own start-up line
@@ -78,8 +86,14 @@ def test_init_says_masking_cannot_run_and_content_fails_closed(tmp_path: Path) -
 
 
 def test_init_is_quiet_with_masking_off(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", _APP], env=_env(tmp_path, CHATOBS_PII="off"), capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _APP],
+        env=_env(tmp_path, CHATOBS_PII="off"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert "presidio" not in out.stderr.lower()
 
@@ -88,21 +102,37 @@ def test_init_is_quiet_with_masking_off(tmp_path: Path) -> None:
 def test_doctor_reports_masking_failure(tmp_path: Path, args: list[str]) -> None:
     code = "import sys; from chatobs.cli import main; sys.exit(main(sys.argv[1:]))"
     env = _env(tmp_path, CHATOBS_EXPORTERS="none")
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Masking (CHATOBS_PII=patterns" in out.stdout
     assert "FAILED: PII masking cannot run: presidio-analyzer is not installed" in out.stdout
     assert "pip install 'chatobs[presidio]'" in out.stdout
 
-    report = json.loads(subprocess.run([sys.executable, "-c", code, *args, "--json"], env=env, capture_output=True,
-                                       text=True, timeout=120).stdout)
+    report = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code, *args, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        ).stdout
+    )
     assert report["ok"] is False and report["masking"]["ok"] is False
 
 
 def test_doctor_masking_ok_with_presidio(tmp_path: Path) -> None:
     code = "import sys; from chatobs.cli import main; sys.exit(main(['doctor', '--json']))"
-    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(CHATOBS_EXPORTERS="none"), capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(CHATOBS_EXPORTERS="none"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     report = json.loads(out.stdout)
     assert out.returncode == 0 and report["masking"]["ok"] is True, out.stdout
     assert "<EMAIL_ADDRESS>" in report["masking"]["detail"]

@@ -36,14 +36,26 @@ def test_chat_turn_exports_no_pii(make_capture, worker: str) -> None:
     root, llm, tool, task = by["POST /chat"], by["chat gpt-4o"], by["execute_tool update_contact"], by["task charge"]
     # Masks are typed and the structure survives.
     inp = json.loads(llm.attributes[semconv.GEN_AI_INPUT_MESSAGES])
-    assert inp[1]["parts"][0]["content"].startswith("Hi, I'm moving. Email me at <EMAIL_ADDRESS> or call <PHONE_NUMBER>")
+    assert inp[1]["parts"][0]["content"].startswith(
+        "Hi, I'm moving. Email me at <EMAIL_ADDRESS> or call <PHONE_NUMBER>"
+    )
     out = json.loads(llm.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])
     assert out[0]["parts"][0]["content"] == "Updating the IBAN <IBAN_CODE> on file."
     assert out[0]["parts"][1]["arguments"] == {"email": "<EMAIL_ADDRESS>", "phone": "<PHONE_NUMBER>"}
-    assert json.loads(llm.attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])[0]["content"] == "Escalations go to <EMAIL_ADDRESS>."
+    assert (
+        json.loads(llm.attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])[0]["content"]
+        == "Escalations go to <EMAIL_ADDRESS>."
+    )
     assert json.loads(tool.attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS]) == {
-        "email": "<EMAIL_ADDRESS>", "phone": "<PHONE_NUMBER>", "password": "<SECRET>"}
-    assert json.loads(tool.attributes[semconv.GEN_AI_TOOL_CALL_RESULT]) == {"ok": True, "ssn_on_file": "<US_SSN>", "card": "<CREDIT_CARD>"}
+        "email": "<EMAIL_ADDRESS>",
+        "phone": "<PHONE_NUMBER>",
+        "password": "<SECRET>",
+    }
+    assert json.loads(tool.attributes[semconv.GEN_AI_TOOL_CALL_RESULT]) == {
+        "ok": True,
+        "ssn_on_file": "<US_SSN>",
+        "card": "<CREDIT_CARD>",
+    }
     assert json.loads(root.attributes[semconv.INPUT])["ssn"] == "<US_SSN>"
     # Presidio's e-mail pattern allows "=" in the local part, so the parameter name goes with the value.
     assert root.attributes[semconv.URL_QUERY].endswith("<EMAIL_ADDRESS>&debug=1")
@@ -79,8 +91,13 @@ def test_local_store_and_every_exporter_get_masked_spans(make_capture) -> None:
 
     runtime.shutdown(timeout_s=2)
     a, b = InMemorySpanExporter(), InMemorySpanExporter()
-    rt = chatobs.init(_span_exporters=[a, b], exporters="none", export_interval_ms=20, masking_worker="thread",
-                      redact_attributes="app.ticket.*")
+    rt = chatobs.init(
+        _span_exporters=[a, b],
+        exporters="none",
+        export_interval_ms=20,
+        masking_worker="thread",
+        redact_attributes="app.ticket.*",
+    )
     assert rt is not None
     chat_turn()
     rt.force_flush(20)

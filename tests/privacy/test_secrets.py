@@ -46,8 +46,20 @@ def test_aws_key_pair_in_config(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("kind", ["github_classic", "github_fine_grained", "slack_token", "slack_webhook", "stripe",
-                                  "google_api_key", "openai", "anthropic", "jwt"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "github_classic",
+        "github_fine_grained",
+        "slack_token",
+        "slack_webhook",
+        "stripe",
+        "google_api_key",
+        "openai",
+        "anthropic",
+        "jwt",
+    ],
+)
 def test_provider_tokens(kind: str, seed: int) -> None:
     value = getattr(FakeSecrets(seed), kind)()
     gone(f"I set it to {value} but it fails", value)
@@ -73,8 +85,9 @@ def _library_kinds(f: FakeSecrets) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("kind", ["gitlab", "sendgrid", "pypi", "twilio", "mailchimp", "telegram", "discord", "square",
-                                  "azure"])
+@pytest.mark.parametrize(
+    "kind", ["gitlab", "sendgrid", "pypi", "twilio", "mailchimp", "telegram", "discord", "square", "azure"]
+)
 def test_library_formats(kind: str, seed: int) -> None:
     value = _library_kinds(FakeSecrets(seed))[kind]
     secret = value.split("AccountKey=")[-1]
@@ -101,16 +114,24 @@ def test_jwt_signature_is_cut_too() -> None:
 def test_private_key_blocks(seed: int) -> None:
     pem = FakeSecrets(seed).private_key()
     body = pem.splitlines()[1]
-    assert scrub(f"here is my key:\n{pem}\nwhy does ssh refuse it?") == f"here is my key:\n{SECRET_TOKEN}\nwhy does ssh refuse it?"
+    assert (
+        scrub(f"here is my key:\n{pem}\nwhy does ssh refuse it?")
+        == f"here is my key:\n{SECRET_TOKEN}\nwhy does ssh refuse it?"
+    )
     gone(f"pasted half of it:\n{pem[: len(pem) // 2]}", body)  # cut off: everything after BEGIN goes
-    assert scrub("-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----") == "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----"
+    assert (
+        scrub("-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----")
+        == "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----"
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_credentials_in_urls(seed: int) -> None:
     pw = FakeSecrets(seed).password()
-    assert scrub(f"connect to postgres://admin:{pw}@db.internal:5432/app") == \
-        f"connect to postgres://admin:{SECRET_TOKEN}@db.internal:5432/app"
+    assert (
+        scrub(f"connect to postgres://admin:{pw}@db.internal:5432/app")
+        == f"connect to postgres://admin:{SECRET_TOKEN}@db.internal:5432/app"
+    )
     gone(f"git clone https://bob:{pw}@github.com/acme/app.git", pw)
     gone(f'REDIS_URL="redis://default:{pw}@cache:6379/0"', pw)
 
@@ -120,12 +141,12 @@ def test_assignments_in_code_and_config(seed: int) -> None:
     f = FakeSecrets(seed)
     pw, key = f.password(), f.chars(32)
     cases = [
-        f'DB_PASSWORD = "{pw}"',                       # Python
+        f'DB_PASSWORD = "{pw}"',  # Python
         f"conn = connect(host='db', password='{pw}')",  # Python keyword argument
         f"database:\n  user: app\n  password: {pw}\n",  # YAML
-        f'{{"user": "app", "api_key": "{key}"}}',       # JSON as text
-        f"API_KEY={key}\nDEBUG=1\n",                    # .env
-        f"export SECRET_TOKEN={key}",                   # shell
+        f'{{"user": "app", "api_key": "{key}"}}',  # JSON as text
+        f"API_KEY={key}\nDEBUG=1\n",  # .env
+        f"export SECRET_TOKEN={key}",  # shell
         f"export CLIENT_SECRET='{key}'",
         f"auth_token: {key}",
         f"$ mysql -u root --password={pw}",
@@ -155,8 +176,10 @@ def test_assignments_keep_names_and_references() -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_bearer_credentials(seed: int) -> None:
     tok = FakeSecrets(seed).chars(32)
-    assert scrub(f"curl -H 'Authorization: Bearer {tok}' https://api.example.com") == \
-        f"curl -H 'Authorization: Bearer {SECRET_TOKEN}' https://api.example.com"
+    assert (
+        scrub(f"curl -H 'Authorization: Bearer {tok}' https://api.example.com")
+        == f"curl -H 'Authorization: Bearer {SECRET_TOKEN}' https://api.example.com"
+    )
 
 
 def test_look_alikes_stay() -> None:
@@ -164,7 +187,7 @@ def test_look_alikes_stay() -> None:
     texts = [
         f"commit {hashlib.sha1(b'x').hexdigest()} fixed it; sha256 {hashlib.sha256(b'x').hexdigest()}",
         f"request id {uuid.uuid4()} and trace {uuid.uuid4().hex}",
-        f"<img src=\"data:image/png;base64,{image}\">",
+        f'<img src="data:image/png;base64,{image}">',
         "see https://docs.python.org/3/library/re.html#re.sub and http://localhost:8000/api/chat?user=alice",
         "AbstractSingletonProxyFactoryBeanConfigurationHandler is too long a name",
         "def get_user_by_email_address_or_raise_not_found(session, email): ...",

@@ -40,7 +40,8 @@ def _app(base_url: str) -> FastAPI:
     async def chat(request: Request) -> dict[str, Any]:
         body = await request.json()
         reply = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": body["message"]}])
+            model="gpt-4o-mini", messages=[{"role": "user", "content": body["message"]}]
+        )
         return {"reply": reply.choices[0].message.content}
 
     return app
@@ -55,7 +56,10 @@ def _store_text(db: Path) -> str:
 
 
 def test_aws_pair_in_prose_reaches_neither_store_nor_exporter(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake: FakeLLM, uvicorn_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fake: FakeLLM,
+    uvicorn_server: Any,
 ) -> None:
     f = FakeSecrets(42)
     kid, secret = f.aws_key_id(), f.aws_secret()
@@ -66,7 +70,9 @@ def test_aws_pair_in_prose_reaches_neither_store_nor_exporter(
         rt = chatobs.init(exporters="local,otlp", local_db=str(db), export_interval_ms=20)
         assert rt is not None
         url = uvicorn_server(_app(fake.base_url))
-        r = httpx.post(url + "/api/chat", json={"message": message}, headers={"X-Conversation-Id": "conv-aws"}, timeout=20)
+        r = httpx.post(
+            url + "/api/chat", json={"message": message}, headers={"X-Conversation-Id": "conv-aws"}, timeout=20
+        )
         assert r.status_code == 200 and secret in r.json()["reply"]  # the app itself is untouched
         assert rt.force_flush(20)
         assert srv.wait_for(lambda s: any(sp["name"].startswith("chat ") for sp in s.otlp_spans()))

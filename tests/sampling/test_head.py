@@ -52,8 +52,12 @@ def test_ten_thousand_conversations_all_or_nothing(make_capture) -> None:  # typ
         for _ in range(turns[conv]):
             turn(conv, children=1)
     spans = cap.spans()
-    roots = Counter(s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in spans if s.attributes.get(semconv.CHAT_REQUEST))
-    children = Counter(s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in spans if not s.attributes.get(semconv.CHAT_REQUEST))
+    roots = Counter(
+        s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in spans if s.attributes.get(semconv.CHAT_REQUEST)
+    )
+    children = Counter(
+        s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in spans if not s.attributes.get(semconv.CHAT_REQUEST)
+    )
     assert roots == children == {c: turns[c] for c in first if c in sampled}
     assert 200 < len(roots) < 300
 
@@ -121,18 +125,37 @@ HIGH = key_between(0.9, 1.0, "high")  # dropped below 0.9
     ("env", "cases"),
     [
         ({}, [(HIGH, None, True), (HIGH, True, True), (LOW, False, False)]),
-        ({"CHATOBS_SAMPLE_RATE": "0.25"}, [(LOW, None, True), (MID, None, False), (HIGH, True, True), (LOW, False, False)]),
-        ({"CHATOBS_SAMPLE_RATE": "0.25", "CHATOBS_SAMPLE_IGNORE_REMOTE_PARENT": "true"}, [(HIGH, True, False), (LOW, False, True)]),
+        (
+            {"CHATOBS_SAMPLE_RATE": "0.25"},
+            [(LOW, None, True), (MID, None, False), (HIGH, True, True), (LOW, False, False)],
+        ),
+        (
+            {"CHATOBS_SAMPLE_RATE": "0.25", "CHATOBS_SAMPLE_IGNORE_REMOTE_PARENT": "true"},
+            [(HIGH, True, False), (LOW, False, True)],
+        ),
         ({"OTEL_TRACES_SAMPLER": "always_on"}, [(HIGH, None, True), (HIGH, False, True)]),
         ({"OTEL_TRACES_SAMPLER": "always_off"}, [(LOW, None, False), (LOW, True, False)]),
-        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}, [(LOW, None, True), (MID, None, False), (LOW, False, True), (HIGH, True, False)]),
+        (
+            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"},
+            [(LOW, None, True), (MID, None, False), (LOW, False, True), (HIGH, True, False)],
+        ),
         ({"OTEL_TRACES_SAMPLER": "traceidratio"}, [(HIGH, None, True)]),  # the spec's default ratio is 1.0
         ({"OTEL_TRACES_SAMPLER": "parentbased_always_on"}, [(HIGH, None, True), (HIGH, False, False)]),
         ({"OTEL_TRACES_SAMPLER": "parentbased_always_off"}, [(LOW, None, False), (LOW, True, True)]),
-        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}, [(LOW, None, True), (MID, None, False), (HIGH, True, True), (LOW, False, False)]),
+        (
+            {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"},
+            [(LOW, None, True), (MID, None, False), (HIGH, True, True), (LOW, False, False)],
+        ),
         # Both rates compare the same position: the smaller one wins.
         ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}, [(MID, None, True)]),
-        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5", "CHATOBS_SAMPLE_RATE": "0.25"}, [(MID, None, False), (LOW, None, True)]),
+        (
+            {
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": "0.5",
+                "CHATOBS_SAMPLE_RATE": "0.25",
+            },
+            [(MID, None, False), (LOW, None, True)],
+        ),
         ({"OTEL_TRACES_SAMPLER": "always_on", "CHATOBS_SAMPLE_RATE": "0.25"}, [(MID, None, False), (LOW, False, True)]),
     ],
 )
@@ -170,7 +193,9 @@ def test_unsampled_traces_are_recorded_only_when_something_needs_them(make_captu
     assert span.__class__.__name__ == "NonRecordingSpan"  # DROP: nothing recorded, nothing queued
 
     assert not head_policy(load_settings(metrics=False, keep_errors=False, keep_slow_ms=100)).record_unsampled
-    assert head_policy(load_settings(metrics=False, keep_errors=False, keep_slow_ms=100, record_unsampled="full")).record_unsampled
+    assert head_policy(
+        load_settings(metrics=False, keep_errors=False, keep_slow_ms=100, record_unsampled="full")
+    ).record_unsampled
 
 
 def test_children_of_a_record_only_root_are_recorded(make_capture) -> None:  # type: ignore[no-untyped-def]
@@ -198,7 +223,9 @@ def test_metrics_stage_sees_every_request(monkeypatch: pytest.MonkeyPatch, make_
         name = "metrics"
 
         def process(self, spans):  # type: ignore[no-untyped-def]
-            counted.extend(s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in spans if s.attributes.get(semconv.CHAT_REQUEST))
+            counted.extend(
+                s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in spans if s.attributes.get(semconv.CHAT_REQUEST)
+            )
             return spans
 
         def flush(self):  # type: ignore[no-untyped-def]
@@ -214,7 +241,9 @@ def test_metrics_stage_sees_every_request(monkeypatch: pytest.MonkeyPatch, make_
     convs = [f"m{i}" for i in range(200)]
     for c in convs:
         turn(c)
-    exported = {s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in cap.spans() if s.attributes.get(semconv.CHAT_REQUEST)}
+    exported = {
+        s.attributes[semconv.GEN_AI_CONVERSATION_ID] for s in cap.spans() if s.attributes.get(semconv.CHAT_REQUEST)
+    }
     assert sorted(counted) == sorted(convs)
     assert exported == {c for c in convs if position(c) < 0.25} and 0 < len(exported) < 200
 
@@ -248,7 +277,9 @@ def test_downstream_service_keys_on_baggage() -> None:
 
     sampler = ChatSampler(head_policy(load_settings(sample_rate=0.5, sample_ignore_remote_parent=True)))
     for conv, kept in ((key_between(0.0, 0.5, "bag"), True), (key_between(0.5, 1.0, "bag"), False)):
-        ctx = propagate.extract({"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-00", "baggage": f"gen_ai.conversation.id={conv}"})
+        ctx = propagate.extract(
+            {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-00", "baggage": f"gen_ai.conversation.id={conv}"}
+        )
         assert sampler.should_sample(ctx, int("ab" * 16, 16), "tools/call").decision.is_sampled() is kept
 
 

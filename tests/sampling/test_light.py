@@ -82,14 +82,18 @@ def make_app(fake: FakeLLM) -> Any:
 async def chat(app: Any, conversation: str, **body: Any) -> dict[str, Any]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://chat.test") as http:
-        r = await http.post("/api/chat", json={"message": "hi, I am jane.doe@example.com", **body},
-                            headers={"X-Conversation-Id": conversation, "X-User-Id": "u-1"})
+        r = await http.post(
+            "/api/chat",
+            json={"message": "hi, I am jane.doe@example.com", **body},
+            headers={"X-Conversation-Id": conversation, "X-User-Id": "u-1"},
+        )
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
-async def test_a_dropped_turn_builds_no_content_but_metrics_count_it(make_capture: Any, reader: InMemoryMetricReader,
-                                                                     fake: FakeLLM, normalised: list[int]) -> None:
+async def test_a_dropped_turn_builds_no_content_but_metrics_count_it(
+    make_capture: Any, reader: InMemoryMetricReader, fake: FakeLLM, normalised: list[int]
+) -> None:
     cap = make_capture(sample_rate=0.0)  # defaults otherwise: metrics on, keep errors on, light
     app = make_app(fake)
     for i in range(3):
@@ -132,8 +136,14 @@ async def test_an_error_keeps_a_dropped_trace_as_one_tree_without_content(make_c
     assert request.parent is None and llm.parent.span_id == request.context.span_id and tool.parent.span_id in ids
     assert llm.status.status_code.name == "ERROR" and llm.attributes[semconv.ERROR_TYPE]
     assert any(e.name == "exception" for e in llm.events)
-    assert llm.attributes[semconv.GEN_AI_CONVERSATION_ID] == "dropped-error" and llm.attributes[semconv.USER_ID] == "u-1"
-    assert not any(k in (s.attributes or {}) for s in spans for k in (semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_TOOL_CALL_ARGUMENTS))
+    assert (
+        llm.attributes[semconv.GEN_AI_CONVERSATION_ID] == "dropped-error" and llm.attributes[semconv.USER_ID] == "u-1"
+    )
+    assert not any(
+        k in (s.attributes or {})
+        for s in spans
+        for k in (semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_TOOL_CALL_ARGUMENTS)
+    )
     assert by_type  # every kept span is one of chatobs's
 
 

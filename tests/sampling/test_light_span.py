@@ -16,7 +16,13 @@ def make(sink: Any) -> LightSpan:
     old = _light._sink
     _light.configure(sink, None)
     try:
-        return LightSpan(ctx, None, "chat m", SpanKind.CLIENT, {semconv.GEN_AI_REQUEST_MODEL: "m", semconv.GEN_AI_INPUT_MESSAGES: "[...]"})
+        return LightSpan(
+            ctx,
+            None,
+            "chat m",
+            SpanKind.CLIENT,
+            {semconv.GEN_AI_REQUEST_MODEL: "m", semconv.GEN_AI_INPUT_MESSAGES: "[...]"},
+        )
     finally:
         _light._sink = old
 
@@ -24,8 +30,15 @@ def make(sink: Any) -> LightSpan:
 def test_keeps_attributes_without_content_and_ends_once() -> None:
     got: list[ReadableSpan] = []
     span = make(got.append)
-    span.set_attributes({semconv.GEN_AI_OUTPUT_MESSAGES: "[...]", semconv.GEN_AI_USAGE_INPUT_TOKENS: 12, "bad": {"a": 1},
-                         "tags": ("x", "y"), "mixed": ["x", 1]})
+    span.set_attributes(
+        {
+            semconv.GEN_AI_OUTPUT_MESSAGES: "[...]",
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: 12,
+            "bad": {"a": 1},
+            "tags": ("x", "y"),
+            "mixed": ["x", 1],
+        }
+    )
     span.update_name("chat m2")
     for i in range(20):
         span.add_event(f"e{i}")
@@ -38,7 +51,11 @@ def test_keeps_attributes_without_content_and_ends_once() -> None:
     assert not span.is_recording() and len(got) == 1
     done = got[0]
     assert done.name == "chat m2" and done.kind is SpanKind.CLIENT
-    assert dict(done.attributes) == {semconv.GEN_AI_REQUEST_MODEL: "m", semconv.GEN_AI_USAGE_INPUT_TOKENS: 12, "tags": ["x", "y"]}
+    assert dict(done.attributes) == {
+        semconv.GEN_AI_REQUEST_MODEL: "m",
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: 12,
+        "tags": ["x", "y"],
+    }
     assert done.status.status_code is StatusCode.ERROR and done.status.description == "boom"
     assert len(done.events) == 8  # bounded
     assert not done.context.trace_flags.sampled and done.end_time >= done.start_time

@@ -21,7 +21,9 @@ def app() -> FastAPI:
     @api.post("/api/chat")
     async def chat(request: Request) -> Any:
         body = await request.json()
-        with chatobs.get_tracer().start_as_current_span("chat gpt-4o-mini", attributes={semconv.GEN_AI_OPERATION_NAME: "chat"}):
+        with chatobs.get_tracer().start_as_current_span(
+            "chat gpt-4o-mini", attributes={semconv.GEN_AI_OPERATION_NAME: "chat"}
+        ):
             pass
         if body.get("fail"):
             return JSONResponse({"error": "upstream"}, status_code=500)

@@ -31,7 +31,14 @@ _CHILD = textwrap.dedent(
 
 def _child(script: str, stdin: str, **env: str) -> object:
     proc = subprocess.run(
-        [PYTHON, "-c", script], input=stdin, capture_output=True, text=True, timeout=60, cwd=REPO, env=subprocess_env(**env)
+        [PYTHON, "-c", script],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=subprocess_env(**env),
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -145,5 +152,12 @@ def test_stage_decision_per_trace_when_the_app_samples() -> None:
     # Trace IDs chosen so the trace-ID key alone would decide the other way for the outer span.
     tid_keep = next(t for t in range(1, 10_000) if position(format(t, "032x")) >= 0.5)
     tid_drop = next(t for t in range(1, 10_000) if position(format(t, "032x")) < 0.5)
-    out = stage.process([span(tid_keep, 3, keep, 2), span(tid_keep, 2, None, None), span(tid_drop, 3, drop, 2), span(tid_drop, 2, None, None)])
+    out = stage.process(
+        [
+            span(tid_keep, 3, keep, 2),
+            span(tid_keep, 2, None, None),
+            span(tid_drop, 3, drop, 2),
+            span(tid_drop, 2, None, None),
+        ]
+    )
     assert [(s.context.trace_id, s.context.span_id) for s in out] == [(tid_keep, 3), (tid_keep, 2)]

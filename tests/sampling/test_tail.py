@@ -12,8 +12,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from chatobs import runtime, semconv
-from chatobs.pipeline.stats import PipelineStats
 from chatobs.pipeline.spans import with_changes
+from chatobs.pipeline.stats import PipelineStats
 from chatobs.pipeline.tail import TailBuffer, TailRules, span_size
 from tests.sampling.util import _tracer, turn
 
@@ -91,9 +91,8 @@ def test_flush_at_shutdown_decides_on_what_is_held(make_capture) -> None:  # typ
                 pass
     with chatobs.scope(conversation_id="open-fine"):
         root2 = tracer.start_span("POST /chat", attributes={semconv.CHAT_REQUEST: True})
-        with trace.use_span(root2, end_on_exit=False):
-            with tracer.start_as_current_span("chat"):
-                pass
+        with trace.use_span(root2, end_on_exit=False), tracer.start_as_current_span("chat"):
+            pass
     assert cap.spans() == []  # held: the requests have not ended
     runtime.shutdown(timeout_s=5)
     exported = cap.exporter.get_finished_spans()
@@ -102,7 +101,15 @@ def test_flush_at_shutdown_decides_on_what_is_held(make_capture) -> None:  # typ
 
 
 # --- the buffer driven directly (10,000 open traces would take too long through the SDK on 2 shared cores) -------
-def _span(trace_id: int, span_id: int, *, root: bool = False, error: bool = False, text: int = 200, start_ns: int | None = None) -> ReadableSpan:
+def _span(
+    trace_id: int,
+    span_id: int,
+    *,
+    root: bool = False,
+    error: bool = False,
+    text: int = 200,
+    start_ns: int | None = None,
+) -> ReadableSpan:
     ctx = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(TraceFlags.DEFAULT))
     parent = None if root else SpanContext(trace_id, 1, is_remote=False)
     now = time.time_ns() if start_ns is None else start_ns
@@ -211,7 +218,9 @@ def test_deferred_trace_decided_early_keeps_its_conversation() -> None:
     from chatobs.pipeline.sampling import SamplingStage
     from tests.sampling.util import key_between
 
-    stage = SamplingStage(load_settings(sample_rate=0.5, tail_max_spans_per_trace=3), head_in_stage=False, stats=PipelineStats())
+    stage = SamplingStage(
+        load_settings(sample_rate=0.5, tail_max_spans_per_trace=3), head_in_stage=False, stats=PipelineStats()
+    )
     keep, drop = key_between(0.0, 0.5, "early"), key_between(0.5, 1.0, "early")
     out = {}
     for tid, conv in ((11, keep), (12, drop)):

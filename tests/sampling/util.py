@@ -74,7 +74,9 @@ def turn(
         root = start_span("POST /chat", attributes={semconv.CHAT_REQUEST: True}, start_time=start, tracer=tracer)
         with trace.use_span(root, end_on_exit=False):
             for i in range(children):
-                llm_span = start_span("chat gpt-4o-mini", attributes={semconv.GEN_AI_OPERATION_NAME: "chat"}, tracer=tracer)
+                llm_span = start_span(
+                    "chat gpt-4o-mini", attributes={semconv.GEN_AI_OPERATION_NAME: "chat"}, tracer=tracer
+                )
                 with trace.use_span(llm_span, end_on_exit=True) as llm:
                     if cost_usd is not None and i == 0:
                         # The cost stage (not on main yet) computes this attribute from tokens; set it directly.

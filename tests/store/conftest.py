@@ -35,30 +35,57 @@ def chat_turn(
     """One chat turn as an app with chatobs produces it: request span, LLM call, optional MCP tool call."""
     tracer = runtime.get_tracer()
     with chatobs.scope(conversation_id=conversation, user_id=user, tenant_id="acme"):
-        with tracer.start_as_current_span("POST /api/chat", kind=SpanKind.SERVER, attributes={
-            semconv.CHAT_REQUEST: True, semconv.ROUTE: "/api/chat", semconv.HTTP_REQUEST_METHOD: "POST", semconv.INPUT: prompt,
-        }) as root:
-            with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT, attributes={
-                semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT, semconv.GEN_AI_PROVIDER_NAME: provider,
-                semconv.GEN_AI_REQUEST_MODEL: model, semconv.GEN_AI_RESPONSE_MODEL: model,
-                semconv.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": prompt}]}]),
-            }) as llm:
+        with tracer.start_as_current_span(
+            "POST /api/chat",
+            kind=SpanKind.SERVER,
+            attributes={
+                semconv.CHAT_REQUEST: True,
+                semconv.ROUTE: "/api/chat",
+                semconv.HTTP_REQUEST_METHOD: "POST",
+                semconv.INPUT: prompt,
+            },
+        ) as root:
+            with tracer.start_as_current_span(
+                f"chat {model}",
+                kind=SpanKind.CLIENT,
+                attributes={
+                    semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+                    semconv.GEN_AI_PROVIDER_NAME: provider,
+                    semconv.GEN_AI_REQUEST_MODEL: model,
+                    semconv.GEN_AI_RESPONSE_MODEL: model,
+                    semconv.GEN_AI_INPUT_MESSAGES: json.dumps(
+                        [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]
+                    ),
+                },
+            ) as llm:
                 time.sleep(0.006)  # real-looking proportions in the viewer screenshot
                 if llm_error:
                     llm.set_status(Status(StatusCode.ERROR, "RateLimitError: 429"))
                     llm.set_attribute(semconv.ERROR_TYPE, "RateLimitError")
                 else:
-                    llm.set_attributes({
-                        semconv.GEN_AI_USAGE_INPUT_TOKENS: tokens[0], semconv.GEN_AI_USAGE_OUTPUT_TOKENS: tokens[1],
-                        semconv.COST_USD: cost, semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.012,
-                        semconv.GEN_AI_OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": reply}]}]),
-                    })
+                    llm.set_attributes(
+                        {
+                            semconv.GEN_AI_USAGE_INPUT_TOKENS: tokens[0],
+                            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: tokens[1],
+                            semconv.COST_USD: cost,
+                            semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.012,
+                            semconv.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                                [{"role": "assistant", "parts": [{"type": "text", "content": reply}]}]
+                            ),
+                        }
+                    )
             if tool:
-                with tracer.start_as_current_span(f"execute_tool {tool}", kind=SpanKind.CLIENT, attributes={
-                    semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: tool,
-                    semconv.MCP_METHOD_NAME: "tools/call", semconv.MCP_SERVER_NAME: server,
-                    semconv.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps({"query": prompt[:40]}),
-                }) as t:
+                with tracer.start_as_current_span(
+                    f"execute_tool {tool}",
+                    kind=SpanKind.CLIENT,
+                    attributes={
+                        semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+                        semconv.GEN_AI_TOOL_NAME: tool,
+                        semconv.MCP_METHOD_NAME: "tools/call",
+                        semconv.MCP_SERVER_NAME: server,
+                        semconv.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps({"query": prompt[:40]}),
+                    },
+                ) as t:
                     time.sleep(0.003)
                     if tool_error:
                         t.set_status(Status(StatusCode.ERROR, "ToolError: index offline"))
@@ -74,10 +101,18 @@ def fill(db: Path, **settings: Any) -> dict[str, str]:
     rt = chatobs.init(exporters="local", local_db=str(db), export_interval_ms=20, **settings)
     assert rt is not None
     ids = {
-        "alice1": chat_turn("conv-alice", "alice", "How do I reset my password?", "Use the reset link.", tool="search_docs"),
-        "alice2": chat_turn("conv-alice", "alice", "It did not work", "Let me check the index.", tool="search_docs", tool_error=True),
-        "bob1": chat_turn("conv-bob", "bob", XSS_PROMPT, "4", model="claude-haiku", provider="anthropic", tokens=(50, 5), cost=0.0004),
-        "bob2": chat_turn("conv-bob", "bob", "And 3+3?", "", model="claude-haiku", provider="anthropic", llm_error=True),
+        "alice1": chat_turn(
+            "conv-alice", "alice", "How do I reset my password?", "Use the reset link.", tool="search_docs"
+        ),
+        "alice2": chat_turn(
+            "conv-alice", "alice", "It did not work", "Let me check the index.", tool="search_docs", tool_error=True
+        ),
+        "bob1": chat_turn(
+            "conv-bob", "bob", XSS_PROMPT, "4", model="claude-haiku", provider="anthropic", tokens=(50, 5), cost=0.0004
+        ),
+        "bob2": chat_turn(
+            "conv-bob", "bob", "And 3+3?", "", model="claude-haiku", provider="anthropic", llm_error=True
+        ),
         "carol1": chat_turn("conv-carol", "carol", "Weather in Paris?", "Sunny.", tool="weather", server="weather-mcp"),
     }
     assert rt.force_flush(10)

@@ -24,7 +24,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 req = ExportTraceServiceRequest()
                 req.ParseFromString(body)
@@ -61,7 +61,9 @@ def _closed_port() -> int:
     return port
 
 
-def test_doctor_healthy_backend(receiver: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_healthy_backend(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{receiver.port}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20top-secret-value")
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-lf-very-secret")
@@ -71,7 +73,9 @@ def test_doctor_healthy_backend(receiver: Receiver, monkeypatch: pytest.MonkeyPa
     assert "top-secret-value" not in out and "sk-lf-very-secret" not in out
     assert re.search(r"OTEL_EXPORTER_OTLP_HEADERS\s+\*\*\* \(set\)\s+environment", out), out
     assert "otlp      OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set" in out
-    assert re.search(r"otlp\s+OK\s+[\d.]+ ms\s+synthetic trace [0-9a-f]{32} accepted by http://127.0.0.1:\d+/v1/traces", out), out
+    assert re.search(
+        r"otlp\s+OK\s+[\d.]+ ms\s+synthetic trace [0-9a-f]{32} accepted by http://127.0.0.1:\d+/v1/traces", out
+    ), out
     # The backend really received the synthetic trace, with the configured header.
     assert sorted(receiver.span_names()) == ["chat chatobs-doctor", "chatobs doctor"]
     assert receiver.requests[0][0]["authorization"] == "Bearer top-secret-value"
@@ -97,7 +101,9 @@ def test_doctor_bad_config(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
     assert "INVALID" in out and "CHATOBS_SAMPLE_RATE='lots'" in out
 
 
-def test_doctor_local_store_leaves_no_trace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_local_store_leaves_no_trace(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = tmp_path / "doc.db"
     monkeypatch.setenv("CHATOBS_LOCAL_DB", str(db))
     code = main(["doctor", "--all"])
@@ -111,7 +117,9 @@ def test_doctor_local_store_leaves_no_trace(monkeypatch: pytest.MonkeyPatch, tmp
     assert connect(db).execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 0
 
 
-def test_doctor_unwritable_store_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_unwritable_store_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "not-a-db"
     bad.write_bytes(b"this is not sqlite" * 100)
     monkeypatch.setenv("CHATOBS_LOCAL_DB", str(bad))

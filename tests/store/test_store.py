@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from chatobs import semconv
+from chatobs.config import load_settings
 from chatobs.exporters.local import LocalExporter, build
 from chatobs.exporters.local.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError, connect
-from chatobs.config import load_settings
 from tests.conftest import PYTHON, subprocess_env
 
 from .conftest import fill
@@ -26,14 +26,42 @@ from .conftest import fill
 _RES = Resource.create({"service.name": "store-test"})
 
 
-def make_trace(trace_id: int, *, start_ns: int, user: str = "u", conversation: str = "c", payload: str = "", spans: int = 2) -> list[ReadableSpan]:
+def make_trace(
+    trace_id: int, *, start_ns: int, user: str = "u", conversation: str = "c", payload: str = "", spans: int = 2
+) -> list[ReadableSpan]:
     root_ctx = SpanContext(trace_id, 1, False, TraceFlags(1))
-    out = [ReadableSpan(name="POST /api/chat", context=root_ctx, parent=None, resource=_RES, start_time=start_ns, end_time=start_ns + 5_000_000,
-                        attributes={semconv.CHAT_REQUEST: True, semconv.USER_ID: user, semconv.GEN_AI_CONVERSATION_ID: conversation, semconv.INPUT: payload})]
+    out = [
+        ReadableSpan(
+            name="POST /api/chat",
+            context=root_ctx,
+            parent=None,
+            resource=_RES,
+            start_time=start_ns,
+            end_time=start_ns + 5_000_000,
+            attributes={
+                semconv.CHAT_REQUEST: True,
+                semconv.USER_ID: user,
+                semconv.GEN_AI_CONVERSATION_ID: conversation,
+                semconv.INPUT: payload,
+            },
+        )
+    ]
     for i in range(1, spans):
-        out.append(ReadableSpan(name="chat m", context=SpanContext(trace_id, i + 1, False, TraceFlags(1)), parent=root_ctx, resource=_RES,
-                                start_time=start_ns + 1000, end_time=start_ns + 2_000_000,
-                                attributes={semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_REQUEST_MODEL: "m", semconv.USER_ID: user}))
+        out.append(
+            ReadableSpan(
+                name="chat m",
+                context=SpanContext(trace_id, i + 1, False, TraceFlags(1)),
+                parent=root_ctx,
+                resource=_RES,
+                start_time=start_ns + 1000,
+                end_time=start_ns + 2_000_000,
+                attributes={
+                    semconv.GEN_AI_OPERATION_NAME: "chat",
+                    semconv.GEN_AI_REQUEST_MODEL: "m",
+                    semconv.USER_ID: user,
+                },
+            )
+        )
     return out
 
 
@@ -77,8 +105,16 @@ CHILD = textwrap.dedent("""
 def test_several_processes_write_one_file(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     # The store's own multi-writer safety: each process writes the file itself (no agent between them).
-    procs = [subprocess.Popen([PYTHON, "-c", CHILD, str(w), str(db)], env=subprocess_env(CHATOBS_AGENT="inprocess"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for w in range(3)]
+    procs = [
+        subprocess.Popen(
+            [PYTHON, "-c", CHILD, str(w), str(db)],
+            env=subprocess_env(CHATOBS_AGENT="inprocess"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(3)
+    ]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -130,12 +166,20 @@ def test_migration_from_schema_v1(tmp_path: Path) -> None:
     Store.migrate(conn, target=1)  # the schema chatobs shipped first
     now = time.time_ns()
     attrs = {"chatobs.request": True, "chatobs.tenant.id": "acme", "user.id": "old-user"}
-    conn.execute("INSERT INTO spans (trace_id, span_id, parent_id, name, kind, start_ns, end_ns, duration_ms, status, user_id, attributes, resource)"
-                 " VALUES ('a', '01', NULL, 'POST /chat', 'server', ?, ?, 0.0002, 'ok', 'old-user', ?, ?)",
-                 (now, now + 200, json.dumps(attrs), json.dumps({"service.name": "legacy"})))
-    conn.execute("INSERT INTO spans (trace_id, span_id, parent_id, name, kind, start_ns, end_ns, duration_ms, status, tool_name, attributes)"
-                 " VALUES ('a', '02', '01', 'tool', 'client', ?, ?, 0.0001, 'error', 'search', ?)",
-                 (now + 50, now + 150, json.dumps({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}),))
+    conn.execute(
+        "INSERT INTO spans (trace_id, span_id, parent_id, name, kind, start_ns, end_ns, duration_ms, status, user_id, attributes, resource)"
+        " VALUES ('a', '01', NULL, 'POST /chat', 'server', ?, ?, 0.0002, 'ok', 'old-user', ?, ?)",
+        (now, now + 200, json.dumps(attrs), json.dumps({"service.name": "legacy"})),
+    )
+    conn.execute(
+        "INSERT INTO spans (trace_id, span_id, parent_id, name, kind, start_ns, end_ns, duration_ms, status, tool_name, attributes)"
+        " VALUES ('a', '02', '01', 'tool', 'client', ?, ?, 0.0001, 'error', 'search', ?)",
+        (
+            now + 50,
+            now + 150,
+            json.dumps({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}),
+        ),
+    )
     conn.close()
     assert connect(db).execute("PRAGMA user_version").fetchone()[0] == 1
 
@@ -143,10 +187,18 @@ def test_migration_from_schema_v1(tmp_path: Path) -> None:
     assert store.version() == SCHEMA_VERSION == len(MIGRATIONS)
     c = store.conn()
     assert dict(c.execute("SELECT span_type, tenant_id, service_name FROM spans WHERE span_id = '01'").fetchone()) == {
-        "span_type": "request", "tenant_id": "acme", "service_name": "legacy"}
+        "span_type": "request",
+        "tenant_id": "acme",
+        "service_name": "legacy",
+    }
     assert c.execute("SELECT span_type FROM spans WHERE span_id = '02'").fetchone()[0] == "tool"
     trace = dict(c.execute("SELECT * FROM traces").fetchone())
-    assert trace["user_id"] == "old-user" and trace["tool_calls"] == 1 and trace["error_count"] == 1 and trace["name"] == "POST /chat"
+    assert (
+        trace["user_id"] == "old-user"
+        and trace["tool_calls"] == 1
+        and trace["error_count"] == 1
+        and trace["name"] == "POST /chat"
+    )
     # New spans go in next to the migrated ones.
     assert LocalExporter(db).export(make_trace(9, start_ns=now)) == SpanExportResult.SUCCESS
     assert count(db, "traces") == 2
@@ -157,7 +209,9 @@ def test_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
     sqlite3.connect(db).execute("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="newer chatobs"):
         Store(db).conn()
-    assert LocalExporter(db).export(make_trace(1, start_ns=1)) == SpanExportResult.FAILURE  # no exception reaches the channel
+    assert (
+        LocalExporter(db).export(make_trace(1, start_ns=1)) == SpanExportResult.FAILURE
+    )  # no exception reaches the channel
 
 
 def test_forget_deletes_whole_traces_and_the_bytes(tmp_path: Path) -> None:
@@ -168,7 +222,11 @@ def test_forget_deletes_whole_traces_and_the_bytes(tmp_path: Path) -> None:
     # The request span of alice's trace carries her ID; spans without it (none here) would go with the trace.
     result = store.forget(user_id="alice")
     assert result == {"traces": 2, "spans": 6, "conversations": 1}
-    assert not store.conn().execute("SELECT 1 FROM spans WHERE trace_id IN (?, ?)", (ids["alice1"], ids["alice2"])).fetchall()
+    assert (
+        not store.conn()
+        .execute("SELECT 1 FROM spans WHERE trace_id IN (?, ?)", (ids["alice1"], ids["alice2"]))
+        .fetchall()
+    )
     assert count(db, "traces") == 3
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("t.db*"))

@@ -4,8 +4,8 @@ whose spans arrive in several batches ends with the summary of all of them. Sche
 from __future__ import annotations
 
 import random
-import time
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,13 @@ def trace(tid: int, *, request: bool = True, seed: int = 0) -> list[ReadableSpan
         root_attrs[semconv.CHAT_REQUEST] = True
 
     def llm(model: str, cost: float | None, tokens: int | None) -> dict[str, Any]:
-        a: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_REQUEST_MODEL: model, semconv.USER_ID: "zed",
-                             semconv.GEN_AI_CONVERSATION_ID: "conv-z", semconv.TENANT_ID: "acme"}
+        a: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: "chat",
+            semconv.GEN_AI_REQUEST_MODEL: model,
+            semconv.USER_ID: "zed",
+            semconv.GEN_AI_CONVERSATION_ID: "conv-z",
+            semconv.TENANT_ID: "acme",
+        }
         if cost is not None:
             a[semconv.COST_USD] = cost
         if tokens is not None:
@@ -49,36 +54,112 @@ def trace(tid: int, *, request: bool = True, seed: int = 0) -> list[ReadableSpan
         return a
 
     return [
-        ReadableSpan(name="POST /chat", context=root, parent=None, resource=_RES, kind=SpanKind.SERVER, start_time=t0 + 50,
-                     end_time=t0 + 9_000_000, attributes=root_attrs),
-        ReadableSpan(name="chat b", context=ids[0], parent=root, resource=_RES, start_time=t0 + 100, end_time=t0 + 2_000_000,
-                     attributes=llm("model-b", 0.1, 7)),
-        ReadableSpan(name="chat a", context=ids[1], parent=root, resource=_RES, start_time=t0 + 200, end_time=t0 + 3_000_000,
-                     attributes=llm("model-a", 0.2, None), status=Status(StatusCode.ERROR, "boom")),
-        ReadableSpan(name="chat b again", context=ids[2], parent=root, resource=_RES, start_time=t0 + 300, end_time=t0 + 4_000_000,
-                     attributes=llm("model-b", 0.3, 5)),
-        ReadableSpan(name="tool", context=ids[3], parent=ids[0], resource=_RES_TOOLS, start_time=t0 + 400, end_time=t0 + 9_500_000,
-                     attributes={semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "t", semconv.ROUTE: "/z"}),
+        ReadableSpan(
+            name="POST /chat",
+            context=root,
+            parent=None,
+            resource=_RES,
+            kind=SpanKind.SERVER,
+            start_time=t0 + 50,
+            end_time=t0 + 9_000_000,
+            attributes=root_attrs,
+        ),
+        ReadableSpan(
+            name="chat b",
+            context=ids[0],
+            parent=root,
+            resource=_RES,
+            start_time=t0 + 100,
+            end_time=t0 + 2_000_000,
+            attributes=llm("model-b", 0.1, 7),
+        ),
+        ReadableSpan(
+            name="chat a",
+            context=ids[1],
+            parent=root,
+            resource=_RES,
+            start_time=t0 + 200,
+            end_time=t0 + 3_000_000,
+            attributes=llm("model-a", 0.2, None),
+            status=Status(StatusCode.ERROR, "boom"),
+        ),
+        ReadableSpan(
+            name="chat b again",
+            context=ids[2],
+            parent=root,
+            resource=_RES,
+            start_time=t0 + 300,
+            end_time=t0 + 4_000_000,
+            attributes=llm("model-b", 0.3, 5),
+        ),
+        ReadableSpan(
+            name="tool",
+            context=ids[3],
+            parent=ids[0],
+            resource=_RES_TOOLS,
+            start_time=t0 + 400,
+            end_time=t0 + 9_500_000,
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: "execute_tool",
+                semconv.GEN_AI_TOOL_NAME: "t",
+                semconv.ROUTE: "/z",
+            },
+        ),
         # Parentless but earlier than the request span: the request span is still the root.
-        ReadableSpan(name="early orphan", context=ids[4], parent=None, resource=_RES, start_time=t0, end_time=t0 + 10,
-                     attributes={semconv.MESSAGE_ID: "m-1"}),
-        ReadableSpan(name="internal", context=ids[5], parent=root, resource=_RES, start_time=t0 + 500, end_time=t0 + 600, attributes={}),
+        ReadableSpan(
+            name="early orphan",
+            context=ids[4],
+            parent=None,
+            resource=_RES,
+            start_time=t0,
+            end_time=t0 + 10,
+            attributes={semconv.MESSAGE_ID: "m-1"},
+        ),
+        ReadableSpan(
+            name="internal",
+            context=ids[5],
+            parent=root,
+            resource=_RES,
+            start_time=t0 + 500,
+            end_time=t0 + 600,
+            attributes={},
+        ),
         # MCP server halves: of a call a chatobs client traced (the client's span counts it) and of one nobody did.
-        ReadableSpan(name="tools/call t", context=ids[6], parent=ids[3], resource=_RES_TOOLS, kind=SpanKind.SERVER,
-                     start_time=t0 + 700, end_time=t0 + 800, attributes={**_MCP_TOOL, semconv.MCP_CALLER_TRACED: True}),
-        ReadableSpan(name="tools/call u", context=ids[7], parent=None, resource=_RES_TOOLS, kind=SpanKind.SERVER,
-                     start_time=t0 + 900, end_time=t0 + 1000, attributes=_MCP_TOOL),
+        ReadableSpan(
+            name="tools/call t",
+            context=ids[6],
+            parent=ids[3],
+            resource=_RES_TOOLS,
+            kind=SpanKind.SERVER,
+            start_time=t0 + 700,
+            end_time=t0 + 800,
+            attributes={**_MCP_TOOL, semconv.MCP_CALLER_TRACED: True},
+        ),
+        ReadableSpan(
+            name="tools/call u",
+            context=ids[7],
+            parent=None,
+            resource=_RES_TOOLS,
+            kind=SpanKind.SERVER,
+            start_time=t0 + 900,
+            end_time=t0 + 1000,
+            attributes=_MCP_TOOL,
+        ),
     ]
 
 
 def sql_summary(conn: sqlite3.Connection, trace_id: str) -> tuple[Any, ...]:
     """Recompute in SQL (what a trace written in several parts gets) and read the row back."""
     conn.execute(refresh_sql("SELECT ?"), (trace_id,))
-    return tuple(conn.execute(f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE trace_id = ?", (trace_id,)).fetchone())
+    return tuple(
+        conn.execute(f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE trace_id = ?", (trace_id,)).fetchone()
+    )
 
 
 def stored(db: Path, trace_id: str) -> tuple[Any, ...]:
-    return tuple(connect(db).execute(f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE trace_id = ?", (trace_id,)).fetchone())
+    return tuple(
+        connect(db).execute(f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE trace_id = ?", (trace_id,)).fetchone()
+    )
 
 
 @pytest.mark.parametrize("request_span", [True, False])
@@ -97,7 +178,11 @@ def test_python_summary_equals_the_sql_recompute(tmp_path: Path, request_span: b
     if request_span:
         assert (d["name"], d["route"], d["user_id"]) == ("POST /chat", "/b", "ann")
     else:
-        assert (d["name"], d["route"], d["user_id"]) == ("early orphan", "/z", "zed")  # earliest parentless; MAX for the rest
+        assert (d["name"], d["route"], d["user_id"]) == (
+            "early orphan",
+            "/z",
+            "zed",
+        )  # earliest parentless; MAX for the rest
     assert (d["conversation_id"], d["tenant_id"], d["message_id"]) == ("conv-z", "acme", "m-1")
     assert (d["span_count"], d["error_count"], d["status"], d["llm_calls"], d["tool_calls"]) == (9, 1, "error", 3, 2)
     assert d["input_tokens"] == 12 and d["output_tokens"] is None and d["cost_usd"] == pytest.approx(0.6)
@@ -132,7 +217,9 @@ def test_batches_mixing_new_and_known_traces(tmp_path: Path) -> None:
     assert exp.export(a[:3] + b).name == "SUCCESS"
     assert exp.export(a[3:] + c).name == "SUCCESS"  # a: known (SQL), c: new (Python), in one transaction
     for spans in (a, b, c):
-        assert stored(db, spans[0].context and format(spans[0].context.trace_id, "032x")) == summarize([span_row(s) for s in spans])
+        assert stored(db, spans[0].context and format(spans[0].context.trace_id, "032x")) == summarize(
+            [span_row(s) for s in spans]
+        )
 
 
 def test_schema_step_3_from_a_version_2_file(tmp_path: Path) -> None:
@@ -143,12 +230,20 @@ def test_schema_step_3_from_a_version_2_file(tmp_path: Path) -> None:
     conn.close()
     store = Store(db)
     assert store.version() == SCHEMA_VERSION == 3
-    indexes = {r[0] for r in store.conn().execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'spans' AND sql IS NOT NULL")}
+    indexes = {
+        r[0]
+        for r in store.conn().execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'spans' AND sql IS NOT NULL"
+        )
+    }
     assert indexes == {"spans_start_type"}
     exp = LocalExporter(db)
     assert exp.export(trace(9, seed=9)).name == "SUCCESS"
     c = connect(db)
     assert list_traces(c, Filters(user="ann"))[0]["llm_calls"] == 3
     assert stats(c)["totals"]["llm_calls"] == 3
-    plan = " ".join(r[3] for r in c.execute("EXPLAIN QUERY PLAN SELECT model FROM spans WHERE span_type = 'llm' AND start_ns >= ?", (0,)))
+    plan = " ".join(
+        r[3]
+        for r in c.execute("EXPLAIN QUERY PLAN SELECT model FROM spans WHERE span_type = 'llm' AND start_ns >= ?", (0,))
+    )
     assert "spans_start_type" in plan

@@ -23,13 +23,26 @@ def make_app() -> FastAPI:
     async def chat(request: Request) -> dict[str, str]:
         body = await request.json()
         tracer = runtime.get_tracer()
-        with tracer.start_as_current_span("chat fake-model", kind=SpanKind.CLIENT, attributes={
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT, semconv.GEN_AI_PROVIDER_NAME: "fake",
-            semconv.GEN_AI_REQUEST_MODEL: "fake-model", semconv.GEN_AI_USAGE_INPUT_TOKENS: 9, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 3,
-        }):
+        with tracer.start_as_current_span(
+            "chat fake-model",
+            kind=SpanKind.CLIENT,
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
+                semconv.GEN_AI_PROVIDER_NAME: "fake",
+                semconv.GEN_AI_REQUEST_MODEL: "fake-model",
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: 9,
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 3,
+            },
+        ):
             pass
-        with tracer.start_as_current_span("execute_tool lookup", attributes={
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: "lookup", semconv.MCP_SERVER_NAME: "kb"}):
+        with tracer.start_as_current_span(
+            "execute_tool lookup",
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+                semconv.GEN_AI_TOOL_NAME: "lookup",
+                semconv.MCP_SERVER_NAME: "kb",
+            },
+        ):
             pass
         return {"reply": "echo: " + body["message"]}
 
@@ -44,8 +57,9 @@ async def test_chat_turns_through_the_middleware(tmp_path: Path, capsys: pytest.
     trace_ids = []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
         for i, (conv, user) in enumerate([("c-1", "ann"), ("c-1", "ann"), ("c-2", "ben")]):
-            r = await client.post("/api/chat", json={"message": f"hello {i}", "conversation_id": conv},
-                                  headers={"X-User-Id": user})
+            r = await client.post(
+                "/api/chat", json={"message": f"hello {i}", "conversation_id": conv}, headers={"X-User-Id": user}
+            )
             assert r.status_code == 200
             trace_ids.append(r.headers["x-trace-id"])
     assert rt.force_flush(10)

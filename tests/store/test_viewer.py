@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-
 import shutil
 import socket
 import threading
@@ -20,8 +19,15 @@ from tests.conftest import REPO
 from .conftest import XSS_PROMPT
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def client(app, host: str = "127.0.0.1", base: str = "http://127.0.0.1") -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
@@ -30,7 +36,12 @@ def client(app, host: str = "127.0.0.1", base: str = "http://127.0.0.1") -> http
 
 def test_is_loopback() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and is_loopback("[::1]")
-    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("example.com") and not is_loopback("")
+    assert (
+        not is_loopback("0.0.0.0")
+        and not is_loopback("10.1.2.3")
+        and not is_loopback("example.com")
+        and not is_loopback("")
+    )
 
 
 async def test_api_and_headers(filled) -> None:  # type: ignore[no-untyped-def]
@@ -112,7 +123,9 @@ def served(filled) -> Iterator[tuple[str, dict[str, str]]]:  # type: ignore[no-u
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    server = uvicorn.Server(uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -125,7 +138,9 @@ def served(filled) -> Iterator[tuple[str, dict[str, str]]]:  # type: ignore[no-u
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary: apt-get install -y chromium (Debian) to run the browser test")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium binary: apt-get install -y chromium (Debian) to run the browser test"
+)
 def test_browser_opens_a_trace_and_never_runs_prompt_markup(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     playwright = pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
     url, ids = served
@@ -169,7 +184,9 @@ def test_browser_opens_a_trace_and_never_runs_prompt_markup(served, tmp_path: Pa
             page.locator('.span-row[data-type="tool"]').wait_for()
             page.locator('.span-row[data-type="llm"]').click()
             # Written to docs/ only when asked (CHATOBS_UPDATE_SCREENSHOTS=1), so a test run leaves the tree clean.
-            shot = (REPO / "docs" / "images" if os.environ.get("CHATOBS_UPDATE_SCREENSHOTS") else tmp_path) / "viewer.png"
+            shot = (
+                REPO / "docs" / "images" if os.environ.get("CHATOBS_UPDATE_SCREENSHOTS") else tmp_path
+            ) / "viewer.png"
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot), full_page=False)
             assert shot.stat().st_size > 10_000

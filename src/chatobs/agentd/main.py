@@ -16,9 +16,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from typing import Any
 
-__all__ = ["main", "run", "print_status"]
+__all__ = ["main", "print_status", "run"]
 
 logger = logging.getLogger("chatobs.agent")
 
@@ -26,9 +25,18 @@ _DRAIN_S = 0.5  # after the listener closes, how long connections get to deliver
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chatobs agent", description="run the chatobs agent in the foreground (docs/agent.md)")
-    p.add_argument("--socket", help="socket path (default: agent.sock in CHATOBS_AGENT_DIR, the one CHATOBS_AGENT=connect uses)")
-    p.add_argument("--idle-exit", type=float, default=0.0, help="exit after this many seconds without connected processes (default 0: never)")
+    p = argparse.ArgumentParser(
+        prog="chatobs agent", description="run the chatobs agent in the foreground (docs/agent.md)"
+    )
+    p.add_argument(
+        "--socket", help="socket path (default: agent.sock in CHATOBS_AGENT_DIR, the one CHATOBS_AGENT=connect uses)"
+    )
+    p.add_argument(
+        "--idle-exit",
+        type=float,
+        default=0.0,
+        help="exit after this many seconds without connected processes (default 0: never)",
+    )
     p.add_argument("--status", action="store_true", help="ask the running agent for its status and print it")
     p.add_argument("--json", action="store_true", help="with --status: machine-readable output")
     return p
@@ -142,10 +150,16 @@ def run(path: Path, *, idle_exit_s: float = 0.0) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="chatobs-agent-accept", daemon=True)
+    serving = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="chatobs-agent-accept", daemon=True
+    )
     serving.start()
-    logger.info("chatobs agent %d serving %s; exporters %s", os.getpid(), path,
-                ", ".join(f"{s.name} ({s.reason})" for s in rt.exporters) or "none")
+    logger.info(
+        "chatobs agent %d serving %s; exporters %s",
+        os.getpid(),
+        path,
+        ", ".join(f"{s.name} ({s.reason})" for s in rt.exporters) or "none",
+    )
     while not stop.wait(1.0):
         if idle_exit_s > 0 and server.idle_for() > idle_exit_s:
             logger.info("chatobs agent: no process connected for %.0fs; exiting", idle_exit_s)

@@ -21,10 +21,15 @@ def agent_report(settings: Any) -> tuple[dict[str, Any], list[str]]:
         directory = sockdir.checked_dir(settings.agent_dir)
         path = sockdir.socket_path(directory, sockdir.settings_key(settings) if mode == "auto" else None)
     except (sockdir.AgentDirError, OSError) as exc:
-        return {"mode": mode, "error": str(exc)}, [f"REFUSED: {exc}", "  apps drop (and count) their spans until this is fixed"]
+        return {"mode": mode, "error": str(exc)}, [
+            f"REFUSED: {exc}",
+            "  apps drop (and count) their spans until this is fixed",
+        ]
     try:
         _kind, status = request(path, wire.STATUS)
     except AgentUnavailable as exc:
         hint = "the first app process starts it" if mode == "auto" else "start it: `chatobs agent` (sidecar, systemd)"
-        return {"mode": mode, "socket": str(path), "running": False, "detail": str(exc)}, [f"not running on {path} ({hint})"]
+        return {"mode": mode, "socket": str(path), "running": False, "detail": str(exc)}, [
+            f"not running on {path} ({hint})"
+        ]
     return {"mode": mode, "socket": str(path), "running": True, "status": status}, describe(status)

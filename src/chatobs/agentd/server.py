@@ -39,7 +39,7 @@ class Client:
 
 
 class _Handler(socketserver.BaseRequestHandler):
-    server: "AgentServer"
+    server: AgentServer
 
     def handle(self) -> None:
         sock: socket.socket = self.request
@@ -50,7 +50,9 @@ class _Handler(socketserver.BaseRequestHandler):
         if uid != os.getuid():
             # Only the agent's own user: their spans are theirs, and marshal must never read another user's bytes.
             STATS.count("agent_refused_peer")
-            logger.warning("chatobs agent: refused a connection from uid %d (the agent runs as uid %d)", uid, os.getuid())
+            logger.warning(
+                "chatobs agent: refused a connection from uid %d (the agent runs as uid %d)", uid, os.getuid()
+            )
             return
         self.server.serve_connection(sock)
 
@@ -155,13 +157,27 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         rt = self.runtime
         with self._lock:
             clients = [
-                {"pid": c.pid, "service": c.service, "since": c.since, "spans": c.spans, "batches": c.batches, "drops": dict(c.drops)}
+                {
+                    "pid": c.pid,
+                    "service": c.service,
+                    "since": c.since,
+                    "spans": c.spans,
+                    "batches": c.batches,
+                    "drops": dict(c.drops),
+                }
                 for c in self.clients.values()
             ]
         exporters = []
         for ch in rt.channels:
-            exporters.append({"name": ch.name, "pending": ch.pending(), "degraded": bool(ch.degraded),
-                              "last_error": ch.last_error, "reason": ch.spec.reason})
+            exporters.append(
+                {
+                    "name": ch.name,
+                    "pending": ch.pending(),
+                    "degraded": bool(ch.degraded),
+                    "last_error": ch.last_error,
+                    "reason": ch.spec.reason,
+                }
+            )
         snap = STATS.snapshot()
         return {
             "pid": os.getpid(),
@@ -223,8 +239,8 @@ def _masking_health(rt: Any) -> dict[str, Any]:
         if masker is None:
             continue
         info: dict[str, Any] = {"engine": rt.settings.pii_mode}
-        events = STATS.snapshot()["events"]
-        info["failures"] = {k: v for k, v in events.items() if "mask" in k}  # type: ignore[union-attr]
+        events = dict(STATS.events)
+        info["failures"] = {k: v for k, v in events.items() if "mask" in k}
         backend = getattr(masker, "backend", None) or getattr(masker, "_backend", None)
         info["backend"] = type(backend).__name__ if backend is not None else "none"
         return info

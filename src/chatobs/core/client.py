@@ -11,7 +11,7 @@ from typing import Any
 
 from . import wire
 
-__all__ = ["request", "AgentUnavailable"]
+__all__ = ["AgentUnavailable", "request"]
 
 
 class AgentUnavailable(OSError):

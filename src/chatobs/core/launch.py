@@ -51,8 +51,16 @@ def _spawn(path: Path, env: dict[str, str], idle_exit_s: float) -> None:
         "log=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT|os.O_APPEND,0o600)\n"
         "subprocess.Popen(sys.argv[2:],stdin=subprocess.DEVNULL,stdout=log,stderr=log,start_new_session=True,cwd='/',close_fds=True)\n"
     )
-    subprocess.run([sys.executable, "-c", trampoline, log, *args], env=env, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True, timeout=30, check=False)
+    subprocess.run(
+        [sys.executable, "-c", trampoline, log, *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def ensure_agent(path: Path, env: dict[str, str], *, idle_exit_s: float, timeout_s: float = _START_TIMEOUT_S) -> bool:

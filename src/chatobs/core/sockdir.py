@@ -14,8 +14,16 @@ import stat
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AgentDirError", "resolve_dir", "checked_dir", "socket_path", "settings_key", "agent_environment",
-           "APP_SIDE_FIELDS", "MAX_SOCKET_PATH"]
+__all__ = [
+    "APP_SIDE_FIELDS",
+    "MAX_SOCKET_PATH",
+    "AgentDirError",
+    "agent_environment",
+    "checked_dir",
+    "resolve_dir",
+    "settings_key",
+    "socket_path",
+]
 
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL
 
@@ -44,11 +52,19 @@ def checked_dir(configured: str | os.PathLike[str] | None) -> Path:
         # $XDG_RUNTIME_DIR or CHATOBS_AGENT_DIR's parent is missing: make the parents with the same private mode.
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = os.lstat(path)
-    where = f"CHATOBS_AGENT_DIR={path}" if configured else f"the agent socket directory {path} (set CHATOBS_AGENT_DIR to choose another)"
+    where = (
+        f"CHATOBS_AGENT_DIR={path}"
+        if configured
+        else f"the agent socket directory {path} (set CHATOBS_AGENT_DIR to choose another)"
+    )
     if not stat.S_ISDIR(st.st_mode):
-        raise AgentDirError(f"{where}: is not a directory (a symlink or a file); remove it or point CHATOBS_AGENT_DIR at a private directory")
+        raise AgentDirError(
+            f"{where}: is not a directory (a symlink or a file); remove it or point CHATOBS_AGENT_DIR at a private directory"
+        )
     if st.st_uid != os.getuid():
-        raise AgentDirError(f"{where}: belongs to uid {st.st_uid}, not to this user (uid {os.getuid()}); remove it or point CHATOBS_AGENT_DIR at a directory you own")
+        raise AgentDirError(
+            f"{where}: belongs to uid {st.st_uid}, not to this user (uid {os.getuid()}); remove it or point CHATOBS_AGENT_DIR at a directory you own"
+        )
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
         raise AgentDirError(f"{where}: has mode {mode:04o}, which lets other users in; run `chmod 700 {path}`")
@@ -59,22 +75,62 @@ def socket_path(directory: Path, key: str | None) -> Path:
     """``agent.sock`` for a user-run agent (``key=None``), ``agent-<key>.sock`` for one started for a configuration."""
     path = directory / ("agent.sock" if key is None else f"agent-{key}.sock")
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
-        raise AgentDirError(f"CHATOBS_AGENT_DIR={directory}: the socket path {path} is longer than {MAX_SOCKET_PATH} bytes (a Unix socket limit); choose a shorter directory")
+        raise AgentDirError(
+            f"CHATOBS_AGENT_DIR={directory}: the socket path {path} is longer than {MAX_SOCKET_PATH} bytes (a Unix socket limit); choose a shorter directory"
+        )
     return path
 
 
 # Settings that belong to each app process and travel with its spans (resource) or act before the hand-off; two apps
 # that differ only in these share one agent.
-APP_SIDE_FIELDS = frozenset({
-    "enabled", "sdk_disabled", "service_name", "resource_attributes", "environment", "release", "debug",
-    "exclude_paths", "chat_routes", "trace_all_routes", "framework_spans", "http_llm_hosts", "http_llm_providers",
-    "http_llm_max_body_bytes", "conversation_header", "user_header", "tenant_header", "message_header", "parent_message_header",
-    "conversation_fields", "user_fields", "tenant_fields", "message_fields", "parent_message_fields", "max_body_bytes",
-    "max_id_length", "propagate_identity", "trace_id_header", "instrument", "capture_content", "openai_stream_usage",
-    "capture_tool_io", "mcp_server_name", "sample_ignore_remote_parent", "otel_traces_sampler",
-    "otel_traces_sampler_arg", "record_unsampled", "capture_headers",
-    "agent", "agent_dir", "agent_queue_size", "agent_idle_exit_s", "viewer_url", "viewer_token",
-})
+APP_SIDE_FIELDS = frozenset(
+    {
+        "enabled",
+        "sdk_disabled",
+        "service_name",
+        "resource_attributes",
+        "environment",
+        "release",
+        "debug",
+        "exclude_paths",
+        "chat_routes",
+        "trace_all_routes",
+        "framework_spans",
+        "http_llm_hosts",
+        "http_llm_providers",
+        "http_llm_max_body_bytes",
+        "conversation_header",
+        "user_header",
+        "tenant_header",
+        "message_header",
+        "parent_message_header",
+        "conversation_fields",
+        "user_fields",
+        "tenant_fields",
+        "message_fields",
+        "parent_message_fields",
+        "max_body_bytes",
+        "max_id_length",
+        "propagate_identity",
+        "trace_id_header",
+        "instrument",
+        "capture_content",
+        "openai_stream_usage",
+        "capture_tool_io",
+        "mcp_server_name",
+        "sample_ignore_remote_parent",
+        "otel_traces_sampler",
+        "otel_traces_sampler_arg",
+        "record_unsampled",
+        "capture_headers",
+        "agent",
+        "agent_dir",
+        "agent_queue_size",
+        "agent_idle_exit_s",
+        "viewer_url",
+        "viewer_token",
+    }
+)
 
 
 def _canonical(value: Any) -> str:

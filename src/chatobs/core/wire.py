@@ -23,8 +23,23 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 __all__ = [
-    "HELLO", "SPANS", "ACK", "FLUSH", "FLUSH_ACK", "STATUS", "STATUS_REPLY", "DROPS", "METRICS", "METRICS_REPLY",
-    "PROTOCOL", "encode_frame", "FrameReader", "span_record", "span_from_record", "peer_uid", "MAX_FRAME",
+    "ACK",
+    "DROPS",
+    "FLUSH",
+    "FLUSH_ACK",
+    "HELLO",
+    "MAX_FRAME",
+    "METRICS",
+    "METRICS_REPLY",
+    "PROTOCOL",
+    "SPANS",
+    "STATUS",
+    "STATUS_REPLY",
+    "FrameReader",
+    "encode_frame",
+    "peer_uid",
+    "span_from_record",
+    "span_record",
 ]
 
 PROTOCOL = 1
@@ -35,8 +50,24 @@ MAX_FRAME = 64 * 1024 * 1024  # a batch larger than this is a bug or an attack: 
 HELLO, SPANS, ACK, FLUSH, FLUSH_ACK, STATUS, STATUS_REPLY, DROPS, METRICS, METRICS_REPLY = range(1, 11)
 
 RECORD_FIELDS = (
-    "name", "trace_id", "span_id", "flags", "trace_state", "parent_span_id", "parent_remote", "kind", "start", "end",
-    "attributes", "events", "links", "status_code", "status_description", "scope_name", "scope_version", "resource",
+    "name",
+    "trace_id",
+    "span_id",
+    "flags",
+    "trace_state",
+    "parent_span_id",
+    "parent_remote",
+    "kind",
+    "start",
+    "end",
+    "attributes",
+    "events",
+    "links",
+    "status_code",
+    "status_description",
+    "scope_name",
+    "scope_version",
+    "resource",
 )
 _KINDS = list(SpanKind)
 _CODES = list(StatusCode)
@@ -67,7 +98,7 @@ class FrameReader:
             if len(buf) < end:
                 return
             # Safe only because the peer is the same user (SO_PEERCRED): marshal trusts its input.
-            payload = marshal.loads(bytes(buf[HEADER.size:end]))
+            payload = marshal.loads(bytes(buf[HEADER.size : end]))
             del buf[:end]
             yield kind, payload
 
@@ -111,7 +142,12 @@ def span_record(span: ReadableSpan, resource: Resource | None) -> tuple[Any, ...
         span.end_time,
         _attributes(span),
         tuple((e.name, e.timestamp, _plain(e.attributes)) for e in events) if events else (),
-        tuple((l.context.trace_id, l.context.span_id, int(l.context.trace_flags), _plain(l.attributes)) for l in links) if links else (),
+        tuple(
+            (ln.context.trace_id, ln.context.span_id, int(ln.context.trace_flags), _plain(ln.attributes))
+            for ln in links
+        )
+        if links
+        else (),
         _CODE_INDEX[status.status_code],
         status.description,
         scope.name if scope is not None else "",
@@ -122,11 +158,31 @@ def span_record(span: ReadableSpan, resource: Resource | None) -> tuple[Any, ...
 
 def span_from_record(rec: tuple[Any, ...], resource: Resource) -> ReadableSpan:
     """The agent side: a ``ReadableSpan`` equal to the one the app finished."""
-    (name, trace_id, span_id, flags, trace_state, parent_id, parent_remote, kind, start, end, attrs, events, links,
-     code, description, scope_name, scope_version, res) = rec
+    (
+        name,
+        trace_id,
+        span_id,
+        flags,
+        trace_state,
+        parent_id,
+        parent_remote,
+        kind,
+        start,
+        end,
+        attrs,
+        events,
+        links,
+        code,
+        description,
+        scope_name,
+        scope_version,
+        res,
+    ) = rec
     state = TraceState(list(trace_state)) if trace_state else None
     ctx = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(flags), trace_state=state)
-    parent = SpanContext(trace_id, parent_id, is_remote=parent_remote, trace_flags=TraceFlags(flags)) if parent_id else None
+    parent = (
+        SpanContext(trace_id, parent_id, is_remote=parent_remote, trace_flags=TraceFlags(flags)) if parent_id else None
+    )
     return ReadableSpan(
         name=name,
         context=ctx,

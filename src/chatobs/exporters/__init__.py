@@ -29,7 +29,7 @@ _MODULES = {
 _LLM_BACKENDS = {"langfuse", "opik"}
 
 
-def choose(settings: "Settings") -> list[tuple[str, str]]:
+def choose(settings: Settings) -> list[tuple[str, str]]:
     """(exporter name, reason) pairs, in the order they will run."""
     if settings.exporters is not None:
         names = [n for n in dict.fromkeys(settings.exporters) if n != "none"]
@@ -46,7 +46,7 @@ def choose(settings: "Settings") -> list[tuple[str, str]]:
     return chosen
 
 
-def build_exporters(settings: "Settings") -> list[ExporterSpec]:
+def build_exporters(settings: Settings) -> list[ExporterSpec]:
     explicit = settings.exporters is not None
     specs: list[ExporterSpec] = []
     for name, reason in choose(settings):
@@ -56,7 +56,12 @@ def build_exporters(settings: "Settings") -> list[ExporterSpec]:
         except ConfigError:
             if explicit:
                 raise
-            logger.warning("chatobs: exporter %r was chosen automatically (%s) but cannot start; skipped", name, reason, exc_info=True)
+            logger.warning(
+                "chatobs: exporter %r was chosen automatically (%s) but cannot start; skipped",
+                name,
+                reason,
+                exc_info=True,
+            )
             continue
         except ImportError as exc:
             msg = f"CHATOBS_EXPORTERS={name}: the {name} exporter needs an optional package ({exc.name}); pip install 'chatobs[{name}]'"
@@ -64,13 +69,15 @@ def build_exporters(settings: "Settings") -> list[ExporterSpec]:
                 raise ConfigError(msg) from None
             logger.warning("chatobs: %s; skipped", msg)
             continue
-        chat_only = (name in _LLM_BACKENDS and not settings.llm_backends_all_spans) or (name == "otlp" and settings.otlp_chat_only)
+        chat_only = (name in _LLM_BACKENDS and not settings.llm_backends_all_spans) or (
+            name == "otlp" and settings.otlp_chat_only
+        )
         accept = _rate_filter(settings, name)
         specs.append(ExporterSpec(name=name, exporter=exporter, chat_only=chat_only, accept=accept, reason=reason))
     return specs
 
 
-def _rate_filter(settings: "Settings", name: str):  # type: ignore[no-untyped-def]
+def _rate_filter(settings: Settings, name: str):
     rate = getattr(settings, f"{name}_sample_rate", None)
     if rate is None or rate >= 1.0:
         return None

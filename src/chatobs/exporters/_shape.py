@@ -135,7 +135,9 @@ def shape(span: ReadableSpan) -> Shape:
             if ev.name == "exception":
                 ea = ev.attributes or {}
                 s.error_type = str(ea.get(sc.EXCEPTION_TYPE) or s.error_type)
-                s.error_message = s.error_message or (str(ea[sc.EXCEPTION_MESSAGE]) if sc.EXCEPTION_MESSAGE in ea else None)
+                s.error_message = s.error_message or (
+                    str(ea[sc.EXCEPTION_MESSAGE]) if sc.EXCEPTION_MESSAGE in ea else None
+                )
                 s.error_stack = str(ea[sc.EXCEPTION_STACKTRACE]) if sc.EXCEPTION_STACKTRACE in ea else None
                 break
         s.error_message = s.error_message or s.error_type

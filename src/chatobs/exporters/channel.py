@@ -111,7 +111,10 @@ class ExportChannel:
                     log_limited(
                         f"queue-full-{self.name}",
                         "chatobs: exporter %r is falling behind (%s); dropping spans, %d dropped so far (queue of %d full)",
-                        self.name, self.last_error or "slow backend", self.stats.dropped[(self.name, "queue_full")], self._max,
+                        self.name,
+                        self.last_error or "slow backend",
+                        self.stats.dropped[(self.name, "queue_full")],
+                        self._max,
                     )
                 continue
             self._queue.append(span)
@@ -175,7 +178,13 @@ class ExportChannel:
             if self._stopping or time.monotonic() - started + delay > window:
                 self.stats.drop(self.name, "export_failed", len(batch))
                 self.degraded = True
-                log_limited(f"export-failed-{self.name}", "chatobs: exporter %r failed (%s); dropped %d spans", self.name, self.last_error, len(batch))
+                log_limited(
+                    f"export-failed-{self.name}",
+                    "chatobs: exporter %r failed (%s); dropped %d spans",
+                    self.name,
+                    self.last_error,
+                    len(batch),
+                )
                 return
             # Wait on the stop event so a shutdown cuts the backoff short (one last try, then drop).
             self._stop.wait(delay)
@@ -246,7 +255,9 @@ class ExportChannel:
         if not delivered or left:
             logger.warning(
                 "chatobs: exporter %r did not deliver everything before shutdown (%d queued spans dropped%s)",
-                self.name, left, f"; last error: {self.last_error}" if self.last_error else "",
+                self.name,
+                left,
+                f"; last error: {self.last_error}" if self.last_error else "",
             )
         # An exporter's shutdown may wait on its stuck request; it gets what is left of the budget, in its own thread.
         t = threading.Thread(target=self._shutdown_exporter, name=f"chatobs-shutdown-{self.name}", daemon=True)
@@ -275,7 +286,9 @@ class Dispatcher:
 
     def flush(self, deadline: float) -> bool:
         results: list[bool] = []
-        threads = [threading.Thread(target=lambda c=ch: results.append(c.flush(deadline)), daemon=True) for ch in self.channels]
+        threads = [
+            threading.Thread(target=lambda c=ch: results.append(c.flush(deadline)), daemon=True) for ch in self.channels
+        ]
         for t in threads:
             t.start()
         for t in threads:

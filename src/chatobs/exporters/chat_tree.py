@@ -24,7 +24,13 @@ from ..pipeline.stats import STATS, PipelineStats
 def reparent(span: ReadableSpan, parent_id: int | None) -> ReadableSpan:
     parent = None
     if parent_id is not None and span.parent is not None:
-        parent = SpanContext(span.context.trace_id, parent_id, is_remote=False, trace_flags=span.parent.trace_flags, trace_state=span.parent.trace_state)
+        parent = SpanContext(
+            span.context.trace_id,
+            parent_id,
+            is_remote=False,
+            trace_flags=span.parent.trace_flags,
+            trace_state=span.parent.trace_state,
+        )
     return ReadableSpan(
         name=span.name,
         context=span.context,
@@ -42,7 +48,7 @@ def reparent(span: ReadableSpan, parent_id: int | None) -> ReadableSpan:
 
 
 class _Trace:
-    __slots__ = ("held", "skipped", "born")
+    __slots__ = ("born", "held", "skipped")
 
     def __init__(self) -> None:
         self.held: list[ReadableSpan] = []
@@ -51,7 +57,9 @@ class _Trace:
 
 
 class ChatTree:
-    def __init__(self, name: str, *, max_spans: int = 4096, max_age_s: float = 30.0, stats: PipelineStats = STATS) -> None:
+    def __init__(
+        self, name: str, *, max_spans: int = 4096, max_age_s: float = 30.0, stats: PipelineStats = STATS
+    ) -> None:
         self.name = name
         self._traces: OrderedDict[int, _Trace] = OrderedDict()
         self._count = 0  # held + skipped entries, the memory bound
@@ -77,7 +85,9 @@ class ChatTree:
                 if span.parent is None or span.parent.is_remote:
                     out.extend(self._release(tid))
             now = time.monotonic()
-            while self._traces and (self._count > self._max or now - next(iter(self._traces.values())).born > self._max_age):
+            while self._traces and (
+                self._count > self._max or now - next(iter(self._traces.values())).born > self._max_age
+            ):
                 tid = next(iter(self._traces))
                 released = self._release(tid)
                 if released:

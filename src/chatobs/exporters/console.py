@@ -10,5 +10,5 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
-def build(settings: "Settings") -> SpanExporter:
+def build(settings: Settings) -> SpanExporter:
     return ConsoleSpanExporter(formatter=lambda span: span.to_json(indent=None) + "\n")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -28,16 +28,25 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("chatobs")
 
-_OBSERVATION_TYPE = {"llm": "generation", "embedding": "embedding", "tool": "tool", "agent": "agent", "chain": "chain", "span": "span"}
+_OBSERVATION_TYPE = {
+    "llm": "generation",
+    "embedding": "embedding",
+    "tool": "tool",
+    "agent": "agent",
+    "chain": "chain",
+    "span": "span",
+}
 DEFAULT_BASE_URL = "https://cloud.langfuse.com"
 
 
 def _json(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    return (
+        value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    )
 
 
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat()
 
 
 def translate(span: ReadableSpan, *, environment: str | None = None, release: str | None = None) -> ReadableSpan:
@@ -89,7 +98,14 @@ def translate(span: ReadableSpan, *, environment: str | None = None, release: st
 class LangfuseExporter(SpanExporter):
     """Translate, then hand the batch to the Langfuse SDK's exporter (synchronously, so failures are counted)."""
 
-    def __init__(self, transport: SpanExporter, *, processor: Any = None, environment: str | None = None, release: str | None = None) -> None:
+    def __init__(
+        self,
+        transport: SpanExporter,
+        *,
+        processor: Any = None,
+        environment: str | None = None,
+        release: str | None = None,
+    ) -> None:
         self._transport = transport
         self._processor = processor
         self._environment = environment
@@ -110,16 +126,22 @@ class LangfuseExporter(SpanExporter):
             self._transport.shutdown()
 
 
-def build(settings: "Settings") -> SpanExporter:
+def build(settings: Settings) -> SpanExporter:
     if not settings.langfuse_public_key:
-        raise ConfigError("CHATOBS_EXPORTERS=langfuse: LANGFUSE_PUBLIC_KEY is not set (the project's public key, pk-lf-...)")
+        raise ConfigError(
+            "CHATOBS_EXPORTERS=langfuse: LANGFUSE_PUBLIC_KEY is not set (the project's public key, pk-lf-...)"
+        )
     if not settings.langfuse_secret_key:
-        raise ConfigError("CHATOBS_EXPORTERS=langfuse: LANGFUSE_SECRET_KEY is not set (the project's secret key, sk-lf-...)")
+        raise ConfigError(
+            "CHATOBS_EXPORTERS=langfuse: LANGFUSE_SECRET_KEY is not set (the project's secret key, sk-lf-...)"
+        )
     from langfuse._client.span_processor import LangfuseSpanProcessor  # ImportError -> "pip install chatobs[langfuse]"
 
     base_url = (settings.langfuse_base_url or DEFAULT_BASE_URL).rstrip("/")
     if not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"LANGFUSE_BASE_URL={base_url!r}: expected an http(s):// URL such as https://cloud.langfuse.com")
+        raise ConfigError(
+            f"LANGFUSE_BASE_URL={base_url!r}: expected an http(s):// URL such as https://cloud.langfuse.com"
+        )
     timeout = settings.langfuse_timeout_s or settings.export_timeout_s
     processor = LangfuseSpanProcessor(
         public_key=settings.langfuse_public_key,
@@ -132,6 +154,8 @@ def build(settings: "Settings") -> SpanExporter:
     # A private provider owns the processor: the SDK is never registered globally and never sees the app's spans.
     private = TracerProvider(shutdown_on_exit=False)
     private.add_span_processor(processor)
-    exporter = LangfuseExporter(processor.span_exporter, processor=processor, environment=settings.environment, release=settings.release)
+    exporter = LangfuseExporter(
+        processor.span_exporter, processor=processor, environment=settings.environment, release=settings.release
+    )
     exporter.private_provider = private  # type: ignore[attr-defined]  # kept alive with the exporter; tests look at it
     return exporter

@@ -21,7 +21,7 @@ import os
 import sys
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -43,13 +43,16 @@ TELEMETRY_ENV = {"OPIK_SENTRY_ENABLE": "false", "OPIK_ANALYTICS_ENABLE": "false"
 _SPAN_TYPE = {"llm": "llm", "embedding": "llm", "tool": "tool"}
 
 
-def quiet_opik_telemetry(settings: "Settings") -> None:
+def quiet_opik_telemetry(settings: Settings) -> None:
     """Switch off the Opik SDK's own error reporting and analytics before it is imported (unless allowed)."""
     if settings.opik_allow_telemetry:
         return
     if "opik" in sys.modules:
         # Sentry is set up at import time; analytics read the config on every event, so the variable still helps.
-        log_limited("opik-telemetry", "chatobs: the opik package was imported before chatobs.init(); its error reporting may already be on (set OPIK_SENTRY_ENABLE=false)")
+        log_limited(
+            "opik-telemetry",
+            "chatobs: the opik package was imported before chatobs.init(); its error reporting may already be on (set OPIK_SENTRY_ENABLE=false)",
+        )
     for key, value in TELEMETRY_ENV.items():
         os.environ.setdefault(key, value)  # an explicit OPIK_*_ENABLE set by the user wins
 
@@ -63,7 +66,7 @@ def uuid7_from(ts_ms: int, bits74: int) -> str:
 
 
 def _dt(ns: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc) if ns else None
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC) if ns else None
 
 
 def _io(value: Any, kind: str) -> Any:
@@ -96,13 +99,19 @@ class OpikExporter(SpanExporter):
     def _error(self, s: Shape) -> Any:
         if not s.error:
             return None
-        return self._ErrorInfo(exception_type=s.error_type or "error", message=s.error_message, traceback=s.error_stack or "")
+        return self._ErrorInfo(
+            exception_type=s.error_type or "error", message=s.error_message, traceback=s.error_stack or ""
+        )
 
     def _usage(self, s: Shape) -> dict[str, int] | None:
         u = s.usage
         if not u:
             return None
-        out = {"prompt_tokens": u.get("input", 0), "completion_tokens": u.get("output", 0), "total_tokens": u.get("total", 0)}
+        out = {
+            "prompt_tokens": u.get("input", 0),
+            "completion_tokens": u.get("output", 0),
+            "total_tokens": u.get("total", 0),
+        }
         out.update({k: v for k, v in u.items() if k not in ("input", "output", "total")})
         return out
 
@@ -125,7 +134,11 @@ class OpikExporter(SpanExporter):
             tid, sid = span.context.trace_id, span.context.span_id
             ts = ts_of[tid]
             trace_uuid = self.trace_uuid(tid, ts)
-            meta: dict[str, Any] = {k: v if not isinstance(v, tuple) else list(v) for k, v in a.items() if not k.startswith(("gen_ai.input", "gen_ai.output", "chatobs.input", "chatobs.output"))}
+            meta: dict[str, Any] = {
+                k: v if not isinstance(v, tuple) else list(v)
+                for k, v in a.items()
+                if not k.startswith(("gen_ai.input", "gen_ai.output", "chatobs.input", "chatobs.output"))
+            }
             meta["otel.trace_id"] = format(tid, "032x")
             meta["otel.span_id"] = format(sid, "016x")
             user = a.get(sc.USER_ID)
@@ -138,19 +151,21 @@ class OpikExporter(SpanExporter):
                         id=trace_uuid,
                         project_name=self._project,
                         name=trace_name(span) if s.is_root else span.name,
-                        start_time=_dt(span.start_time),
+                        start_time=_dt(span.start_time),  # type: ignore[arg-type]  # a finished span has a start time
                         end_time=_dt(span.end_time),
                         input=_io(s.input, s.kind),
                         output=_io(s.output, s.kind),
                         metadata={k: v for k, v in trace_meta.items() if v is not None},
                         tags=(trace_tags(span) + tags) if s.is_root else tags or None,
                         error_info=self._error(s),
-                        thread_id=a.get(sc.GEN_AI_CONVERSATION_ID),
+                        thread_id=a.get(sc.GEN_AI_CONVERSATION_ID),  # type: ignore[arg-type]  # set from ChatScope, a str
                         environment=self._environment,
                     )
                 )
             parent = None
-            if span.parent is not None and not s.is_root:  # a chat root's remote parent (browser, gateway) is not in Opik
+            if (
+                span.parent is not None and not s.is_root
+            ):  # a chat root's remote parent (browser, gateway) is not in Opik
                 parent = self.span_uuid(tid, span.parent.span_id, ts)
             out.append(
                 self._SpanWrite(
@@ -160,7 +175,7 @@ class OpikExporter(SpanExporter):
                     parent_span_id=parent,
                     name=span.name,
                     type=_SPAN_TYPE.get(s.kind, "general"),
-                    start_time=_dt(span.start_time),
+                    start_time=_dt(span.start_time),  # type: ignore[arg-type]  # a finished span has a start time
                     end_time=_dt(span.end_time),
                     input=_io(s.input, s.kind),
                     output=_io(s.output, s.kind),
@@ -203,9 +218,11 @@ class OpikExporter(SpanExporter):
             pass
 
 
-def build(settings: "Settings") -> SpanExporter:
+def build(settings: Settings) -> SpanExporter:
     if not (settings.opik_url or settings.opik_api_key):
-        raise ConfigError("CHATOBS_EXPORTERS=opik: set OPIK_URL_OVERRIDE (self-hosted, e.g. http://127.0.0.1:5173/api) or OPIK_API_KEY (Comet cloud)")
+        raise ConfigError(
+            "CHATOBS_EXPORTERS=opik: set OPIK_URL_OVERRIDE (self-hosted, e.g. http://127.0.0.1:5173/api) or OPIK_API_KEY (Comet cloud)"
+        )
     quiet_opik_telemetry(settings)
     from opik import config as opik_config  # ImportError -> "pip install chatobs[opik]"
     from opik import httpx_client
@@ -218,7 +235,9 @@ def build(settings: "Settings") -> SpanExporter:
         api_key=settings.opik_api_key.get_secret_value() if settings.opik_api_key else None,
     )
     if not cfg.url_override.startswith(("http://", "https://")):
-        raise ConfigError(f"OPIK_URL_OVERRIDE={cfg.url_override!r}: expected an http(s):// URL such as http://127.0.0.1:5173/api")
+        raise ConfigError(
+            f"OPIK_URL_OVERRIDE={cfg.url_override!r}: expected an http(s):// URL such as http://127.0.0.1:5173/api"
+        )
     client = httpx_client.get(
         workspace=cfg.workspace,
         api_key=cfg.api_key,
@@ -227,4 +246,6 @@ def build(settings: "Settings") -> SpanExporter:
     )
     rest = OpikApi(base_url=cfg.url_override, httpx_client=client)
     stamp_trace_time(True)  # outgoing calls carry the trace's Opik time, so downstream processes use the same IDs
-    return OpikExporter(rest, project_name=cfg.project_name, environment=settings.environment, timeout_s=settings.export_timeout_s)
+    return OpikExporter(
+        rest, project_name=cfg.project_name, environment=settings.environment, timeout_s=settings.export_timeout_s
+    )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -27,7 +27,7 @@ def parse_headers(raw: str | None) -> dict[str, str]:
     return headers
 
 
-def _timeout_s(settings: "Settings") -> float:
+def _timeout_s(settings: Settings) -> float:
     t = settings.otlp_timeout_s
     if t is None:
         return settings.export_timeout_s
@@ -35,30 +35,45 @@ def _timeout_s(settings: "Settings") -> float:
     return t / 1000 if t > 100 else t
 
 
-def build(settings: "Settings") -> SpanExporter:
+def build(settings: Settings) -> SpanExporter:
     # As in the SDK: the traces-specific variable replaces the generic one (it is not merged key by key).
     raw = settings.otlp_traces_headers or settings.otlp_headers
     headers = parse_headers(raw.get_secret_value() if raw else None)
     timeout = _timeout_s(settings)
     if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
         from grpc import Compression
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
         endpoint = settings.otlp_traces_endpoint or settings.otlp_endpoint or "http://localhost:4317"
-        compression = {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(settings.otlp_compression or "none", Compression.NoCompression)
+        compression = {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(
+            settings.otlp_compression or "none", Compression.NoCompression
+        )
         credentials = None
         if settings.otlp_certificate:
             import grpc
 
             try:
-                credentials = grpc.ssl_channel_credentials(root_certificates=Path(settings.otlp_certificate).read_bytes())
+                credentials = grpc.ssl_channel_credentials(
+                    root_certificates=Path(settings.otlp_certificate).read_bytes()
+                )
             except OSError as exc:
-                raise ConfigError(f"OTEL_EXPORTER_OTLP_CERTIFICATE={str(settings.otlp_certificate)!r}: cannot read the CA file ({exc.strerror})") from None
+                raise ConfigError(
+                    f"OTEL_EXPORTER_OTLP_CERTIFICATE={str(settings.otlp_certificate)!r}: cannot read the CA file ({exc.strerror})"
+                ) from None
         # http:// means plaintext, https:// TLS; a bare host:port follows the SDK (OTEL_EXPORTER_OTLP_INSECURE).
         insecure = True if endpoint.startswith("http://") else False if endpoint.startswith("https://") else None
-        return GrpcExporter(endpoint=endpoint, headers=headers or None, timeout=timeout, compression=compression, insecure=insecure, credentials=credentials)
+        return GrpcExporter(
+            endpoint=endpoint,
+            headers=headers or None,
+            timeout=timeout,
+            compression=compression,
+            insecure=insecure,
+            credentials=credentials,
+        )
     if settings.otlp_protocol == "http/json":
-        raise ConfigError("OTEL_EXPORTER_OTLP_PROTOCOL='http/json': not supported by the OpenTelemetry Python exporter; use http/protobuf or grpc")
+        raise ConfigError(
+            "OTEL_EXPORTER_OTLP_PROTOCOL='http/json': not supported by the OpenTelemetry Python exporter; use http/protobuf or grpc"
+        )
     from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
@@ -68,9 +83,13 @@ def build(settings: "Settings") -> SpanExporter:
         endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
     else:
         endpoint = "http://localhost:4318/v1/traces"
-    compression = {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}.get(settings.otlp_compression or "none", HttpCompression.NoCompression)
+    compression = {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}.get(
+        settings.otlp_compression or "none", HttpCompression.NoCompression
+    )
     if settings.otlp_certificate and not Path(settings.otlp_certificate).is_file():
-        raise ConfigError(f"OTEL_EXPORTER_OTLP_CERTIFICATE={str(settings.otlp_certificate)!r}: no such CA certificate file")
+        raise ConfigError(
+            f"OTEL_EXPORTER_OTLP_CERTIFICATE={str(settings.otlp_certificate)!r}: no such CA certificate file"
+        )
     return HttpExporter(
         endpoint=endpoint,
         headers=headers or None,

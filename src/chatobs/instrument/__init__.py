@@ -28,7 +28,7 @@ ADAPTERS = {
 }
 
 
-def instrument_all(settings: "Settings") -> list[str]:
+def instrument_all(settings: Settings) -> list[str]:
     done: list[str] = []
     for name in settings.instrument:
         package, module_name = ADAPTERS[name]

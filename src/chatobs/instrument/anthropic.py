@@ -19,12 +19,12 @@ from __future__ import annotations
 import contextvars
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import semconv
 from ._coexist import step_aside
 from ._sdk_patch import Call, cancel_when_imported, patch, server_of, unpatch, when_imported
-from .llm import Generation, Result, json_or_str, capture_enabled, normalize_messages, text_parts
+from .llm import Generation, Result, capture_enabled, json_or_str, normalize_messages, text_parts
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -36,7 +36,7 @@ _recording: contextvars.ContextVar[bool] = contextvars.ContextVar("chatobs_anthr
 _original_tracer_property: Any = None
 
 
-def instrument(settings: "Settings") -> bool:
+def instrument(settings: Settings) -> bool:
     """Patch the Anthropic SDK now if the app imported it, else as soon as it does (``init()`` never imports it)."""
 
     def apply(base_client: Any) -> None:
@@ -83,7 +83,7 @@ class _Generation(Generation):
 
     @staticmethod
     def deactivate(token: object) -> None:
-        ctx_token, flag_token = token  # type: ignore[misc]
+        ctx_token, flag_token = cast("tuple[object, contextvars.Token[bool]]", token)
         try:
             _recording.reset(flag_token)
         except ValueError:  # reset from another context: nothing to restore
@@ -105,8 +105,15 @@ def _route(client: Any, options: Any, stream: bool) -> Call | None:
     return call
 
 
-def begin(body: Mapping[str, Any], provider: str, host: str | None, port: int | None, stream: bool, *,
-          extra: Mapping[str, Any] | None = None) -> Call:
+def begin(
+    body: Mapping[str, Any],
+    provider: str,
+    host: str | None,
+    port: int | None,
+    stream: bool,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> Call:
     """Start the span of an Anthropic messages call from its JSON request body (shared with the plain-HTTP layer)."""
     capture = capture_enabled()
     system = body.get("system")
@@ -114,8 +121,14 @@ def begin(body: Mapping[str, Any], provider: str, host: str | None, port: int | 
     # Newer SDKs dropped temperature/top_p/top_k arguments; apps still send them through `extra_body`.
     params = {k: body.get(k, extra.get(k)) for k in ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences")}
     gen = _Generation(
-        provider, body.get("model"), semconv.OP_CHAT, params=params, stream=stream, server_address=host,
-        server_port=port, capture=capture,
+        provider,
+        body.get("model"),
+        semconv.OP_CHAT,
+        params=params,
+        stream=stream,
+        server_address=host,
+        server_port=port,
+        capture=capture,
         raw=("anthropic", (body.get("messages"), system, body.get("tools"))) if capture else None,
     )
     return Call(gen, _read_message, lambda: _MessageStream(capture), None)
@@ -143,8 +156,14 @@ def _tools(tools: Any) -> list[Any] | None:
     if not tools:
         return None
     return [
-        {"type": "function", "name": t.get("name"), "description": t.get("description"), "parameters": t.get("input_schema")}
-        if isinstance(t, Mapping) and "input_schema" in t else t
+        {
+            "type": "function",
+            "name": t.get("name"),
+            "description": t.get("description"),
+            "parameters": t.get("input_schema"),
+        }
+        if isinstance(t, Mapping) and "input_schema" in t
+        else t
         for t in tools
     ]
 
@@ -183,11 +202,17 @@ def _read_message(gen: Generation, message: Any) -> None:
     if gen.capture:
         parts = [p for p in map(_block_part, message.content or ()) if p is not None]
         messages = [{"role": "assistant", "parts": parts, "finish_reason": message.stop_reason or "stop"}]
-    gen.record(messages, _usage(message.usage), message.model, message.id, [message.stop_reason] if message.stop_reason else None)
+    gen.record(
+        messages,
+        _usage(message.usage),
+        message.model,
+        message.id,
+        [message.stop_reason] if message.stop_reason else None,
+    )
 
 
 class _MessageStream:
-    __slots__ = ("capture", "id", "model", "usage", "output_tokens", "stop", "blocks")
+    __slots__ = ("blocks", "capture", "id", "model", "output_tokens", "stop", "usage")
 
     def __init__(self, capture: bool) -> None:
         self.capture = capture
@@ -205,14 +230,22 @@ class _MessageStream:
                 block = self.blocks.get(event.index)
                 delta = event.delta
                 if block is not None:
-                    piece = getattr(delta, "text", None) or getattr(delta, "partial_json", None) or getattr(delta, "thinking", None)
+                    piece = (
+                        getattr(delta, "text", None)
+                        or getattr(delta, "partial_json", None)
+                        or getattr(delta, "thinking", None)
+                    )
                     if piece:
                         block[3].append(piece)
         elif kind == "content_block_start":
             if self.capture:
                 b = event.content_block
-                self.blocks[event.index] = [b.type, getattr(b, "id", None), getattr(b, "name", None),
-                                            [b.text] if getattr(b, "text", None) else []]
+                self.blocks[event.index] = [
+                    b.type,
+                    getattr(b, "id", None),
+                    getattr(b, "name", None),
+                    [b.text] if getattr(b, "text", None) else [],
+                ]
         elif kind == "message_start":
             message = event.message
             self.id, self.model, self.usage = message.id, message.model, message.usage
@@ -232,12 +265,15 @@ class _MessageStream:
                 if kind == "text":
                     parts.append({"type": "text", "content": text})
                 elif kind in ("tool_use", "server_tool_use"):
-                    parts.append({"type": "tool_call", "id": block_id, "name": name, "arguments": json_or_str(text or "{}")})
+                    parts.append(
+                        {"type": "tool_call", "id": block_id, "name": name, "arguments": json_or_str(text or "{}")}
+                    )
                 elif kind == "thinking":
                     parts.append({"type": "reasoning", "content": text})
             message: dict[str, Any] = {"role": "assistant", "parts": parts}
             if self.stop:
                 message["finish_reason"] = self.stop
             messages = [message]
-        return Result(messages, _usage(self.usage, self.output_tokens), self.model, self.id,
-                      [self.stop] if self.stop else None)
+        return Result(
+            messages, _usage(self.usage, self.output_tokens), self.model, self.id, [self.stop] if self.stop else None
+        )

@@ -28,7 +28,7 @@ from .._guard import log_limited
 from .._light import LightSpan, start_span
 from .llm import capture_enabled, to_json, tracer
 
-__all__ = ["workflow", "task", "agent", "tool"]
+__all__ = ["agent", "task", "tool", "workflow"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,8 +43,9 @@ _KINDS: dict[str, tuple[str | None, str | None]] = {
 }
 
 
-def _arguments(fn: Callable[..., Any], signature: inspect.Signature | None, args: tuple[Any, ...],
-               kwargs: dict[str, Any]) -> dict[str, Any]:
+def _arguments(
+    fn: Callable[..., Any], signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     if signature is None:
         return {"args": list(args), **kwargs}
     try:
@@ -58,7 +59,7 @@ def _arguments(fn: Callable[..., Any], signature: inspect.Signature | None, args
 
 
 class _Spec:
-    __slots__ = ("kind", "name", "operation", "name_attr", "capture_input", "capture_output", "signature", "span_name")
+    __slots__ = ("capture_input", "capture_output", "kind", "name", "name_attr", "operation", "signature", "span_name")
 
     def __init__(self, kind: str, name: str, fn: Callable[..., Any], capture_input: bool, capture_output: bool) -> None:
         self.kind = kind
@@ -229,11 +230,11 @@ def _wrap(fn: F, spec: _Spec) -> F:
     return sync_wrapper  # type: ignore[return-value]
 
 
-def _decorator(kind: str, fn: Callable[..., Any] | None, name: str | None, capture_input: bool,
-               capture_output: bool) -> Any:
+def _decorator(
+    kind: str, fn: Callable[..., Any] | None, name: str | None, capture_input: bool, capture_output: bool
+) -> Any:
     def decorate(f: F) -> F:
-        spec = _Spec(kind, name or getattr(f, "__name__", None) or kind, f,
-                     capture_input, capture_output)
+        spec = _Spec(kind, name or getattr(f, "__name__", None) or kind, f, capture_input, capture_output)
         return _wrap(f, spec)
 
     return decorate(fn) if fn is not None else decorate
@@ -242,8 +243,12 @@ def _decorator(kind: str, fn: Callable[..., Any] | None, name: str | None, captu
 @overload
 def workflow(fn: F) -> F: ...
 @overload
-def workflow(*, name: str | None = None, capture_input: bool = True, capture_output: bool = True) -> Callable[[F], F]: ...
-def workflow(fn: Any = None, *, name: str | None = None, capture_input: bool = True, capture_output: bool = True) -> Any:
+def workflow(
+    *, name: str | None = None, capture_input: bool = True, capture_output: bool = True
+) -> Callable[[F], F]: ...
+def workflow(
+    fn: Any = None, *, name: str | None = None, capture_input: bool = True, capture_output: bool = True
+) -> Any:
     """A span ``invoke_workflow {name}`` per call: the top-level flow of a chat turn."""
     return _decorator("workflow", fn, name, capture_input, capture_output)
 

@@ -38,21 +38,21 @@ from ._coexist import SDK_CALL
 
 __all__ = [
     "Generation",
+    "LLMCall",
     "Result",
     "StreamState",
-    "LLMCall",
-    "llm_call",
     "allm_call",
-    "wrap_stream",
-    "wrap_astream",
-    "to_json",
+    "capture_enabled",
+    "from_json",
+    "json_or_str",
+    "llm_call",
     "normalize_messages",
     "normalize_output",
-    "text_parts",
-    "capture_enabled",
-    "json_or_str",
-    "from_json",
     "request_content",
+    "text_parts",
+    "to_json",
+    "wrap_astream",
+    "wrap_stream",
 ]
 
 _tracer: trace.Tracer | None = None
@@ -116,12 +116,12 @@ def to_json(value: Any) -> str:
     global _orjson
     if _orjson is None:
         try:
-            import orjson as _orjson  # noqa: PLC0415 - looked up once, at the first call, never by `import chatobs`
+            import orjson as _orjson
         except ImportError:
             _orjson = False
     if _orjson:
         try:
-            return _orjson.dumps(value, default=_json_default).decode()  # type: ignore[no-any-return]
+            return _orjson.dumps(value, default=_json_default).decode()
         except (TypeError, ValueError):
             pass  # e.g. an integer over 64 bits or a non-string key: the standard encoder takes those
     return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
@@ -155,7 +155,7 @@ def _as_mapping(obj: Any) -> Mapping[str, Any]:
         return obj
     dump = getattr(obj, "model_dump", None)
     if callable(dump):
-        return dump(exclude_none=True)  # type: ignore[no-any-return]
+        return dump(exclude_none=True)
     return {"role": "user", "content": str(obj)}
 
 
@@ -193,11 +193,22 @@ def text_parts(content: Any) -> list[dict[str, Any]]:
                 else:  # inline data is large and rarely useful in a trace
                     parts.append({"type": "blob", "modality": "image", "content": "<omitted>"})
             elif kind in ("tool_use", "function_call"):
-                parts.append({"type": "tool_call", "id": part.get("id") or part.get("call_id"), "name": part.get("name"),
-                              "arguments": json_or_str(part.get("input", part.get("arguments")))})
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": part.get("id") or part.get("call_id"),
+                        "name": part.get("name"),
+                        "arguments": json_or_str(part.get("input", part.get("arguments"))),
+                    }
+                )
             elif kind in ("tool_result", "function_call_output"):
-                parts.append({"type": "tool_call_response", "id": part.get("tool_use_id") or part.get("call_id"),
-                              "response": _flatten_text(part.get("content", part.get("output")))})
+                parts.append(
+                    {
+                        "type": "tool_call_response",
+                        "id": part.get("tool_use_id") or part.get("call_id"),
+                        "response": _flatten_text(part.get("content", part.get("output"))),
+                    }
+                )
             elif kind in ("thinking", "reasoning"):
                 parts.append({"type": "reasoning", "content": part.get("thinking") or part.get("text") or ""})
             else:
@@ -227,15 +238,26 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
             continue
         role = message.get("role") or "user"
         if role == "tool" or role == "function":
-            parts = [{"type": "tool_call_response", "id": message.get("tool_call_id") or message.get("name"),
-                      "response": _flatten_text(message.get("content"))}]
+            parts = [
+                {
+                    "type": "tool_call_response",
+                    "id": message.get("tool_call_id") or message.get("name"),
+                    "response": _flatten_text(message.get("content")),
+                }
+            ]
         else:
             parts = text_parts(message.get("content"))
             for call in message.get("tool_calls") or ():
                 call = _as_mapping(call)
                 fn = _as_mapping(call.get("function") or {})
-                parts.append({"type": "tool_call", "id": call.get("id"), "name": fn.get("name"),
-                              "arguments": json_or_str(fn.get("arguments"))})
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": call.get("id"),
+                        "name": fn.get("name"),
+                        "arguments": json_or_str(fn.get("arguments")),
+                    }
+                )
         entry: dict[str, Any] = {"role": role, "parts": parts}
         if message.get("name") and role != "function":
             entry["name"] = message["name"]
@@ -300,7 +322,7 @@ class StreamState(Protocol):
 class Generation:
     """One LLM call span. Never raises: every method swallows and logs its own failures."""
 
-    __slots__ = ("span", "capture", "_start", "_first", "_ended")
+    __slots__ = ("_ended", "_first", "_start", "capture", "span")
 
     def __init__(
         self,
@@ -361,8 +383,9 @@ class Generation:
                 attrs.update(attributes)
         except Exception as exc:  # noqa: BLE001
             log_limited("llm-request", "chatobs: could not record an LLM request: %s", exc)
-        self.span: Span = start_span(f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT,
-                                     attributes=attrs, tracer=tracer())
+        self.span: Span = start_span(
+            f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT, attributes=attrs, tracer=tracer()
+        )
         if type(self.span) is LightSpan:
             self.capture = False
 
@@ -415,7 +438,9 @@ class Generation:
             log_limited("llm-response", "chatobs: could not record an LLM response: %s", exc)
 
     def record_result(self, result: Result) -> None:
-        self.record(result.output_messages, result.usage, result.response_model, result.response_id, result.finish_reasons)
+        self.record(
+            result.output_messages, result.usage, result.response_model, result.response_id, result.finish_reasons
+        )
 
     def fail(self, exc: BaseException) -> None:
         try:
@@ -501,7 +526,7 @@ async def wrap_astream(gen: Generation, iterator: AsyncIterator[Any], state: Str
 class LLMCall:
     """Handle yielded by :func:`llm_call`: record what the model returned."""
 
-    __slots__ = ("_gen", "_chunks", "_recorded")
+    __slots__ = ("_chunks", "_gen", "_recorded")
 
     def __init__(self, gen: Generation) -> None:
         self._gen = gen
@@ -553,17 +578,35 @@ class LLMCall:
         self._gen.end()
 
 
-def _start(provider: str, model: str | None, messages: Any, operation: str, system: Any, tools: Any, stream: bool,
-           params: dict[str, Any]) -> Generation:
+def _start(
+    provider: str,
+    model: str | None,
+    messages: Any,
+    operation: str,
+    system: Any,
+    tools: Any,
+    stream: bool,
+    params: dict[str, Any],
+) -> Generation:
     capture = capture_enabled()
-    return Generation(provider, model, operation, params=params, raw=("generic", (messages, system, tools)) if capture else None,
-                      stream=stream, capture=capture)
+    return Generation(
+        provider,
+        model,
+        operation,
+        params=params,
+        raw=("generic", (messages, system, tools)) if capture else None,
+        stream=stream,
+        capture=capture,
+    )
 
 
 def _generic_content(raw: Any) -> tuple[Any, Any, Any]:
     messages, system, tools = raw
-    return (normalize_messages(messages), text_parts(system) if system is not None else None,
-            [t if isinstance(t, Mapping) else _as_mapping(t) for t in tools] if tools else None)
+    return (
+        normalize_messages(messages),
+        text_parts(system) if system is not None else None,
+        [t if isinstance(t, Mapping) else _as_mapping(t) for t in tools] if tools else None,
+    )
 
 
 def request_content(fmt: str, raw: Any) -> tuple[Any, Any, Any]:
@@ -572,11 +615,11 @@ def request_content(fmt: str, raw: Any) -> tuple[Any, Any, Any]:
     if fmt == "generic":
         return _generic_content(raw)
     if fmt == "anthropic":
-        from .anthropic import request_content as anthropic_content  # noqa: PLC0415 - no cycle at import time
+        from .anthropic import request_content as anthropic_content  # no cycle at import time
 
         return anthropic_content(raw)
     if fmt in ("openai.chat", "openai.responses"):
-        from .openai import request_content as openai_content  # noqa: PLC0415
+        from .openai import request_content as openai_content
 
         return openai_content(fmt, raw)
     raise ValueError(f"unknown content format {fmt!r}")
@@ -653,4 +696,3 @@ async def allm_call(
         except ValueError:  # left in another context: nothing to restore
             pass
         gen.deactivate(token)
-

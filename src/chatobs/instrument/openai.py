@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import semconv
 from ._coexist import step_aside
 from ._sdk_patch import Call, cancel_when_imported, patch, server_of, unpatch, when_imported
-from .llm import Generation, Result, json_or_str, capture_enabled, normalize_messages, text_parts
+from .llm import Generation, Result, capture_enabled, json_or_str, normalize_messages, text_parts
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -32,7 +32,7 @@ _stream_usage = True
 _CHAT_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty", "stop", "seed")
 
 
-def instrument(settings: "Settings") -> bool:
+def instrument(settings: Settings) -> bool:
     """Patch the OpenAI SDK now if the app imported it, else as soon as it does (``init()`` never imports it)."""
     global _stream_usage
     _stream_usage = settings.openai_stream_usage
@@ -78,8 +78,16 @@ def _route(client: Any, options: Any, stream: bool) -> Call | None:
     return call
 
 
-def begin(kind: str, body: Mapping[str, Any], provider: str, host: str | None, port: int | None, stream: bool, *,
-          hide_usage: bool = False) -> Call:
+def begin(
+    kind: str,
+    body: Mapping[str, Any],
+    provider: str,
+    host: str | None,
+    port: int | None,
+    stream: bool,
+    *,
+    hide_usage: bool = False,
+) -> Call:
     """Start the span of an OpenAI-format call (``kind``: chat, responses, embeddings) from its JSON request body.
     Shared with the plain-HTTP layer, which reads the same wire format (responses then arrive as JSON, not objects)."""
     capture = capture_enabled()
@@ -88,17 +96,35 @@ def begin(kind: str, body: Mapping[str, Any], provider: str, host: str | None, p
         params = {k: body.get(k) for k in _CHAT_PARAMS}
         params["max_tokens"] = body.get("max_completion_tokens") or body.get("max_tokens")
         gen = Generation(
-            provider, model, semconv.OP_CHAT, params=params, stream=stream, server_address=host, server_port=port,
-            capture=capture, raw=("openai.chat", (body.get("messages"), body.get("tools"))) if capture else None,
+            provider,
+            model,
+            semconv.OP_CHAT,
+            params=params,
+            stream=stream,
+            server_address=host,
+            server_port=port,
+            capture=capture,
+            raw=("openai.chat", (body.get("messages"), body.get("tools"))) if capture else None,
         )
         return Call(gen, _read_chat, lambda: _ChatStream(hide_usage, capture), None)
     if kind == "responses":
-        params = {"temperature": body.get("temperature"), "top_p": body.get("top_p"),
-                  "max_tokens": body.get("max_output_tokens")}
+        params = {
+            "temperature": body.get("temperature"),
+            "top_p": body.get("top_p"),
+            "max_tokens": body.get("max_output_tokens"),
+        }
         gen = Generation(
-            provider, model, semconv.OP_CHAT, params=params, stream=stream, server_address=host, server_port=port,
+            provider,
+            model,
+            semconv.OP_CHAT,
+            params=params,
+            stream=stream,
+            server_address=host,
+            server_port=port,
             capture=capture,
-            raw=("openai.responses", (body.get("input"), body.get("instructions"), body.get("tools"))) if capture else None,
+            raw=("openai.responses", (body.get("input"), body.get("instructions"), body.get("tools")))
+            if capture
+            else None,
         )
         return Call(gen, _read_responses, lambda: _ResponsesStream(capture), None)
     gen = Generation(provider, model, semconv.OP_EMBEDDINGS, server_address=host, server_port=port, capture=capture)
@@ -112,8 +138,11 @@ def request_content(fmt: str, raw: Any) -> tuple[Any, Any, Any]:
         messages, tools = raw
         return normalize_messages(messages), None, _tool_definitions(tools)
     value, instructions, tools = raw
-    return (_responses_input(value), text_parts(instructions) if isinstance(instructions, str) else None,
-            _tool_definitions(tools))
+    return (
+        _responses_input(value),
+        text_parts(instructions) if isinstance(instructions, str) else None,
+        _tool_definitions(tools),
+    )
 
 
 def _tool_definitions(tools: Any) -> list[Any] | None:
@@ -123,8 +152,14 @@ def _tool_definitions(tools: Any) -> list[Any] | None:
     for tool in tools:
         if isinstance(tool, Mapping) and isinstance(tool.get("function"), Mapping):
             fn = tool["function"]
-            out.append({"type": tool.get("type", "function"), "name": fn.get("name"),
-                        "description": fn.get("description"), "parameters": fn.get("parameters")})
+            out.append(
+                {
+                    "type": tool.get("type", "function"),
+                    "name": fn.get("name"),
+                    "description": fn.get("description"),
+                    "parameters": fn.get("parameters"),
+                }
+            )
         else:
             out.append(tool)
     return out
@@ -185,7 +220,7 @@ def _read_chat(gen: Generation, completion: Any) -> None:
 
 
 class _Choice:
-    __slots__ = ("text", "tools", "finish", "role")
+    __slots__ = ("finish", "role", "text", "tools")
 
     def __init__(self) -> None:
         self.text: list[str] = []
@@ -195,7 +230,7 @@ class _Choice:
 
 
 class _ChatStream:
-    __slots__ = ("hide_usage", "capture", "model", "id", "usage", "choices")
+    __slots__ = ("capture", "choices", "hide_usage", "id", "model", "usage")
 
     def __init__(self, hide_usage: bool, capture: bool) -> None:
         self.hide_usage = hide_usage
@@ -273,9 +308,21 @@ def _responses_input(value: Any) -> list[dict[str, Any]] | None:
         item = item if isinstance(item, Mapping) else getattr(item, "model_dump", lambda **_: {})(exclude_none=True)
         kind = item.get("type")
         if kind == "function_call":
-            out.append({"role": "assistant", "parts": [_tool_call_part(item.get("call_id"), item.get("name"), item.get("arguments"))]})
+            out.append(
+                {
+                    "role": "assistant",
+                    "parts": [_tool_call_part(item.get("call_id"), item.get("name"), item.get("arguments"))],
+                }
+            )
         elif kind == "function_call_output":
-            out.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": item.get("call_id"), "response": item.get("output")}]})
+            out.append(
+                {
+                    "role": "tool",
+                    "parts": [
+                        {"type": "tool_call_response", "id": item.get("call_id"), "response": item.get("output")}
+                    ],
+                }
+            )
         elif "role" in item:
             out.append({"role": item["role"], "parts": text_parts(item.get("content"))})
         else:
@@ -314,8 +361,13 @@ def _responses_output(response: Any) -> tuple[list[dict[str, Any]], str]:
 def _responses_result(response: Any, capture: bool) -> Result:
     parts, reason = _responses_output(response)
     messages = [{"role": "assistant", "parts": parts, "finish_reason": reason}] if capture else None
-    return Result(messages, _usage(getattr(response, "usage", None)), getattr(response, "model", None),
-                  getattr(response, "id", None), [reason])
+    return Result(
+        messages,
+        _usage(getattr(response, "usage", None)),
+        getattr(response, "model", None),
+        getattr(response, "id", None),
+        [reason],
+    )
 
 
 def _read_responses(gen: Generation, response: Any) -> None:
@@ -349,7 +401,9 @@ class _ResponsesStream:
     def result(self) -> Result:
         if self.final is not None:
             return _responses_result(self.final, self.capture)
-        messages = [{"role": "assistant", "parts": [{"type": "text", "content": "".join(self.text)}]}] if self.text else None
+        messages = (
+            [{"role": "assistant", "parts": [{"type": "text", "content": "".join(self.text)}]}] if self.text else None
+        )
         return Result(messages, None, self.model, self.id, None)
 
 

@@ -25,7 +25,7 @@ from .extract import RequestInfo, captured_headers
 class RequestSpan:
     """Start with :meth:`open`; finish with :meth:`close` (exactly once, from the same context)."""
 
-    __slots__ = ("span", "owned", "token", "trace_id", "scope")
+    __slots__ = ("owned", "scope", "span", "token", "trace_id")
 
     def __init__(self) -> None:
         self.span: trace.Span | None = None
@@ -79,7 +79,7 @@ class RequestSpan:
             attrs[semconv.USER_AGENT_ORIGINAL] = ua[0]
         if settings.capture_headers:
             attrs.update(captured_headers(headers, settings.capture_headers))
-        s = ChatScope(route=info.path, chat_turn=chat_turn, **ids)
+        s = ChatScope(route=info.path, chat_turn=chat_turn, **ids)  # type: ignore[arg-type]  # ids: str identity fields only
         # The sampler and the scope processor read the scope from this context (identity is stamped on_start).
         ctx = context_with_scope(s, parent_ctx, settings.propagate_identity)
         if joined:
@@ -87,7 +87,9 @@ class RequestSpan:
             if span.is_recording():
                 span.set_attributes({**attrs, **identity_attributes(s)})
         else:
-            span = start_span(f"{info.method} {info.path}", context=ctx, kind=SpanKind.SERVER, attributes=attrs, tracer=get_tracer())
+            span = start_span(
+                f"{info.method} {info.path}", context=ctx, kind=SpanKind.SERVER, attributes=attrs, tracer=get_tracer()
+            )
             self.owned = True
             ctx = trace.set_span_in_context(span, ctx)
         sc = span.get_span_context()
@@ -97,7 +99,7 @@ class RequestSpan:
             trace_id=self.trace_id,
             span_id=format(sc.span_id, "016x") if sc.is_valid else None,
             chat_turn=chat_turn,
-            **ids,
+            **ids,  # type: ignore[arg-type]  # ids: str identity fields only
         )
         # The scope with trace/span IDs filled in replaces the one the span was started under (baggage is set).
         ctx = with_request_span(span, context_with_scope(self.scope, ctx, propagate_identity=False))

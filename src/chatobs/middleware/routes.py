@@ -72,5 +72,9 @@ def server_span_request(attributes: Mapping[str, Any] | None) -> tuple[str | Non
         target = attributes.get("http.target")
         if isinstance(target, str):
             path = target.split("?", 1)[0]
-    method = attributes.get("http.request.method_original") or attributes.get("http.request.method") or attributes.get("http.method")
+    method = (
+        attributes.get("http.request.method_original")
+        or attributes.get("http.request.method")
+        or attributes.get("http.method")
+    )
     return (method if isinstance(method, str) else None), (path if isinstance(path, str) else None)

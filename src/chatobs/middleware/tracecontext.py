@@ -89,7 +89,6 @@ class W3CTraceState(TraceState):
         self._dict = dict(entries or ())  # only parse_tracestate builds these, from checked members
 
 
-
 def parse_tracestate(values: Sequence[str]) -> TraceState:
     """Combined ``tracestate`` headers: all members in order, or none at all when any member is invalid or there are
     more than 32; a duplicated key keeps its first value."""
@@ -153,7 +152,9 @@ def extract(traceparent: Sequence[str], tracestate: Sequence[str], baggage: Sequ
     parent = parse_traceparent(traceparent)
     if parent is not None:
         state = parse_tracestate(tracestate) if tracestate else TraceState()
-        parent = SpanContext(parent.trace_id, parent.span_id, is_remote=True, trace_flags=parent.trace_flags, trace_state=state)
+        parent = SpanContext(
+            parent.trace_id, parent.span_id, is_remote=True, trace_flags=parent.trace_flags, trace_state=state
+        )
         ctx = trace.set_span_in_context(NonRecordingSpan(parent), ctx)
     if baggage:
         # Several baggage headers are one list (RFC 9110 field combination); OTel's propagator enforces the limits.
@@ -168,7 +169,9 @@ class StrictTraceContextPropagator(TraceContextTextMapPropagator):
     own (FastAPI's native telemetry, OTel's ASGI/WSGI instrumentation) apply the same rules as chatobs's middleware.
     """
 
-    def extract(self, carrier: CarrierT, context: Context | None = None, getter: Getter[CarrierT] = default_getter) -> Context:
+    def extract(
+        self, carrier: CarrierT, context: Context | None = None, getter: Getter[CarrierT] = default_getter
+    ) -> Context:
         if context is None:
             context = Context()
         traceparent = getter.get(carrier, "traceparent") or ()
@@ -181,10 +184,14 @@ class StrictTraceContextPropagator(TraceContextTextMapPropagator):
         if isinstance(tracestate, str):
             tracestate = [tracestate]
         state = parse_tracestate(list(tracestate)) if tracestate else TraceState()
-        parent = SpanContext(parent.trace_id, parent.span_id, is_remote=True, trace_flags=parent.trace_flags, trace_state=state)
+        parent = SpanContext(
+            parent.trace_id, parent.span_id, is_remote=True, trace_flags=parent.trace_flags, trace_state=state
+        )
         return trace.set_span_in_context(NonRecordingSpan(parent), context)
 
-    def inject(self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter) -> None:
+    def inject(
+        self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
+    ) -> None:
         super().inject(carrier, context, setter)
         if _stamp:
             self._stamp_trace_time(carrier, context, setter)

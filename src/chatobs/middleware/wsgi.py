@@ -57,7 +57,9 @@ class ChatObsWSGIMiddleware(MiddlewareBase):
                     headers = [*headers, (trace_header, trace_id)]
             except Exception as exc:  # noqa: BLE001
                 log_limited("wsgi-start-response", "chatobs: could not annotate the response: %s", exc)
-            return start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
+            return (
+                start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
+            )
 
         try:
             result = self.app(environ, start_response_wrapper)
@@ -133,7 +135,7 @@ class _ReplayStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             data, self._head = self._head, b""
             return data + self._rest.read()
@@ -149,7 +151,7 @@ class _ReplayStream(io.RawIOBase):
         b[: len(data)] = data
         return len(data)
 
-    def readline(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+    def readline(self, size: int | None = -1) -> bytes:
         if self._head:
             nl = self._head.find(b"\n")
             if nl >= 0 and (size is None or size < 0 or nl < size):

@@ -25,7 +25,7 @@ from .stats import STATS
 
 alert_logger = logging.getLogger("chatobs.alerts")
 
-__all__ = ["Alert", "AlertDispatcher", "WebhookSender", "CallbackRunner"]
+__all__ = ["Alert", "AlertDispatcher", "CallbackRunner", "WebhookSender"]
 
 
 @dataclass(frozen=True)
@@ -174,8 +174,11 @@ class WebhookSender:
 
     def _post(self, body: bytes) -> str:
         """``ok``, ``retry`` (network error, 5xx, 429) or ``give_up`` (another 4xx: retrying will not help)."""
-        request = urllib.request.Request(
-            self._url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "chatobs-alerts"}
+        request = urllib.request.Request(  # noqa: S310 - http(s) only: CHATOBS_ALERT_WEBHOOK_URL is checked at load
+            self._url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "chatobs-alerts"},
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 - URL set by the operator
@@ -211,7 +214,13 @@ class CallbackRunner:
             try:
                 fn(alert)
             except Exception as exc:  # noqa: BLE001
-                log_limited("alert-callback", "chatobs: alert callback %r failed: %s: %s", getattr(fn, "__name__", fn), type(exc).__name__, exc)
+                log_limited(
+                    "alert-callback",
+                    "chatobs: alert callback %r failed: %s: %s",
+                    getattr(fn, "__name__", fn),
+                    type(exc).__name__,
+                    exc,
+                )
 
     def join(self, timeout_s: float) -> bool:
         return self._worker.join(timeout_s)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict, deque
 from bisect import bisect_left, insort
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("chatobs")
 
-__all__ = ["Alert", "AlertsStage", "on_alert", "build", "load_rules", "rules_from_settings", "RULE_TYPES", "current"]
+__all__ = ["RULE_TYPES", "Alert", "AlertsStage", "build", "current", "load_rules", "on_alert", "rules_from_settings"]
 
 _callbacks: list[Callable[[Alert], Any]] = []
-_current: "AlertsStage | None" = None
+_current: AlertsStage | None = None
 
 
 def on_alert(fn: Callable[[Alert], Any]) -> Callable[[], None]:
@@ -54,7 +54,7 @@ def on_alert(fn: Callable[[Alert], Any]) -> Callable[[], None]:
     return remove
 
 
-def current() -> "AlertsStage | None":
+def current() -> AlertsStage | None:
     return _current
 
 
@@ -80,9 +80,11 @@ def _target(span: ReadableSpan, attrs: Mapping[str, Any]) -> str | None:
 class Facts:
     """What the rules need to know about one span, worked out once per span rather than once per rule."""
 
-    __slots__ = ("span", "attrs", "target", "duration_ms", "time_s", "_error")
+    __slots__ = ("_error", "attrs", "duration_ms", "span", "target", "time_s")
 
-    def __init__(self, span: ReadableSpan, attrs: Mapping[str, Any] | None = None, target: str | None = _UNSET_TARGET) -> None:  # type: ignore[assignment]
+    def __init__(
+        self, span: ReadableSpan, attrs: Mapping[str, Any] | None = None, target: str | None = _UNSET_TARGET
+    ) -> None:
         self.span = span
         # The span's own dict (read, never changed): the SDK's attribute mapping is slow to read key by key.
         self.attrs: Mapping[str, Any] = attributes_of(span) if attrs is None else attrs
@@ -96,7 +98,7 @@ class Facts:
     def error(self) -> str | None:
         if self._error is _UNSET:
             self._error = error_type(self.span, self.attrs)
-        return self._error  # type: ignore[no-any-return]
+        return self._error
 
 
 _UNSET = object()
@@ -141,7 +143,14 @@ class SlowToolRule(Rule):
         server = str(attrs.get(semconv.MCP_SERVER_NAME) or "")
         where = f" on {server}" if server else ""
         msg = f"tool {tool!r}{where} took {duration:.0f} ms (threshold {self.threshold_ms:.0f} ms)"
-        return [(msg, {"tool": tool, "server": server}, {"duration_ms": round(duration, 3), "threshold_ms": self.threshold_ms}, span)]
+        return [
+            (
+                msg,
+                {"tool": tool, "server": server},
+                {"duration_ms": round(duration, 3), "threshold_ms": self.threshold_ms},
+                span,
+            )
+        ]
 
 
 class _Window:
@@ -229,12 +238,14 @@ class ErrorRateRule(Rule):
 
     type = "error_rate"
 
-    def __init__(self, name: str, target: str, threshold: float, window_s: float, min_count: int = 10, by: str | None = None) -> None:
+    def __init__(
+        self, name: str, target: str, threshold: float, window_s: float, min_count: int = 10, by: str | None = None
+    ) -> None:
         super().__init__(name)
         self.target, self.threshold, self.window_s, self.min_count, self.by = target, threshold, window_s, min_count, by
         self._calls = _Keyed(window_s, max_keys=1000)
 
-    def _subject(self, attrs: dict[str, Any]) -> dict[str, str]:
+    def _subject(self, attrs: Mapping[str, Any]) -> dict[str, str]:
         subject = {"target": self.target}
         if self.by == "model":
             subject["model"] = model_of(attrs)
@@ -261,7 +272,13 @@ class ErrorRateRule(Rule):
         if rate <= self.threshold:
             return ()
         msg = f"{self.target} error rate {rate:.0%} over the last {self.window_s:.0f} s ({int(w.total)} of {calls}; threshold {self.threshold:.0%})"
-        figures = {"error_rate": round(rate, 4), "errors": w.total, "calls": float(calls), "threshold": self.threshold, "window_s": self.window_s}
+        figures = {
+            "error_rate": round(rate, 4),
+            "errors": w.total,
+            "calls": float(calls),
+            "threshold": self.threshold,
+            "window_s": self.window_s,
+        }
         return [(msg, subject, figures, f.span)]
 
 
@@ -269,7 +286,11 @@ class BudgetRule(Rule):
     """LLM cost of one conversation, user or tenant over the window above ``max_usd``."""
 
     type = "budget"
-    _ATTR = {"conversation": semconv.GEN_AI_CONVERSATION_ID, "user": semconv.USER_ID, "tenant": semconv.TENANT_ID}
+    _ATTR: ClassVar[dict[str, str]] = {
+        "conversation": semconv.GEN_AI_CONVERSATION_ID,
+        "user": semconv.USER_ID,
+        "tenant": semconv.TENANT_ID,
+    }
 
     def __init__(self, name: str, by: str, max_usd: float, window_s: float) -> None:
         super().__init__(name)
@@ -290,7 +311,12 @@ class BudgetRule(Rule):
         if w.total <= self.max_usd:
             return ()
         msg = f"{self.by} {who} spent ${w.total:.4f} in the last {_human(self.window_s)} (budget ${self.max_usd:.4f})"
-        figures = {"cost_usd": round(w.total, 6), "budget_usd": self.max_usd, "window_s": self.window_s, "calls": float(len(w.items))}
+        figures = {
+            "cost_usd": round(w.total, 6),
+            "budget_usd": self.max_usd,
+            "window_s": self.window_s,
+            "calls": float(len(w.items)),
+        }
         return [(msg, {self.by: who}, figures, f.span)]
 
 
@@ -299,14 +325,27 @@ class SpikeRule(Rule):
 
     type = "spike"
 
-    def __init__(self, name: str, metric: str, factor: float, window_s: float, baseline_windows: int = 12, min_baseline_windows: int = 3, min_value: float = 0.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        metric: str,
+        factor: float,
+        window_s: float,
+        baseline_windows: int = 12,
+        min_baseline_windows: int = 3,
+        min_value: float = 0.0,
+    ) -> None:
         super().__init__(name)
         self.metric, self.factor, self.window_s = metric, factor, window_s
-        self.baseline_windows, self.min_baseline_windows, self.min_value = baseline_windows, min_baseline_windows, min_value
+        self.baseline_windows, self.min_baseline_windows, self.min_value = (
+            baseline_windows,
+            min_baseline_windows,
+            min_value,
+        )
         self._buckets: OrderedDict[int, float] = OrderedDict()  # bounded: baseline_windows + 2 windows
         self._first_bucket: int | None = None
 
-    def _value(self, attrs: dict[str, Any]) -> float:
+    def _value(self, attrs: Mapping[str, Any]) -> float:
         if self.metric == "cost":
             v = attrs.get(semconv.COST_USD)
             return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
@@ -338,9 +377,17 @@ class SpikeRule(Rule):
         if baseline <= 0 or now <= self.factor * baseline or now < self.min_value:
             return ()
         unit = "$" if self.metric == "cost" else ""
-        msg = (f"{self.metric} spike: {unit}{now:.4g} in the current {_human(self.window_s)} window, "
-               f"{now / baseline:.1f}x the baseline {unit}{baseline:.4g} (threshold {self.factor:g}x)")
-        figures = {"current": now, "baseline": baseline, "ratio": round(now / baseline, 3), "factor": self.factor, "window_s": self.window_s}
+        msg = (
+            f"{self.metric} spike: {unit}{now:.4g} in the current {_human(self.window_s)} window, "
+            f"{now / baseline:.1f}x the baseline {unit}{baseline:.4g} (threshold {self.factor:g}x)"
+        )
+        figures = {
+            "current": now,
+            "baseline": baseline,
+            "ratio": round(now / baseline, 3),
+            "factor": self.factor,
+            "window_s": self.window_s,
+        }
         return [(msg, {"metric": self.metric}, figures, f.span)]
 
 
@@ -349,9 +396,17 @@ class LatencyRule(Rule):
 
     type = "latency"
 
-    def __init__(self, name: str, target: str, percentile: float, threshold_ms: float, window_s: float, min_count: int = 20) -> None:
+    def __init__(
+        self, name: str, target: str, percentile: float, threshold_ms: float, window_s: float, min_count: int = 20
+    ) -> None:
         super().__init__(name)
-        self.target, self.percentile, self.threshold_ms, self.window_s, self.min_count = target, percentile, threshold_ms, window_s, min_count
+        self.target, self.percentile, self.threshold_ms, self.window_s, self.min_count = (
+            target,
+            percentile,
+            threshold_ms,
+            window_s,
+            min_count,
+        )
         self._window = _SortedWindow(window_s, maxlen=10_000)
         self._spans: deque[ReadableSpan] = deque(maxlen=64)  # recent slow spans: the evidence for the alert
         self._changed = False
@@ -381,7 +436,12 @@ class LatencyRule(Rule):
         evidence = self._spans[-1]
         label = f"p{self.percentile:g}"
         msg = f"{self.target} {label} latency {p:.0f} ms over the last {_human(self.window_s)} (threshold {self.threshold_ms:.0f} ms, {len(values)} calls)"
-        figures = {label + "_ms": round(p, 3), "threshold_ms": self.threshold_ms, "calls": float(len(values)), "window_s": self.window_s}
+        figures = {
+            label + "_ms": round(p, 3),
+            "threshold_ms": self.threshold_ms,
+            "calls": float(len(values)),
+            "window_s": self.window_s,
+        }
         return [(msg, {"target": self.target, "percentile": label}, figures, evidence)]
 
 
@@ -408,44 +468,63 @@ class _Field:
 _TARGETS = ("llm", "tool", "request")
 RULE_TYPES: dict[str, tuple[type[Rule], dict[str, _Field]]] = {
     "slow_tool": (SlowToolRule, {"threshold_ms": _Field((int, float), minimum=0, required=True)}),
-    "error_rate": (ErrorRateRule, {
-        "target": _Field(str, choices=_TARGETS, required=True),
-        "threshold": _Field((int, float), minimum=0, required=True),
-        "window_s": _Field((int, float), 300.0, minimum=1),
-        "min_count": _Field(int, 10, minimum=1),
-        "by": _Field(str, None, choices=("model", "provider", "tool", "route")),
-    }),
-    "budget": (BudgetRule, {
-        "by": _Field(str, choices=("conversation", "user", "tenant"), required=True),
-        "max_usd": _Field((int, float), minimum=0, required=True),
-        "window_s": _Field((int, float), 86400.0, minimum=1),
-    }),
-    "spike": (SpikeRule, {
-        "metric": _Field(str, choices=("cost", "tokens"), required=True),
-        "factor": _Field((int, float), 3.0, minimum=1),
-        "window_s": _Field((int, float), 300.0, minimum=1),
-        "baseline_windows": _Field(int, 12, minimum=1),
-        "min_baseline_windows": _Field(int, 3, minimum=1),
-        "min_value": _Field((int, float), 0.0, minimum=0),
-    }),
-    "latency": (LatencyRule, {
-        "target": _Field(str, choices=_TARGETS, required=True),
-        "percentile": _Field((int, float), 95.0, minimum=1),
-        "threshold_ms": _Field((int, float), minimum=0, required=True),
-        "window_s": _Field((int, float), 300.0, minimum=1),
-        "min_count": _Field(int, 20, minimum=1),
-    }),
+    "error_rate": (
+        ErrorRateRule,
+        {
+            "target": _Field(str, choices=_TARGETS, required=True),
+            "threshold": _Field((int, float), minimum=0, required=True),
+            "window_s": _Field((int, float), 300.0, minimum=1),
+            "min_count": _Field(int, 10, minimum=1),
+            "by": _Field(str, None, choices=("model", "provider", "tool", "route")),
+        },
+    ),
+    "budget": (
+        BudgetRule,
+        {
+            "by": _Field(str, choices=("conversation", "user", "tenant"), required=True),
+            "max_usd": _Field((int, float), minimum=0, required=True),
+            "window_s": _Field((int, float), 86400.0, minimum=1),
+        },
+    ),
+    "spike": (
+        SpikeRule,
+        {
+            "metric": _Field(str, choices=("cost", "tokens"), required=True),
+            "factor": _Field((int, float), 3.0, minimum=1),
+            "window_s": _Field((int, float), 300.0, minimum=1),
+            "baseline_windows": _Field(int, 12, minimum=1),
+            "min_baseline_windows": _Field(int, 3, minimum=1),
+            "min_value": _Field((int, float), 0.0, minimum=0),
+        },
+    ),
+    "latency": (
+        LatencyRule,
+        {
+            "target": _Field(str, choices=_TARGETS, required=True),
+            "percentile": _Field((int, float), 95.0, minimum=1),
+            "threshold_ms": _Field((int, float), minimum=0, required=True),
+            "window_s": _Field((int, float), 300.0, minimum=1),
+            "min_count": _Field(int, 20, minimum=1),
+        },
+    ),
 }
 
 
-def rules_from_settings(settings: "Settings") -> list[Rule]:
+def rules_from_settings(settings: Settings) -> list[Rule]:
     rules: list[Rule] = [SlowToolRule("slow_tool", settings.slow_tool_ms, use_slow_flag=True)]
     w = settings.alert_window_s
     if settings.alert_error_rate is not None:
         rules.append(ErrorRateRule("llm_error_rate", "llm", settings.alert_error_rate, w))
         rules.append(ErrorRateRule("tool_error_rate", "tool", settings.alert_error_rate, w))
     if settings.alert_budget_usd is not None:
-        rules.append(BudgetRule(f"{settings.alert_budget_by}_budget", settings.alert_budget_by, settings.alert_budget_usd, settings.alert_budget_window_s))
+        rules.append(
+            BudgetRule(
+                f"{settings.alert_budget_by}_budget",
+                settings.alert_budget_by,
+                settings.alert_budget_usd,
+                settings.alert_budget_window_s,
+            )
+        )
     if settings.alert_spike_factor is not None:
         rules.append(SpikeRule("cost_spike", "cost", settings.alert_spike_factor, w))
         rules.append(SpikeRule("token_spike", "tokens", settings.alert_spike_factor, w))
@@ -505,7 +584,8 @@ def load_rules(path: Path | str) -> tuple[list[Rule], set[str]]:
                 raise ConfigError(f"{label}: `{fname}`={value!r}: expected {expected}")
             if f.choices and value not in f.choices:
                 raise ConfigError(f"{label}: `{fname}`={value!r}: expected one of {', '.join(f.choices)}")
-            if f.minimum is not None and value < f.minimum:
+            # minimum is set on number fields only; the isinstance narrows `value` for the type checker
+            if f.minimum is not None and isinstance(value, int | float) and value < f.minimum:
                 raise ConfigError(f"{label}: `{fname}`={value!r}: expected at least {f.minimum:g}")
             kwargs[fname] = value
         if kind == "error_rate" and kwargs["threshold"] > 1:
@@ -523,7 +603,14 @@ class AlertsStage:
     name = "alerts"
     pass_on_error = True
 
-    def __init__(self, rules: list[Rule], dispatcher: AlertDispatcher, *, viewer_url: str | None = None, service: str | None = None) -> None:
+    def __init__(
+        self,
+        rules: list[Rule],
+        dispatcher: AlertDispatcher,
+        *,
+        viewer_url: str | None = None,
+        service: str | None = None,
+    ) -> None:
         self.rules = rules
         self.dispatcher = dispatcher
         self._viewer = viewer_url.rstrip("/") if viewer_url else None
@@ -543,16 +630,30 @@ class AlertsStage:
                     for item in fired:
                         self._emit(rule, *item)
                 except Exception as exc:  # noqa: BLE001 - one rule failing must not stop the others
-                    log_limited(f"alert-rule-{rule.type}", "chatobs: alert rule %r failed: %s: %s", rule.name, type(exc).__name__, exc)
+                    log_limited(
+                        f"alert-rule-{rule.type}",
+                        "chatobs: alert rule %r failed: %s: %s",
+                        rule.name,
+                        type(exc).__name__,
+                        exc,
+                    )
         for rule in self.rules:
             try:
                 for item in rule.end_batch():
                     self._emit(rule, *item)
             except Exception as exc:  # noqa: BLE001
-                log_limited(f"alert-rule-{rule.type}", "chatobs: alert rule %r failed: %s: %s", rule.name, type(exc).__name__, exc)
+                log_limited(
+                    f"alert-rule-{rule.type}",
+                    "chatobs: alert rule %r failed: %s: %s",
+                    rule.name,
+                    type(exc).__name__,
+                    exc,
+                )
         return spans
 
-    def _emit(self, rule: Rule, message: str, subject: dict[str, str], figures: dict[str, float], span: ReadableSpan) -> None:
+    def _emit(
+        self, rule: Rule, message: str, subject: dict[str, str], figures: dict[str, float], span: ReadableSpan
+    ) -> None:
         trace_id = trace_id_hex(span)
         conversation = (span.attributes or {}).get(semconv.GEN_AI_CONVERSATION_ID)
         self.dispatcher.emit(
@@ -585,7 +686,7 @@ class AlertsStage:
         self.dispatcher.shutdown(2.0)
 
 
-def build(settings: "Settings") -> AlertsStage | None:
+def build(settings: Settings) -> AlertsStage | None:
     global _current
     if not settings.alerts:
         return None
@@ -612,7 +713,9 @@ def build(settings: "Settings") -> AlertsStage | None:
         url = settings.alert_webhook_url.get_secret_value()
         if not url.startswith(("http://", "https://")):
             raise ConfigError("CHATOBS_ALERT_WEBHOOK_URL: expected an http:// or https:// URL")
-        webhook = WebhookSender(url, timeout_s=settings.alert_webhook_timeout_s, max_per_minute=settings.alert_webhook_max_per_minute)
+        webhook = WebhookSender(
+            url, timeout_s=settings.alert_webhook_timeout_s, max_per_minute=settings.alert_webhook_max_per_minute
+        )
     dispatcher = AlertDispatcher(
         cooldown_s=settings.alert_cooldown_s,
         webhook=webhook,

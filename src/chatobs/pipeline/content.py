@@ -57,7 +57,7 @@ class ContentStage:
             for key, value in attrs.items():
                 if key == semconv.RAW_REQUEST:
                     # In the raw key's place, so the attribute order (and the exported bytes) is what it was.
-                    for name, content in zip(_REQUEST_KEYS, request_content(str(fmt), from_json(value))):
+                    for name, content in zip(_REQUEST_KEYS, request_content(str(fmt), from_json(value)), strict=False):
                         if content:
                             new[name] = to_json(content)
                 elif key == semconv.RAW_OUTPUT:
@@ -70,7 +70,9 @@ class ContentStage:
             return new
         except Exception as exc:  # noqa: BLE001 - fail closed: the span goes on without its content
             self.stats.count("content_failed")
-            log_limited("content-stage", "chatobs: could not read an LLM call's content (left out): %s", type(exc).__name__)
+            log_limited(
+                "content-stage", "chatobs: could not read an LLM call's content (left out): %s", type(exc).__name__
+            )
             return {k: v for k, v in attrs.items() if k not in _RAW}
 
     def flush(self) -> list[ReadableSpan]:
@@ -80,6 +82,6 @@ class ContentStage:
         pass
 
 
-def build(settings: "Settings") -> ContentStage:
+def build(settings: Settings) -> ContentStage:
     """Always built: spans recorded with content capture off carry no raw keys, and cost nothing here."""
     return ContentStage()

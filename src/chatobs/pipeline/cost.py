@@ -27,7 +27,7 @@ import importlib.util
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,18 +43,32 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("chatobs")
 
-__all__ = ["build", "CostStage", "PricingTable", "load_pricing_file"]
+__all__ = ["CostStage", "PricingTable", "build", "load_pricing_file"]
 
 _THOUSAND = Decimal(1000)
 _PRICE_KEYS = ("prompt_token_cost", "completion_token_cost")
 _VERSION_SUFFIX = r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-latest|-preview|@[\w.-]+)"
 # gen_ai.provider.name -> genai-prices provider id
 _PROVIDERS = {
-    "openai": "openai", "azure.ai.openai": "azure", "anthropic": "anthropic", "aws.bedrock": "aws",
-    "gcp.gemini": "google", "gcp.vertex_ai": "google", "gcp.gen_ai": "google", "google": "google",
-    "mistral_ai": "mistral", "mistral": "mistral", "groq": "groq", "deepseek": "deepseek", "x_ai": "x-ai",
-    "xai": "x-ai", "cohere": "cohere", "perplexity": "perplexity", "together": "together",
-    "fireworks": "fireworks", "openrouter": "openrouter",
+    "openai": "openai",
+    "azure.ai.openai": "azure",
+    "anthropic": "anthropic",
+    "aws.bedrock": "aws",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "google": "google",
+    "mistral_ai": "mistral",
+    "mistral": "mistral",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "x_ai": "x-ai",
+    "xai": "x-ai",
+    "cohere": "cohere",
+    "perplexity": "perplexity",
+    "together": "together",
+    "fireworks": "fireworks",
+    "openrouter": "openrouter",
 }
 _CACHE_SIZE = 4096  # entries of each cache below; cleared when full
 _CACHED_MODELS_MAX_CHARS = 512  # longer model names (bogus values) are priced uncached, so an entry stays small
@@ -104,7 +118,9 @@ def load_pricing_file(path: Path) -> PricingTable:
             root = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            raise _config_error(path, mark.line + 1 if mark else None, f"not valid YAML: {exc.problem or exc}") from None
+            raise _config_error(
+                path, mark.line + 1 if mark else None, f"not valid YAML: {exc.problem or exc}"
+            ) from None
         except yaml.YAMLError as exc:
             raise _config_error(path, None, f"not valid YAML: {exc}") from None
         table = PricingTable()
@@ -120,16 +136,22 @@ def load_pricing_file(path: Path) -> PricingTable:
                 if isinstance(value_node, yaml.ScalarNode) and loader.construct_object(value_node) is None:
                     continue
                 if not isinstance(value_node, yaml.MappingNode):
-                    raise _config_error(path, value_node.start_mark.line + 1,
-                                        "`models` must map model names to {prompt_token_cost, completion_token_cost}")
+                    raise _config_error(
+                        path,
+                        value_node.start_mark.line + 1,
+                        "`models` must map model names to {prompt_token_cost, completion_token_cost}",
+                    )
                 for model_node, price_node in value_node.value:
                     model = loader.construct_object(model_node)
                     if not isinstance(model, (str, int, float)) or isinstance(model, bool) or str(model).strip() == "":
-                        raise _config_error(path, model_node.start_mark.line + 1, "a model name must be a non-empty string")
+                        raise _config_error(
+                            path, model_node.start_mark.line + 1, "a model name must be a non-empty string"
+                        )
                     table.models[str(model).strip().lower()] = _price(loader, path, price_node, f"models.{model}")
             else:
-                raise _config_error(path, key_node.start_mark.line + 1,
-                                    f"unknown key {key!r}; expected `default` and/or `models`")
+                raise _config_error(
+                    path, key_node.start_mark.line + 1, f"unknown key {key!r}; expected `default` and/or `models`"
+                )
         return table
     finally:
         loader.dispose()
@@ -140,17 +162,27 @@ def _price(loader: Any, path: Path, node: Any, where: str) -> Price:
 
     line = node.start_mark.line + 1
     if not isinstance(node, yaml.MappingNode):
-        raise _config_error(path, line, f"`{where}` must be a mapping {{prompt_token_cost: <USD per 1K>, completion_token_cost: <USD per 1K>}}")
+        raise _config_error(
+            path,
+            line,
+            f"`{where}` must be a mapping {{prompt_token_cost: <USD per 1K>, completion_token_cost: <USD per 1K>}}",
+        )
     values: dict[str, Decimal] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node)
         if key not in _PRICE_KEYS:
-            raise _config_error(path, key_node.start_mark.line + 1,
-                                f"unknown key {key!r} in `{where}`; expected prompt_token_cost and completion_token_cost")
+            raise _config_error(
+                path,
+                key_node.start_mark.line + 1,
+                f"unknown key {key!r} in `{where}`; expected prompt_token_cost and completion_token_cost",
+            )
         value = loader.construct_object(value_node)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
-            raise _config_error(path, value_node.start_mark.line + 1,
-                                f"`{where}.{key}` must be a number >= 0 (USD per 1K tokens), got {value!r}")
+            raise _config_error(
+                path,
+                value_node.start_mark.line + 1,
+                f"`{where}.{key}` must be a number >= 0 (USD per 1K tokens), got {value!r}",
+            )
         values[key] = Decimal(str(value))
     missing = [k for k in _PRICE_KEYS if k not in values]
     if missing:
@@ -167,7 +199,9 @@ _Tokens = tuple[int, int, int, int]  # input, output, cache read, cache write
 _Costed = tuple[Decimal, Decimal, str]  # input USD, output USD, source
 # Where the price of a (models, provider) pair comes from: ("file" | "default", Price) or ("genai", model, provider)
 _Resolution = tuple[Any, ...] | None
-_MAX_PLAN_TOKENS = 100_000_000  # beyond this the plan's Decimal arithmetic is not checked: genai-prices itself prices it
+_MAX_PLAN_TOKENS = (
+    100_000_000  # beyond this the plan's Decimal arithmetic is not checked: genai-prices itself prices it
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,14 +222,18 @@ class _Plan:
         n_in, n_out, n_read, n_write = tokens
         i0, i1, i2, i3 = self.input_per_token
         o0, o1, o2, o3 = self.output_per_token
-        return (self.input_base + i0 * n_in + i1 * n_out + i2 * n_read + i3 * n_write,
-                self.output_base + o0 * n_in + o1 * n_out + o2 * n_read + o3 * n_write)
+        return (
+            self.input_base + i0 * n_in + i1 * n_out + i2 * n_read + i3 * n_write,
+            self.output_base + o0 * n_in + o1 * n_out + o2 * n_read + o3 * n_write,
+        )
 
 
 def _in_plan_domain(tokens: _Tokens) -> bool:
     """Token counts for which the plan is exact: genai-prices rejects cache tokens exceeding the input tokens."""
     n_in, n_out, n_read, n_write = tokens
-    return 0 <= n_out <= _MAX_PLAN_TOKENS and 0 <= n_read and 0 <= n_write and n_read + n_write <= n_in <= _MAX_PLAN_TOKENS
+    return (
+        0 <= n_out <= _MAX_PLAN_TOKENS and n_read >= 0 and n_write >= 0 and n_read + n_write <= n_in <= _MAX_PLAN_TOKENS
+    )
 
 
 class CostStage:
@@ -257,8 +295,12 @@ class CostStage:
         if not models:
             return None
         provider = attrs.get(semconv.GEN_AI_PROVIDER_NAME) or attrs.get(semconv.GEN_AI_SYSTEM)
-        tokens = (_int(input_tokens), _int(output_tokens), _int(attrs.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-                  _int(attrs.get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)))
+        tokens = (
+            _int(input_tokens),
+            _int(output_tokens),
+            _int(attrs.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
+            _int(attrs.get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
+        )
         costed = self._price_cached(models, provider if isinstance(provider, str) else None, tokens)
         if costed is None:
             return {semconv.COST_UNKNOWN_MODEL: True}
@@ -279,7 +321,9 @@ class CostStage:
             from genai_prices.data_snapshot import get_snapshot
             from genai_prices.types import TieredPrices
         except ImportError:
-            logger.info("chatobs: genai-prices not installed (pip install 'chatobs[pricing]'); only the pricing file prices LLM calls")
+            logger.info(
+                "chatobs: genai-prices not installed (pip install 'chatobs[pricing]'); only the pricing file prices LLM calls"
+            )
             self._use_genai_prices = False
             return
         self._calc_price, self._usage_cls = calc_price, Usage
@@ -308,8 +352,11 @@ class CostStage:
             # genai-prices itself, exactly as the uncached path asks it (and fails as it fails)
             return self._price(list(models), provider, tokens)
         price = resolution[1]
-        return (Decimal(tokens[0]) / _THOUSAND * price.prompt, Decimal(tokens[1]) / _THOUSAND * price.completion,
-                "pricing_file" if kind == "file" else "pricing_file_default")
+        return (
+            Decimal(tokens[0]) / _THOUSAND * price.prompt,
+            Decimal(tokens[1]) / _THOUSAND * price.completion,
+            "pricing_file" if kind == "file" else "pricing_file_default",
+        )
 
     def _resolve(self, models: tuple[str, ...], provider: str | None) -> _Resolution:
         """The same search as :meth:`_price`, without the arithmetic: pricing file, then genai-prices, then default."""
@@ -323,7 +370,7 @@ class CostStage:
             snapshot = self._get_snapshot()
             provider_id = _PROVIDERS.get(provider or "")
             for model in models:
-                for pid in ((provider_id, None) if provider_id else (None,)):
+                for pid in (provider_id, None) if provider_id else (None,):
                     try:
                         found_provider, model_info = snapshot.find_provider_model(model, None, pid, None)
                     except LookupError:
@@ -337,7 +384,7 @@ class CostStage:
         """The plan's figures, or ``None`` when the plan does not apply (then genai-prices is asked directly)."""
         if not _in_plan_domain(tokens):
             return None
-        now = datetime.now(tz=timezone.utc)
+        now = datetime.now(tz=UTC)
         model_price = model_info.get_prices(now)  # prices can change with the date or the time of day
         entry = self._plans.get(id(model_price))
         if entry is not None and entry[0] is model_price:
@@ -367,11 +414,19 @@ class CostStage:
             out = self._genai_calc(model_info, provider, (0, m, 0, 0), now)
             read = self._genai_calc(model_info, provider, (m, 0, m, 0), now)
             write = self._genai_calc(model_info, provider, (m, 0, 0, m), now)
-            per_token = [tuple((probe[i] - ref[i]) / m for probe, ref in ((inp, base), (out, base), (read, inp), (write, inp)))
-                         for i in (0, 1)]
+            per_token = [
+                tuple((probe[i] - ref[i]) / m for probe, ref in ((inp, base), (out, base), (read, inp), (write, inp)))
+                for i in (0, 1)
+            ]
             plan = _Plan(base[0], base[1], per_token[0], per_token[1])  # type: ignore[arg-type]
             # Trust, but verify: a price shape the plan does not capture is priced by genai-prices call by call.
-            for sample in ((1234, 567, 0, 0), (10_007, 3, 4_001, 0), (5_003, 9, 1_000, 2_001), (7, 0, 0, 7), (99_999_999, 77_777_777, 3, 5)):
+            for sample in (
+                (1234, 567, 0, 0),
+                (10_007, 3, 4_001, 0),
+                (5_003, 9, 1_000, 2_001),
+                (7, 0, 0, 7),
+                (99_999_999, 77_777_777, 3, 5),
+            ):
                 if plan.cost(sample) != self._genai_calc(model_info, provider, sample, now):
                     return None
             return plan
@@ -389,19 +444,22 @@ class CostStage:
 
     # --- the uncached path: the reference the cached one must equal, and its fallback -------------------------------
     def _price(self, models: list[str], provider: str | None, tokens: _Tokens) -> _Costed | None:
-        input_tokens, output_tokens, cache_read, cache_write = tokens
+        input_tokens, output_tokens, _cache_read, _cache_write = tokens
         for model in models:
             price = self.table.find(model)
             if price is not None:
-                return (Decimal(input_tokens) / _THOUSAND * price.prompt,
-                        Decimal(output_tokens) / _THOUSAND * price.completion, "pricing_file")
+                return (
+                    Decimal(input_tokens) / _THOUSAND * price.prompt,
+                    Decimal(output_tokens) / _THOUSAND * price.completion,
+                    "pricing_file",
+                )
         if self._use_genai_prices and self._calc_price is None:
             self._load_genai_prices()
         if self._calc_price is not None:
             usage = self._usage(tokens)
             provider_id = _PROVIDERS.get(provider or "")
             for model in models:
-                for pid in ((provider_id, None) if provider_id else (None,)):
+                for pid in (provider_id, None) if provider_id else (None,):
                     try:
                         calc = self._calc_price(usage, model, provider_id=pid)
                     except LookupError:
@@ -409,11 +467,14 @@ class CostStage:
                     return Decimal(calc.input_price), Decimal(calc.output_price), "genai-prices"
         if self.table.default is not None:
             price = self.table.default
-            return (Decimal(input_tokens) / _THOUSAND * price.prompt,
-                    Decimal(output_tokens) / _THOUSAND * price.completion, "pricing_file_default")
+            return (
+                Decimal(input_tokens) / _THOUSAND * price.prompt,
+                Decimal(output_tokens) / _THOUSAND * price.completion,
+                "pricing_file_default",
+            )
         return None
 
 
-def build(settings: "Settings") -> CostStage | None:
+def build(settings: Settings) -> CostStage | None:
     table = load_pricing_file(settings.pricing_file) if settings.pricing_file else None
     return CostStage(table, use_genai_prices=importlib.util.find_spec("genai_prices") is not None)

@@ -17,12 +17,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from itertools import islice
 from json.encoder import encode_basestring as _json_string  # the C encoder of json.dumps(ensure_ascii=False)
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from . import secrets
 from .pii import PiiConfig, precheck_pattern
 
-__all__ = ["MaskingFailed", "PiiBackend", "ThreadBackend", "Masker", "MaskCache", "truncate", "failed_marker"]
+__all__ = ["MaskCache", "Masker", "MaskingFailed", "PiiBackend", "ThreadBackend", "failed_marker", "truncate"]
 
 
 class MaskingFailed(Exception):
@@ -144,8 +144,15 @@ _NUMBER_MIN = 10**5  # numbers below this cannot be PII of any enabled type (pho
 class Masker:
     """Masks one batch's attribute values. Not thread-safe: used by the pipeline thread only."""
 
-    def __init__(self, cfg: PiiConfig | None, backend: PiiBackend | None, *, max_length: int, timeout_s: float,
-                 cache_entries: int = 8192) -> None:
+    def __init__(
+        self,
+        cfg: PiiConfig | None,
+        backend: PiiBackend | None,
+        *,
+        max_length: int,
+        timeout_s: float,
+        cache_entries: int = 8192,
+    ) -> None:
         self.cfg = cfg
         self.backend = backend if cfg is not None else None
         self.max_length = max_length
@@ -297,8 +304,9 @@ class Masker:
         if type(obj) is _Pending:
             masked = self._batch.get(obj.key)
             if not isinstance(masked, str):
-                raise MaskingFailed("timeout" if obj.key in self._batch and masked is None else "error",
-                                    "text was not masked")
+                raise MaskingFailed(
+                    "timeout" if obj.key in self._batch and masked is None else "error", "text was not masked"
+                )
             if masked != obj.text:
                 box[0] = True
                 return masked
@@ -336,7 +344,7 @@ class Masker:
             self._batch[k] = None
         self.sent += len(items)
         results = self.backend.mask_many(items, self.timeout_s)
-        for k, masked in zip(keys, results):
+        for k, masked in zip(keys, results, strict=False):
             self._batch[k] = masked
             if isinstance(masked, str):
                 self.cache.put(k, masked)
@@ -371,7 +379,7 @@ class Masker:
             (_, old_text), old_result = self._memo.popitem(last=False)
             self._memo_chars -= len(old_text) + len(old_result[0])
 
-    def _element(self, content: bool, raw: str, element: Any, leaf: Callable[[str, str | None], str]) -> "_Element":
+    def _element(self, content: bool, raw: str, element: Any, leaf: Callable[[str, str | None], str]) -> _Element:
         key = (content, raw)
         hit = self._elements.get(key)
         if hit is not None:
@@ -393,7 +401,7 @@ class Masker:
         walked, blanked = _walk(element, None, tracking)  # raises MaskingFailed: nothing remembered
         return self._store_element(key, walked, box[0] or blanked)
 
-    def _store_element(self, key: tuple[bool, str], walked: Any, changed: bool) -> "_Element":
+    def _store_element(self, key: tuple[bool, str], walked: Any, changed: bool) -> _Element:
         encoded = json.dumps(walked, ensure_ascii=False)
         hit = _Element(walked, changed, encoded)
         size = len(key[1]) + len(encoded)
@@ -405,8 +413,9 @@ class Masker:
                 self._elements_chars -= len(old_raw) + len(old.encoded)
         return hit
 
-    def _mask_array(self, text: str, elements: list[tuple[str, Any]], leaf: Callable[[str, str | None], str],
-                    content: bool) -> tuple[str, bool, bool]:
+    def _mask_array(
+        self, text: str, elements: list[tuple[str, Any]], leaf: Callable[[str, str | None], str], content: bool
+    ) -> tuple[str, bool, bool]:
         """A JSON array (a chat history): each element from the element memo or walked once, the result spliced from
         the elements' encoded forms -- exactly ``json.dumps`` of the masked list."""
         memo = self._elements
@@ -441,7 +450,9 @@ class Masker:
         if n is None:
             return truncate(encoded, limit), changed, True
         # Spliced again: only the elements holding a string longer than the cap are encoded anew.
-        cut = (p.encoded if p.longest <= n else json.dumps(_cap_strings(p.walked, n), ensure_ascii=False) for p in parts)
+        cut = (
+            p.encoded if p.longest <= n else json.dumps(_cap_strings(p.walked, n), ensure_ascii=False) for p in parts
+        )
         return "[" + ", ".join(cut) + "]", changed, True
 
     def _mask_str(self, text: str, leaf: Callable[[str, str | None], str], content: bool) -> tuple[str, bool, bool]:
@@ -482,7 +493,7 @@ class _Pending:
     """A text of a draft element awaiting Presidio: its cache key, the text as it was, and the number it was (a
     number Presidio leaves alone stays a number)."""
 
-    __slots__ = ("key", "text", "number")
+    __slots__ = ("key", "number", "text")
 
     def __init__(self, key: bytes, text: str) -> None:
         self.key = key
@@ -497,7 +508,7 @@ class _Element:
     """A masked JSON array element: its masked value, whether masking changed it, and ``json.dumps`` of the masked
     value."""
 
-    __slots__ = ("walked", "changed", "encoded", "_strings", "_sizes", "longest")
+    __slots__ = ("_sizes", "_strings", "changed", "encoded", "longest", "walked")
 
     def __init__(self, walked: Any, changed: bool, encoded: str) -> None:
         self.walked = walked
@@ -535,20 +546,21 @@ def _split_array(text: str, resume: tuple[int, list[tuple[str, Any]]] | None = N
     ``resume``: (n, elements) when ``text[:n]`` is a known array up to (not including) its closing bracket, with
     those elements; parsing goes on after them. Requiring a comma next keeps that exact: a comma ends any element
     (``[1`` + ``2]`` is not ``[1, 2]``)."""
-    space = _JSON_SPACE.match
+    # The pattern matches the empty string, so match() never returns None here.
+    space = cast("Callable[..., re.Match[str]]", _JSON_SPACE.match)
     n = len(text)
     if resume is None:
         i = space(text).end()
-        if text[i:i + 1] != "[":
+        if text[i : i + 1] != "[":
             return None
         i = space(text, i + 1).end()
         out: list[tuple[str, Any]] = []
-        if text[i:i + 1] == "]":
+        if text[i : i + 1] == "]":
             return out if space(text, i + 1).end() == n else None
     else:
         i, known = resume
         i = space(text, i).end()
-        if text[i:i + 1] != ",":
+        if text[i : i + 1] != ",":
             return None
         out = list(known)
         i = space(text, i + 1).end()
@@ -560,7 +572,7 @@ def _split_array(text: str, resume: tuple[int, list[tuple[str, Any]]] | None = N
             return None
         out.append((text[i:j], value))
         i = space(text, j).end()
-        c = text[i:i + 1]
+        c = text[i : i + 1]
         if c == ",":
             i = space(text, i + 1).end()
         elif c == "]":
@@ -658,7 +670,7 @@ def _recent_messages(parts: list[_Element], limit: int) -> list[_Element]:
     head = parts[:1] if parts[0].walked.get("role") == "system" else []
     budget = limit - 2 - sum(len(p.encoded) + 2 for p in head)
     tail: list[_Element] = []
-    for p in reversed(parts[len(head):]):
+    for p in reversed(parts[len(head) :]):
         need = len(p.encoded) + 2
         if tail and need > budget:
             break
@@ -725,7 +737,7 @@ def _fit_length(strings: list[str], sizes: list[int], total: int, limit: int) ->
             result += cut
             power *= 10
             cut = len(plain) - bisect_left(plain, n + power)
-        for i in odd[bisect_right(odd_lengths, n):]:
+        for i in odd[bisect_right(odd_lengths, n) :]:
             text = strings[i]
             at = _cut_point(text, n)
             body = at if -sizes[i] == len(text) + 2 else len(_json_string(text[:at])) - 2  # escapes lengthen it

@@ -28,7 +28,7 @@ from .._guard import log_limited
 from .masking import MaskingFailed
 from .pii import PiiConfig
 
-__all__ = ["ProcessBackend", "shared_backend", "main"]
+__all__ = ["ProcessBackend", "main", "shared_backend"]
 
 logger = logging.getLogger("chatobs")
 
@@ -75,11 +75,16 @@ class ProcessBackend:
         # The configuration (with the hash key) goes over the pipe, never through argv or the environment.
         proc.stdin.write((self.cfg.to_json() + "\n").encode())
         proc.stdin.flush()
-        threading.Thread(target=self._read, args=(proc, self._ready, self._pending), name="chatobs-masking-reader",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._read, args=(proc, self._ready, self._pending), name="chatobs-masking-reader", daemon=True
+        ).start()
 
-    def _read(self, proc: subprocess.Popen[bytes], ready: threading.Event,
-              pending: dict[int, tuple[threading.Event, list[Any]]]) -> None:
+    def _read(
+        self,
+        proc: subprocess.Popen[bytes],
+        ready: threading.Event,
+        pending: dict[int, tuple[threading.Event, list[Any]]],
+    ) -> None:
         # ``pending`` is this process's own table: after a restart, a late EOF of the old process must not touch the
         # new one's requests.
         assert proc.stdout is not None
@@ -119,8 +124,11 @@ class ProcessBackend:
         elif not self._alive():
             if time.monotonic() - self._last_start < _RESTART_INTERVAL_S:
                 raise MaskingFailed("worker_unavailable", "masking worker exited; restarting shortly")
-            log_limited("masking-worker", "chatobs: masking worker process exited (code %s); restarting it",
-                        self._proc.returncode if self._proc else None)
+            log_limited(
+                "masking-worker",
+                "chatobs: masking worker process exited (code %s); restarting it",
+                self._proc.returncode if self._proc else None,
+            )
             self.restarts += 1
             self._start()
         if not self._ready.wait(_STARTUP_TIMEOUT_S):

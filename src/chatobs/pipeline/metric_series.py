@@ -22,7 +22,7 @@ from opentelemetry.context import get_current
 
 logger = logging.getLogger("chatobs")
 
-__all__ = ["Series", "Direct", "direct_path_available"]
+__all__ = ["Direct", "Series", "direct_path_available"]
 
 
 def _sdk_parts() -> tuple[Any, Any] | None:
@@ -53,8 +53,8 @@ class Direct:
     def __init__(self, provider: Any) -> None:
         self.enabled = direct_path_available(provider)
         self._consumer = getattr(provider, "_measurement_consumer", None)
-        parts = _sdk_parts()
-        self.measurement_cls, self.hash_attributes = parts if parts is not None else (None, None)
+        parts: tuple[Any, Any] = _sdk_parts() or (None, None)
+        self.measurement_cls, self.hash_attributes = parts
 
     def storages(self) -> Any:
         # Replaced (never changed in place) when a reader is added or removed: identity tells series to look again.
@@ -82,13 +82,17 @@ class Direct:
     def disable(self, exc: BaseException) -> None:
         if self.enabled:
             self.enabled = False
-            logger.info("chatobs: recording metrics through the OTel SDK's public API from now on (%s: %s)", type(exc).__name__, exc)
+            logger.info(
+                "chatobs: recording metrics through the OTel SDK's public API from now on (%s: %s)",
+                type(exc).__name__,
+                exc,
+            )
 
 
 class Series:
     """``instrument`` with one fixed attribute set (never changed after construction)."""
 
-    __slots__ = ("_instrument", "_attributes", "_emit", "_direct", "_aggregations", "_storages", "_clean")
+    __slots__ = ("_aggregations", "_attributes", "_clean", "_direct", "_emit", "_instrument", "_storages")
 
     def __init__(self, instrument: Any, attributes: dict[str, Any], direct: Direct, *, counter: bool) -> None:
         self._instrument = instrument
@@ -113,7 +117,9 @@ class Series:
                     now = time_ns()
                     context = get_current()
                     measurement = direct.measurement_cls(value, now, self._instrument, context, None)
-                    object.__setattr__(measurement, "attributes", self._clean)  # cleaned once, when the series was learnt
+                    object.__setattr__(
+                        measurement, "attributes", self._clean
+                    )  # cleaned once, when the series was learnt
                     sample = direct.exemplar_filter().should_sample(value, now, self._clean, context)
             except Exception as exc:  # noqa: BLE001 - nothing recorded yet: the public API records this value
                 direct.disable(exc)

@@ -37,19 +37,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger("chatobs")
 
 __all__ = [
+    "INSTRUMENTS",
     "MetricsStage",
     "Recorder",
+    "asgi_app",
     "build",
     "current",
-    "register_reader",
     "normalize_model",
-    "asgi_app",
-    "wsgi_app",
+    "register_reader",
     "render_prometheus",
-    "INSTRUMENTS",
+    "wsgi_app",
 ]
 
-LLM_OPERATIONS = frozenset({semconv.OP_CHAT, semconv.OP_TEXT_COMPLETION, semconv.OP_EMBEDDINGS, semconv.OP_GENERATE_CONTENT})
+LLM_OPERATIONS = frozenset(
+    {semconv.OP_CHAT, semconv.OP_TEXT_COMPLETION, semconv.OP_EMBEDDINGS, semconv.OP_GENERATE_CONTENT}
+)
 TOOL_CALL_METHOD = "tools/call"
 OTHER = "_OTHER"
 
@@ -61,24 +63,68 @@ TOOL_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
 
 # name -> (kind, unit, description). docs/metrics.md and the dashboard test are checked against this table.
 INSTRUMENTS: dict[str, tuple[str, str, str]] = {
-    "gen_ai.client.token.usage": ("histogram", "{token}", "Tokens per LLM call, by gen_ai.token.type (input/output), model, provider."),
-    "gen_ai.client.operation.duration": ("histogram", "s", "Duration of LLM calls, by operation, model, provider and error.type."),
-    "gen_ai.client.operation.time_to_first_chunk": ("histogram", "s", "Time to the first streamed chunk of streamed LLM calls."),
+    "gen_ai.client.token.usage": (
+        "histogram",
+        "{token}",
+        "Tokens per LLM call, by gen_ai.token.type (input/output), model, provider.",
+    ),
+    "gen_ai.client.operation.duration": (
+        "histogram",
+        "s",
+        "Duration of LLM calls, by operation, model, provider and error.type.",
+    ),
+    "gen_ai.client.operation.time_to_first_chunk": (
+        "histogram",
+        "s",
+        "Time to the first streamed chunk of streamed LLM calls.",
+    ),
     "chatobs.cost.usd": ("counter", "{USD}", "LLM cost in US dollars, by model, provider and tenant."),
-    "mcp.client.operation.duration": ("histogram", "s", "Duration of MCP requests made by the app, by method, tool, server and error.type."),
-    "mcp.server.operation.duration": ("histogram", "s", "Duration of MCP requests handled by an instrumented MCP server."),
-    "mcp.tool.invocations": ("counter", "{invocation}", "MCP tool calls, each counted once by the span that owns it, by tool, server and chatobs.tool.status (ok/error)."),
+    "mcp.client.operation.duration": (
+        "histogram",
+        "s",
+        "Duration of MCP requests made by the app, by method, tool, server and error.type.",
+    ),
+    "mcp.server.operation.duration": (
+        "histogram",
+        "s",
+        "Duration of MCP requests handled by an instrumented MCP server.",
+    ),
+    "mcp.tool.invocations": (
+        "counter",
+        "{invocation}",
+        "MCP tool calls, each counted once by the span that owns it, by tool, server and chatobs.tool.status (ok/error).",
+    ),
     "mcp.tool.errors": ("counter", "{invocation}", "Failed MCP tool calls, by tool, server and error.type."),
-    "mcp.tool.duration": ("histogram", "ms", "Duration of MCP tool calls, each counted once by the span that owns it, by tool, server and status."),
-    "http.server.request.duration": ("histogram", "s", "Duration of chat requests, by method, route, status code and error.type."),
+    "mcp.tool.duration": (
+        "histogram",
+        "ms",
+        "Duration of MCP tool calls, each counted once by the span that owns it, by tool, server and status.",
+    ),
+    "http.server.request.duration": (
+        "histogram",
+        "s",
+        "Duration of chat requests, by method, route, status code and error.type.",
+    ),
     "chatobs.pipeline.queue.size": ("gauge", "{span}", "Spans waiting for the background pipeline."),
     "chatobs.exporter.queue.size": ("gauge", "{span}", "Spans waiting per exporter, by chatobs.exporter."),
     "chatobs.pipeline.spans.received": ("observable_counter", "{span}", "Spans handed to the pipeline."),
     "chatobs.pipeline.spans.exported": ("observable_counter", "{span}", "Spans exported, by chatobs.exporter."),
-    "chatobs.pipeline.spans.dropped": ("observable_counter", "{span}", "Spans dropped, by chatobs.drop.where (pipeline or exporter) and chatobs.drop.reason."),
+    "chatobs.pipeline.spans.dropped": (
+        "observable_counter",
+        "{span}",
+        "Spans dropped, by chatobs.drop.where (pipeline or exporter) and chatobs.drop.reason.",
+    ),
     "chatobs.pipeline.export.failures": ("observable_counter", "{call}", "Failed export calls, by chatobs.exporter."),
-    "chatobs.pipeline.masking.failures": ("observable_counter", "{span}", "Spans whose masking failed (dropped, never exported unmasked)."),
-    "chatobs.alerts": ("counter", "{alert}", "Alerts fired, by chatobs.alert.rule and chatobs.alert.type (including ones held back by the cooldown)."),
+    "chatobs.pipeline.masking.failures": (
+        "observable_counter",
+        "{span}",
+        "Spans whose masking failed (dropped, never exported unmasked).",
+    ),
+    "chatobs.alerts": (
+        "counter",
+        "{alert}",
+        "Alerts fired, by chatobs.alert.rule and chatobs.alert.type (including ones held back by the cooldown).",
+    ),
 }
 
 # Distinct values kept per metric attribute before new ones are folded into "_OTHER": the SDK has no cardinality limit.
@@ -135,7 +181,7 @@ class _Cardinality:
 
 # --- readers contributed from outside (tests, embedding apps) --------------------------------------------------------
 _extra_readers: list[MetricReader] = []
-_current: "Recorder | None" = None
+_current: Recorder | None = None
 _current_lock = threading.Lock()
 
 
@@ -153,19 +199,19 @@ def register_reader(reader: MetricReader) -> Callable[[], None]:
     return remove
 
 
-def current() -> "Recorder | None":
+def current() -> Recorder | None:
     """The running metrics recorder, or ``None`` when chatobs (or its metrics) is not running."""
     return _current
 
 
-def _exporter_names(settings: "Settings") -> set[str]:
+def _exporter_names(settings: Settings) -> set[str]:
     return set((settings.otel_metrics_exporter or "").split(",")) - {""}
 
 
 class Recorder:
     """chatobs's MeterProvider, its readers and instruments; ``record(span)`` turns one finished span into measurements."""
 
-    def __init__(self, settings: "Settings", readers: Iterable[MetricReader] = ()) -> None:
+    def __init__(self, settings: Settings, readers: Iterable[MetricReader] = ()) -> None:
         from ..runtime import _build_resource
 
         self.settings = settings
@@ -191,15 +237,25 @@ class Recorder:
             return {"name": name, "unit": INSTRUMENTS[name][1], "description": INSTRUMENTS[name][2]}
 
         self.token_usage = hist(**d("gen_ai.client.token.usage"), explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
-        self.llm_duration = hist(**d("gen_ai.client.operation.duration"), explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S)
-        self.ttfc = hist(**d("gen_ai.client.operation.time_to_first_chunk"), explicit_bucket_boundaries_advisory=TTFC_BUCKETS_S)
+        self.llm_duration = hist(
+            **d("gen_ai.client.operation.duration"), explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S
+        )
+        self.ttfc = hist(
+            **d("gen_ai.client.operation.time_to_first_chunk"), explicit_bucket_boundaries_advisory=TTFC_BUCKETS_S
+        )
         self.cost = counter(**d("chatobs.cost.usd"))
-        self.mcp_client_duration = hist(**d("mcp.client.operation.duration"), explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S)
-        self.mcp_server_duration = hist(**d("mcp.server.operation.duration"), explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S)
+        self.mcp_client_duration = hist(
+            **d("mcp.client.operation.duration"), explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S
+        )
+        self.mcp_server_duration = hist(
+            **d("mcp.server.operation.duration"), explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S
+        )
         self.tool_invocations = counter(**d("mcp.tool.invocations"))
         self.tool_errors = counter(**d("mcp.tool.errors"))
         self.tool_duration = hist(**d("mcp.tool.duration"), explicit_bucket_boundaries_advisory=TOOL_BUCKETS_MS)
-        self.request_duration = hist(**d("http.server.request.duration"), explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S)
+        self.request_duration = hist(
+            **d("http.server.request.duration"), explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S
+        )
         self.alerts = counter(**d("chatobs.alerts"))
         meter.create_observable_gauge(**d("chatobs.pipeline.queue.size"), callbacks=[self._observe_queue])
         meter.create_observable_gauge(**d("chatobs.exporter.queue.size"), callbacks=[self._observe_exporter_queues])
@@ -211,7 +267,7 @@ class Recorder:
         self._start_prometheus_server(settings)
 
     # --- readers --------------------------------------------------------------------------------------------------
-    def _build_readers(self, settings: "Settings") -> list[MetricReader]:
+    def _build_readers(self, settings: Settings) -> list[MetricReader]:
         readers: list[MetricReader] = []
         names = _exporter_names(settings)
         if "otlp" in names:
@@ -220,13 +276,19 @@ class Recorder:
         if "console" in names:
             from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 
-            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=settings.metrics_export_interval_ms))
+            readers.append(
+                PeriodicExportingMetricReader(
+                    ConsoleMetricExporter(), export_interval_millis=settings.metrics_export_interval_ms
+                )
+            )
         try:
             from opentelemetry.exporter.prometheus import PrometheusMetricReader
             from prometheus_client import CollectorRegistry
         except ImportError:
             if settings.prometheus_port or "prometheus" in names:
-                logger.warning("chatobs: Prometheus metrics need `pip install chatobs[prometheus]` (opentelemetry-exporter-prometheus)")
+                logger.warning(
+                    "chatobs: Prometheus metrics need `pip install chatobs[prometheus]` (opentelemetry-exporter-prometheus)"
+                )
             return readers
         # A private registry: the app's own prometheus_client metrics stay out of chatobs's endpoint and vice versa.
         self.prometheus_registry = CollectorRegistry(auto_describe=True)
@@ -234,7 +296,7 @@ class Recorder:
         return readers
 
     @staticmethod
-    def _otlp_reader(settings: "Settings") -> MetricReader:
+    def _otlp_reader(settings: Settings) -> MetricReader:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
         from ..exporters.otlp import _timeout_s, parse_headers
@@ -245,7 +307,9 @@ class Recorder:
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 
             endpoint = settings.otlp_metrics_endpoint or settings.otlp_endpoint or "http://localhost:4317"
-            exporter: Any = GrpcMetricExporter(endpoint=endpoint, headers=headers or None, timeout=timeout, insecure=endpoint.startswith("http://"))
+            exporter: Any = GrpcMetricExporter(
+                endpoint=endpoint, headers=headers or None, timeout=timeout, insecure=endpoint.startswith("http://")
+            )
         else:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
@@ -263,7 +327,7 @@ class Recorder:
             )
         return PeriodicExportingMetricReader(exporter, export_interval_millis=settings.metrics_export_interval_ms)
 
-    def _start_prometheus_server(self, settings: "Settings") -> None:
+    def _start_prometheus_server(self, settings: Settings) -> None:
         port = settings.prometheus_port
         if port is None and "prometheus" in _exporter_names(settings):
             port = 9464  # the OTel spec's default Prometheus exporter port
@@ -276,7 +340,11 @@ class Recorder:
             self._http_server, _ = start_http_server(port, addr="127.0.0.1", registry=self.prometheus_registry)
             self.prometheus_port = self._http_server.server_address[1]
         except OSError as exc:
-            logger.warning("chatobs: CHATOBS_PROMETHEUS_PORT=%s: cannot serve Prometheus metrics (%s); mount chatobs.pipeline.metrics.asgi_app instead", port, exc)
+            logger.warning(
+                "chatobs: CHATOBS_PROMETHEUS_PORT=%s: cannot serve Prometheus metrics (%s); mount chatobs.pipeline.metrics.asgi_app instead",
+                port,
+                exc,
+            )
 
     # --- observable instruments (run when a reader collects, on the reader's thread) -----------------------------
     @staticmethod
@@ -345,7 +413,7 @@ class Recorder:
         return found
 
     def _user_label(self, user: Any) -> str:
-        return self._cached(self._users, user, lambda: self._attr(semconv.USER_ID, self._user(user)))  # type: ignore[no-any-return]
+        return self._cached(self._users, user, lambda: self._attr(semconv.USER_ID, self._user(user)))
 
     def _identity(self, attrs: Any, out: dict[str, Any]) -> None:
         if attrs.get(semconv.TENANT_ID):
@@ -356,7 +424,9 @@ class Recorder:
     def _llm_base(self, attrs: Any) -> dict[str, Any]:
         a = self._attr
         base: dict[str, Any] = {
-            semconv.GEN_AI_OPERATION_NAME: a(semconv.GEN_AI_OPERATION_NAME, attrs.get(semconv.GEN_AI_OPERATION_NAME) or semconv.OP_CHAT),
+            semconv.GEN_AI_OPERATION_NAME: a(
+                semconv.GEN_AI_OPERATION_NAME, attrs.get(semconv.GEN_AI_OPERATION_NAME) or semconv.OP_CHAT
+            ),
             semconv.GEN_AI_PROVIDER_NAME: a(semconv.GEN_AI_PROVIDER_NAME, provider_of(attrs)),
             semconv.GEN_AI_REQUEST_MODEL: a(semconv.GEN_AI_REQUEST_MODEL, model_of(attrs)),
         }
@@ -367,16 +437,24 @@ class Recorder:
     def _record_llm(self, span: ReadableSpan, attrs: Any, duration_s: float) -> None:
         user = attrs.get(semconv.USER_ID) if self._with_user else None
         err = error_type(span, attrs)
-        labels = (attrs.get(semconv.GEN_AI_OPERATION_NAME), attrs.get(semconv.GEN_AI_PROVIDER_NAME), attrs.get(semconv.GEN_AI_SYSTEM),
-                  attrs.get(semconv.GEN_AI_REQUEST_MODEL), attrs.get(semconv.GEN_AI_RESPONSE_MODEL), user)
+        labels = (
+            attrs.get(semconv.GEN_AI_OPERATION_NAME),
+            attrs.get(semconv.GEN_AI_PROVIDER_NAME),
+            attrs.get(semconv.GEN_AI_SYSTEM),
+            attrs.get(semconv.GEN_AI_REQUEST_MODEL),
+            attrs.get(semconv.GEN_AI_RESPONSE_MODEL),
+            user,
+        )
 
         def build() -> tuple[Series, Series, Series, Series]:
             base = self._llm_base(attrs)
             duration = {**base, semconv.ERROR_TYPE: self._attr(semconv.ERROR_TYPE, err)} if err else base
-            return (self._series(self.llm_duration, duration),
-                    self._series(self.token_usage, {**base, semconv.GEN_AI_TOKEN_TYPE: "input"}),
-                    self._series(self.token_usage, {**base, semconv.GEN_AI_TOKEN_TYPE: "output"}),
-                    self._series(self.ttfc, base))
+            return (
+                self._series(self.llm_duration, duration),
+                self._series(self.token_usage, {**base, semconv.GEN_AI_TOKEN_TYPE: "input"}),
+                self._series(self.token_usage, {**base, semconv.GEN_AI_TOKEN_TYPE: "output"}),
+                self._series(self.ttfc, base),
+            )
 
         duration, tokens_in, tokens_out, ttfc_series = self._cached(self._llm_labels, (labels, err), build)
         duration.record(duration_s)
@@ -404,8 +482,15 @@ class Recorder:
         server_side = span.kind == SpanKind.SERVER
         method = attrs.get(semconv.MCP_METHOD_NAME)
         owns = owns_tool_call(span, attrs)
-        key = (method, attrs.get(semconv.GEN_AI_TOOL_NAME), attrs.get(semconv.MCP_SERVER_NAME),
-               attrs.get(semconv.NETWORK_TRANSPORT), err, server_side, owns)
+        key = (
+            method,
+            attrs.get(semconv.GEN_AI_TOOL_NAME),
+            attrs.get(semconv.MCP_SERVER_NAME),
+            attrs.get(semconv.NETWORK_TRANSPORT),
+            err,
+            server_side,
+            owns,
+        )
 
         def build() -> tuple[Series, Series | None, Series | None, Series | None]:
             a = self._attr
@@ -428,9 +513,19 @@ class Recorder:
                 semconv.MCP_SERVER_NAME: out.get(semconv.MCP_SERVER_NAME, ""),
                 semconv.TOOL_STATUS: "error" if err else "ok",
             }
-            errors = self._series(self.tool_errors, {**tool_attrs, semconv.ERROR_TYPE: with_err[semconv.ERROR_TYPE]}, counter=True) if err else None
-            return (operation, self._series(self.tool_invocations, tool_attrs, counter=True),
-                    self._series(self.tool_duration, tool_attrs), errors)
+            errors = (
+                self._series(
+                    self.tool_errors, {**tool_attrs, semconv.ERROR_TYPE: with_err[semconv.ERROR_TYPE]}, counter=True
+                )
+                if err
+                else None
+            )
+            return (
+                operation,
+                self._series(self.tool_invocations, tool_attrs, counter=True),
+                self._series(self.tool_duration, tool_attrs),
+                errors,
+            )
 
         duration, invocations, tool_duration, errors = self._cached(self._mcp_labels, key, build)
         duration.record(duration_s)
@@ -445,8 +540,14 @@ class Recorder:
         err = error_type(span, attrs)
         route_attr = attrs.get(semconv.HTTP_ROUTE)
         user = attrs.get(semconv.USER_ID) if self._with_user else None
-        key = (route_attr, None if route_attr else (attrs.get(semconv.ROUTE), attrs.get(semconv.URL_PATH)),
-               attrs.get(semconv.HTTP_REQUEST_METHOD), attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE), err, user)
+        key = (
+            route_attr,
+            None if route_attr else (attrs.get(semconv.ROUTE), attrs.get(semconv.URL_PATH)),
+            attrs.get(semconv.HTTP_REQUEST_METHOD),
+            attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE),
+            err,
+            user,
+        )
 
         def build() -> Series:
             a = self._attr
@@ -509,7 +610,10 @@ def provider_of(attrs: Any) -> str:
 
 
 def model_of(attrs: Any) -> str:
-    return normalize_model(attrs.get(semconv.GEN_AI_REQUEST_MODEL) or attrs.get(semconv.GEN_AI_RESPONSE_MODEL)) or "unknown"
+    return (
+        normalize_model(attrs.get(semconv.GEN_AI_REQUEST_MODEL) or attrs.get(semconv.GEN_AI_RESPONSE_MODEL))
+        or "unknown"
+    )
 
 
 def error_type(span: ReadableSpan, attrs: Any = None) -> str | None:
@@ -579,7 +683,13 @@ class MetricsStage:
             try:
                 record(span)
             except Exception as exc:  # noqa: BLE001 - one odd span must not stop the rest of the batch
-                log_limited("metrics-record", "chatobs: could not record metrics for span %r: %s: %s", span.name, type(exc).__name__, exc)
+                log_limited(
+                    "metrics-record",
+                    "chatobs: could not record metrics for span %r: %s: %s",
+                    span.name,
+                    type(exc).__name__,
+                    exc,
+                )
         return spans
 
     def flush(self) -> list[ReadableSpan]:
@@ -593,7 +703,7 @@ class MetricsStage:
         self.recorder.shutdown()
 
 
-def build(settings: "Settings") -> MetricsStage | None:
+def build(settings: Settings) -> MetricsStage | None:
     global _current
     if not settings.metrics:
         return None
@@ -637,7 +747,13 @@ async def asgi_app(scope: dict[str, Any], receive: Callable[..., Any], send: Cal
     except Exception as exc:  # noqa: BLE001
         log_limited("metrics-route", "chatobs: metrics route failed: %s", exc)
         status, body, ctype = 500, b"# chatobs metrics failed\n", "text/plain; charset=utf-8"
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

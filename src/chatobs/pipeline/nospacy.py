@@ -11,6 +11,7 @@ and the caller builds the engine again with the real spaCy (``pii.py``).
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import importlib.machinery
 import sys
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["SpacyAbsent", "absent", "purge", "is_placeholder"]
+__all__ = ["SpacyAbsent", "absent", "is_placeholder", "purge"]
 
 _ROOTS = ("spacy", "thinc")
 
@@ -35,7 +36,9 @@ def _decorator(*_args: Any, **_kwargs: Any) -> Callable[[Any], Any]:
 
 class _PlaceholderMeta(type):
     def __call__(cls, *_args: Any, **_kwargs: Any) -> Any:
-        raise SpacyAbsent(f"spaCy's {cls.__name__} is not available: the masking worker runs pattern mode without spaCy")
+        raise SpacyAbsent(
+            f"spaCy's {cls.__name__} is not available: the masking worker runs pattern mode without spaCy"
+        )
 
 
 class _Placeholder(metaclass=_PlaceholderMeta):
@@ -59,7 +62,7 @@ def _placeholder(name: str) -> type:
 # tests/privacy/test_presidio_light.py, which starts the worker and asserts it did not load the real spaCy).
 _NAMES: dict[str, dict[str, Callable[[], Any]]] = {
     "spacy": {"Language": lambda: _placeholder("Language"), "blank": lambda: _refuse, "load": lambda: _refuse},
-    "spacy.tokens": {n: (lambda n=n: _placeholder(n)) for n in ("Doc", "Span", "Token", "SpanGroup")},
+    "spacy.tokens": {n: functools.partial(_placeholder, n) for n in ("Doc", "Span", "Token", "SpanGroup")},
     "spacy.vocab": {"Vocab": lambda: _placeholder("Vocab")},
     "spacy.language": {"Language": lambda: _placeholder("Language")},
     "spacy.pipeline": {"Pipe": lambda: _placeholder("Pipe")},

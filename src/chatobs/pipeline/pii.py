@@ -7,14 +7,15 @@ Engines are built once per configuration and shared (Presidio's engines are thre
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
@@ -25,14 +26,14 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 __all__ = [
-    "PATTERN_ENTITIES",
     "NER_ENTITIES",
+    "PATTERN_ENTITIES",
     "PiiConfig",
     "PiiEngine",
     "config_from_settings",
-    "masking_unavailable",
-    "keyed_hash",
     "get_engine",
+    "keyed_hash",
+    "masking_unavailable",
 ]
 
 # What chatobs masks by default. URL is left out on purpose: Presidio's URL recognizer flags file names
@@ -88,7 +89,7 @@ class PiiConfig:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "PiiConfig":
+    def from_json(cls, text: str) -> PiiConfig:
         data = json.loads(text)
         data["entities"] = tuple(data["entities"])
         data["operators"] = tuple(tuple(p) for p in data["operators"])
@@ -117,7 +118,7 @@ def parse_operators(spec: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     return default, tuple(per)
 
 
-def config_from_settings(settings: "Settings") -> PiiConfig:
+def config_from_settings(settings: Settings) -> PiiConfig:
     default_op, per = parse_operators(settings.pii_operator)
     mode = settings.pii_mode
     if settings.pii_entities:
@@ -147,7 +148,11 @@ def check_config(cfg: PiiConfig) -> None:
 
         import spacy.util
 
-        if not (spacy.util.is_package(cfg.ner_model) or importlib.util.find_spec(cfg.ner_model) or Path(cfg.ner_model).exists()):
+        if not (
+            spacy.util.is_package(cfg.ner_model)
+            or importlib.util.find_spec(cfg.ner_model)
+            or Path(cfg.ner_model).exists()
+        ):
             raise ConfigError(NER_INSTALL_HINT.format(model=cfg.ner_model))
     if cfg.recognizers_file:
         _load_custom_recognizers(cfg.recognizers_file)  # raises ConfigError on a bad file
@@ -205,7 +210,9 @@ _PHONE_NANP = (
     r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?(?![\w-])"
 )
 # International: +CC then 6-14 more digits in groups.
-_PHONE_INTL = r"(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?)(?:[\s.-]?\d{2,4}){2,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-])"
+_PHONE_INTL = (
+    r"(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?)(?:[\s.-]?\d{2,4}){2,4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-])"
+)
 # Ten bare digits: only with a context word (phone, call...), which the tokenizer engine supplies.
 _PHONE_BARE = r"(?<![\w.-])\d{10}(?:x\d{1,6})?(?![\w-])"
 # European national formats: a trunk prefix "0" in brackets or leading 10-11 digits: (0161) 4960170, 01134960128.
@@ -219,7 +226,20 @@ _CARD = r"\b(?:4\d{3}|5\d{3}|2[2-7]\d{2}|2131|1800|3[47]\d{2}|3[068]\d{2}|35\d{2
 
 _ETH = r"\b0x[a-fA-F0-9]{40}\b"
 
-_PHONE_CONTEXT = ["phone", "call", "mobile", "cell", "tel", "telephone", "number", "reach", "text", "whatsapp", "fax", "contact"]
+_PHONE_CONTEXT = [
+    "phone",
+    "call",
+    "mobile",
+    "cell",
+    "tel",
+    "telephone",
+    "number",
+    "reach",
+    "text",
+    "whatsapp",
+    "fax",
+    "contact",
+]
 
 
 class _Recognizers:
@@ -238,7 +258,7 @@ class _Recognizers:
             UsSsnRecognizer,
         )
 
-        class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc, valid-type]
+        class OfflineEmailRecognizer(EmailRecognizer):
             """Presidio's e-mail recognizer validates the domain with ``tldextract``, which by default downloads the
             public-suffix list on first use with no timeout; this one uses the snapshot bundled with tldextract."""
 
@@ -253,7 +273,7 @@ class _Recognizers:
             recs.append(OfflineEmailRecognizer())
         if "PHONE_NUMBER" in wanted:
 
-            class ContextPhoneRecognizer(PhoneRecognizer):  # type: ignore[misc, valid-type]
+            class ContextPhoneRecognizer(PhoneRecognizer):
                 # libphonenumber also accepts bare digit runs (IDs, timestamps in code); below the threshold unless
                 # a context word ("phone", "call") is near. The separated forms are matched by the patterns below.
                 SCORE = 0.3
@@ -276,7 +296,7 @@ class _Recognizers:
             )
         if "CREDIT_CARD" in wanted:
             base = list(CreditCardRecognizer.PATTERNS)
-            recs.append(CreditCardRecognizer(patterns=base + [Pattern("card (any grouping)", _CARD, 0.6)]))
+            recs.append(CreditCardRecognizer(patterns=[*base, Pattern("card (any grouping)", _CARD, 0.6)]))
         if "US_SSN" in wanted:
             recs.append(UsSsnRecognizer())
         if "IBAN_CODE" in wanted:
@@ -287,7 +307,9 @@ class _Recognizers:
             recs.append(CryptoRecognizer())
             recs.append(
                 PatternRecognizer(
-                    supported_entity="CRYPTO", name="EthereumRecognizer", patterns=[Pattern("eth", _ETH, 0.6)],
+                    supported_entity="CRYPTO",
+                    name="EthereumRecognizer",
+                    patterns=[Pattern("eth", _ETH, 0.6)],
                     context=["eth", "ethereum", "wallet", "address", "send"],
                 )
             )
@@ -327,7 +349,9 @@ def _custom_entities(path: str) -> list[str]:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"CHATOBS_PII_RECOGNIZERS_FILE={path!r}: cannot read the file: {exc}") from None
     items = data.get("recognizers") if isinstance(data, dict) else data
-    names = [str(i.get("entity") or i.get("supported_entity") or "").upper() for i in items or [] if isinstance(i, dict)]
+    names = [
+        str(i.get("entity") or i.get("supported_entity") or "").upper() for i in items or [] if isinstance(i, dict)
+    ]
     return [n for n in names if n]
 
 
@@ -361,7 +385,9 @@ def _load_custom_recognizers(path: str) -> list[Any]:
         entity = item.get("entity") or item.get("supported_entity")
         if not entity:
             raise ConfigError(f"{where}: recognizer #{i + 1} has no `entity`")
-        raw = item.get("patterns") or ([{"regex": item.get("regex"), "score": item.get("score", 0.6)}] if item.get("regex") else [])
+        raw = item.get("patterns") or (
+            [{"regex": item.get("regex"), "score": item.get("score", 0.6)}] if item.get("regex") else []
+        )
         if not raw:
             raise ConfigError(f"{where}: recognizer {entity!r} has no `regex`")
         patterns = []
@@ -376,7 +402,7 @@ def _load_custom_recognizers(path: str) -> list[Any]:
                 supported_entity=str(entity).upper(),
                 name=str(item.get("name", entity)),
                 patterns=patterns,
-                context=list(item.get("context") or []) or None,
+                context=list(item.get("context") or []) or None,  # type: ignore[arg-type]  # None is presidio's default
             )
         )
     return recs
@@ -406,7 +432,7 @@ def _words_engine(tokenize: bool) -> Any:
 
     from .words import words  # needs ``regex``, which comes with presidio-analyzer
 
-    class WordsNlpEngine(NlpEngine):  # type: ignore[misc, valid-type]
+    class WordsNlpEngine(NlpEngine):
         def __init__(self) -> None:
             self.nlp: dict[str, None] | None = None
 
@@ -419,12 +445,24 @@ def _words_engine(tokenize: bool) -> Any:
         def process_text(self, text: str, language: str) -> Any:
             found = list(words(text)) if tokenize else []
             return NlpArtifacts(
-                entities=[], tokens=[w for _, w in found], tokens_indices=[i for i, _ in found],
-                lemmas=[w.lower() for _, w in found], nlp_engine=self, language=language, scores=[],
+                entities=[],
+                tokens=[w for _, w in found],  # type: ignore[arg-type]  # presidio reads tokens as a sequence only
+                tokens_indices=[i for i, _ in found],
+                lemmas=[w.lower() for _, w in found],
+                nlp_engine=self,
+                language=language,
+                scores=[],
             )
 
-        def process_batch(self, texts: Any, language: str, batch_size: int = 1, n_process: int = 1,
-                          as_tuples: bool = False, **kwargs: Any) -> Any:
+        def process_batch(
+            self,
+            texts: Any,
+            language: str,
+            batch_size: int = 1,
+            n_process: int = 1,
+            as_tuples: bool = False,
+            **kwargs: Any,
+        ) -> Any:
             for item in texts:
                 text, ctx = item if as_tuples else (item, None)
                 yield (text, self.process_text(str(text), language)) + ((ctx,) if as_tuples else ())
@@ -458,15 +496,47 @@ def _spacy_tokenizer_engine() -> Any:
     def process_text(text: str, language: str) -> Any:
         doc = tok(text)
         return NlpArtifacts(
-            entities=[], tokens=doc, tokens_indices=[t.idx for t in doc], lemmas=[t.lower_ for t in doc],
-            nlp_engine=base, language=language, scores=[],
+            entities=[],
+            tokens=doc,
+            tokens_indices=[t.idx for t in doc],
+            lemmas=[t.lower_ for t in doc],
+            nlp_engine=base,
+            language=language,
+            scores=[],
         )
 
     base.process_text = process_text
     return base
 
 
-_STOP = frozenset("a an the is are was my me i you your to of and or at on in for it this that be with".split())
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "my",
+        "me",
+        "i",
+        "you",
+        "your",
+        "to",
+        "of",
+        "and",
+        "or",
+        "at",
+        "on",
+        "in",
+        "for",
+        "it",
+        "this",
+        "that",
+        "be",
+        "with",
+    ]
+)
 
 
 # --- the engine ------------------------------------------------------------------------------------------------------
@@ -485,7 +555,7 @@ _TRIGGERS: dict[str, str] = {
 }
 
 
-def precheck_pattern(cfg: PiiConfig) -> "re.Pattern[str] | None":
+def precheck_pattern(cfg: PiiConfig) -> re.Pattern[str] | None:
     """A regex that every text holding an enabled entity matches; ``None`` when no such cheap test exists (custom
     recognizers, NER entities: then every text goes to Presidio)."""
     if not cfg.precheck or cfg.recognizers_file or not cfg.entities:
@@ -494,6 +564,10 @@ def precheck_pattern(cfg: PiiConfig) -> "re.Pattern[str] | None":
     if not all(triggers):
         return None
     return re.compile("|".join(t for t in triggers if t))
+
+
+def _hashed(entity: str, key: str, value: str) -> str:
+    return f"<{entity}:{keyed_hash(key, value)}>"
 
 
 class PiiEngine:
@@ -518,7 +592,7 @@ class PiiEngine:
             key = self.cfg.hash_key
             if not key:
                 raise ConfigError("CHATOBS_HASH_SECRET: required when CHATOBS_PII_OPERATOR uses `hash`")
-            return lambda v, _e=entity, _k=key: f"<{_e}:{keyed_hash(_k, v)}>"
+            return functools.partial(_hashed, entity, key)
         token = f"<{entity}>"
         return lambda v: token
 
@@ -530,8 +604,12 @@ class PiiEngine:
 
     def analyze(self, text: str, context: list[str] | None = None) -> list[Any]:
         return self.analyzer.analyze(
-            text=text, language="en", entities=self._entities, score_threshold=self.cfg.score_threshold,
-            allow_list=self.allow, context=context or None,
+            text=text,
+            language="en",
+            entities=self._entities,
+            score_threshold=self.cfg.score_threshold,
+            allow_list=self.allow,
+            context=context or None,
         )
 
     def mask(self, text: str, context: str | None = None) -> str:

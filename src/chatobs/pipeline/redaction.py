@@ -25,8 +25,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Status
 
 from .. import semconv
-from ..hashing import hash_key_hex, hash_user_id
 from .._guard import log_limited
+from ..hashing import hash_key_hex, hash_user_id
 from . import secrets
 from .masking import Masker, MaskingFailed, ThreadBackend, failed_marker
 from .pii import PiiConfig, check_config, config_from_settings, masking_unavailable
@@ -35,6 +35,7 @@ from .stats import STATS, PipelineStats
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from .masking_worker import ProcessBackend
 
 __all__ = ["RedactionStage", "build", "hash_user_id", "worker_kind"]
 
@@ -44,7 +45,7 @@ _HEADER_PREFIXES = (semconv.HTTP_REQUEST_HEADER_PREFIX, semconv.HTTP_RESPONSE_HE
 _DROP, _SECRET, _USER, _CONTENT, _OTHER = range(5)  # attribute kinds, see RedactionStage._kind
 
 
-def worker_kind(settings: "Settings") -> str:
+def worker_kind(settings: Settings) -> str:
     """Where Presidio runs. ``auto`` picks the worker process. Measured in benchmarks/bench_privacy.py: on a thread,
     masking adds ~8 ms of GIL-holding CPU per chat request to the app process (2.4 -> 10.5 ms/request), far past the
     5% budget whenever the app is busy; in the worker the app pays ~0.5 ms (JSON walk, secrets, cache, pipe)."""
@@ -57,7 +58,7 @@ class RedactionStage:
     name = "redaction"
     pass_on_error = False  # a batch that cannot be masked must not be exported
 
-    def __init__(self, settings: "Settings", masker: Masker, *, stats: PipelineStats = STATS) -> None:
+    def __init__(self, settings: Settings, masker: Masker, *, stats: PipelineStats = STATS) -> None:
         self.masker = masker
         self.stats = stats
         content = set(semconv.CONTENT_ATTRIBUTES) | set(semconv.FOREIGN_CONTENT_ATTRIBUTES)
@@ -102,7 +103,7 @@ class RedactionStage:
         masker = self.masker
         masker.start_batch()
         items = [attributes_of(span).items() for span in spans]  # the SDK's own mapping iterates in Python
-        for span, attributes in zip(spans, items):
+        for span, attributes in zip(spans, items, strict=False):
             for key, value in attributes:
                 if self._kind(key) == _CONTENT:
                     masker.collect(value)
@@ -117,13 +118,16 @@ class RedactionStage:
             masker.resolve()
         except MaskingFailed as exc:
             batch_failure = exc.reason
-            log_limited(f"redaction-{exc.reason}", "chatobs: PII masking failed (%s); content of the affected spans "
-                        "is dropped, not exported unmasked", exc)
+            log_limited(
+                f"redaction-{exc.reason}",
+                "chatobs: PII masking failed (%s); content of the affected spans is dropped, not exported unmasked",
+                exc,
+            )
         except Exception as exc:  # noqa: BLE001
             batch_failure = "error"
             log_limited("redaction-error", "chatobs: PII masking failed: %s: %s", type(exc).__name__, exc)
         out = []
-        for span, attributes in zip(spans, items):
+        for span, attributes in zip(spans, items, strict=False):
             try:
                 out.append(self._redact(span, attributes))
             except MaskingFailed as exc:
@@ -203,7 +207,14 @@ class RedactionStage:
                 attrs[key] = value
         attrs[semconv.REDACTION_FAILED] = reason
         events = [
-            Event(e.name, {k: (v if k in semconv.EVENT_NON_CONTENT_ATTRIBUTES else marker) for k, v in (e.attributes or {}).items()}, e.timestamp)
+            Event(
+                e.name,
+                {
+                    k: (v if k in semconv.EVENT_NON_CONTENT_ATTRIBUTES else marker)
+                    for k, v in (e.attributes or {}).items()
+                },
+                e.timestamp,
+            )
             for e in span.events
         ]
         status = Status(span.status.status_code, marker) if span.status.description else span.status
@@ -216,11 +227,11 @@ class RedactionStage:
         self.masker.close()
 
 
-def build(settings: "Settings") -> RedactionStage | None:
+def build(settings: Settings) -> RedactionStage | None:
     """Always a stage (secrets, headers and truncation apply even with ``CHATOBS_PII=off``). Raises ``ConfigError``
     on a bad privacy setting, e.g. NER mode without its spaCy model."""
     cfg: PiiConfig | None = None
-    backend = None
+    backend: ProcessBackend | ThreadBackend | None = None
     # Compile the secret rule set now, at startup: built lazily it would hold the GIL ~0.3 s under the first request.
     secrets.warm()
     kind = worker_kind(settings)

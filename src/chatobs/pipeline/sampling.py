@@ -47,16 +47,16 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 __all__ = [
-    "sample_value",
-    "sampling_key",
-    "keeps",
-    "exporter_filter",
-    "HeadPolicy",
-    "head_policy",
     "ChatSampler",
-    "build_sampler",
+    "HeadPolicy",
     "SamplingStage",
     "build",
+    "build_sampler",
+    "exporter_filter",
+    "head_policy",
+    "keeps",
+    "sample_value",
+    "sampling_key",
 ]
 
 logger = logging.getLogger("chatobs")
@@ -93,7 +93,7 @@ def sampling_key(span: ReadableSpan, by: str = "conversation") -> str:
     return trace_id_hex(span)
 
 
-def exporter_filter(settings: "Settings", rate: float) -> Callable[[ReadableSpan], bool]:
+def exporter_filter(settings: Settings, rate: float) -> Callable[[ReadableSpan], bool]:
     """Accept function of an exporter with its own rate. Traces kept by a tail rule go to every exporter."""
     bound = _bound(rate)
     by = settings.sample_by
@@ -121,21 +121,25 @@ class HeadPolicy:
 
     def describe(self) -> str:
         parent = "parent-based" if self.follow_remote else "ignoring remote parents"
-        unsampled = "recorded in full for metrics/tail rules" if self.record_unsampled else "not recorded (chatobs keeps light spans when metrics or tail rules need them)"
+        unsampled = (
+            "recorded in full for metrics/tail rules"
+            if self.record_unsampled
+            else "not recorded (chatobs keeps light spans when metrics or tail rules need them)"
+        )
         return f"rate={self.rate:g} by {self.by}, {parent}, unsampled traces {unsampled}"
 
 
-def tail_rules(settings: "Settings") -> TailRules:
+def tail_rules(settings: Settings) -> TailRules:
     return TailRules(keep_errors=settings.keep_errors, slow_ms=settings.keep_slow_ms, cost_usd=settings.keep_cost_usd)
 
 
-def unsampled_needed(settings: "Settings") -> bool:
+def unsampled_needed(settings: Settings) -> bool:
     """Does anything need the spans of a trace head sampling dropped? Metrics (they count every request) and the tail
     rules do; what they get is set by CHATOBS_RECORD_UNSAMPLED (light spans, or every span recorded in full)."""
     return bool(settings.metrics) or tail_rules(settings).active
 
 
-def head_policy(settings: "Settings") -> HeadPolicy:
+def head_policy(settings: Settings) -> HeadPolicy:
     """CHATOBS_SAMPLE_RATE and OTEL_TRACES_SAMPLER(_ARG) combined: both rates compare the same position, so the
     effective root rate is the smaller one; a non-parent-based OTel sampler ignores remote sampled flags."""
     rate = settings.sample_rate
@@ -158,7 +162,9 @@ def head_policy(settings: "Settings") -> HeadPolicy:
     # for metrics and the tail rules; "full": every span is recorded (RECORD_ONLY) until the request ends.
     record = unsampled_needed(settings) and settings.record_unsampled == "full"
     defer = rules_on and settings.sample_by == "conversation" and 0.0 < rate < 1.0
-    return HeadPolicy(rate=rate, by=settings.sample_by, follow_remote=follow_remote, record_unsampled=record, defer_unknown=defer)
+    return HeadPolicy(
+        rate=rate, by=settings.sample_by, follow_remote=follow_remote, record_unsampled=record, defer_unknown=defer
+    )
 
 
 def _result(decision: Decision, attributes: Attributes, trace_state: TraceState | None) -> SamplingResult:
@@ -177,7 +183,9 @@ class ChatSampler(Sampler):
     a root request outside ``chat_routes`` is treated as unsampled (counted by metrics, never kept by a tail rule).
     """
 
-    def __init__(self, policy: HeadPolicy, excluded: PathFilter | None = None, chat_routes: ChatRoutes | None = None) -> None:
+    def __init__(
+        self, policy: HeadPolicy, excluded: PathFilter | None = None, chat_routes: ChatRoutes | None = None
+    ) -> None:
         self.policy = policy
         self._bound = _bound(policy.rate)
         self._unsampled = Decision.RECORD_ONLY if policy.record_unsampled else Decision.DROP
@@ -215,7 +223,9 @@ class ChatSampler(Sampler):
                 recorded = isinstance(parent, ReadableSpan)
                 return _result(Decision.RECORD_ONLY if recorded else Decision.DROP, attributes, state)
             if self.policy.follow_remote:
-                return _result(Decision.RECORD_AND_SAMPLE if pctx.trace_flags.sampled else self._unsampled, attributes, state)
+                return _result(
+                    Decision.RECORD_AND_SAMPLE if pctx.trace_flags.sampled else self._unsampled, attributes, state
+                )
         else:
             state = None
         if non_chat:
@@ -249,7 +259,7 @@ class ChatSampler(Sampler):
         return f"ChatSampler({self.policy.describe()})"
 
 
-def build_sampler(settings: "Settings") -> Sampler:
+def build_sampler(settings: Settings) -> Sampler:
     routes = None if settings.trace_all_routes else ChatRoutes(settings.chat_routes)
     return ChatSampler(head_policy(settings), PathFilter(settings.exclude_paths), routes)
 
@@ -266,7 +276,7 @@ class SamplingStage:
 
     def __init__(
         self,
-        settings: "Settings",
+        settings: Settings,
         *,
         head_in_stage: bool | None = None,
         stats: PipelineStats = STATS,
@@ -340,13 +350,16 @@ class SamplingStage:
             return not getattr(trace.get_tracer_provider(), "_chatobs_owned", False)
         self._head_in_stage = not rt.owns_provider
         if self._head_in_stage:
-            logger.info("chatobs: the app's own TracerProvider samples; chatobs applies CHATOBS_SAMPLE_RATE by %s in the pipeline", self._by)
+            logger.info(
+                "chatobs: the app's own TracerProvider samples; chatobs applies CHATOBS_SAMPLE_RATE by %s in the pipeline",
+                self._by,
+            )
         return self._head_in_stage
 
     def _stage_keeps(self, span: ReadableSpan) -> bool:
         """The head decision for a span the app's sampler kept. One decision per trace: the spans carrying the
         conversation ID decide, spans of the same trace without it (an outer app span) follow."""
-        tid = span.context.trace_id  # type: ignore[union-attr]
+        tid = span.context.trace_id
         memo = self._trace_keep
         conv = (span.attributes or {}).get(semconv.GEN_AI_CONVERSATION_ID) if self._by == "conversation" else None
         if conv:
@@ -381,7 +394,7 @@ class SamplingStage:
                     key = str(conv)
                     break
         if key is None:
-            key = format(first.context.trace_id, "032x")  # type: ignore[union-attr]
+            key = format(first.context.trace_id, "032x")
         return _position(key) < self._policy_bound
 
     # --- introspection (chatobs doctor) ---------------------------------------------------------------------------
@@ -392,5 +405,5 @@ class SamplingStage:
         return {"traces": tail.held_traces, "bytes": tail.held_bytes}
 
 
-def build(settings: "Settings") -> SamplingStage:
+def build(settings: Settings) -> SamplingStage:
     return SamplingStage(settings)

@@ -78,7 +78,9 @@ _LIBRARY_PLUGINS: dict[str, dict[str, int]] = {
 
 # The secret half of an AWS key pair: 40 characters of base64, mixed case (a git SHA is lowercase hex). Only looked
 # for in a text that holds an access key ID (the library's pattern).
-_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_AWS_SECRET = re.compile(
+    r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
+)
 
 # scheme://user:password@host -- the password goes, the user and host stay. Not the library's BasicAuth pattern: it
 # refuses unencoded reserved characters (``p@ss!word``), which is what people paste.
@@ -146,7 +148,9 @@ class _Rules:
         self.text_keys = re.compile("|".join(text_parts))
         groups = {**self.token_keys.groupindex, **self.text_keys.groupindex}
         self.offsets = {name: groups[name] for name in self.value_group}
-        keywords = "|".join(sorted({k.replace("_?", r"[_\-]?") for k in DENYLIST + _OWN_KEYWORDS}, key=len, reverse=True))
+        keywords = "|".join(
+            sorted({k.replace("_?", r"[_\-]?") for k in DENYLIST + _OWN_KEYWORDS}, key=len, reverse=True)
+        )
         # The name of an assignment that holds a secret: ends with a keyword, after nothing or a ``_``/``-``.
         self.secret_key_name = re.compile(rf"(?i)(?:^|[_\-])(?:{keywords})$")
 
@@ -198,8 +202,20 @@ _CANDIDATE = re.compile(r"(?<![\w\-+/=.:])[\w\-+/=.:]{15,}")
 
 # Every other rule needs one of these (lowercase) words or signs; ``in`` on the lowered text is cheaper than a
 # case-insensitive regex alternation.
-_WORDS = ("key", "pass", "pwd", "secret", "token", "bearer", "basic", "digest", "credential", "contrase", "://",
-          "-----begin")
+_WORDS = (
+    "key",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "bearer",
+    "basic",
+    "digest",
+    "credential",
+    "contrase",
+    "://",
+    "-----begin",
+)
 _AUTH_WORDS = ("bearer", "basic", "token", "digest")
 
 
@@ -211,8 +227,10 @@ def warm() -> None:
     except ImportError as exc:
         from ..config import ConfigError
 
-        raise ConfigError("secret scrubbing needs the detect-secrets package, a dependency of chatobs "
-                          f"(pip install 'detect-secrets>=1.5'): {exc}") from exc
+        raise ConfigError(
+            "secret scrubbing needs the detect-secrets package, a dependency of chatobs "
+            f"(pip install 'detect-secrets>=1.5'): {exc}"
+        ) from exc
 
 
 def might_hold_secret(text: str) -> bool:
@@ -279,8 +297,12 @@ def _replace_assignment(rules: _Rules, m: re.Match[str]) -> str:
         return m.group(0)
     sep, value = m.group(2), m.group(3)
     low = value.lower()
-    if (value.startswith(("<", "$", "{", "%", "/")) or low in _NOT_SECRET_VALUES
-            or low.startswith(_REFERENCES) or "<SECRET>" in value):
+    if (
+        value.startswith(("<", "$", "{", "%", "/"))
+        or low in _NOT_SECRET_VALUES
+        or low.startswith(_REFERENCES)
+        or "<SECRET>" in value
+    ):
         # Already scrubbed, a placeholder, or a reference to where the secret lives: nothing to hide.
         return m.group(0)
     if sep.rstrip()[-1:] not in ("'", '"') and _IDENTIFIER.match(value):
@@ -292,5 +314,20 @@ def _replace_assignment(rules: _Rules, m: re.Match[str]) -> str:
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z_.\[\]()]*$")
 _REFERENCES = ("os.environ", "os.getenv", "getenv", "process.env", "env(", "env[", "settings.", "config.", "self.")
-_NOT_SECRET_VALUES = frozenset({"none", "null", "true", "false", "undefined", "required", "optional", "os.environ",
-                                "getenv", "changeme", "xxxx", "****", "redacted"})
+_NOT_SECRET_VALUES = frozenset(
+    {
+        "none",
+        "null",
+        "true",
+        "false",
+        "undefined",
+        "required",
+        "optional",
+        "os.environ",
+        "getenv",
+        "changeme",
+        "xxxx",
+        "****",
+        "redacted",
+    }
+)

@@ -26,9 +26,7 @@ _UNITS = (
 _ICONS = r"[\p{So}]"
 
 # spaCy's English prefix, suffix and infix rules (spacy/lang/punctuation.py), as single regexes.
-_PREFIX = regex.compile(
-    rf"^(?:§|%|=|—|–|\+(?![0-9])|\.\.+|…|[{_PUNCT}]|[{_Q}]|[{_CURRENCY}]|{_ICONS})"
-)
+_PREFIX = regex.compile(rf"^(?:§|%|=|—|–|\+(?![0-9])|\.\.+|…|[{_PUNCT}]|[{_Q}]|[{_CURRENCY}]|{_ICONS})")
 _SUFFIX = regex.compile(
     rf"(?:\.\.+|…|[{_PUNCT}]|[{_Q}]|{_ICONS}|'s|'S|’s|’S|—|–|(?<=[0-9])\+|(?<=°[FfCcKk])\."
     rf"|(?<=[0-9])(?:[{_CURRENCY}]|US\$|C\$|A\$)|(?<=[0-9])(?:{_UNITS})"
@@ -73,7 +71,7 @@ def _split(chunk: str, at: int) -> Iterator[tuple[int, str]]:
         pre = _PREFIX.search(chunk)
         if pre:
             prefixes.append(pre.group())
-            chunk = chunk[pre.end():]
+            chunk = chunk[pre.end() :]
         suf = _SUFFIX.search(chunk) if chunk else None
         if suf and suf.start() > 0:
             suffixes.append(suf.group())
@@ -96,7 +94,7 @@ def _whole(chunk: str) -> bool:
     return any(r.match(chunk) for r in (_CONTRACTION, _TIME, _ABBREV)) or _bare_contraction(chunk) is not None
 
 
-def _bare_contraction(chunk: str) -> "regex.Match[str] | None":
+def _bare_contraction(chunk: str) -> regex.Match[str] | None:
     # spaCy lists these in lower case and capitalised only: "dont", "Dont", "id", "Id" but not "ID".
     return None if chunk.isupper() and len(chunk) > 1 else _BARE_CONTRACTION.match(chunk)
 

@@ -111,7 +111,10 @@ class HandoffProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         queue = self._queue
         if len(queue) >= self._max or self._closed or self.refused is not None:
-            self.stats.drop("handoff", "agent_dir_refused" if self.refused is not None else "shutdown" if self._closed else "queue_full")
+            self.stats.drop(
+                "handoff",
+                "agent_dir_refused" if self.refused is not None else "shutdown" if self._closed else "queue_full",
+            )
             return
         queue.append(span)
         self.stats.received += 1
@@ -132,13 +135,19 @@ class HandoffProcessor(SpanProcessor):
             kind, reply = request(self.path, wire.METRICS, timeout_s=timeout_s)
         except AgentUnavailable:
             return None
-        return tuple(reply) if kind == wire.METRICS_REPLY else None  # type: ignore[return-value]
+        return tuple(reply) if kind == wire.METRICS_REPLY else None
 
     def status(self) -> dict[str, Any]:
         """This process's side of the hand-off, for ``chatobs doctor``."""
-        return {"socket": str(self.path) if self.path else None, "refused": self.refused, "queued": len(self._queue),
-                "unacked": self.unacked(), "connected_since": self.connected_since, "connects": self.connects,
-                "last_error": self.last_error}
+        return {
+            "socket": str(self.path) if self.path else None,
+            "refused": self.refused,
+            "queued": len(self._queue),
+            "unacked": self.unacked(),
+            "connected_since": self.connected_since,
+            "connects": self.connects,
+            "last_error": self.last_error,
+        }
 
     def unacked(self) -> int:
         return sum(list(self._unacked.values()))  # read from other threads (status) while the sender changes it
@@ -156,7 +165,7 @@ class HandoffProcessor(SpanProcessor):
         done.wait(max(0.0, deadline - time.monotonic()))
         return bool(result and result[0])
 
-    def shutdown(self, timeout_s: float = 5.0) -> None:  # type: ignore[override]
+    def shutdown(self, timeout_s: float = 5.0) -> None:
         if self._closed:
             return
         ok = self.force_flush(int(timeout_s * 1000))
@@ -169,7 +178,9 @@ class HandoffProcessor(SpanProcessor):
             left = len(self._queue)
             logger.warning(
                 "chatobs: shutdown did not deliver everything within %.1fs (%s; %d spans still queued here were dropped)",
-                timeout_s, self.last_error or "the agent's exporters did not flush in time; its log says which", left,
+                timeout_s,
+                self.last_error or "the agent's exporters did not flush in time; its log says which",
+                left,
             )
             if left:
                 self.stats.drop("handoff", "shutdown", left)
@@ -220,8 +231,12 @@ class HandoffProcessor(SpanProcessor):
         self._backoff = _FIRST_BACKOFF_S
         self.connected_since = time.time()
         self.connects += 1
-        hello = {"protocol": wire.PROTOCOL, "pid": os.getpid(), "version": __version__,
-                 "resource": wire.resource_attributes(self.resource)}
+        hello = {
+            "protocol": wire.PROTOCOL,
+            "pid": os.getpid(),
+            "version": __version__,
+            "resource": wire.resource_attributes(self.resource),
+        }
         self._write(wire.encode_frame(wire.HELLO, hello))
         return self._sock is not None
 
@@ -232,7 +247,9 @@ class HandoffProcessor(SpanProcessor):
             s.connect(str(self.path))
             if wire.peer_uid(s) != os.getuid():
                 # Spans carry prompts: never to another user's process, even one squatting in our directory.
-                log_limited("agent-peer", "chatobs: the process on %s is another user's; not sending spans to it", self.path)
+                log_limited(
+                    "agent-peer", "chatobs: the process on %s is another user's; not sending spans to it", self.path
+                )
                 s.close()
                 return None
             return s
@@ -264,6 +281,7 @@ class HandoffProcessor(SpanProcessor):
             seq = next(self._seq)
             records = wire.iter_records(batch, self.resource)
             times = _trace_times(batch)
+            frame: bytes | None
             try:
                 frame = wire.encode_frame(wire.SPANS, (seq, records, times))
             except ValueError:
@@ -360,7 +378,12 @@ class HandoffProcessor(SpanProcessor):
         if lost:
             # Sent but never acknowledged: the agent died with them (kill -9) or the connection broke mid-batch.
             self.stats.drop("agent", "lost_unacked", lost)
-            log_limited("agent-lost", "chatobs: the agent connection broke (%s); %d spans it had not acknowledged are lost", error, lost)
+            log_limited(
+                "agent-lost",
+                "chatobs: the agent connection broke (%s); %d spans it had not acknowledged are lost",
+                error,
+                lost,
+            )
         if error is not None:
             self.last_error = error
             self.connected_since = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, MutableMapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ class _Guard:
         host = _hostname(headers.get("host", ""))
         forwarded = "x-forwarded-for" in headers or "forwarded" in headers
         # Loopback client, a loopback Host (no DNS rebinding), and no proxy in between (a proxy makes everyone local).
-        ok = bool(client) and is_loopback(client[0]) and is_loopback(host) and not forwarded
+        ok = bool(client and is_loopback(client[0]) and is_loopback(host) and not forwarded)
         return ok, False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -80,21 +80,25 @@ class _Guard:
             return
         allowed, set_cookie = self._allowed(scope)
         if not allowed:
-            msg = ("chatobs viewer: token required (CHATOBS_VIEWER_TOKEN; send ?token=, a cookie or Authorization: Bearer)"
-                   if self.token else
-                   "chatobs viewer: only served to this machine; set CHATOBS_VIEWER_TOKEN to allow other clients")
+            msg = (
+                "chatobs viewer: token required (CHATOBS_VIEWER_TOKEN; send ?token=, a cookie or Authorization: Bearer)"
+                if self.token
+                else "chatobs viewer: only served to this machine; set CHATOBS_VIEWER_TOKEN to allow other clients"
+            )
             response = PlainTextResponse(msg, status_code=401 if self.token else 403)
             await response(scope, receive, self._with_headers(send, False, scope))
             return
         await self.app(scope, receive, self._with_headers(send, set_cookie, scope))
 
-    def _with_headers(self, send: Send, set_cookie: bool, scope: Scope) -> Callable[[dict[str, Any]], Awaitable[None]]:
-        async def wrapped(message: dict[str, Any]) -> None:
+    def _with_headers(self, send: Send, set_cookie: bool, scope: Scope) -> Send:
+        async def wrapped(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", [])) + _SECURITY_HEADERS
                 if set_cookie and self.token:
                     path = (scope.get("root_path") or "") + "/"
-                    headers.append((b"set-cookie", f"{_COOKIE}={self.token}; Path={path}; HttpOnly; SameSite=Strict".encode()))
+                    headers.append(
+                        (b"set-cookie", f"{_COOKIE}={self.token}; Path={path}; HttpOnly; SameSite=Strict".encode())
+                    )
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -119,9 +123,15 @@ def build_app(db_path: Path, token: str | None) -> ASGIApp:
             until = queries.parse_time(q.get("until"))
         except ValueError:
             since = until = None
-        return queries.Filters(conversation=q.get("conversation") or None, user=q.get("user") or None,
-                               model=q.get("model") or None, tool=q.get("tool") or None, status=status,
-                               since_ns=since, until_ns=until)
+        return queries.Filters(
+            conversation=q.get("conversation") or None,
+            user=q.get("user") or None,
+            model=q.get("model") or None,
+            tool=q.get("tool") or None,
+            status=status,
+            since_ns=since,
+            until_ns=until,
+        )
 
     def limit(request: Request, default: int) -> int:
         try:
@@ -133,7 +143,9 @@ def build_app(db_path: Path, token: str | None) -> ASGIApp:
         def endpoint(request: Request) -> Response:
             conn = db()
             if conn is None:
-                return JSONResponse({"data": empty, "store": str(db_path), "missing": True}, headers={"cache-control": "no-store"})
+                return JSONResponse(
+                    {"data": empty, "store": str(db_path), "missing": True}, headers={"cache-control": "no-store"}
+                )
             try:
                 data = fn(conn, request)
             finally:
@@ -148,7 +160,9 @@ def build_app(db_path: Path, token: str | None) -> ASGIApp:
         if not request.url.path.endswith("/"):
             # Relative URLs in the page (api/..., static/...) need the trailing slash, wherever the app is mounted.
             return RedirectResponse(request.url.replace(path=request.url.path + "/"), status_code=307)
-        return Response(_asset("index.html"), media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"})
+        return Response(
+            _asset("index.html"), media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"}
+        )
 
     def static(request: Request) -> Response:
         name = request.path_params["name"]
@@ -159,8 +173,19 @@ def build_app(db_path: Path, token: str | None) -> ASGIApp:
     routes = [
         Route("/", index),
         Route("/static/{name}", static),
-        Route("/api/conversations", api(lambda c, r: queries.list_conversations(c, filters(r), limit=limit(r, 100)), [])),
-        Route("/api/conversations/{cid:path}", api(lambda c, r: {"conversation_id": r.path_params["cid"], "turns": queries.conversation_turns(c, r.path_params["cid"])}, None)),
+        Route(
+            "/api/conversations", api(lambda c, r: queries.list_conversations(c, filters(r), limit=limit(r, 100)), [])
+        ),
+        Route(
+            "/api/conversations/{cid:path}",
+            api(
+                lambda c, r: {
+                    "conversation_id": r.path_params["cid"],
+                    "turns": queries.conversation_turns(c, r.path_params["cid"]),
+                },
+                None,
+            ),
+        ),
         Route("/api/traces", api(lambda c, r: queries.list_traces(c, filters(r), limit=limit(r, 100)), [])),
         Route("/api/traces/{tid}", api(lambda c, r: queries.get_trace(c, r.path_params["tid"]), None)),
         Route("/api/stats", api(lambda c, r: queries.stats(c, filters(r)), None)),

@@ -24,7 +24,7 @@ from .store import SCHEMA_VERSION, Store, StoreError
 if TYPE_CHECKING:
     from ...config import Settings
 
-__all__ = ["LocalExporter", "Store", "StoreError", "SCHEMA_VERSION", "build"]
+__all__ = ["SCHEMA_VERSION", "LocalExporter", "Store", "StoreError", "build"]
 
 logger = logging.getLogger("chatobs")
 
@@ -55,7 +55,13 @@ class LocalExporter(SpanExporter):
             log_limited("local-store", "chatobs: local store unusable: %s", exc)
             return SpanExportResult.FAILURE
         except Exception as exc:  # noqa: BLE001 - the channel retries; the app never sees it
-            log_limited("local-store", "chatobs: writing to the local store %s failed: %s: %s", self.path, type(exc).__name__, exc)
+            log_limited(
+                "local-store",
+                "chatobs: writing to the local store %s failed: %s: %s",
+                self.path,
+                type(exc).__name__,
+                exc,
+            )
             return SpanExportResult.FAILURE
         self._maybe_prune()
         return SpanExportResult.SUCCESS
@@ -69,7 +75,9 @@ class LocalExporter(SpanExporter):
             with self._lock:
                 removed = self.store.prune(retention_days=self.retention_days, max_mb=self.max_mb)
             if removed["traces"]:
-                logger.debug("chatobs: local store retention removed %d traces (%d spans)", removed["traces"], removed["spans"])
+                logger.debug(
+                    "chatobs: local store retention removed %d traces (%d spans)", removed["traces"], removed["spans"]
+                )
         except Exception as exc:  # noqa: BLE001
             log_limited("local-store-prune", "chatobs: local store retention failed: %s: %s", type(exc).__name__, exc)
 
@@ -80,6 +88,6 @@ class LocalExporter(SpanExporter):
         self.store.close()
 
 
-def build(settings: "Settings") -> SpanExporter:
+def build(settings: Settings) -> SpanExporter:
     # Opening the file is left to the first export (background thread): init() stays cheap and fork-safe.
     return LocalExporter(settings.local_db, retention_days=settings.local_retention_days, max_mb=settings.local_max_mb)

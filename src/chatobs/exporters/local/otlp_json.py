@@ -36,14 +36,20 @@ def span_json(span: dict[str, Any]) -> dict[str, Any]:
         "startTimeUnixNano": str(span["start_ns"]),
         "endTimeUnixNano": str(span["end_ns"]),
         "attributes": key_values(span.get("attributes") or {}),
-        "status": {"code": 2, "message": span.get("status_message") or ""} if span.get("status") == "error" else {"code": 0},
+        "status": {"code": 2, "message": span.get("status_message") or ""}
+        if span.get("status") == "error"
+        else {"code": 0},
     }
     if span.get("parent_id"):
         out["parentSpanId"] = span["parent_id"]
     events = span.get("events") or []
     if events:
         out["events"] = [
-            {"timeUnixNano": str(e.get("time_ns") or 0), "name": e.get("name", ""), "attributes": key_values(e.get("attributes") or {})}
+            {
+                "timeUnixNano": str(e.get("time_ns") or 0),
+                "name": e.get("name", ""),
+                "attributes": key_values(e.get("attributes") or {}),
+            }
             for e in events
         ]
     return out
@@ -58,7 +64,10 @@ def trace_request(spans: Sequence[dict[str, Any]]) -> dict[str, Any]:
         groups.setdefault(key, (resource, []))[1].append(span_json(s))
     return {
         "resourceSpans": [
-            {"resource": {"attributes": key_values(resource)}, "scopeSpans": [{"scope": {"name": "chatobs.local"}, "spans": items}]}
+            {
+                "resource": {"attributes": key_values(resource)},
+                "scopeSpans": [{"scope": {"name": "chatobs.local"}, "spans": items}],
+            }
             for resource, items in groups.values()
         ]
     }

@@ -13,10 +13,35 @@ from ... import semconv
 
 # Column order of the ``spans`` table (current schema). ``attributes``/``events``/``resource`` are JSON text.
 SPAN_COLUMNS: tuple[str, ...] = (
-    "trace_id", "span_id", "parent_id", "name", "kind", "span_type", "start_ns", "end_ns", "duration_ms",
-    "status", "status_message", "conversation_id", "user_id", "tenant_id", "message_id", "route", "model",
-    "provider", "operation", "tool_name", "mcp_server", "input_tokens", "output_tokens", "cost_usd", "ttft_ms",
-    "service_name", "attributes", "events", "resource",
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "name",
+    "kind",
+    "span_type",
+    "start_ns",
+    "end_ns",
+    "duration_ms",
+    "status",
+    "status_message",
+    "conversation_id",
+    "user_id",
+    "tenant_id",
+    "message_id",
+    "route",
+    "model",
+    "provider",
+    "operation",
+    "tool_name",
+    "mcp_server",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "ttft_ms",
+    "service_name",
+    "attributes",
+    "events",
+    "resource",
 )
 
 _LLM_OPERATIONS = {semconv.OP_CHAT, semconv.OP_TEXT_COMPLETION, semconv.OP_GENERATE_CONTENT, semconv.OP_EMBEDDINGS}
@@ -45,8 +70,10 @@ def span_type(attrs: Mapping[str, Any]) -> str:
 
 # The tool spans that count a call (pipeline.spans.owns_tool_call): the server half of a call a chatobs client made
 # is stored (the tree shows it) but not counted again; an MCP server writing to the same file is common.
-OWNED_TOOL_SQL = (f"(span_type = 'tool' AND NOT (kind = 'server' AND "
-                  f"json_extract(attributes, '$.\"{semconv.MCP_CALLER_TRACED}\"') IS 1))")
+OWNED_TOOL_SQL = (
+    f"(span_type = 'tool' AND NOT (kind = 'server' AND "
+    f"json_extract(attributes, '$.\"{semconv.MCP_CALLER_TRACED}\"') IS 1))"
+)
 
 
 def owns_tool_row(span_type_: str | None, kind: str | None, attributes_json: str | None) -> bool:
@@ -133,10 +160,11 @@ def span_row(span: ReadableSpan) -> tuple[Any, ...]:
     if cost is None:
         cost = _num(get(semconv.GEN_AI_USAGE_COST), float)
     resource_json, service = _resource(span)
-    events = [
-        {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
-        for e in span.events
-    ] if span.events else None
+    events = (
+        [{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})} for e in span.events]
+        if span.events
+        else None
+    )
     return (
         format(ctx.trace_id, "032x") if ctx else "",
         format(ctx.span_id, "016x") if ctx else "",

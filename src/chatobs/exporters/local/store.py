@@ -120,7 +120,9 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _mi
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-_INSERT_SPANS = f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
+_INSERT_SPANS = (
+    f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
+)
 _STORED_TRACES = "SELECT DISTINCT trace_id FROM spans WHERE trace_id IN (SELECT value FROM json_each(?))"
 
 
@@ -137,7 +139,9 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.
     """A connection with the store's pragmas. ``readonly`` opens the file read-only (viewer, CLI queries)."""
     p = Path(path)
     if readonly:
-        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(
+            f"file:{p}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+        )
     else:
         p.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(p), timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None)
@@ -170,7 +174,9 @@ class Store:
             self._retry(lambda: self._setup(conn))
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StoreError(f"CHATOBS_LOCAL_DB={str(self.path)!r}: cannot use this file as the trace store: {exc}") from None
+            raise StoreError(
+                f"CHATOBS_LOCAL_DB={str(self.path)!r}: cannot use this file as the trace store: {exc}"
+            ) from None
         return conn
 
     def _setup(self, conn: sqlite3.Connection) -> None:
@@ -302,8 +308,13 @@ class Store:
         def body(conn: sqlite3.Connection) -> dict[str, int]:
             ids = {r[0] for r in conn.execute(f"SELECT DISTINCT trace_id FROM spans WHERE {where}", params)}
             ids |= {r[0] for r in conn.execute(f"SELECT trace_id FROM traces WHERE {where}", params)}
-            convs = {r[0] for r in conn.execute(
-                f"SELECT DISTINCT conversation_id FROM traces WHERE ({where}) AND conversation_id IS NOT NULL", params)}
+            convs = {
+                r[0]
+                for r in conn.execute(
+                    f"SELECT DISTINCT conversation_id FROM traces WHERE ({where}) AND conversation_id IS NOT NULL",
+                    params,
+                )
+            }
             traces, spans = self._delete_traces(conn, ids)
             return {"traces": traces, "spans": spans, "conversations": len(convs)}
 
@@ -338,7 +349,9 @@ class Store:
             ids = [r[0] for r in conn.execute("SELECT trace_id FROM traces WHERE start_ns < ?", (cutoff,))]
             traces, spans = self._delete_traces(conn, ids)
             # Spans whose trace row is missing (should not happen; belt and braces) age out too.
-            spans += conn.execute("DELETE FROM spans WHERE start_ns < ? AND trace_id NOT IN (SELECT trace_id FROM traces)", (cutoff,)).rowcount
+            spans += conn.execute(
+                "DELETE FROM spans WHERE start_ns < ? AND trace_id NOT IN (SELECT trace_id FROM traces)", (cutoff,)
+            ).rowcount
             return traces, spans
 
         t, s = self._transaction(by_age)
@@ -346,6 +359,7 @@ class Store:
         removed["spans"] += s
         limit = int(max_mb * 1024 * 1024)
         while self.used_bytes() > limit:
+
             def oldest(conn: sqlite3.Connection) -> tuple[int, int]:
                 total = conn.execute("SELECT COUNT(*) FROM traces").fetchone()[0]
                 n = max(1, total // 10)

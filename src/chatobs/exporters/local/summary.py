@@ -18,12 +18,32 @@ from typing import Any
 from .rows import OWNED_TOOL_SQL, SPAN_COLUMNS, owns_tool_row
 
 TRACE_COLUMNS: tuple[str, ...] = (
-    "trace_id", "root_span_id", "name", "route", "start_ns", "end_ns", "duration_ms", "conversation_id", "user_id",
-    "tenant_id", "message_id", "service_name", "status", "span_count", "error_count", "llm_calls", "tool_calls",
-    "input_tokens", "output_tokens", "cost_usd", "models",
+    "trace_id",
+    "root_span_id",
+    "name",
+    "route",
+    "start_ns",
+    "end_ns",
+    "duration_ms",
+    "conversation_id",
+    "user_id",
+    "tenant_id",
+    "message_id",
+    "service_name",
+    "status",
+    "span_count",
+    "error_count",
+    "llm_calls",
+    "tool_calls",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "models",
 )
 
-INSERT_TRACES = f"INSERT OR REPLACE INTO traces ({', '.join(TRACE_COLUMNS)}) VALUES ({', '.join('?' * len(TRACE_COLUMNS))})"
+INSERT_TRACES = (
+    f"INSERT OR REPLACE INTO traces ({', '.join(TRACE_COLUMNS)}) VALUES ({', '.join('?' * len(TRACE_COLUMNS))})"
+)
 
 # An update in place, not a REPLACE (delete + insert): an index is only rewritten when the update sets one of its
 # columns, and the second part of a trace rarely changes its start, identity or status.
@@ -33,7 +53,7 @@ _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in TRACE_COLUMNS[1:])
 def refresh_sql(trace_ids: str) -> str:
     """Recompute the summaries of the traces selected by the subquery ``trace_ids``, from every stored span."""
     return f"""
-INSERT INTO traces ({', '.join(TRACE_COLUMNS)})
+INSERT INTO traces ({", ".join(TRACE_COLUMNS)})
 SELECT a.trace_id, r.span_id, r.name, COALESCE(r.route, a.route), a.start_ns, a.end_ns, (a.end_ns - a.start_ns) / 1e6,
        COALESCE(r.conversation_id, a.conversation_id), COALESCE(r.user_id, a.user_id),
        COALESCE(r.tenant_id, a.tenant_id), COALESCE(r.message_id, a.message_id), r.service_name,
@@ -92,10 +112,27 @@ def summarize(rows: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
     route = root[_ROUTE]
     conv, user, tenant, message = (root[c] if root[c] is not None else _max(rows, c) for c in _IDENTITY)
     return (
-        root[_TRACE], root[_SPAN], root[_NAME], route if route is not None else _max(rows, _ROUTE), start, end,
-        (end - start) / 1e6, conv, user, tenant, message, root[_SERVICE], "error" if errors else "ok", len(rows), errors,
-        sum(1 for r in rows if r[_TYPE] == "llm"), sum(1 for r in rows if owns_tool_row(r[_TYPE], r[_KIND], r[_ATTRS])),
-        _sum(rows, _IN), _sum(rows, _OUT), _sum(rows, _COST), ",".join(models) if models else None,
+        root[_TRACE],
+        root[_SPAN],
+        root[_NAME],
+        route if route is not None else _max(rows, _ROUTE),
+        start,
+        end,
+        (end - start) / 1e6,
+        conv,
+        user,
+        tenant,
+        message,
+        root[_SERVICE],
+        "error" if errors else "ok",
+        len(rows),
+        errors,
+        sum(1 for r in rows if r[_TYPE] == "llm"),
+        sum(1 for r in rows if owns_tool_row(r[_TYPE], r[_KIND], r[_ATTRS])),
+        _sum(rows, _IN),
+        _sum(rows, _OUT),
+        _sum(rows, _COST),
+        ",".join(models) if models else None,
     )
 
 

@@ -26,7 +26,7 @@ _MODULE = "aiohttp.client"
 _tap_class: Any = None
 
 
-def instrument(settings: "Settings") -> bool:
+def instrument(settings: Settings) -> bool:
     return core.install(settings, _MODULE, _patch)
 
 
@@ -54,7 +54,7 @@ def _exchange_of(reader: Any) -> core.Exchange | None:
 
 
 def _tapped_reader(streams: Any) -> Any:
-    class _TapReader(streams.StreamReader):  # type: ignore[misc,name-defined]
+    class _TapReader(streams.StreamReader):
         __slots__ = ()  # same layout as StreamReader, so an instance's class can be switched
 
         def feed_data(self, data: bytes, *args: Any, **kwargs: Any) -> Any:
@@ -116,7 +116,7 @@ def _patch(client: Any) -> None:
     session = client.ClientSession
     if core.wrapped(session, "_request"):
         return
-    import aiohttp.streams  # noqa: PLC0415 - imported by aiohttp.client already
+    import aiohttp.streams  # imported by aiohttp.client already
 
     _tap_class = _tapped_reader(aiohttp.streams)
     original = session._request

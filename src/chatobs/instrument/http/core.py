@@ -33,13 +33,18 @@ try:
 except ImportError:  # pragma: no cover - orjson not installed
     _loads = json.loads  # type: ignore[assignment]
 
-__all__ = ["configure", "install", "wrap", "unwrap", "endpoint", "start", "Exchange"]
+__all__ = ["Exchange", "configure", "endpoint", "install", "start", "unwrap", "wrap"]
 
 _MARK = "_chatobs_original"
 
 # path ending -> endpoint kind; "/v1/messages" is Anthropic's (the SDK always adds the /v1)
 _SUFFIXES = ("/chat/completions", "/responses", "/embeddings", "/v1/messages")
-_KINDS = {"/chat/completions": "chat", "/responses": "responses", "/embeddings": "embeddings", "/v1/messages": "anthropic"}
+_KINDS = {
+    "/chat/completions": "chat",
+    "/responses": "responses",
+    "/embeddings": "embeddings",
+    "/v1/messages": "anthropic",
+}
 
 # gen_ai.provider.name of well-known API hosts (the GenAI conventions' values)
 _KNOWN_HOSTS = {
@@ -60,7 +65,7 @@ _providers: dict[str, str] = {}
 _max_body = 4 * 1024 * 1024
 
 
-def configure(settings: "Settings") -> None:
+def configure(settings: Settings) -> None:
     global _hosts, _host_suffixes, _providers, _max_body
     hosts = [h.strip().lower() for h in settings.http_llm_hosts]
     _hosts = tuple(h for h in hosts if not h.startswith("*."))
@@ -72,7 +77,7 @@ def configure(settings: "Settings") -> None:
     _max_body = settings.http_llm_max_body_bytes
 
 
-def install(settings: "Settings", module_name: str, patch: Callable[[Any], None]) -> bool:
+def install(settings: Settings, module_name: str, patch: Callable[[Any], None]) -> bool:
     """An adapter's ``instrument``: patch ``module_name`` now if imported, else as soon as the app imports it."""
     configure(settings)
     when_imported(module_name, patch)
@@ -200,7 +205,7 @@ def _view(value: Any) -> Any:
 class Exchange:
     """The reply of one LLM call over HTTP: fed bytes as they pass, ended once (idempotent)."""
 
-    __slots__ = ("call", "status", "sse", "state", "_body", "_size", "_line", "_data", "_over", "_done")
+    __slots__ = ("_body", "_data", "_done", "_line", "_over", "_size", "call", "sse", "state", "status")
 
     def __init__(self, call: Call, status: int, content_type: str | None) -> None:
         self.call = call

@@ -23,7 +23,7 @@ __all__ = ["instrument", "uninstrument"]
 _MODULE = "requests.sessions"
 
 
-def instrument(settings: "Settings") -> bool:
+def instrument(settings: Settings) -> bool:
     return core.install(settings, _MODULE, _patch)
 
 

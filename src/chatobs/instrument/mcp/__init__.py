@@ -12,7 +12,7 @@ See docs/mcp.md.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..._guard import guard
 from ._common import STATE
@@ -20,7 +20,7 @@ from ._common import STATE
 if TYPE_CHECKING:
     from ...config import Settings
 
-__all__ = ["instrument", "uninstrument", "instrument_mcp_server", "flavour"]
+__all__ = ["flavour", "instrument", "instrument_mcp_server", "uninstrument"]
 
 logger = logging.getLogger("chatobs")
 S = TypeVar("S")
@@ -37,7 +37,7 @@ def flavour() -> str:
     return "v1" if v1.supported() else ""
 
 
-def instrument(settings: "Settings") -> bool:
+def instrument(settings: Settings) -> bool:
     """Patch the mcp SDK (client and server) -- now if the app has imported it, else right after it does, so that
     ``chatobs.init()`` never imports mcp for an app that does not use it. Idempotent."""
     first = STATE.settings is None and not STATE.pending
@@ -123,4 +123,3 @@ def instrument_mcp_server(server: S) -> S:
 
             v1.install_server(server)
     return server
-

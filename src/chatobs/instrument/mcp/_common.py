@@ -19,8 +19,8 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.trace import Span, Status, StatusCode
 
 from ... import semconv
-from ..._light import LightSpan, records_content
 from ..._guard import log_limited
+from ..._light import LightSpan, records_content
 from ...context import ChatScope, context_with_scope, current, identity_attributes, scope_from_baggage
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ _BAGGAGE = W3CBaggagePropagator()
 
 @dataclass
 class State:
-    settings: "Settings | None" = None
+    settings: Settings | None = None
     flavour: str = ""  # "v2" (enrich the SDK's spans) | "v1" (create spans); "" until patched
     pending: bool = False  # waiting for the app to import mcp
     undo: list[Callable[[], None]] = field(default_factory=list)
@@ -50,14 +50,18 @@ def patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
     own = isinstance(owner, type) and name in owner.__dict__
     original = owner.__dict__[name] if own else getattr(owner, name)
     wrapper = make(original)
-    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
-    wrapper._chatobs = True  # type: ignore[attr-defined]
+    wrapper.__wrapped__ = original
+    wrapper._chatobs = True
     setattr(owner, name, wrapper)
-    STATE.undo.append(lambda: setattr(owner, name, original) if own or not isinstance(owner, type) else delattr(owner, name))
+    STATE.undo.append(
+        lambda: setattr(owner, name, original) if own or not isinstance(owner, type) else delattr(owner, name)
+    )
 
 
 def is_patched(owner: Any, name: str) -> bool:
-    return bool(getattr(owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None), "_chatobs", False))
+    return bool(
+        getattr(owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None), "_chatobs", False)
+    )
 
 
 # --- where the server is ---------------------------------------------------------------------------------------------

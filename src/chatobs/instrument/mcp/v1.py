@@ -39,6 +39,7 @@ from ._common import (
     warn,
 )
 
+
 def supported() -> bool:
     try:
         from mcp.client.session import ClientSession  # noqa: F401
@@ -60,7 +61,7 @@ class _WithMeta:
     """The request as the SDK sees it, except that ``model_dump`` adds the trace context to ``params._meta``,
     creating ``params`` and ``_meta`` when the request had none."""
 
-    __slots__ = ("_request", "_carrier")
+    __slots__ = ("_carrier", "_request")
 
     def __init__(self, request: Any, carrier: Mapping[str, str]) -> None:
         self._request = request
@@ -261,8 +262,12 @@ def _start_server_span(server: Any, message: Any, req: Any, session: Any) -> tup
     version = getattr(client_params, "protocolVersion", None)
     if isinstance(version, str):
         attrs[semconv.MCP_PROTOCOL_VERSION] = version
-    parent = extracted if extracted is not None and trace.get_current_span(extracted).get_span_context().is_valid else None
-    span = start_span(_span_name(method, params), kind=SpanKind.SERVER, attributes=attrs, context=parent, tracer=_tracer())
+    parent = (
+        extracted if extracted is not None and trace.get_current_span(extracted).get_span_context().is_valid else None
+    )
+    span = start_span(
+        _span_name(method, params), kind=SpanKind.SERVER, attributes=attrs, context=parent, tracer=_tracer()
+    )
     stamp_identity(span, s)
     token = otel_context.attach(trace.set_span_in_context(span, ctx))
     seen: dict[str, Any] = {}
@@ -333,4 +338,3 @@ def instrument() -> None:
 
 def uninstrument() -> None:
     """The patches are undone by the package's ``uninstrument``."""
-

@@ -14,7 +14,6 @@ The one span chatobs creates is ``MCP connect {server}`` around ``Client.__aente
 from __future__ import annotations
 
 import sys
-import time
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -48,13 +47,13 @@ from ._common import (
 
 SDK_SCOPE = "mcp-python-sdk"  # instrumentation scope of the SDK's own spans (mcp/shared/_otel.py)
 
-_servers: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_servers: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def supported() -> bool:
     try:
-        import mcp.server.runner  # noqa: F401
-        import mcp.shared._otel  # noqa: F401
+        import mcp.server.runner
+        import mcp.shared._otel
         import mcp.shared.jsonrpc_dispatcher  # noqa: F401
     except ImportError:
         return False
@@ -223,8 +222,9 @@ def _make_client_enter(original: Any) -> Any:
         try:
             session = getattr(self, "_session", None)
             info = getattr(session, "server_info", None)
-            if isinstance(getattr(info, "name", None), str):
-                span.set_attribute(semconv.MCP_SERVER_NAME, info.name)
+            server_name = getattr(info, "name", None)
+            if isinstance(server_name, str):
+                span.set_attribute(semconv.MCP_SERVER_NAME, server_name)
             version = getattr(session, "protocol_version", None)
             if isinstance(version, str):
                 span.set_attribute(semconv.MCP_PROTOCOL_VERSION, version)
@@ -277,9 +277,18 @@ class ChatObsServerMiddleware:
                     mark_slow(span, getattr(span, "start_time", None))
                 except Exception as exc:  # noqa: BLE001
                     warn("server span", exc)
-        if span is not None and method == "tools/call" and STATE.settings is not None and STATE.settings.capture_tool_io:
+        if (
+            span is not None
+            and method == "tools/call"
+            and STATE.settings is not None
+            and STATE.settings.capture_tool_io
+        ):
             try:
-                wire = result if isinstance(result, Mapping) else result.model_dump(by_alias=True, mode="json", exclude_none=True)
+                wire = (
+                    result
+                    if isinstance(result, Mapping)
+                    else result.model_dump(by_alias=True, mode="json", exclude_none=True)
+                )
                 tool_result(span, wire)
             except Exception as exc:  # noqa: BLE001
                 warn("server span", exc)
@@ -346,11 +355,21 @@ def _make_otel_span(original: Any) -> Any:
     sdk_scope = InstrumentationScope(SDK_SCOPE)
 
     @contextmanager
-    def otel_span(name: str, *, kind: SpanKind, attributes: dict[str, Any] | None = None, context: Any = None,
-                  record_exception: bool = True, set_status_on_exception: bool = True) -> Iterator[Span]:
-        span = start_span(name, kind=kind, attributes=attributes, context=context, tracer=_otel._tracer, scope=sdk_scope)
-        with trace.use_span(span, end_on_exit=True, record_exception=record_exception,
-                            set_status_on_exception=set_status_on_exception):
+    def otel_span(
+        name: str,
+        *,
+        kind: SpanKind,
+        attributes: dict[str, Any] | None = None,
+        context: Any = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> Iterator[Span]:
+        span = start_span(
+            name, kind=kind, attributes=attributes, context=context, tracer=_otel._tracer, scope=sdk_scope
+        )
+        with trace.use_span(
+            span, end_on_exit=True, record_exception=record_exception, set_status_on_exception=set_status_on_exception
+        ):
             yield span
 
     return otel_span
