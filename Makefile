@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench e2e docs clean conformance
+.PHONY: install test lint demo bench e2e docs clean conformance
 
 install: $(STAMP)
 
@@ -23,6 +23,14 @@ $(MCP1_STAMP): requirements.lock scripts/mcp1_env.sh
 
 test: $(STAMP) $(MCP1_STAMP)
 	$(PY) -m pytest -q -m "not e2e" $(PYTEST_ARGS)
+
+# Rules live in pyproject.toml; the type checker covers the library only (its files setting).
+LINT_PATHS := src tests demo_app benchmarks scripts
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
 
 demo: $(STAMP)
 	$(PY) -m demo_app $(DEMO_ARGS)

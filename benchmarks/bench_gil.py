@@ -87,56 +87,56 @@ async def _turn(i: int, history: list[dict[str, Any]], late: list[float]) -> Non
 
     tracer = get_tracer()
     user = f"message {i}: calculate {i}*7 please, and send the result to jane.doe{i}@example.com or call +1 415 555 {i % 10000:04d}"
-    with chatobs.scope(conversation_id=f"conv-{i // 5}", user_id="bench-user"):
-        with tracer.start_as_current_span(
+    with (
+        chatobs.scope(conversation_id=f"conv-{i // 5}", user_id="bench-user"),
+        tracer.start_as_current_span(
             "POST /api/chat", kind=SpanKind.SERVER, attributes={"chatobs.request": True, "http.route": "/api/chat"}
-        ):
-            for name in ("http receive", "http receive"):
-                tracer.start_span(name).end()
-            _busy(3)
-            history.append({"role": "user", "content": user})
-            msgs = [{"role": "system", "content": SYSTEM}] + history
-            async with chatobs.allm_call("openai", "gpt-4o-mini", msgs, tools=TOOLS, temperature=0.2) as call:
-                for _ in range(3):
-                    await _wait(1, late)
-                    _busy(2)
-                call.record(
-                    {
-                        "role": "assistant",
-                        "tool_calls": [
-                            {
-                                "id": f"c{i}",
-                                "type": "function",
-                                "function": {"name": "calculate", "arguments": json.dumps({"expression": f"{i}*7"})},
-                            }
-                        ],
-                    },
-                    usage={"input_tokens": 300 + 40 * len(history), "output_tokens": 20},
-                )
-            with tracer.start_as_current_span(
-                "tools/call calculate",
-                kind=SpanKind.CLIENT,
-                attributes={"mcp.method.name": "tools/call", "gen_ai.tool.name": "calculate"},
-            ):
+        ),
+    ):
+        for name in ("http receive", "http receive"):
+            tracer.start_span(name).end()
+        _busy(3)
+        history.append({"role": "user", "content": user})
+        msgs = [{"role": "system", "content": SYSTEM}, *history]
+        async with chatobs.allm_call("openai", "gpt-4o-mini", msgs, tools=TOOLS, temperature=0.2) as call:
+            for _ in range(3):
                 await _wait(1, late)
                 _busy(2)
-            history.append(
+            call.record(
                 {
                     "role": "assistant",
-                    "content": f"{i}*7 = {i * 7}. I will mail it to jane.doe{i}@example.com. "
-                    + "Here is how the calculation works, step by step. " * 8,
-                }
+                    "tool_calls": [
+                        {
+                            "id": f"c{i}",
+                            "type": "function",
+                            "function": {"name": "calculate", "arguments": json.dumps({"expression": f"{i}*7"})},
+                        }
+                    ],
+                },
+                usage={"input_tokens": 300 + 40 * len(history), "output_tokens": 20},
             )
-            msgs = [{"role": "system", "content": SYSTEM}] + history
-            async with chatobs.allm_call("openai", "gpt-4o-mini", msgs, tools=TOOLS, temperature=0.2) as call:
-                for _ in range(3):
-                    await _wait(1, late)
-                    _busy(2)
-                call.record(
-                    history[-1]["content"], usage={"input_tokens": 400 + 40 * len(history), "output_tokens": 30}
-                )
-            tracer.start_span("http send").end()
-            _busy(3)
+        with tracer.start_as_current_span(
+            "tools/call calculate",
+            kind=SpanKind.CLIENT,
+            attributes={"mcp.method.name": "tools/call", "gen_ai.tool.name": "calculate"},
+        ):
+            await _wait(1, late)
+            _busy(2)
+        history.append(
+            {
+                "role": "assistant",
+                "content": f"{i}*7 = {i * 7}. I will mail it to jane.doe{i}@example.com. "
+                + "Here is how the calculation works, step by step. " * 8,
+            }
+        )
+        msgs = [{"role": "system", "content": SYSTEM}, *history]
+        async with chatobs.allm_call("openai", "gpt-4o-mini", msgs, tools=TOOLS, temperature=0.2) as call:
+            for _ in range(3):
+                await _wait(1, late)
+                _busy(2)
+            call.record(history[-1]["content"], usage={"input_tokens": 400 + 40 * len(history), "output_tokens": 30})
+        tracer.start_span("http send").end()
+        _busy(3)
     if len(history) >= 20:  # a new conversation every 10 turns
         history.clear()
 
@@ -244,6 +244,7 @@ def measure(variants: list[str], turns: int, cycles: int) -> dict[str, dict[str,
             text=True,
             timeout=900,
             cwd=REPO,
+            check=False,
         )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])

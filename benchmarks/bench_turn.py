@@ -292,7 +292,7 @@ def measure_pair(env_bare: dict[str, str], env_obs: dict[str, str]) -> tuple[dic
         time.sleep(3.0)
         after = [d.cpu() for d in demos]
         out = []
-        for i, (d, lat) in enumerate(((bare, lat_bare), (obs, lat_obs))):
+        for i, (_d, lat) in enumerate(((bare, lat_bare), (obs, lat_obs))):
             out.append(
                 {
                     "loop_ms": (loop_after[i] - before[i]["loop"]) / TURNS * 1000,

@@ -91,7 +91,7 @@ class Children:
         return proc
 
     def stop(self) -> None:
-        for name, proc in reversed(self.procs):
+        for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
         for name, proc in reversed(self.procs):

@@ -159,7 +159,7 @@ async def run_turn_async(
         messages.append(_assistant_with_calls(content, calls))
         # A model may ask for several tools at once; they run side by side, like a real agent loop.
         results = await asyncio.gather(*(tools.call(c["name"], c["arguments"]) for c in calls))
-        for call, result in zip(calls, results):
+        for call, result in zip(calls, results, strict=False):
             yield ToolUsed(result)
             messages.append(_tool_message(call, result))
     yield Delta("\n(stopped: too many tool calls in one turn)")

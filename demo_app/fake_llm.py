@@ -212,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Small SSE writes must leave at once (Nagle + delayed ACK would add ~40 ms per chunk on loopback).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         pass  # keep test and demo output quiet
 
     # --- plumbing -------------------------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
         return hashlib.sha256(raw.encode()).hexdigest()
 
     # --- routing --------------------------------------------------------------------------------------------------
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # stdlib name
         length = int(self.headers.get("content-length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")

@@ -93,7 +93,7 @@ class McpToolbox:
                 self._client, self._tools = client, list(listed.tools)
                 ready.set_result(None)
                 await stop.wait()
-        except BaseException as exc:
+        except BaseException as exc:  # reported to whoever waits for the session
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else ToolsUnavailable(repr(exc)))
             elif not isinstance(exc, asyncio.CancelledError):

@@ -204,7 +204,7 @@ def build() -> Any:
         return f"Prompt with arguments: arg1='{arg1}', arg2='{arg2}'"
 
     @server.prompt(description="A prompt embedding a resource.")
-    def test_prompt_with_embedded_resource(resourceUri: str) -> list[Any]:
+    def test_prompt_with_embedded_resource(resourceUri: str) -> list[Any]:  # the suite's argument name
         res = TextResourceContents(
             uri=resourceUri, mime_type="text/plain", text="Embedded resource content for testing."
         )

@@ -116,7 +116,7 @@ class CliError(Exception):
         self.code = code
 
 
-def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _open(args: argparse.Namespace):
     from .exporters.local.queries import has_schema
     from .exporters.local.store import connect
 
@@ -127,14 +127,14 @@ def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         conn = connect(path, readonly=True)
         if not has_schema(conn):
             raise CliError(f"{path} is not a chatobs trace store (no traces table)", 1)
-    except Exception as exc:
+    except Exception as exc:  # sqlite errors on a foreign file
         if isinstance(exc, CliError):
             raise
         raise CliError(f"cannot read {path}: {exc}", 1) from None
     return conn
 
 
-def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _filters(args: argparse.Namespace):
     from .exporters.local.queries import Filters, parse_time
 
     try:
@@ -222,7 +222,7 @@ def _bar(start: int, end: int, t0: int, total: int, width: int) -> str:
     if total <= 0:
         return "█".ljust(width)
     a = int((start - t0) / total * width)
-    b = max(a + 1, int(round((end - t0) / total * width)))
+    b = max(a + 1, round((end - t0) / total * width))
     a, b = min(a, width - 1), min(b, width)
     return (" " * a + "█" * (b - a)).ljust(width)
 
@@ -255,7 +255,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     if ident:
         print("  " + "  ".join(ident))
-    tokens = (trace["input_tokens"] or 0) + (trace["output_tokens"] or 0)
     print(
         f"  {trace['span_count']} spans, {trace['llm_calls']} LLM calls, {trace['tool_calls']} tool calls, "
         f"{fmt_int(trace['input_tokens'] or 0)} in / {fmt_int(trace['output_tokens'] or 0)} out tokens, cost {fmt_cost(trace['cost_usd'])}"

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["ConfigError", "Settings", "env_name", "load_settings"]
@@ -34,7 +36,7 @@ def _env(
     *names: str, default: Any = None, doc: str, example: str | None = None, secret: bool = False, **kw: Any
 ) -> Any:
     """A field read from the first of ``names`` that is set; the field's own name also works as an ``init()`` kwarg."""
-    extra = {"doc": doc, "example": example, "env": list(names), "secret": secret}
+    extra: dict[str, Any] = {"doc": doc, "example": example, "env": list(names), "secret": secret}
     return Field(default=default, validation_alias=AliasChoices(*names), json_schema_extra=extra, **kw)
 
 
@@ -924,15 +926,6 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown exporter {bad[0]!r}; expected a comma list of {', '.join(EXPORTER_NAMES)}")
         return names
 
-    @field_validator("instrument")
-    @classmethod
-    def _known_instruments(cls, value: list[str]) -> list[str]:
-        names = [v.lower() for v in value]
-        bad = [v for v in names if v not in INSTRUMENT_NAMES]
-        if bad:
-            raise ValueError(f"unknown SDK {bad[0]!r}; expected a comma list of {', '.join(INSTRUMENT_NAMES)}")
-        return names
-
     @field_validator("user_jwt_claim")
     @classmethod
     def _jwt_claim(cls, value: str | None) -> str | None:
@@ -943,6 +936,15 @@ class Settings(BaseSettings):
             if importlib.util.find_spec("jwt") is None:
                 raise ValueError("needs PyJWT to read the token: pip install pyjwt, or unset it")
         return value
+
+    @field_validator("instrument")
+    @classmethod
+    def _known_instruments(cls, value: list[str]) -> list[str]:
+        names = [v.lower() for v in value]
+        bad = [v for v in names if v not in INSTRUMENT_NAMES]
+        if bad:
+            raise ValueError(f"unknown SDK {bad[0]!r}; expected a comma list of {', '.join(INSTRUMENT_NAMES)}")
+        return names
 
     @field_validator("http_llm_providers")
     @classmethod
@@ -1040,15 +1042,21 @@ class Settings(BaseSettings):
         return "off" if not self.sanitize_pii else self.pii
 
 
+def field_meta(info: FieldInfo | None) -> dict[str, Any]:
+    """What ``_env`` put in a field's ``json_schema_extra`` (doc, example, env, secret); pydantic types it loosely."""
+    extra = info.json_schema_extra if info is not None else None
+    return extra if isinstance(extra, dict) else {}
+
+
 def env_name(field: str) -> str:
     """The variable a user sets for a field (its first alias)."""
-    info = Settings.model_fields.get(field)
-    if info is None or not info.json_schema_extra:
+    extra = field_meta(Settings.model_fields.get(field))
+    if not extra:
         return field
-    return info.json_schema_extra["env"][0]  # type: ignore[index]
+    return str(extra["env"][0])
 
 
-def _describe_error(err: dict[str, Any], env_values: dict[str, str], overrides: dict[str, Any]) -> str:
+def _describe_error(err: ErrorDetails, env_values: dict[str, str], overrides: dict[str, Any]) -> str:
     loc = [str(p) for p in err.get("loc", ())]
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     if not loc:
@@ -1060,7 +1068,8 @@ def _describe_error(err: dict[str, Any], env_values: dict[str, str], overrides: 
     else:
         name = env_name(field)
         info = Settings.model_fields.get(field)
-        names = info.json_schema_extra["env"] if info and info.json_schema_extra else [field]  # type: ignore[index]
+        extra = field_meta(info)
+        names = extra["env"] if extra else [field]
         name = next((n for n in names if n.upper() in env_values), name)
         value = env_values.get(name.upper(), err.get("input"))
         if field not in Settings.model_fields:
@@ -1072,9 +1081,7 @@ def _describe_error(err: dict[str, Any], env_values: dict[str, str], overrides: 
 
 
 _ALIAS_TO_FIELD = {
-    alias.upper(): name
-    for name, info in Settings.model_fields.items()
-    for alias in (info.json_schema_extra or {}).get("env", [])  # type: ignore[union-attr]
+    alias.upper(): name for name, info in Settings.model_fields.items() for alias in field_meta(info).get("env", [])
 }
 
 
@@ -1105,7 +1112,7 @@ def render_markdown() -> str:
     section = None
     sections = _sections()
     for name, info in Settings.model_fields.items():
-        extra = info.json_schema_extra or {}
+        extra = field_meta(info)
         if sections.get(name) and sections[name] != section:
             section = sections[name]
             lines += [
@@ -1115,13 +1122,13 @@ def render_markdown() -> str:
                 "| Variable | init name | Default | Example | Meaning |",
                 "|---|---|---|---|---|",
             ]
-        env = " / ".join(f"`{n}`" for n in extra["env"])  # type: ignore[index]
+        env = " / ".join(f"`{n}`" for n in extra["env"])
         default = info.default
         if isinstance(default, list):
             default = ",".join(default) if default else ""
         shown = "" if default is None or default == "" else f"`{default}`"
-        example = f"`{extra.get('example')}`" if extra.get("example") else ""  # type: ignore[union-attr]
-        lines.append(f"| {env} | `{name}` | {shown} | {example} | {extra['doc']} |")  # type: ignore[index]
+        example = f"`{extra.get('example')}`" if extra.get("example") else ""
+        lines.append(f"| {env} | `{name}` | {shown} | {example} | {extra['doc']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -74,7 +74,7 @@ def exported_user_id(user_id: str) -> str:
 
 
 def identity_attributes(s: ChatScope) -> dict[str, str | bool]:
-    attrs: dict[str, str] = {}
+    attrs: dict[str, str | bool] = {}
     if s.conversation_id:
         attrs[semconv.GEN_AI_CONVERSATION_ID] = s.conversation_id
         attrs[semconv.SESSION_ID] = s.conversation_id
@@ -101,7 +101,7 @@ def scope_from_baggage(ctx: otel_context.Context | None = None) -> ChatScope | N
     values = otel_baggage.get_all(ctx)
     if not values:
         return None
-    found = {fname: str(values[key]) for key, fname in BAGGAGE_KEYS.items() if values.get(key)}
+    found: dict[str, Any] = {fname: str(values[key]) for key, fname in BAGGAGE_KEYS.items() if values.get(key)}
     return ChatScope(**found) if found else None
 
 

@@ -42,13 +42,13 @@ def _show(value: Any) -> str:
 
 def effective_config(settings: Any, *, show_all: bool = False) -> list[ConfigLine]:
     """Every setting that differs from its default (or all), with the variable it came from; secrets as ``***``."""
-    from .config import Settings
+    from .config import Settings, field_meta
 
     env = {k.upper() for k in os.environ}
     lines: list[ConfigLine] = []
     for name, info in Settings.model_fields.items():
-        extra = info.json_schema_extra or {}
-        names: list[str] = list(extra.get("env", [name]))  # type: ignore[union-attr, arg-type]
+        extra = field_meta(info)
+        names: list[str] = list(extra.get("env", [name]))
         from_env = next((n for n in names if n.upper() in env), None)
         value = getattr(settings, name)
         default = info.default
@@ -91,7 +91,11 @@ def synthetic_trace(settings: Any) -> list[Any]:
     )
     now = time.time_ns()
     scope = InstrumentationScope("chatobs", __version__)
-    ids = {semconv.GEN_AI_CONVERSATION_ID: "chatobs-doctor", semconv.USER_ID: "chatobs-doctor", "chatobs.doctor": True}
+    ids: dict[str, str | bool] = {
+        semconv.GEN_AI_CONVERSATION_ID: "chatobs-doctor",
+        semconv.USER_ID: "chatobs-doctor",
+        "chatobs.doctor": True,
+    }
     root = ReadableSpan(
         name="chatobs doctor",
         context=root_ctx,
@@ -355,9 +359,9 @@ def run(args: argparse.Namespace) -> int:
                 right=(2,),
             )
         )
-        for r in results:
-            if not r.ok:
-                print(f"\n{r.exporter} failed: {r.detail}")
+        for result in results:
+            if not result.ok:
+                print(f"\n{result.exporter} failed: {result.detail}")
         exporters_ok = all(r.ok for r in results)
         print(
             "\nall exporters OK"

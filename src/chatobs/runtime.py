@@ -234,10 +234,10 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
             # What the agent for this configuration runs (same settings, same choice), for banners and doctor; the
             # user-run agent (`connect`) decides for itself.
             specs = (
-                [ExporterSpec(name=n, exporter=None, reason=f"{r}; in the agent") for n, r in choose(settings)]
+                [ExporterSpec(name=n, exporter=None, reason=f"{r}; in the agent") for n, r in choose(settings)]  # type: ignore[arg-type]  # a name and reason only: the exporter lives in the agent
                 if mode == "auto"
                 else []
-            )  # type: ignore[arg-type]
+            )
         scope_processor = ScopeProcessor()
         from .context import set_user_id_transform
         from .hashing import hash_key_hex, user_id_hasher

@@ -51,9 +51,10 @@ def test_three_workers_one_agent_one_store_one_scrape(tmp_path: Path, preload: b
         assert wait_for(lambda: count_spans(db, "name = 'chat fake-model'") == TURNS, 30), count_spans(db)
         assert len(agent_pids(directory)) == 1
         status = agent_status(directory)
-        # Every worker has its own connection (preload: each re-connected after the fork).
+        # Every worker that served a turn has its own connection (preload: each re-connected after the fork); a worker
+        # the load balancer gave no turn may not have connected yet, so the count of connections is not checked.
         client_pids = {c["pid"] for c in status["clients"]}
-        assert pids <= client_pids and len(client_pids) >= 3, (pids, client_pids)
+        assert pids <= client_pids, (pids, client_pids)
         # One Prometheus endpoint, served by the agent, counts every worker's turns...
         scraped = wait_for(
             lambda: (

@@ -66,7 +66,8 @@ def test_an_app_with_no_agent_running_starts_one_and_its_spans_land_in_the_store
 
 def test_two_processes_share_one_agent_and_one_store_writer(tmp_path: Path) -> None:
     db = tmp_path / "traces.db"
-    procs = [_app(200, f"w{i}", db, 1.5) for i in range(2)]
+    # Both hold their connection past the agent's start (it builds Presidio before it serves).
+    procs = [_app(200, f"w{i}", db, 6.0) for i in range(2)]
     status = wait_for(
         lambda: (
             agent_sockets(_agent_dir())
@@ -142,7 +143,7 @@ def test_a_user_run_agent_serves_connect_mode(tmp_path: Path) -> None:
         [PYTHON, "-m", "chatobs.cli", "agent"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        assert wait_for(lambda: (Path(_agent_dir()) / "agent.sock").exists(), 60)
+        assert wait_for((Path(_agent_dir()) / "agent.sock").exists, 60)
         p = _app(20, "sidecar", tmp_path / "ignored.db", CHATOBS_AGENT="connect")
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err

@@ -37,8 +37,8 @@ def _same(a: ReadableSpan, b: ReadableSpan) -> None:
     assert [(e.name, e.timestamp, dict(e.attributes)) for e in a.events] == [
         (e.name, e.timestamp, dict(e.attributes)) for e in b.events
     ]
-    assert [(l.context.span_id, dict(l.attributes)) for l in a.links] == [
-        (l.context.span_id, dict(l.attributes)) for l in b.links
+    assert [(ln.context.span_id, dict(ln.attributes)) for ln in a.links] == [
+        (ln.context.span_id, dict(ln.attributes)) for ln in b.links
     ]
     assert (a.status.status_code, a.status.description) == (b.status.status_code, b.status.description)
     assert a.instrumentation_scope == b.instrumentation_scope

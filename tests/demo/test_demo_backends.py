@@ -32,7 +32,7 @@ class Collector:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:
+            def do_POST(self) -> None:  # stdlib name
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 if self.headers.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)

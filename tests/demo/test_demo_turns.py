@@ -28,6 +28,7 @@ def _stats(db: Path, *args: str) -> str:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout

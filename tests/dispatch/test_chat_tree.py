@@ -16,11 +16,13 @@ def _spans():  # type: ignore[no-untyped-def]
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(mem))
     t = tp.get_tracer("t")
-    with t.start_as_current_span("POST /chat", attributes={sc.CHAT_REQUEST: True}):
-        with t.start_as_current_span("fastapi endpoint"):
-            with t.start_as_current_span("db query"):
-                with t.start_as_current_span("chat gpt", attributes={sc.GEN_AI_OPERATION_NAME: "chat"}):
-                    pass
+    with (
+        t.start_as_current_span("POST /chat", attributes={sc.CHAT_REQUEST: True}),
+        t.start_as_current_span("fastapi endpoint"),
+        t.start_as_current_span("db query"),
+        t.start_as_current_span("chat gpt", attributes={sc.GEN_AI_OPERATION_NAME: "chat"}),
+    ):
+        pass
     return {s.name: s for s in mem.get_finished_spans()}
 
 

@@ -90,7 +90,7 @@ def test_broken_backend_isolated(kind: str, fault: str) -> None:
         started = time.monotonic()
         chatobs.shutdown(timeout_s=1.5)
         assert time.monotonic() - started < 3.0  # the total shutdown timeout holds whatever the broken backend does
-        exported, dropped = (a - b for a, b in zip(_snapshot(kind), before))
+        exported, dropped = (a - b for a, b in zip(_snapshot(kind), before, strict=False))
         assert exported + dropped == 3 * TURNS, (exported, dropped, STATS.snapshot())
         if fault != "garbage":  # a 200 with a body the client ignores counts as delivered; all else must not
             assert exported == 0 and dropped == 3 * TURNS
@@ -114,7 +114,7 @@ def test_retry_with_backoff_then_delivered() -> None:
         srv.mode = "ok"
         assert srv.wait_for(lambda s: len(s.otlp_spans()) >= 3, timeout=8)
         chatobs.shutdown(timeout_s=2)
-        exported, dropped = (a - b for a, b in zip(_snapshot("otlp"), (before_exported, before_dropped)))
+        exported, dropped = (a - b for a, b in zip(_snapshot("otlp"), (before_exported, before_dropped), strict=False))
         assert (exported, dropped) == (3, 0)
         assert STATS.failed.get("otlp", 0) > before_failed
 

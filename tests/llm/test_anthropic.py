@@ -134,7 +134,7 @@ def test_abandoned_stream(capture, claude) -> None:
     with claude.messages.stream(
         model="claude-x", max_tokens=10, messages=[{"role": "user", "content": "a b c d e f"}]
     ) as stream:
-        for text in stream.text_stream:
+        for _text in stream.text_stream:
             break
     span = one_llm_span(capture)
     assert span.attributes[sc.STREAM_ABANDONED] is True

@@ -22,7 +22,7 @@ def by_name(cap):  # type: ignore[no-untyped-def]
 def test_sync_nesting_input_output(capture) -> None:
     @chatobs.tool
     def calculator(expression: str) -> float:
-        return eval(expression, {"__builtins__": {}})
+        return eval(expression, {"__builtins__": {}})  # test fixture
 
     @chatobs.task(name="retrieve")
     def retrieve(query: str, k: int = 2) -> list[str]:
@@ -110,7 +110,7 @@ def test_sync_generator_keeps_span_open_and_context_clean(capture) -> None:
 
     outer = trace.get_current_span()
     items = []
-    for i, current in tokens(3):
+    for _i, current in tokens(3):
         items.append(current)
         # ...but never in the caller between items.
         assert trace.get_current_span() is outer

@@ -246,7 +246,7 @@ def test_hosts_and_providers_settings(make_capture, fake) -> None:
 
 
 def test_bad_provider_setting_is_rejected() -> None:
-    with pytest.raises(chatobs.ConfigError, match="http_llm_providers.*expected host=provider"):
+    with pytest.raises(chatobs.ConfigError, match=r"http_llm_providers.*expected host=provider"):
         chatobs.init(exporters="none", http_llm_providers="no-equals-sign")
 
 
@@ -338,7 +338,9 @@ def test_clients_patched_when_imported_and_unpatched_at_shutdown() -> None:
 
     from tests.conftest import subprocess_env
 
-    out = subprocess.run([sys.executable, "-c", LAZY], env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY], env=subprocess_env(), capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.stdout.strip() == "ok", out.stderr
 
 
@@ -367,9 +369,11 @@ def test_gzip_stream_decoded_for_the_recorder(capture) -> None:
             200, headers={"content-type": "text/event-stream", "content-encoding": "gzip"}, stream=httpx.ByteStream(raw)
         )
 
-    with httpx.Client(transport=httpx.MockTransport(handler)) as c:
-        with c.stream("POST", "https://api.openai.com/v1/chat/completions", json={**CHAT, "stream": True}) as r:
-            text = b"".join(r.iter_bytes())
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as c,
+        c.stream("POST", "https://api.openai.com/v1/chat/completions", json={**CHAT, "stream": True}) as r,
+    ):
+        text = b"".join(r.iter_bytes())
     assert text.startswith(b"data: ")
     span = one_llm_span(capture)
     assert span.attributes[sc.GEN_AI_PROVIDER_NAME] == "openai"

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def test_llm_call_records_everything(capture) -> None:
-    with chatobs.scope(conversation_id="conv-9", user_id="u-9"):
-        with chatobs.llm_call(
+    with (
+        chatobs.scope(conversation_id="conv-9", user_id="u-9"),
+        chatobs.llm_call(
             provider="mistral_ai",
             model="mistral-small",
             system="Be kind.",
@@ -26,15 +27,16 @@ def test_llm_call_records_everything(capture) -> None:
             temperature=0.1,
             max_tokens=20,
             tools=[{"type": "function", "name": "lookup"}],
-        ) as call:
-            inner = trace.get_current_span()
-            call.record(
-                output="Salut !",
-                usage={"prompt_tokens": 7, "completion_tokens": 3},
-                model="mistral-small-2409",
-                response_id="r-1",
-                finish_reason="stop",
-            )
+        ) as call,
+    ):
+        inner = trace.get_current_span()
+        call.record(
+            output="Salut !",
+            usage={"prompt_tokens": 7, "completion_tokens": 3},
+            model="mistral-small-2409",
+            response_id="r-1",
+            finish_reason="stop",
+        )
     span = one_llm_span(capture)
     a = span.attributes
     assert inner.get_span_context().span_id == span.context.span_id  # current inside the block

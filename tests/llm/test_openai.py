@@ -22,18 +22,20 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def test_chat_completion_span_field_by_field(capture, oai, fake) -> None:
-    with chatobs.scope(conversation_id="conv-1", user_id="user-1"):
-        with get_tracer().start_as_current_span("request") as parent:
-            reply = oai.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}],
-                temperature=0.2,
-                top_p=0.9,
-                max_completion_tokens=50,
-                seed=7,
-                stop=["END"],
-                tools=[CALCULATOR],
-            )
+    with (
+        chatobs.scope(conversation_id="conv-1", user_id="user-1"),
+        get_tracer().start_as_current_span("request") as parent,
+    ):
+        reply = oai.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}],
+            temperature=0.2,
+            top_p=0.9,
+            max_completion_tokens=50,
+            seed=7,
+            stop=["END"],
+            tools=[CALCULATOR],
+        )
     assert reply.choices[0].message.content == "You said: hello there"
     span = one_llm_span(capture)
     a = span.attributes

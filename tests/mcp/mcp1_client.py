@@ -32,30 +32,31 @@ async def run(url: str) -> dict[str, object]:
     ):
         out["trace_id"] = format(turn.get_span_context().trace_id, "032x")
         env = {**os.environ, "OTEL_SERVICE_NAME": "mcp1-server"}
-        async with stdio_client(
-            StdioServerParameters(command=sys.executable, args=[SERVER, "--transport", "stdio"], env=env)
-        ) as (r, w):
-            async with ClientSession(r, w) as session:
-                await session.initialize()
-                await session.list_tools()  # a request without params: chatobs must create params._meta
-                result = await session.call_tool("kb_lookup", {"query": "refunds"})
-                out["stdio"] = result.content[0].text
-        async with streamablehttp_client(url) as (r, w, _):
-            async with ClientSession(r, w) as session:
-                await session.initialize()
-                with get_tracer().start_as_current_span("chat fake-model"):
-                    results = await asyncio.gather(
-                        session.call_tool("calculator", {"expression": "6 * 7"}),
-                        session.call_tool("calculator", {"expression": "1 / 0"}),
-                        session.call_tool("slow_lookup", {"query": "pricing"}),
-                    )
-                out["http"] = [[c.text for c in r.content] + [r.isError] for r in results]
-                try:
-                    await session.call_tool(
-                        "slow_lookup", {"query": "shipping"}, read_timeout_seconds=timedelta(seconds=0.1)
-                    )
-                except McpError as exc:
-                    out["timeout"] = exc.error.code
+        async with (
+            stdio_client(
+                StdioServerParameters(command=sys.executable, args=[SERVER, "--transport", "stdio"], env=env)
+            ) as (r, w),
+            ClientSession(r, w) as session,
+        ):
+            await session.initialize()
+            await session.list_tools()  # a request without params: chatobs must create params._meta
+            result = await session.call_tool("kb_lookup", {"query": "refunds"})
+            out["stdio"] = result.content[0].text
+        async with streamablehttp_client(url) as (r, w, _), ClientSession(r, w) as session:
+            await session.initialize()
+            with get_tracer().start_as_current_span("chat fake-model"):
+                results = await asyncio.gather(
+                    session.call_tool("calculator", {"expression": "6 * 7"}),
+                    session.call_tool("calculator", {"expression": "1 / 0"}),
+                    session.call_tool("slow_lookup", {"query": "pricing"}),
+                )
+            out["http"] = [[c.text for c in r.content] + [r.isError] for r in results]
+            try:
+                await session.call_tool(
+                    "slow_lookup", {"query": "shipping"}, read_timeout_seconds=timedelta(seconds=0.1)
+                )
+            except McpError as exc:
+                out["timeout"] = exc.error.code
     return out
 
 

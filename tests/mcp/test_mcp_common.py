@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from chatobs import semconv
 from chatobs.instrument.mcp._common import command_line, describe_server, target_from_url
 
@@ -27,7 +29,7 @@ def test_url_target_drops_userinfo_and_query() -> None:
 def test_describe_server_understands_what_a_client_is_given() -> None:
     class Params:
         command = "python"
-        args = ["-m", "tools", "--password", "hunter2"]
+        args: ClassVar[list[str]] = ["-m", "tools", "--password", "hunter2"]
 
     stdio = describe_server(Params())
     assert stdio is not None and stdio.transport == "pipe" and "hunter2" not in (stdio.command or "")
@@ -52,6 +54,6 @@ def test_init_does_not_import_mcp_and_patches_it_when_the_app_does() -> None:
         "print('ok')\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=60, check=False
     )
     assert out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -34,6 +34,7 @@ def _mcp1_version() -> str | None:
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,
     )
     version = out.stdout.strip()
     return version if out.returncode == 0 and version.startswith("1.") else None
@@ -66,6 +67,7 @@ def v1_run(mcp1: str, receiver: OtlpReceiver) -> dict[str, Any]:
             capture_output=True,
             text=True,
             timeout=90,
+            check=False,
         )
         assert client.returncode == 0, client.stderr[-3000:]
         return json.loads(client.stdout.strip().splitlines()[-1])

@@ -347,7 +347,7 @@ def test_bad_metrics_exporter_setting_is_named(monkeypatch: pytest.MonkeyPatch) 
     from chatobs.config import ConfigError, load_settings
 
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp,statsd")
-    with pytest.raises(ConfigError, match="OTEL_METRICS_EXPORTER.*unknown metrics exporter 'statsd'"):
+    with pytest.raises(ConfigError, match=r"OTEL_METRICS_EXPORTER.*unknown metrics exporter 'statsd'"):
         load_settings()
 
 

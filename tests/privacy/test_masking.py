@@ -218,7 +218,7 @@ def test_bad_privacy_settings_fail_init_clearly(settings: dict, needle: str) -> 
 def test_bad_recognizers_file_fails_init(tmp_path: Path) -> None:
     f = tmp_path / "rec.yaml"
     f.write_text("recognizers:\n  - name: bad\n    entity: X\n    regex: '('\n")
-    with pytest.raises(ConfigError, match="CHATOBS_PII_RECOGNIZERS_FILE.*bad pattern"):
+    with pytest.raises(ConfigError, match=r"CHATOBS_PII_RECOGNIZERS_FILE.*bad pattern"):
         chatobs.init(exporters="none", pii_recognizers_file=str(f))
 
 

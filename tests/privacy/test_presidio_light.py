@@ -141,7 +141,7 @@ def test_worker_falls_back_to_real_spacy_when_placeholders_fall_short() -> None:
         "print(loaded, engine.mask('mail ann@example.com'))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True mail <EMAIL_ADDRESS>"

@@ -57,13 +57,19 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_blocker_really_hides_presidio(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-c", "import presidio_analyzer"], env=_env(tmp_path), capture_output=True, text=True
+        [sys.executable, "-c", "import presidio_analyzer"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode != 0 and "No module named 'presidio_analyzer'" in out.stderr
 
 
 def test_init_says_masking_cannot_run_and_content_fails_closed(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", _APP], env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _APP], env=_env(tmp_path), capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     log = out.stderr.splitlines()
     started = next(i for i, line in enumerate(log) if ": exporters " in line)  # init()'s own start-up line
@@ -81,7 +87,12 @@ def test_init_says_masking_cannot_run_and_content_fails_closed(tmp_path: Path) -
 
 def test_init_is_quiet_with_masking_off(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-c", _APP], env=_env(tmp_path, CHATOBS_PII="off"), capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", _APP],
+        env=_env(tmp_path, CHATOBS_PII="off"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     assert "presidio" not in out.stderr.lower()
@@ -91,7 +102,9 @@ def test_init_is_quiet_with_masking_off(tmp_path: Path) -> None:
 def test_doctor_reports_masking_failure(tmp_path: Path, args: list[str]) -> None:
     code = "import sys; from chatobs.cli import main; sys.exit(main(sys.argv[1:]))"
     env = _env(tmp_path, CHATOBS_EXPORTERS="none")
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Masking (CHATOBS_PII=patterns" in out.stdout
     assert "FAILED: PII masking cannot run: presidio-analyzer is not installed" in out.stdout
@@ -99,7 +112,12 @@ def test_doctor_reports_masking_failure(tmp_path: Path, args: list[str]) -> None
 
     report = json.loads(
         subprocess.run(
-            [sys.executable, "-c", code, *args, "--json"], env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", code, *args, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         ).stdout
     )
     assert report["ok"] is False and report["masking"]["ok"] is False
@@ -113,6 +131,7 @@ def test_doctor_masking_ok_with_presidio(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     report = json.loads(out.stdout)
     assert out.returncode == 0 and report["masking"]["ok"] is True, out.stdout

@@ -38,6 +38,7 @@ def _child(script: str, stdin: str, **env: str) -> object:
         timeout=60,
         cwd=REPO,
         env=subprocess_env(**env),
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])

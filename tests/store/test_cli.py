@@ -195,6 +195,7 @@ def test_console_script_entry_point(filled) -> None:  # type: ignore[no-untyped-
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert {r["trace_id"] for r in json.loads(proc.stdout)} == set(ids.values())

@@ -239,8 +239,8 @@ def _masking_health(rt: Any) -> dict[str, Any]:
         if masker is None:
             continue
         info: dict[str, Any] = {"engine": rt.settings.pii_mode}
-        events = STATS.snapshot()["events"]
-        info["failures"] = {k: v for k, v in events.items() if "mask" in k}  # type: ignore[union-attr]
+        events = dict(STATS.events)
+        info["failures"] = {k: v for k, v in events.items() if "mask" in k}
         backend = getattr(masker, "backend", None) or getattr(masker, "_backend", None)
         info["backend"] = type(backend).__name__ if backend is not None else "none"
         return info

@@ -142,7 +142,10 @@ def span_record(span: ReadableSpan, resource: Resource | None) -> tuple[Any, ...
         span.end_time,
         _attributes(span),
         tuple((e.name, e.timestamp, _plain(e.attributes)) for e in events) if events else (),
-        tuple((l.context.trace_id, l.context.span_id, int(l.context.trace_flags), _plain(l.attributes)) for l in links)
+        tuple(
+            (ln.context.trace_id, ln.context.span_id, int(ln.context.trace_flags), _plain(ln.attributes))
+            for ln in links
+        )
         if links
         else (),
         _CODE_INDEX[status.status_code],

@@ -77,7 +77,7 @@ def build_exporters(settings: Settings) -> list[ExporterSpec]:
     return specs
 
 
-def _rate_filter(settings: Settings, name: str):  # type: ignore[no-untyped-def]
+def _rate_filter(settings: Settings, name: str):
     rate = getattr(settings, f"{name}_sample_rate", None)
     if rate is None or rate >= 1.0:
         return None

@@ -151,14 +151,14 @@ class OpikExporter(SpanExporter):
                         id=trace_uuid,
                         project_name=self._project,
                         name=trace_name(span) if s.is_root else span.name,
-                        start_time=_dt(span.start_time),
+                        start_time=_dt(span.start_time),  # type: ignore[arg-type]  # a finished span has a start time
                         end_time=_dt(span.end_time),
                         input=_io(s.input, s.kind),
                         output=_io(s.output, s.kind),
                         metadata={k: v for k, v in trace_meta.items() if v is not None},
                         tags=(trace_tags(span) + tags) if s.is_root else tags or None,
                         error_info=self._error(s),
-                        thread_id=a.get(sc.GEN_AI_CONVERSATION_ID),
+                        thread_id=a.get(sc.GEN_AI_CONVERSATION_ID),  # type: ignore[arg-type]  # set from ChatScope, a str
                         environment=self._environment,
                     )
                 )
@@ -175,7 +175,7 @@ class OpikExporter(SpanExporter):
                     parent_span_id=parent,
                     name=span.name,
                     type=_SPAN_TYPE.get(s.kind, "general"),
-                    start_time=_dt(span.start_time),
+                    start_time=_dt(span.start_time),  # type: ignore[arg-type]  # a finished span has a start time
                     end_time=_dt(span.end_time),
                     input=_io(s.input, s.kind),
                     output=_io(s.output, s.kind),

@@ -52,7 +52,7 @@ _FOREIGN_SCOPES = (
 SDK_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("chatobs_sdk_call", default=False)
 
 # Tracer names that also record a call over plain HTTP (the Anthropic SDK's own spans, when chatobs does not patch it).
-_HTTP_FOREIGN_SCOPES = _FOREIGN_SCOPES + ("com.anthropic",)
+_HTTP_FOREIGN_SCOPES = (*_FOREIGN_SCOPES, "com.anthropic")
 
 
 def http_step_aside() -> bool:

@@ -21,9 +21,12 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._guard import guard, log_limited
+
+if TYPE_CHECKING:
+    import types
 from ._coexist import SDK_CALL
 from .llm import Generation, StreamState, wrap_astream, wrap_stream
 
@@ -63,7 +66,7 @@ def _tap_sync(call: Call, result: Any) -> bool:
     if iterator is None or call.new_state is None:
         return False
     state = call.new_state()
-    wrapper = wrap_stream(gen, iterator, state)
+    wrapper = cast("types.GeneratorType[Any, None, None]", wrap_stream(gen, iterator, state))
     result._iterator = wrapper
     response = result.response
     original_close = response.close
@@ -87,7 +90,7 @@ def _tap_async(call: Call, result: Any) -> bool:
     if iterator is None or call.new_state is None:
         return False
     state = call.new_state()
-    wrapper = wrap_astream(gen, iterator, state)
+    wrapper = cast("types.AsyncGeneratorType[Any, None]", wrap_astream(gen, iterator, state))
     result._iterator = wrapper
     response = result.response
     original_aclose = response.aclose
@@ -293,11 +296,11 @@ def when_imported(module_name: str, callback: Callable[[Any], Any]) -> None:
     with _finder._lock:
         _finder.hooks.setdefault(module_name, []).append(callback)
         if _finder not in sys.meta_path:
-            sys.meta_path.insert(0, _finder)  # type: ignore[arg-type]
+            sys.meta_path.insert(0, _finder)
 
 
 def cancel_when_imported(module_name: str) -> None:
     with _finder._lock:
         _finder.hooks.pop(module_name, None)
         if not _finder.hooks and _finder in sys.meta_path:
-            sys.meta_path.remove(_finder)  # type: ignore[arg-type]
+            sys.meta_path.remove(_finder)

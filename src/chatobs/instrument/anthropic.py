@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextvars
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import semconv
 from ._coexist import step_aside
@@ -83,7 +83,7 @@ class _Generation(Generation):
 
     @staticmethod
     def deactivate(token: object) -> None:
-        ctx_token, flag_token = token  # type: ignore[misc]
+        ctx_token, flag_token = cast("tuple[object, contextvars.Token[bool]]", token)
         try:
             _recording.reset(flag_token)
         except ValueError:  # reset from another context: nothing to restore

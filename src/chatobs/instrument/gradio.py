@@ -147,7 +147,7 @@ class _Turn:
 
             headers = getattr(getattr(event, "request", None), "headers", None)
             get = (
-                (lambda name: headers.getlist(name))
+                headers.getlist
                 if headers is not None and hasattr(headers, "getlist")
                 else (lambda name: ())
             )

@@ -121,7 +121,7 @@ def to_json(value: Any) -> str:
             _orjson = False
     if _orjson:
         try:
-            return _orjson.dumps(value, default=_json_default).decode()  # type: ignore[no-any-return]
+            return _orjson.dumps(value, default=_json_default).decode()
         except (TypeError, ValueError):
             pass  # e.g. an integer over 64 bits or a non-string key: the standard encoder takes those
     return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
@@ -155,7 +155,7 @@ def _as_mapping(obj: Any) -> Mapping[str, Any]:
         return obj
     dump = getattr(obj, "model_dump", None)
     if callable(dump):
-        return dump(exclude_none=True)  # type: ignore[no-any-return]
+        return dump(exclude_none=True)
     return {"role": "user", "content": str(obj)}
 
 
@@ -615,7 +615,7 @@ def request_content(fmt: str, raw: Any) -> tuple[Any, Any, Any]:
     if fmt == "generic":
         return _generic_content(raw)
     if fmt == "anthropic":
-        from .anthropic import request_content as anthropic_content
+        from .anthropic import request_content as anthropic_content  # no cycle at import time
 
         return anthropic_content(raw)
     if fmt in ("openai.chat", "openai.responses"):

@@ -184,7 +184,7 @@ class ChatObsMiddleware(MiddlewareBase):
             if not self._paths.excluded(scope.get("path", "")):
                 headers = header_map(scope.get("headers", ()))
                 ids = self._ids.from_headers(headers)
-                s = ChatScope(route=scope.get("path"), **ids)
+                s = ChatScope(route=scope.get("path"), **ids)  # type: ignore[arg-type]  # ids: str identity fields only
                 token = otel_context.attach(context_with_scope(s, propagate_identity=self.settings.propagate_identity))
         except Exception as exc:  # noqa: BLE001
             log_limited("asgi-websocket", "chatobs: could not open the websocket scope: %s", exc)

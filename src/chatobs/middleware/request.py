@@ -79,7 +79,7 @@ class RequestSpan:
             attrs[semconv.USER_AGENT_ORIGINAL] = ua[0]
         if settings.capture_headers:
             attrs.update(captured_headers(headers, settings.capture_headers))
-        s = ChatScope(route=info.path, chat_turn=chat_turn, **ids)
+        s = ChatScope(route=info.path, chat_turn=chat_turn, **ids)  # type: ignore[arg-type]  # ids: str identity fields only
         # The sampler and the scope processor read the scope from this context (identity is stamped on_start).
         ctx = context_with_scope(s, parent_ctx, settings.propagate_identity)
         if joined:
@@ -99,7 +99,7 @@ class RequestSpan:
             trace_id=self.trace_id,
             span_id=format(sc.span_id, "016x") if sc.is_valid else None,
             chat_turn=chat_turn,
-            **ids,
+            **ids,  # type: ignore[arg-type]  # ids: str identity fields only
         )
         # The scope with trace/span IDs filled in replaces the one the span was started under (baggage is set).
         ctx = with_request_span(span, context_with_scope(self.scope, ctx, propagate_identity=False))

@@ -135,7 +135,7 @@ class _ReplayStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             data, self._head = self._head, b""
             return data + self._rest.read()
@@ -151,7 +151,7 @@ class _ReplayStream(io.RawIOBase):
         b[: len(data)] = data
         return len(data)
 
-    def readline(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+    def readline(self, size: int | None = -1) -> bytes:
         if self._head:
             nl = self._head.find(b"\n")
             if nl >= 0 and (size is None or size < 0 or nl < size):

@@ -174,7 +174,7 @@ class WebhookSender:
 
     def _post(self, body: bytes) -> str:
         """``ok``, ``retry`` (network error, 5xx, 429) or ``give_up`` (another 4xx: retrying will not help)."""
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - http(s) only: CHATOBS_ALERT_WEBHOOK_URL is checked at load
             self._url,
             data=body,
             method="POST",

@@ -17,7 +17,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -84,7 +84,7 @@ class Facts:
 
     def __init__(
         self, span: ReadableSpan, attrs: Mapping[str, Any] | None = None, target: str | None = _UNSET_TARGET
-    ) -> None:  # type: ignore[assignment]
+    ) -> None:
         self.span = span
         # The span's own dict (read, never changed): the SDK's attribute mapping is slow to read key by key.
         self.attrs: Mapping[str, Any] = attributes_of(span) if attrs is None else attrs
@@ -98,7 +98,7 @@ class Facts:
     def error(self) -> str | None:
         if self._error is _UNSET:
             self._error = error_type(self.span, self.attrs)
-        return self._error  # type: ignore[no-any-return]
+        return self._error
 
 
 _UNSET = object()
@@ -245,7 +245,7 @@ class ErrorRateRule(Rule):
         self.target, self.threshold, self.window_s, self.min_count, self.by = target, threshold, window_s, min_count, by
         self._calls = _Keyed(window_s, max_keys=1000)
 
-    def _subject(self, attrs: dict[str, Any]) -> dict[str, str]:
+    def _subject(self, attrs: Mapping[str, Any]) -> dict[str, str]:
         subject = {"target": self.target}
         if self.by == "model":
             subject["model"] = model_of(attrs)
@@ -286,7 +286,11 @@ class BudgetRule(Rule):
     """LLM cost of one conversation, user or tenant over the window above ``max_usd``."""
 
     type = "budget"
-    _ATTR = {"conversation": semconv.GEN_AI_CONVERSATION_ID, "user": semconv.USER_ID, "tenant": semconv.TENANT_ID}
+    _ATTR: ClassVar[dict[str, str]] = {
+        "conversation": semconv.GEN_AI_CONVERSATION_ID,
+        "user": semconv.USER_ID,
+        "tenant": semconv.TENANT_ID,
+    }
 
     def __init__(self, name: str, by: str, max_usd: float, window_s: float) -> None:
         super().__init__(name)
@@ -341,7 +345,7 @@ class SpikeRule(Rule):
         self._buckets: OrderedDict[int, float] = OrderedDict()  # bounded: baseline_windows + 2 windows
         self._first_bucket: int | None = None
 
-    def _value(self, attrs: dict[str, Any]) -> float:
+    def _value(self, attrs: Mapping[str, Any]) -> float:
         if self.metric == "cost":
             v = attrs.get(semconv.COST_USD)
             return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
@@ -580,7 +584,8 @@ def load_rules(path: Path | str) -> tuple[list[Rule], set[str]]:
                 raise ConfigError(f"{label}: `{fname}`={value!r}: expected {expected}")
             if f.choices and value not in f.choices:
                 raise ConfigError(f"{label}: `{fname}`={value!r}: expected one of {', '.join(f.choices)}")
-            if f.minimum is not None and value < f.minimum:
+            # minimum is set on number fields only; the isinstance narrows `value` for the type checker
+            if f.minimum is not None and isinstance(value, int | float) and value < f.minimum:
                 raise ConfigError(f"{label}: `{fname}`={value!r}: expected at least {f.minimum:g}")
             kwargs[fname] = value
         if kind == "error_rate" and kwargs["threshold"] > 1:

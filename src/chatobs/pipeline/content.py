@@ -57,7 +57,7 @@ class ContentStage:
             for key, value in attrs.items():
                 if key == semconv.RAW_REQUEST:
                     # In the raw key's place, so the attribute order (and the exported bytes) is what it was.
-                    for name, content in zip(_REQUEST_KEYS, request_content(str(fmt), from_json(value))):
+                    for name, content in zip(_REQUEST_KEYS, request_content(str(fmt), from_json(value)), strict=False):
                         if content:
                             new[name] = to_json(content)
                 elif key == semconv.RAW_OUTPUT:

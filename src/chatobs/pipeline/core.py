@@ -179,7 +179,7 @@ class PipelineProcessor(SpanProcessor):
         ok = self._wait_idle(deadline)
         return self.sink.flush(deadline) and ok
 
-    def shutdown(self, timeout_s: float = 5.0) -> None:  # type: ignore[override]
+    def shutdown(self, timeout_s: float = 5.0) -> None:
         deadline = time.monotonic() + timeout_s
         self._wait_idle(deadline)
         self._stopped = True

@@ -444,7 +444,7 @@ class CostStage:
 
     # --- the uncached path: the reference the cached one must equal, and its fallback -------------------------------
     def _price(self, models: list[str], provider: str | None, tokens: _Tokens) -> _Costed | None:
-        input_tokens, output_tokens, cache_read, cache_write = tokens
+        input_tokens, output_tokens, _cache_read, _cache_write = tokens
         for model in models:
             price = self.table.find(model)
             if price is not None:

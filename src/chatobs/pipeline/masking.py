@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from itertools import islice
 from json.encoder import encode_basestring as _json_string  # the C encoder of json.dumps(ensure_ascii=False)
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from . import secrets
 from .pii import PiiConfig, precheck_pattern
@@ -344,7 +344,7 @@ class Masker:
             self._batch[k] = None
         self.sent += len(items)
         results = self.backend.mask_many(items, self.timeout_s)
-        for k, masked in zip(keys, results):
+        for k, masked in zip(keys, results, strict=False):
             self._batch[k] = masked
             if isinstance(masked, str):
                 self.cache.put(k, masked)
@@ -546,7 +546,8 @@ def _split_array(text: str, resume: tuple[int, list[tuple[str, Any]]] | None = N
     ``resume``: (n, elements) when ``text[:n]`` is a known array up to (not including) its closing bracket, with
     those elements; parsing goes on after them. Requiring a comma next keeps that exact: a comma ends any element
     (``[1`` + ``2]`` is not ``[1, 2]``)."""
-    space = _JSON_SPACE.match
+    # The pattern matches the empty string, so match() never returns None here.
+    space = cast("Callable[..., re.Match[str]]", _JSON_SPACE.match)
     n = len(text)
     if resume is None:
         i = space(text).end()

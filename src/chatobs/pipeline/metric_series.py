@@ -53,8 +53,8 @@ class Direct:
     def __init__(self, provider: Any) -> None:
         self.enabled = direct_path_available(provider)
         self._consumer = getattr(provider, "_measurement_consumer", None)
-        parts = _sdk_parts()
-        self.measurement_cls, self.hash_attributes = parts if parts is not None else (None, None)
+        parts: tuple[Any, Any] = _sdk_parts() or (None, None)
+        self.measurement_cls, self.hash_attributes = parts
 
     def storages(self) -> Any:
         # Replaced (never changed in place) when a reader is added or removed: identity tells series to look again.

@@ -413,7 +413,7 @@ class Recorder:
         return found
 
     def _user_label(self, user: Any) -> str:
-        return self._cached(self._users, user, lambda: self._attr(semconv.USER_ID, self._user(user)))  # type: ignore[no-any-return]
+        return self._cached(self._users, user, lambda: self._attr(semconv.USER_ID, self._user(user)))
 
     def _identity(self, attrs: Any, out: dict[str, Any]) -> None:
         if attrs.get(semconv.TENANT_ID):

@@ -11,6 +11,7 @@ and the caller builds the engine again with the real spaCy (``pii.py``).
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import importlib.machinery
 import sys
@@ -61,7 +62,7 @@ def _placeholder(name: str) -> type:
 # tests/privacy/test_presidio_light.py, which starts the worker and asserts it did not load the real spaCy).
 _NAMES: dict[str, dict[str, Callable[[], Any]]] = {
     "spacy": {"Language": lambda: _placeholder("Language"), "blank": lambda: _refuse, "load": lambda: _refuse},
-    "spacy.tokens": {n: (lambda n=n: _placeholder(n)) for n in ("Doc", "Span", "Token", "SpanGroup")},
+    "spacy.tokens": {n: functools.partial(_placeholder, n) for n in ("Doc", "Span", "Token", "SpanGroup")},
     "spacy.vocab": {"Vocab": lambda: _placeholder("Vocab")},
     "spacy.language": {"Language": lambda: _placeholder("Language")},
     "spacy.pipeline": {"Pipe": lambda: _placeholder("Pipe")},

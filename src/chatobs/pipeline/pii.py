@@ -7,6 +7,7 @@ Engines are built once per configuration and shared (Presidio's engines are thre
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -257,7 +258,7 @@ class _Recognizers:
             UsSsnRecognizer,
         )
 
-        class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc, valid-type]
+        class OfflineEmailRecognizer(EmailRecognizer):
             """Presidio's e-mail recognizer validates the domain with ``tldextract``, which by default downloads the
             public-suffix list on first use with no timeout; this one uses the snapshot bundled with tldextract."""
 
@@ -272,7 +273,7 @@ class _Recognizers:
             recs.append(OfflineEmailRecognizer())
         if "PHONE_NUMBER" in wanted:
 
-            class ContextPhoneRecognizer(PhoneRecognizer):  # type: ignore[misc, valid-type]
+            class ContextPhoneRecognizer(PhoneRecognizer):
                 # libphonenumber also accepts bare digit runs (IDs, timestamps in code); below the threshold unless
                 # a context word ("phone", "call") is near. The separated forms are matched by the patterns below.
                 SCORE = 0.3
@@ -295,7 +296,7 @@ class _Recognizers:
             )
         if "CREDIT_CARD" in wanted:
             base = list(CreditCardRecognizer.PATTERNS)
-            recs.append(CreditCardRecognizer(patterns=base + [Pattern("card (any grouping)", _CARD, 0.6)]))
+            recs.append(CreditCardRecognizer(patterns=[*base, Pattern("card (any grouping)", _CARD, 0.6)]))
         if "US_SSN" in wanted:
             recs.append(UsSsnRecognizer())
         if "IBAN_CODE" in wanted:
@@ -401,7 +402,7 @@ def _load_custom_recognizers(path: str) -> list[Any]:
                 supported_entity=str(entity).upper(),
                 name=str(item.get("name", entity)),
                 patterns=patterns,
-                context=list(item.get("context") or []) or None,
+                context=list(item.get("context") or []) or None,  # type: ignore[arg-type]  # None is presidio's default
             )
         )
     return recs
@@ -431,7 +432,7 @@ def _words_engine(tokenize: bool) -> Any:
 
     from .words import words  # needs ``regex``, which comes with presidio-analyzer
 
-    class WordsNlpEngine(NlpEngine):  # type: ignore[misc, valid-type]
+    class WordsNlpEngine(NlpEngine):
         def __init__(self) -> None:
             self.nlp: dict[str, None] | None = None
 
@@ -445,7 +446,7 @@ def _words_engine(tokenize: bool) -> Any:
             found = list(words(text)) if tokenize else []
             return NlpArtifacts(
                 entities=[],
-                tokens=[w for _, w in found],
+                tokens=[w for _, w in found],  # type: ignore[arg-type]  # presidio reads tokens as a sequence only
                 tokens_indices=[i for i, _ in found],
                 lemmas=[w.lower() for _, w in found],
                 nlp_engine=self,
@@ -565,6 +566,10 @@ def precheck_pattern(cfg: PiiConfig) -> re.Pattern[str] | None:
     return re.compile("|".join(t for t in triggers if t))
 
 
+def _hashed(entity: str, key: str, value: str) -> str:
+    return f"<{entity}:{keyed_hash(key, value)}>"
+
+
 class PiiEngine:
     """Presidio's analyzer for one ``PiiConfig``, and the replacement of what it finds (``replace.py``)."""
 
@@ -587,7 +592,7 @@ class PiiEngine:
             key = self.cfg.hash_key
             if not key:
                 raise ConfigError("CHATOBS_HASH_SECRET: required when CHATOBS_PII_OPERATOR uses `hash`")
-            return lambda v, _e=entity, _k=key: f"<{_e}:{keyed_hash(_k, v)}>"
+            return functools.partial(_hashed, entity, key)
         token = f"<{entity}>"
         return lambda v: token
 

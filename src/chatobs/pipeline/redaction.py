@@ -35,6 +35,7 @@ from .stats import STATS, PipelineStats
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from .masking_worker import ProcessBackend
 
 __all__ = ["RedactionStage", "build", "hash_user_id", "worker_kind"]
 
@@ -102,7 +103,7 @@ class RedactionStage:
         masker = self.masker
         masker.start_batch()
         items = [attributes_of(span).items() for span in spans]  # the SDK's own mapping iterates in Python
-        for span, attributes in zip(spans, items):
+        for span, attributes in zip(spans, items, strict=False):
             for key, value in attributes:
                 if self._kind(key) == _CONTENT:
                     masker.collect(value)
@@ -126,7 +127,7 @@ class RedactionStage:
             batch_failure = "error"
             log_limited("redaction-error", "chatobs: PII masking failed: %s: %s", type(exc).__name__, exc)
         out = []
-        for span, attributes in zip(spans, items):
+        for span, attributes in zip(spans, items, strict=False):
             try:
                 out.append(self._redact(span, attributes))
             except MaskingFailed as exc:
@@ -230,7 +231,7 @@ def build(settings: Settings) -> RedactionStage | None:
     """Always a stage (secrets, headers and truncation apply even with ``CHATOBS_PII=off``). Raises ``ConfigError``
     on a bad privacy setting, e.g. NER mode without its spaCy model."""
     cfg: PiiConfig | None = None
-    backend = None
+    backend: ProcessBackend | ThreadBackend | None = None
     # Compile the secret rule set now, at startup: built lazily it would hold the GIL ~0.3 s under the first request.
     secrets.warm()
     kind = worker_kind(settings)

@@ -359,7 +359,7 @@ class SamplingStage:
     def _stage_keeps(self, span: ReadableSpan) -> bool:
         """The head decision for a span the app's sampler kept. One decision per trace: the spans carrying the
         conversation ID decide, spans of the same trace without it (an outer app span) follow."""
-        tid = span.context.trace_id  # type: ignore[union-attr]
+        tid = span.context.trace_id
         memo = self._trace_keep
         conv = (span.attributes or {}).get(semconv.GEN_AI_CONVERSATION_ID) if self._by == "conversation" else None
         if conv:
@@ -394,7 +394,7 @@ class SamplingStage:
                     key = str(conv)
                     break
         if key is None:
-            key = format(first.context.trace_id, "032x")  # type: ignore[union-attr]
+            key = format(first.context.trace_id, "032x")
         return _position(key) < self._policy_bound
 
     # --- introspection (chatobs doctor) ---------------------------------------------------------------------------

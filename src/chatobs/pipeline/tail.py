@@ -131,7 +131,7 @@ class TailBuffer:
     # --- the pipeline's calls -------------------------------------------------------------------------------------
     def add(self, span: ReadableSpan) -> list[ReadableSpan]:
         """Take one span of a head-dropped trace; returns the spans released (kept) because of it, often none."""
-        tid = span.context.trace_id  # type: ignore[union-attr]
+        tid = span.context.trace_id
         root = _is_root(span)
         decided = self._decided.get(tid)
         if decided is not None:

@@ -135,7 +135,7 @@ class HandoffProcessor(SpanProcessor):
             kind, reply = request(self.path, wire.METRICS, timeout_s=timeout_s)
         except AgentUnavailable:
             return None
-        return tuple(reply) if kind == wire.METRICS_REPLY else None  # type: ignore[return-value]
+        return tuple(reply) if kind == wire.METRICS_REPLY else None
 
     def status(self) -> dict[str, Any]:
         """This process's side of the hand-off, for ``chatobs doctor``."""
@@ -165,7 +165,7 @@ class HandoffProcessor(SpanProcessor):
         done.wait(max(0.0, deadline - time.monotonic()))
         return bool(result and result[0])
 
-    def shutdown(self, timeout_s: float = 5.0) -> None:  # type: ignore[override]
+    def shutdown(self, timeout_s: float = 5.0) -> None:
         if self._closed:
             return
         ok = self.force_flush(int(timeout_s * 1000))
@@ -281,6 +281,7 @@ class HandoffProcessor(SpanProcessor):
             seq = next(self._seq)
             records = wire.iter_records(batch, self.resource)
             times = _trace_times(batch)
+            frame: bytes | None
             try:
                 frame = wire.encode_frame(wire.SPANS, (seq, records, times))
             except ValueError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, MutableMapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ class _Guard:
         host = _hostname(headers.get("host", ""))
         forwarded = "x-forwarded-for" in headers or "forwarded" in headers
         # Loopback client, a loopback Host (no DNS rebinding), and no proxy in between (a proxy makes everyone local).
-        ok = bool(client) and is_loopback(client[0]) and is_loopback(host) and not forwarded
+        ok = bool(client and is_loopback(client[0]) and is_loopback(host) and not forwarded)
         return ok, False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,8 +90,8 @@ class _Guard:
             return
         await self.app(scope, receive, self._with_headers(send, set_cookie, scope))
 
-    def _with_headers(self, send: Send, set_cookie: bool, scope: Scope) -> Callable[[dict[str, Any]], Awaitable[None]]:
-        async def wrapped(message: dict[str, Any]) -> None:
+    def _with_headers(self, send: Send, set_cookie: bool, scope: Scope) -> Send:
+        async def wrapped(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", [])) + _SECURITY_HEADERS
                 if set_cookie and self.token:

@@ -54,7 +54,7 @@ def _exchange_of(reader: Any) -> core.Exchange | None:
 
 
 def _tapped_reader(streams: Any) -> Any:
-    class _TapReader(streams.StreamReader):  # type: ignore[misc,name-defined]
+    class _TapReader(streams.StreamReader):
         __slots__ = ()  # same layout as StreamReader, so an instance's class can be switched
 
         def feed_data(self, data: bytes, *args: Any, **kwargs: Any) -> Any:
@@ -116,7 +116,7 @@ def _patch(client: Any) -> None:
     session = client.ClientSession
     if core.wrapped(session, "_request"):
         return
-    import aiohttp.streams
+    import aiohttp.streams  # imported by aiohttp.client already
 
     _tap_class = _tapped_reader(aiohttp.streams)
     original = session._request

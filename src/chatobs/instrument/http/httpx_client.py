@@ -47,7 +47,7 @@ def _decoder(response: Any) -> Any:
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):
         return None
-    from httpx._decoders import SUPPORTED_DECODERS
+    from httpx._decoders import SUPPORTED_DECODERS  # httpx's own decoders; no public factory
 
     return SUPPORTED_DECODERS[encoding]()
 
@@ -90,7 +90,7 @@ def _patch(httpx: Any) -> None:
         return
     original_sync, original_async = httpx.Client.send, httpx.AsyncClient.send
 
-    class _SyncTap(httpx.SyncByteStream):  # type: ignore[misc,name-defined]
+    class _SyncTap(httpx.SyncByteStream):
         def __init__(self, inner: Any, exchange: core.Exchange, decoder: Any) -> None:
             self.inner, self.exchange, self.decoder = inner, exchange, decoder
 
@@ -112,7 +112,7 @@ def _patch(httpx: Any) -> None:
             finally:
                 self.exchange.finish(abandoned=True)  # no-op when the stream was read to the end
 
-    class _AsyncTap(httpx.AsyncByteStream):  # type: ignore[misc,name-defined]
+    class _AsyncTap(httpx.AsyncByteStream):
         def __init__(self, inner: Any, exchange: core.Exchange, decoder: Any) -> None:
             self.inner, self.exchange, self.decoder = inner, exchange, decoder
 

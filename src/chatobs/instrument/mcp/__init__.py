@@ -12,7 +12,7 @@ See docs/mcp.md.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..._guard import guard
 from ._common import STATE

@@ -50,8 +50,8 @@ def patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
     own = isinstance(owner, type) and name in owner.__dict__
     original = owner.__dict__[name] if own else getattr(owner, name)
     wrapper = make(original)
-    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
-    wrapper._chatobs = True  # type: ignore[attr-defined]
+    wrapper.__wrapped__ = original
+    wrapper._chatobs = True
     setattr(owner, name, wrapper)
     STATE.undo.append(
         lambda: setattr(owner, name, original) if own or not isinstance(owner, type) else delattr(owner, name)

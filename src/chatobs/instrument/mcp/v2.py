@@ -222,8 +222,9 @@ def _make_client_enter(original: Any) -> Any:
         try:
             session = getattr(self, "_session", None)
             info = getattr(session, "server_info", None)
-            if isinstance(getattr(info, "name", None), str):
-                span.set_attribute(semconv.MCP_SERVER_NAME, info.name)
+            server_name = getattr(info, "name", None)
+            if isinstance(server_name, str):
+                span.set_attribute(semconv.MCP_SERVER_NAME, server_name)
             version = getattr(session, "protocol_version", None)
             if isinstance(version, str):
                 span.set_attribute(semconv.MCP_PROTOCOL_VERSION, version)
