@@ -146,11 +146,7 @@ class _Turn:
             from ..middleware import tracecontext
 
             headers = getattr(getattr(event, "request", None), "headers", None)
-            get = (
-                headers.getlist
-                if headers is not None and hasattr(headers, "getlist")
-                else (lambda name: ())
-            )
+            get = headers.getlist if headers is not None and hasattr(headers, "getlist") else (lambda name: ())
             ctx = tracecontext.extract(get("traceparent"), get("tracestate"), get("baggage"))
             base = current(ctx)
         base = base or ChatScope()
