@@ -147,7 +147,10 @@ def describe(cfg: DemoConfig) -> str:
 def serve_fastapi(cfg: DemoConfig) -> None:
     import uvicorn
 
-    from .fastapi_app import create_app
+    if cfg.framework == "gradio":
+        from .gradio_app import create_app
+    else:
+        from .fastapi_app import create_app
 
     app = create_app(cfg, on_ready=lambda: print(describe(cfg), flush=True))
     # uvicorn handles SIGINT/SIGTERM itself: it finishes open requests, runs the lifespan shutdown, then returns.
@@ -190,7 +193,7 @@ def _port(value: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo_app", description="The chatobs demo chat app.")
-    parser.add_argument("--framework", choices=["fastapi", "flask"], default="fastapi")
+    parser.add_argument("--framework", choices=["fastapi", "flask", "gradio"], default="fastapi")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=_port, default=8000)
     parser.add_argument(

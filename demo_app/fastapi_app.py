@@ -19,14 +19,8 @@ from .tools import McpToolbox, ToolsUnavailable
 logger = logging.getLogger("demo_app")
 
 
-def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | None = None) -> FastAPI:
-    import chatobs
-
-    cfg = cfg or DemoConfig()
-    chatobs.init(**web.chatobs_overrides())
-    _, llm = openai_clients(cfg)
-    toolbox = McpToolbox(web.mcp_target(cfg), timeout_s=cfg.tool_timeout_s)
-    store = ConversationStore()
+def tools_lifespan(toolbox: McpToolbox, llm: Any, on_ready: Callable[[], None] | None) -> Callable[[Any], Any]:
+    """The app's lifespan: the MCP tools come up with the app (chat works without them), and go down with it."""
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
@@ -40,7 +34,19 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
         await toolbox.stop()
         await llm.close()
 
-    app = FastAPI(title="chatobs demo", lifespan=lifespan, docs_url=None, redoc_url=None)
+    return lifespan
+
+
+def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | None = None) -> FastAPI:
+    import chatobs
+
+    cfg = cfg or DemoConfig()
+    chatobs.init(**web.chatobs_overrides())
+    _, llm = openai_clients(cfg)
+    toolbox = McpToolbox(web.mcp_target(cfg), timeout_s=cfg.tool_timeout_s)
+    store = ConversationStore()
+
+    app = FastAPI(title="chatobs demo", lifespan=tools_lifespan(toolbox, llm, on_ready), docs_url=None, redoc_url=None)
     app.add_middleware(chatobs.ChatObsMiddleware)
     viewer_url = web.mount_viewer_asgi(app, cfg)
 

@@ -174,7 +174,8 @@ def uvicorn_server():  # type: ignore[no-untyped-def]
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         sock.close()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **kwargs)
+        kwargs.setdefault("lifespan", "off")
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **kwargs)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -190,6 +191,11 @@ def uvicorn_server():  # type: ignore[no-untyped-def]
     for server, thread in servers:
         server.should_exit = True
         thread.join(5)
+        if thread.is_alive():
+            # Open streams (a Gradio client's queue/data) hold a graceful exit: force it, so the app's lifespan
+            # shutdown (which stops chatobs) cannot land in the next test.
+            server.force_exit = True
+            thread.join(10)
 
 
 @pytest.fixture(scope="session", autouse=True)

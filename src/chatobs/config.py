@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["ConfigError", "Settings", "env_name", "load_settings"]
 
 EXPORTER_NAMES = ("otlp", "langfuse", "opik", "local", "console", "none")
-INSTRUMENT_NAMES = ("openai", "anthropic", "mcp", "httpx", "requests", "aiohttp")
+INSTRUMENT_NAMES = ("openai", "anthropic", "mcp", "httpx", "requests", "aiohttp", "gradio", "threads")
 
 CSV = Annotated[list[str], NoDecode]
 
@@ -196,6 +196,12 @@ class Settings(BaseSettings):
         doc="Top-level JSON body fields read for the parent message ID, in order.",
         example="parent_message_id",
     )
+    user_jwt_claim: str | None = _env(
+        "CHATOBS_USER_JWT_CLAIM",
+        default=None,
+        doc="Take the user ID from this claim of the `Authorization: Bearer` JWT when no header or body field named it. The token is decoded WITHOUT verifying its signature (needs PyJWT), only to label spans: never use it for anything else. A malformed token is ignored.",
+        example="sub",
+    )
     max_body_bytes: int = _env(
         "CHATOBS_MAX_BODY_BYTES",
         default=65536,
@@ -228,7 +234,7 @@ class Settings(BaseSettings):
     instrument: CSV = _env(
         "CHATOBS_INSTRUMENT",
         default=list(INSTRUMENT_NAMES),
-        doc="SDKs to auto-instrument when importable: `openai`, `anthropic`, `mcp`, and the HTTP clients `httpx`, `requests`, `aiohttp` (their calls to LLM endpoints become LLM spans); empty for none.",
+        doc="What to auto-instrument when importable: the `openai`, `anthropic` and `mcp` SDKs; the HTTP clients `httpx`, `requests`, `aiohttp` (their calls to LLM endpoints become LLM spans); `gradio` (a queued function runs in the trace of the request that submitted it, see docs/integrations.md) and `threads` (`concurrent.futures.ThreadPoolExecutor.submit` and `loop.run_in_executor` keep the turn's scope and span); empty for none.",
         example="openai,mcp",
     )
     capture_content: bool = _env(
@@ -919,6 +925,17 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"unknown exporter {bad[0]!r}; expected a comma list of {', '.join(EXPORTER_NAMES)}")
         return names
+
+    @field_validator("user_jwt_claim")
+    @classmethod
+    def _jwt_claim(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None:
+            import importlib.util
+
+            if importlib.util.find_spec("jwt") is None:
+                raise ValueError("needs PyJWT to read the token: pip install pyjwt, or unset it")
+        return value
 
     @field_validator("instrument")
     @classmethod

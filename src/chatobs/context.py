@@ -167,10 +167,10 @@ def inject(carrier: MutableMapping[str, str] | None = None) -> MutableMapping[st
     return carrier
 
 
-def request_span() -> trace.Span:
+def request_span(ctx: otel_context.Context | None = None) -> trace.Span:
     """The SERVER span of the chat request being handled (to mark it: feedback, edit, regenerate...), even where
     another span is current (FastAPI traces its endpoint); a non-recording span outside a request."""
-    span = otel_context.get_value(_REQUEST_SPAN_KEY)
+    span = otel_context.get_value(_REQUEST_SPAN_KEY, ctx)
     return span if isinstance(span, trace.Span) else trace.INVALID_SPAN
 
 

@@ -25,6 +25,8 @@ ADAPTERS = {
     "httpx": ("httpx", "chatobs.instrument.http.httpx_client"),
     "requests": ("requests", "chatobs.instrument.http.requests_client"),
     "aiohttp": ("aiohttp", "chatobs.instrument.http.aiohttp_client"),
+    "gradio": ("gradio", "chatobs.instrument.gradio"),
+    "threads": ("concurrent.futures", "chatobs.instrument.threads"),
 }
 
 

@@ -1,6 +1,7 @@
 """What both middlewares share: which paths are traced, and who a request is about.
 
-Identity comes from, in order of precedence: headers, the top-level fields of a JSON body, then user callables
+Identity comes from, in order of precedence: headers (then, for the user, the claim ``CHATOBS_USER_JWT_CLAIM`` of an
+unverified bearer JWT), the top-level fields of a JSON body, then user callables
 (``extractors``) -- each source only fills what the earlier ones left empty. Every ID is validated (non-empty,
 printable, at most ``CHATOBS_MAX_ID_LENGTH`` characters); a bad one is dropped with a debug log, never an error.
 """
@@ -76,6 +77,7 @@ class IdentityReader:
             "parent_message_id": tuple(settings.parent_message_fields),
         }
         self.extractors = tuple(extractors)
+        self.jwt_claim: str | None = getattr(settings, "user_jwt_claim", None)
 
     def from_headers(self, headers: Mapping[str, Sequence[str]]) -> dict[str, str]:
         ids: dict[str, str] = {}
@@ -85,6 +87,12 @@ class IdentityReader:
                 v = valid_id(values[0], self.max_length, name)
                 if v:
                     ids[name] = v
+        if self.jwt_claim and "user_id" not in ids:
+            from .jwt_user import claim_from_headers
+
+            v = valid_id(claim_from_headers(headers, self.jwt_claim), self.max_length, "user_id")
+            if v:
+                ids["user_id"] = v
         return ids
 
     def missing(self, ids: Mapping[str, str]) -> bool:
