@@ -53,6 +53,8 @@ from typing import Any
 
 _CALC = re.compile(r"\bcalculate\s+(.+)", re.IGNORECASE | re.DOTALL)
 _LOOKUP = re.compile(r"\blookup\s+(.+)", re.IGNORECASE | re.DOTALL)
+# What GET /v1/models lists (the fake answers as whatever model is asked for; these are priced in genai-prices).
+LISTED_MODELS = ("gpt-4o-mini", "gpt-4o")
 
 
 def _words(text: str) -> int:
@@ -308,8 +310,18 @@ class _Handler(BaseHTTPRequestHandler):
         handler(body)
 
     def do_GET(self) -> None:
+        if self.path.split("?", 1)[0].rstrip("/") in ("/v1/models", "/models"):
+            # OpenAI's model list: chat UIs (Open WebUI) list a connection's models before offering them.
+            created = 1700000000
+            models = [{"id": m, "object": "model", "created": created, "owned_by": "fake"} for m in LISTED_MODELS]
+            self._send_json(200, {"object": "list", "data": models})
+            return
         self._send_json(
-            200, {"ok": True, "endpoints": ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages"]}
+            200,
+            {
+                "ok": True,
+                "endpoints": ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages", "/v1/models"],
+            },
         )
 
     # --- OpenAI chat completions ------------------------------------------------------------------------------------

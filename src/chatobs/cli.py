@@ -570,6 +570,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the agent in the foreground (sidecar, systemd), or --status of the running one; see docs/agent.md",
     )
 
+    sub.add_parser(
+        "run", help="run an app with chatobs in it, no code changes (chatobs run open-webui serve); see docs/integrations.md"
+    )
+
     p = sub.add_parser("traces", help="recent traces, newest first")
     _add_common(p, filters=True)
     p.add_argument("--limit", "-n", type=int, default=30, help="how many (default 30)")
@@ -621,6 +625,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .agentd.main import main as agent_main
 
         return agent_main(argv[1:])
+    if argv[:1] == ["run"]:
+        # The command's own options are its own: passed through untouched.
+        from .bootstrap import run
+
+        return run(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["ConfigError", "Settings", "env_name", "load_settings"]
 
 EXPORTER_NAMES = ("otlp", "langfuse", "opik", "local", "console", "none")
-INSTRUMENT_NAMES = ("openai", "anthropic", "mcp", "httpx", "requests", "aiohttp", "gradio", "threads")
+INSTRUMENT_NAMES = ("openai", "anthropic", "mcp", "httpx", "requests", "aiohttp", "gradio", "openwebui", "threads")
 
 CSV = Annotated[list[str], NoDecode]
 
@@ -234,7 +234,7 @@ class Settings(BaseSettings):
     instrument: CSV = _env(
         "CHATOBS_INSTRUMENT",
         default=list(INSTRUMENT_NAMES),
-        doc="What to auto-instrument when importable: the `openai`, `anthropic` and `mcp` SDKs; the HTTP clients `httpx`, `requests`, `aiohttp` (their calls to LLM endpoints become LLM spans); `gradio` (a queued function runs in the trace of the request that submitted it, see docs/integrations.md) and `threads` (`concurrent.futures.ThreadPoolExecutor.submit` and `loop.run_in_executor` keep the turn's scope and span); empty for none.",
+        doc="What to auto-instrument when importable: the `openai`, `anthropic` and `mcp` SDKs; the HTTP clients `httpx`, `requests`, `aiohttp` (their calls to LLM endpoints become LLM spans); `gradio` (a queued function runs in the trace of the request that submitted it, see docs/integrations.md), `openwebui` (Open WebUI's chats, messages and users on its turns, see docs/integrations.md) and `threads` (`concurrent.futures.ThreadPoolExecutor.submit` and `loop.run_in_executor` keep the turn's scope and span); empty for none.",
         example="openai,mcp",
     )
     capture_content: bool = _env(

@@ -26,6 +26,7 @@ ADAPTERS = {
     "requests": ("requests", "chatobs.instrument.http.requests_client"),
     "aiohttp": ("aiohttp", "chatobs.instrument.http.aiohttp_client"),
     "gradio": ("gradio", "chatobs.instrument.gradio"),
+    "openwebui": ("open_webui", "chatobs.instrument.openwebui"),
     "threads": ("concurrent.futures", "chatobs.instrument.threads"),
 }
 
