@@ -47,8 +47,22 @@ $(E2E_STAMP): requirements-e2e.lock
 	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-e2e.lock
 	touch $(E2E_STAMP)
 
-e2e: $(STAMP) $(E2E_STAMP)
-	CHATOBS_E2E_PHOENIX_PYTHON=$(E2E_VENV)/bin/python $(PY) -m pytest -q -m e2e $(PYTEST_ARGS)
+# Open WebUI 0.12 too (a large install: about 2 minutes and 2.5 GB here). torch goes first so pip takes the CPU
+# build and never CUDA; the lock is Open WebUI and chatobs[all] resolved together, so `pip check` proves they agree.
+OWUI_VENV := .e2e-owui-venv
+OWUI_STAMP := $(OWUI_VENV)/.installed
+
+$(OWUI_STAMP): requirements-e2e-openwebui.lock pyproject.toml
+	test -x $(OWUI_VENV)/bin/python || $(PYTHON) -m venv $(OWUI_VENV)
+	$(OWUI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(OWUI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-e2e-openwebui.lock
+	$(OWUI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(OWUI_VENV)/bin/python -m pip check
+	touch $(OWUI_STAMP)
+
+e2e: $(STAMP) $(E2E_STAMP) $(OWUI_STAMP)
+	CHATOBS_E2E_PHOENIX_PYTHON=$(E2E_VENV)/bin/python CHATOBS_E2E_OPENWEBUI_PYTHON=$(OWUI_VENV)/bin/python \
+		$(PY) -m pytest -q -m e2e $(PYTEST_ARGS)
 
 docs: $(STAMP)
 	$(PY) -m chatobs.config > docs/configuration.md
@@ -57,4 +71,4 @@ conformance: $(STAMP)
 	PY=$(abspath $(PY)) sh scripts/conformance.sh
 
 clean:
-	rm -rf $(VENV) $(E2E_VENV) .venv-mcp1 .pytest_cache .chatobs
+	rm -rf $(VENV) $(E2E_VENV) $(OWUI_VENV) .venv-mcp1 .pytest_cache .chatobs

@@ -11,7 +11,8 @@ Open WebUI is an app users run, not write (``open-webui serve``), so nothing her
   whose body was too large to read (``Chats.insert_chat_turn``): the request span gets them, and so does everything
   the request starts after that point (the turn's task, the title generation);
 - gives the turn's task (Open WebUI answers at once and runs the model in an asyncio task, streaming over socket.io)
-  the IDs of Open WebUI's own metadata (``process_chat_payload``), whatever the request carried;
+  the IDs of Open WebUI's own metadata (``process_chat_payload``), whatever the request carried, and (with
+  ``CHATOBS_OPENAI_STREAM_USAGE``) asks an OpenAI connection for the token usage of a streamed reply;
 - wraps the title, tags and follow-up generations that run after the reply in an ``openwebui <task>`` span of the turn.
 
 Message IDs follow Open WebUI's tree: ``chatobs.message.id`` is the assistant message the turn generates (the one a
@@ -51,13 +52,15 @@ OPENWEBUI_TASK = "openwebui.task"
 
 _propagate_identity = True
 _max_id = 256
+_stream_usage = True
 
 
 def instrument(settings: Settings) -> bool:
     """Patch Open WebUI when (or as soon as) ``open_webui.main`` is imported; ``init()`` never imports it."""
-    global _propagate_identity, _max_id
+    global _propagate_identity, _max_id, _stream_usage
     _propagate_identity = settings.propagate_identity
     _max_id = settings.max_id_length
+    _stream_usage = settings.openai_stream_usage
     when_imported(_MAIN, _patch_main)
     return True
 
@@ -238,9 +241,25 @@ def _turn_task(original: Any) -> Any:
                 message_id=metadata.get("message_id"),
                 parent_message_id=metadata.get("user_message_id"),
             )
-        return await original(request, form_data, user, metadata, *args, **kwargs)
+        result = await original(request, form_data, user, metadata, *args, **kwargs)
+        if _stream_usage:
+            model = args[0] if args else kwargs.get("model")
+            _ask_usage(result[0] if isinstance(result, tuple) and result else None, model)
+        return result
 
     return process_chat_payload
+
+
+def _ask_usage(form_data: Any, model: Any) -> None:
+    """Ask an OpenAI connection for token usage on a streamed reply, as Open WebUI itself does for a model given the
+    ``usage`` capability (its stream reader takes the usage-only chunk): without it a streamed turn has no tokens."""
+    if not isinstance(form_data, dict) or not form_data.get("stream"):
+        return
+    if not isinstance(model, Mapping) or model.get("owned_by") != "openai":
+        return
+    current = form_data.get("stream_options")
+    if current is None or (isinstance(current, dict) and "include_usage" not in current):
+        form_data["stream_options"] = {**(current or {}), "include_usage": True}
 
 
 def _background(task: str) -> Any:
