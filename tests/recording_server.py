@@ -120,7 +120,10 @@ class _Handler(BaseHTTPRequestHandler):
         rec._record(Request("GET", self.path, dict(self.headers.items()), b"", 0))
         self._answer(200, b"{}", "application/json")
 
-    def do_POST(self) -> None:
+    def do_PATCH(self) -> None:  # Opik's trace update (PATCH /v1/private/traces/{id}): recorded like a POST
+        self.do_POST(method="PATCH")
+
+    def do_POST(self, method: str = "POST") -> None:
         rec: RecordingServer = self.server.recorder
         body, raw_size = self._read()
         mode = rec.mode
@@ -130,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        req = Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, raw_size)
+        req = Request(method, self.path, {k.lower(): v for k, v in self.headers.items()}, body, raw_size)
         ctype = (self.headers.get("Content-Type") or "").lower()
         try:
             if "protobuf" in ctype:
@@ -152,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
         rec._record(req, accepted=True)
         if "protobuf" in ctype:
             self._answer(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
-        elif self.path.rstrip("/").endswith("/batch"):
+        elif self.path.rstrip("/").endswith("/batch") or method == "PATCH":
             self.send_response(204)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -257,6 +260,15 @@ class RecordingServer:
 
     def opik_traces(self) -> list[dict[str, Any]]:
         return [t for r in self.by_path("/v1/private/traces/batch") for t in (r.json or {}).get("traces", [])]
+
+    def opik_trace_updates(self) -> list[tuple[str, dict[str, Any]]]:
+        """(Opik trace ID, body) of every trace update (PATCH), in arrival order."""
+        with self._lock:
+            return [
+                (r.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1], r.json or {})
+                for r in self.requests
+                if r.method == "PATCH" and "/v1/private/traces/" in r.path
+            ]
 
     def opik_spans(self) -> list[dict[str, Any]]:
         return [s for r in self.by_path("/v1/private/spans/batch") for s in (r.json or {}).get("spans", [])]

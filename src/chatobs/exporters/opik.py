@@ -19,7 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -41,6 +43,8 @@ logger = logging.getLogger("chatobs")
 # The Opik SDK reads these (pydantic-settings, prefix OPIK_) for its Sentry error reporting and usage analytics.
 TELEMETRY_ENV = {"OPIK_SENTRY_ENABLE": "false", "OPIK_ANALYTICS_ENABLE": "false"}
 _SPAN_TYPE = {"llm": "llm", "embedding": "llm", "tool": "tool"}
+# Traces whose end this exporter remembers (to extend an Opik trace when later work of it arrives); oldest dropped.
+MAX_TRACKED_TRACES = 4096
 
 
 def quiet_opik_telemetry(settings: Settings) -> None:
@@ -87,6 +91,11 @@ class OpikExporter(SpanExporter):
         self._environment = environment
         self._timeout_s = timeout_s
         self._TraceWrite, self._SpanWrite, self._ErrorInfo = TraceWrite, SpanWrite, ErrorInfoWrite
+        # OTel trace ID -> (latest end sent or seen in ns, whether the Opik trace was sent). Opik shows a trace's
+        # duration from its own start and end, not from its spans, so work that ends after the chat request span
+        # (a background task, Open WebUI's follow-ups) must move the trace's end: see extend().
+        self._ends: OrderedDict[int, tuple[int, bool]] = OrderedDict()
+        self._ends_lock = threading.Lock()
 
     # --- IDs --------------------------------------------------------------------------------------------------------
     def trace_uuid(self, trace_id: int, ts_ms: int) -> str:
@@ -126,6 +135,15 @@ class OpikExporter(SpanExporter):
             if prev is None or start < prev[0]:
                 earliest[tid] = (start, span.context.trace_state)
         ts_of = {tid: trace_time_ms(tid, start // 1_000_000, state) for tid, (start, state) in earliest.items()}
+        latest: dict[int, int] = {}
+        for span in spans:
+            tid = span.context.trace_id
+            latest[tid] = max(latest.get(tid, 0), span.end_time or 0)
+        with self._ends_lock:
+            for tid, end in latest.items():
+                seen = self._ends.get(tid)
+                if seen is not None:
+                    latest[tid] = max(end, seen[0])
         traces: list[Any] = []
         out: list[Any] = []
         for span in spans:
@@ -152,7 +170,8 @@ class OpikExporter(SpanExporter):
                         project_name=self._project,
                         name=trace_name(span) if s.is_root else span.name,
                         start_time=_dt(span.start_time),  # type: ignore[arg-type]  # a finished span has a start time
-                        end_time=_dt(span.end_time),
+                        # The extent of the turn's work so far, not only of the request span that returned first.
+                        end_time=_dt(max(span.end_time or 0, latest[tid])),
                         input=_io(s.input, s.kind),
                         output=_io(s.output, s.kind),
                         metadata={k: v for k, v in trace_meta.items() if v is not None},
@@ -192,9 +211,38 @@ class OpikExporter(SpanExporter):
             )
         return traces, out
 
+    def extend(self, spans: Sequence[ReadableSpan], sent: Sequence[Any]) -> list[tuple[str, datetime]]:
+        """Remember how far each trace of the batch reaches, and return (Opik trace ID, new end) for the traces sent
+        earlier that this batch's spans outlast. A trace not sent yet keeps the latest end for when it is."""
+        sent_now = {t.id for t in sent}
+        updates: list[tuple[str, datetime]] = []
+        by_trace: dict[int, ReadableSpan] = {}
+        for span in spans:
+            prev = by_trace.get(span.context.trace_id)
+            if prev is None or (span.end_time or 0) > (prev.end_time or 0):
+                by_trace[span.context.trace_id] = span
+        with self._ends_lock:
+            for tid, span in by_trace.items():
+                end = span.end_time or 0
+                ts = trace_time_ms(tid, (span.start_time or 0) // 1_000_000, span.context.trace_state)
+                trace_uuid = self.trace_uuid(tid, ts)
+                seen_end, was_sent = self._ends.get(tid, (0, False))
+                if trace_uuid in sent_now:
+                    self._ends[tid] = (max(end, seen_end), True)
+                elif was_sent and end > seen_end:
+                    self._ends[tid] = (end, True)
+                    updates.append((trace_uuid, _dt(end)))  # type: ignore[arg-type]  # end > 0
+                else:
+                    self._ends[tid] = (max(end, seen_end), was_sent)
+                self._ends.move_to_end(tid)
+            while len(self._ends) > MAX_TRACKED_TRACES:
+                self._ends.popitem(last=False)
+        return updates
+
     # --- SpanExporter ---------------------------------------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         traces, out = self.translate(spans)
+        later = self.extend(spans, traces)
         # No SDK-side retries: the chatobs channel retries with backoff, bounded, and counts what it gives up on.
         opts = {"timeout_in_seconds": self._timeout_s, "max_retries": 0}
         try:
@@ -202,6 +250,11 @@ class OpikExporter(SpanExporter):
                 self._rest.spans.create_spans(spans=out, request_options=opts)
             if traces:
                 self._rest.traces.create_traces(traces=traces, request_options=opts)
+            for trace_uuid, end in later:
+                # Only the end moves; the rest of the trace (name, input, output, thread) stays as first sent.
+                self._rest.traces.update_trace(
+                    trace_uuid, project_name=self._project, end_time=end, request_options=opts
+                )
         except Exception as exc:  # noqa: BLE001 - any transport/HTTP error means "not delivered"
             log_limited("opik-export", "chatobs: Opik export failed: %s: %s", type(exc).__name__, str(exc)[:200])
             return SpanExportResult.FAILURE
