@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["ConfigError", "Settings", "env_name", "load_settings"]
 
 EXPORTER_NAMES = ("otlp", "langfuse", "opik", "local", "console", "none")
-INSTRUMENT_NAMES = ("openai", "anthropic", "mcp", "httpx", "requests", "aiohttp", "gradio", "openwebui", "threads")
+INSTRUMENT_NAMES = ("openai", "anthropic", "mcp", "httpx", "requests", "aiohttp", "gradio", "openwebui", "socketio", "threads")
 
 CSV = Annotated[list[str], NoDecode]
 
@@ -126,8 +126,8 @@ class Settings(BaseSettings):
     )
     chat_routes: CSV = _env(
         "CHATOBS_CHAT_ROUTES",
-        default=["POST *"],
-        doc="Requests that are chat turns and become traces, comma separated: `METHOD /path` or `/path` (any method), a trailing `*` matches a prefix, `*` alone every path. Other requests are counted in metrics but not stored or exported (see docs/middleware.md).",
+        default=["POST *", "WS *"],
+        doc="Requests that are chat turns and become traces, comma separated: `METHOD /path` or `/path` (any method), a trailing `*` matches a prefix, `*` alone every path; `WS /path`: each message received on that websocket is a turn. Other requests are counted in metrics but not stored or exported (see docs/middleware.md).",
         example="POST /api/chat*,POST /gradio_api/queue/join,GET /api/chat/stream",
     )
     trace_all_routes: bool = _env(
@@ -234,7 +234,7 @@ class Settings(BaseSettings):
     instrument: CSV = _env(
         "CHATOBS_INSTRUMENT",
         default=list(INSTRUMENT_NAMES),
-        doc="What to auto-instrument when importable: the `openai`, `anthropic` and `mcp` SDKs; the HTTP clients `httpx`, `requests`, `aiohttp` (their calls to LLM endpoints become LLM spans); `gradio` (a queued function runs in the trace of the request that submitted it, see docs/integrations.md), `openwebui` (Open WebUI's chats, messages and users on its turns, see docs/integrations.md) and `threads` (`concurrent.futures.ThreadPoolExecutor.submit` and `loop.run_in_executor` keep the turn's scope and span); empty for none.",
+        doc="What to auto-instrument when importable: the `openai`, `anthropic` and `mcp` SDKs; the HTTP clients `httpx`, `requests`, `aiohttp` (their calls to LLM endpoints become LLM spans); `gradio` (a queued function runs in the trace of the request that submitted it, see docs/integrations.md), `openwebui` (Open WebUI's chats, messages and users on its turns, see docs/integrations.md), `socketio` (a python-socketio handler for an event naming a chat runs in that chat's latest turn) and `threads` (`concurrent.futures.ThreadPoolExecutor.submit` and `loop.run_in_executor` keep the turn's scope and span); empty for none.",
         example="openai,mcp",
     )
     capture_content: bool = _env(

@@ -27,6 +27,7 @@ ADAPTERS = {
     "aiohttp": ("aiohttp", "chatobs.instrument.http.aiohttp_client"),
     "gradio": ("gradio", "chatobs.instrument.gradio"),
     "openwebui": ("open_webui", "chatobs.instrument.openwebui"),
+    "socketio": ("socketio", "chatobs.instrument.socketio"),
     "threads": ("concurrent.futures", "chatobs.instrument.threads"),
 }
 

@@ -34,6 +34,7 @@ from opentelemetry import trace
 from .._guard import log_limited
 from .._light import start_span
 from ..context import ChatScope, context_with_scope, current, identity_attributes, request_span
+from ..middleware import chat_turns
 from ._sdk_patch import cancel_when_imported, when_imported
 
 if TYPE_CHECKING:
@@ -188,6 +189,8 @@ def _enter(**ids: str | None) -> None:
     span = request_span()
     if span.is_recording():
         span.set_attributes(identity_attributes(s))
+        if s.conversation_id != base.conversation_id:  # a first turn: its socket events now find the chat
+            chat_turns.remember(s, span.get_span_context())
     otel_context.attach(context_with_scope(s, propagate_identity=_propagate_identity))
 
 

@@ -7,7 +7,8 @@ HTTP requests get one SERVER span and a chat scope; the response carries ``X-Tra
 up to ``CHATOBS_MAX_BODY_BYTES`` and replayed to the app unchanged; a larger or non-JSON body is never read by
 chatobs. Response messages are passed on as they come (SSE and chunked responses are never buffered); the span ends
 when the app returns -- the stream finished or the client went away. WebSocket connections keep the scope for their
-lifetime without a span; the lifespan ``shutdown`` flushes chatobs.
+lifetime; on a chat websocket (``WS`` in ``CHATOBS_CHAT_ROUTES``) each message is a turn (see ``ws_turns``); the
+lifespan ``shutdown`` flushes chatobs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .._guard import log_limited
 from ..context import ChatScope, context_with_scope
 from .extract import IdExtractor, MiddlewareBase, RequestInfo, is_json_content_type, parse_json_object
 from .request import RequestSpan, header_map
+from .ws_turns import MessageTurns, is_engineio
 
 logger = logging.getLogger("chatobs")
 
@@ -180,19 +182,29 @@ class ChatObsMiddleware(MiddlewareBase):
     # --- WebSocket and lifespan -------------------------------------------------------------------------------------
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = None
+        turns = None
         try:
-            if not self._paths.excluded(scope.get("path", "")):
+            path = scope.get("path", "")
+            if not self._paths.excluded(path):
                 headers = header_map(scope.get("headers", ()))
                 ids = self._ids.from_headers(headers)
-                s = ChatScope(route=scope.get("path"), **ids)  # type: ignore[arg-type]  # ids: str identity fields only
+                s = ChatScope(route=path, **ids)  # type: ignore[arg-type]  # ids: str identity fields only
                 token = otel_context.attach(context_with_scope(s, propagate_identity=self.settings.propagate_identity))
+                if self._routes.is_chat("WS", path) and not is_engineio(scope):
+                    turns = MessageTurns(scope, s, self._ids, self._max_body, self.settings.propagate_identity)
+                    receive = turns.receive(receive)
         except Exception as exc:  # noqa: BLE001
             log_limited("asgi-websocket", "chatobs: could not open the websocket scope: %s", exc)
         try:
             await self.app(scope, receive, send)
         finally:
+            if turns is not None:
+                turns.end()
             if token is not None:
-                otel_context.detach(token)
+                try:
+                    otel_context.detach(token)
+                except Exception:  # noqa: BLE001 - a context switched under us must not break the connection
+                    pass
 
     def _lifespan_send(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:

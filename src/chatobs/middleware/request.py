@@ -18,7 +18,7 @@ from .. import semconv
 from .._light import start_span
 from ..context import ChatScope, context_with_scope, identity_attributes, with_request_span
 from ..runtime import get_tracer
-from . import tracecontext
+from . import chat_turns, tracecontext
 from .extract import RequestInfo, captured_headers
 
 
@@ -101,6 +101,8 @@ class RequestSpan:
             chat_turn=chat_turn,
             **ids,  # type: ignore[arg-type]  # ids: str identity fields only
         )
+        if self.scope.conversation_id and chat_turn:
+            chat_turns.remember(self.scope, sc)
         # The scope with trace/span IDs filled in replaces the one the span was started under (baggage is set).
         ctx = with_request_span(span, context_with_scope(self.scope, ctx, propagate_identity=False))
         self.span = span
