@@ -571,7 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser(
-        "run", help="run an app with chatobs in it, no code changes (chatobs run open-webui serve); see docs/integrations.md"
+        "run",
+        help="run an app with chatobs in it, no code changes (chatobs run open-webui serve); see docs/integrations.md",
     )
 
     p = sub.add_parser("traces", help="recent traces, newest first")

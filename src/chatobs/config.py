@@ -23,7 +23,18 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["ConfigError", "Settings", "env_name", "load_settings"]
 
 EXPORTER_NAMES = ("otlp", "langfuse", "opik", "local", "console", "none")
-INSTRUMENT_NAMES = ("openai", "anthropic", "mcp", "httpx", "requests", "aiohttp", "gradio", "openwebui", "socketio", "threads")
+INSTRUMENT_NAMES = (
+    "openai",
+    "anthropic",
+    "mcp",
+    "httpx",
+    "requests",
+    "aiohttp",
+    "gradio",
+    "openwebui",
+    "socketio",
+    "threads",
+)
 
 CSV = Annotated[list[str], NoDecode]
 

@@ -100,7 +100,9 @@ def test_socketio_event_of_a_chat_joins_its_turn(make_capture: Any, fake: Any, u
 
     app = chatobs.ChatObsMiddleware(socketio.ASGIApp(sio, other_asgi_app=api))
     url = uvicorn_server(app)
-    turn = httpx.post(url + "/api/chat", json={"message": "hi"}, headers={"X-Conversation-Id": "c-sio", "X-User-Id": "u-1"})
+    turn = httpx.post(
+        url + "/api/chat", json={"message": "hi"}, headers={"X-Conversation-Id": "c-sio", "X-User-Id": "u-1"}
+    )
     assert turn.status_code == 200
 
     async def emit() -> None:

@@ -198,7 +198,9 @@ def _guarded_enter(where: str, **ids: Any) -> None:
     try:
         _enter(**{k: _text(v) for k, v in ids.items()})
     except Exception as exc:  # noqa: BLE001 - never hurt the host app
-        log_limited(f"openwebui-{where}", "chatobs: could not read Open WebUI's %s: %s: %s", where, type(exc).__name__, exc)
+        log_limited(
+            f"openwebui-{where}", "chatobs: could not read Open WebUI's %s: %s: %s", where, type(exc).__name__, exc
+        )
 
 
 def _new_chat(original: Any) -> Any:
@@ -210,7 +212,9 @@ def _new_chat(original: Any) -> Any:
             history = (chat.get("history") or {}) if isinstance(chat, Mapping) else {}
             current_id = history.get("currentId")
             parent = ((history.get("messages") or {}).get(current_id) or {}).get("parentId") if current_id else None
-            _guarded_enter("new chat", conversation_id=id, user_id=user_id, message_id=current_id, parent_message_id=parent)
+            _guarded_enter(
+                "new chat", conversation_id=id, user_id=user_id, message_id=current_id, parent_message_id=parent
+            )
         return result
 
     return insert_new_chat
@@ -235,7 +239,9 @@ def _chat_turn(original: Any) -> Any:
 
 def _turn_task(original: Any) -> Any:
     @functools.wraps(original)
-    async def process_chat_payload(request: Any, form_data: Any, user: Any, metadata: Any, *args: Any, **kwargs: Any) -> Any:
+    async def process_chat_payload(
+        request: Any, form_data: Any, user: Any, metadata: Any, *args: Any, **kwargs: Any
+    ) -> Any:
         if isinstance(metadata, Mapping):
             _guarded_enter(
                 "turn",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from contextvars import Token
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,7 @@ def _chat_of(args: tuple[Any, ...]) -> str | None:
     return None
 
 
-def _enter(event: str, args: tuple[Any, ...]) -> object | None:
+def _enter(event: str, args: tuple[Any, ...]) -> Token[otel_context.Context] | None:
     try:
         conversation = _chat_of(args)
         if conversation is None:
