@@ -20,7 +20,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class _AppImportFinder:
-    """Answers no import itself; for an app module, wraps the real loader so ``chatobs.init()`` runs after it."""
+    """Answers no import itself; for an app module, wraps the real loader so ``chatobs.init()`` runs after it.
+    (The same trick as ``chatobs.instrument._sdk_patch``'s finder, repeated because importing that module would
+    import chatobs into every process at start-up.)"""
 
     def __init__(self) -> None:
         self._busy: set[str] = set()
