@@ -258,7 +258,7 @@ class Settings(BaseSettings):
     openai_stream_usage: bool = _env(
         "CHATOBS_OPENAI_STREAM_USAGE",
         default=True,
-        doc="Ask OpenAI for token usage on streamed chat completions (`stream_options.include_usage`) and hide the extra usage-only chunk from the app.",
+        doc="Ask OpenAI for token usage on streamed chat completions (`stream_options.include_usage`) and hide the extra usage-only chunk from the app; Open WebUI's OpenAI connections are asked too (Open WebUI reads that chunk itself).",
         example="false",
     )
     http_llm_hosts: CSV = _env(
