@@ -42,7 +42,8 @@ def _show(value: Any) -> str:
 
 def effective_config(settings: Any, *, show_all: bool = False) -> list[ConfigLine]:
     """Every setting that differs from its default (or all), with the variable it came from; secrets as ``***``."""
-    from ..config import Settings, field_meta
+    from ..config import Settings
+    from ..config.fields import field_meta
 
     env = {k.upper() for k in os.environ}
     lines: list[ConfigLine] = []
