@@ -324,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print()
         return 0 if ok else 1
-    from .cli.main import table
+    from .cli.output import table
 
     title = "every setting" if args.all else "settings that differ from the defaults; --all for every setting"
     print(f"Configuration ({title})")

@@ -38,9 +38,9 @@ def create_app(db_path: str | os.PathLike[str] | None = None, token: str | None 
     from .app import build_app
 
     if db_path is None:
-        from ..cli.main import _default_db
+        from ..cli.store import default_db
 
-        db_path = _default_db()
+        db_path = default_db()
     if token is None:
         token = os.environ.get("CHATOBS_VIEWER_TOKEN") or None
     return build_app(Path(db_path), token)
