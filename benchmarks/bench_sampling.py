@@ -51,7 +51,8 @@ _legacy = False  # normalise on the request path, as before the content stage
 
 def _turn(tracer: trace.Tracer, scope: Callable[..., Any], conv: str) -> None:
     """What the middleware and the LLM recorder do for a turn of 2 LLM calls resending an 8-message history."""
-    from chatobs.recording.instrument.llm import Generation, capture_enabled, normalize_messages
+    from chatobs.recording.instrument.generation import Generation, capture_enabled
+    from chatobs.recording.instrument.messages import normalize_messages
     from chatobs.recording.light_spans import start_span
 
     with scope(conversation_id=conv):

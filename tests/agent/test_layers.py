@@ -48,6 +48,4 @@ def test_core_imports_no_other_chatobs_layer_but_config() -> None:
 
 
 def test_the_check_sees_a_function_level_import() -> None:
-    assert "chatobs.runtime" in _imports_of(
-        "def f():\n    from ..runtime import get_runtime\n", "chatobs.recording"
-    )
+    assert "chatobs.runtime" in _imports_of("def f():\n    from ..runtime import get_runtime\n", "chatobs.recording")

@@ -15,10 +15,10 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 import chatobs
 from chatobs.core import semconv
+from chatobs.core.json_text import from_json
 from chatobs.core.stats import PipelineStats
 from chatobs.processing.content import ContentStage
 from chatobs.recording import light_spans
-from chatobs.recording.instrument import llm
 
 from .conftest import loads, one_llm_span
 from .content_cases import GOLDEN, run_cases
@@ -146,6 +146,6 @@ def test_an_unencodable_snapshot_costs_the_app_nothing(capture: Any) -> None:
         call.record(output="fine")
     span = one_llm_span(capture)
     assert semconv.GEN_AI_INPUT_MESSAGES not in span.attributes
-    assert llm.from_json(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES]) == [
+    assert from_json(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES]) == [
         {"role": "assistant", "parts": [{"type": "text", "content": "fine"}]}
     ]

@@ -21,9 +21,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from ..core import semconv
 from ..core.guard import log_limited
+from ..core.json_text import from_json, to_json
 from ..core.spans import attributes_of, with_changes
 from ..core.stats import STATS, PipelineStats
-from ..recording.instrument.llm import from_json, normalize_output, request_content, to_json
+from ..recording.instrument.llm import request_content
+from ..recording.instrument.messages import normalize_output
 
 if TYPE_CHECKING:
     from ..config import Settings

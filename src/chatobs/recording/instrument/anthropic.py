@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ...core import semconv
 from ._coexist import step_aside
-from .llm import Generation, Result, capture_enabled, json_or_str, normalize_messages, text_parts
+from .generation import Generation, Result, capture_enabled
+from .messages import json_or_str, normalize_messages, text_parts
 from .stainless import Call, cancel_when_imported, patch, server_of, unpatch, when_imported
 
 if TYPE_CHECKING:

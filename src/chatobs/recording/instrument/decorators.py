@@ -25,8 +25,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ...core import semconv
 from ...core.guard import log_limited
+from ...core.json_text import to_json
 from ..light_spans import LightSpan, start_span
-from .llm import capture_enabled, to_json, tracer
+from .generation import capture_enabled, tracer
 
 __all__ = ["agent", "task", "tool", "workflow"]
 

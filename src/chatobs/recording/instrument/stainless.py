@@ -4,7 +4,7 @@ Every API call of those SDKs -- ``create``, the ``.stream()`` helpers, ``.parse(
 ``SyncAPIClient.request`` / ``AsyncAPIClient.request`` with the final request options (``url``, ``json_data``). chatobs
 patches that one method per SDK (on the base class, so clients created before ``init()`` are covered too) and asks a
 per-provider *route* whether the call is an LLM call; if so the route returns a :class:`Call` (the started
-:class:`~chatobs.recording.instrument.llm.Generation`, how to read the parsed response, and how to accumulate a stream).
+:class:`~chatobs.recording.instrument.generation.Generation`, how to read the parsed response, and how to accumulate a stream).
 
 Streams are not wrapped in a new object: the SDK ``Stream``/``AsyncStream`` returned to the app keeps its type; only its
 internal iterator is replaced by a pass-through generator that records each chunk, so nothing is buffered. The span
@@ -28,7 +28,7 @@ from ...core.guard import guard, log_limited
 if TYPE_CHECKING:
     import types
 from ._coexist import SDK_CALL
-from .llm import Generation, StreamState, wrap_astream, wrap_stream
+from .generation import Generation, StreamState, wrap_astream, wrap_stream
 
 ResponseReader = Callable[[Generation, Any], None]
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ....core import semconv
 from ....core.guard import log_limited
 from .._coexist import http_step_aside
-from ..llm import Generation
+from ..generation import Generation
 from ..stainless import Call, cancel_when_imported, when_imported
 
 if TYPE_CHECKING:
