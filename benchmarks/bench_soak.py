@@ -60,7 +60,7 @@ async def _turns(client: httpx.AsyncClient, base: str, first: int, count: int) -
     async def one_conversation(conv: int, turns: list[int]) -> None:
         async with sem:
             for i in turns:
-                body: dict[str, Any] = {"message": message(i)}
+                body: dict[str, Any] = {"message": message(i, echoed=True)}
                 if conv in conversations:
                     body["conversation_id"] = conversations[conv]
                 r = await client.post(f"{base}/api/chat", json=body, headers={"X-User-Id": f"soak-user-{conv}"})

@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 TURNS = int(os.environ.get("BENCH_TURNS", "200"))
 CONCURRENT_TURNS = int(os.environ.get("BENCH_CONCURRENT_TURNS", "160"))
 TICK = os.sysconf("SC_CLK_TCK")
+# BENCH_PII_ECHO=1: the tool error echoes each message's PII (see message()).
+ECHOED = os.environ.get("BENCH_PII_ECHO", "") == "1"
 
 
 def _free_port() -> int:
@@ -170,14 +172,21 @@ _FIRST = ("Jane", "John", "Maria", "Ahmed", "Li", "Olga", "Pierre", "Aiko", "Car
 _LAST = ("Doe", "Smith", "Garcia", "Khan", "Wei", "Ivanova", "Dubois", "Tanaka", "Silva", "Haddad", "Berg", "Patel")
 
 
-def message(i: int) -> str:
+def message(i: int, echoed: bool = False) -> str:
     """A distinct message with a name, an e-mail address and a phone number: every turn gives the masker new text,
-    so Presidio runs in the agent on every turn instead of answering from its caches."""
+    so Presidio runs in the agent on every turn instead of answering from its caches.
+
+    The PII comes before ``calculate``, so the tool gets a valid expression and its result carries none (a chat turn
+    as users send them). ``echoed``: after it, so the demo's calculator rejects the whole text and its error message
+    repeats it: every LLM and tool span then carries the PII in another wrapping (6 distinct texts per turn for
+    Presidio instead of 1; docs/performance.md)."""
     first, last = _FIRST[i % len(_FIRST)], _LAST[(i // len(_FIRST)) % len(_LAST)]
-    return (
-        f"calculate {i % 97 + 2}*{i % 89 + 3} please, I am {first} {last} (ticket {i}), send it to "
-        f"{first.lower()}.{last.lower()}{i}@example.com or call +1 415 555 {i % 10000:04d}"
+    pii = (
+        f"I am {first} {last} (ticket {i}), send it to {first.lower()}.{last.lower()}{i}@example.com "
+        f"or call +1 415 555 {i % 10000:04d}"
     )
+    expression = f"{i % 97 + 2}*{i % 89 + 3}"
+    return f"calculate {expression} please, {pii}" if echoed else f"{pii}, and calculate {expression}"
 
 
 _counter = itertools.count()
@@ -204,7 +213,7 @@ def _checked(r: httpx.Response, base: str) -> str | None:
 async def _conversation_turns(client: httpx.AsyncClient, user: str, turns: int, latencies: list[float]) -> None:
     conversation = None
     for i in range(turns):
-        body: dict[str, Any] = {"message": message(next(_counter))}
+        body: dict[str, Any] = {"message": message(next(_counter), ECHOED)}
         if conversation and i % 5:
             body["conversation_id"] = conversation
         started = time.perf_counter()
@@ -271,7 +280,7 @@ async def _paired_turns(a: str, b: str, turns: int) -> tuple[list[float], list[f
     conv: dict[str, str | None] = {a: None, b: None}
     async with httpx.AsyncClient(timeout=60) as client:
         for i in range(turns):
-            text = message(next(_counter))  # the same text for both apps: the same work for the masker
+            text = message(next(_counter), ECHOED)  # the same text for both apps: the same work for the masker
             for base in (a, b) if i % 2 == 0 else (b, a):
                 body: dict[str, Any] = {"message": text}
                 if conv[base] and i % 5:
