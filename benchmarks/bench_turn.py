@@ -1,16 +1,18 @@
 """The headline figures: a full chat turn of the demo app, with chatobs and without, measured in one run.
 
-Each turn is ``POST /api/chat`` "calculate ... (with an e-mail address in it)": the request span, two LLM calls
-through the real ``openai`` SDK to the fake provider (its own process) and one MCP tool call to the demo tool server
-(its own process), content captured, PII masking and export on (default local store, or OTLP to a receiver).
+Each turn is ``POST /api/chat`` with a new message carrying a name, an e-mail address and a phone number (so Presidio
+runs in the agent every turn): the request span, two LLM calls through the real ``openai`` SDK to the fake provider
+(its own process) and one MCP tool call to the demo tool server (its own process), content captured, PII masking and
+export on (default local store, or OTLP to a receiver).
 
-Figures, each against the bare app (``CHATOBS_ENABLED=false``: middleware pass-through, nothing patched) running at
-the same time, its sequential turns interleaved with chatobs's so that the machine's drift hits both alike:
-- request-path CPU per turn: CPU of the app's event-loop thread (read from /proc per thread);
-- total CPU per turn: every thread of the app process plus the masking worker process, after the pipeline drained;
-- throughput at concurrency 16; streaming time to first byte; resident memory;
-- p99 latency with a dead OTLP backend against a healthy one.
-The tool server's own CPU (chatobs on its side too) is reported separately.
+``BENCH_ROUNDS`` rounds (default 3); in each, the bare app (``CHATOBS_ENABLED=false``) and the chatobs app run at the
+same time and their sequential turns are interleaved, so the machine's drift hits both alike. Every figure is the
+median over the rounds with its spread (min..max):
+- request-path CPU per turn: the app's event-loop thread (read from /proc per thread);
+- app-process CPU (all threads), the agent's CPU, the tool server's, and all of them together;
+- throughput at concurrency 16; streaming time to first byte; resident memory of the app and the agent;
+- p99 latency with a dead OTLP backend against a healthy one (also an interleaved pair).
+Turns the demo answers 502 (its LLM or tool call failed under load) are counted and shown, not fatal.
 """
 
 from __future__ import annotations
