@@ -199,3 +199,23 @@ def test_doctor_shows_the_agent_and_its_connected_processes(tmp_path: Path) -> N
     finally:
         p.kill()
         p.wait(10)
+
+
+def _nice_of_threads(pid: int) -> set[int]:
+    # Field 19 of /proc/<pid>/task/<tid>/stat (after the ")" of the name: index 16): Linux keeps niceness per thread.
+    return {
+        int(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[16])
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    }
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 10), ("0", os.getpriority(os.PRIO_PROCESS, 0))])
+def test_the_agent_runs_at_a_lower_priority_than_the_apps(tmp_path: Path, setting: str | None, expected: int) -> None:
+    env = {"CHATOBS_AGENT_NICE": setting} if setting is not None else {}
+    p = _app(5, "nice", tmp_path / "traces.db", **env)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    pids = agent_pids(_agent_dir())
+    assert len(pids) == 1
+    # Every thread: the pipeline, the exporters and the connections' threads started after the agent lowered it.
+    assert _nice_of_threads(pids[0]) == {expected}

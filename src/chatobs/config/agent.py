@@ -40,6 +40,14 @@ class AgentSettings(BaseSettings):
         doc="An agent started by an app exits after this long without connected processes; 0 = never. A user-run `chatobs agent` does not exit unless given `--idle-exit`.",
         example="60",
     )
+    agent_nice: int = env_field(
+        "CHATOBS_AGENT_NICE",
+        default=10,
+        ge=0,
+        le=19,
+        doc="The agent's scheduling niceness (at least this; 0 = leave it as started). Its work (masking, export) can wait; on a busy host the CPU goes to the apps' requests first, and what the agent cannot keep up with waits in the bounded queues (full: dropped and counted).",
+        example="0",
+    )
 
     @field_validator(
         "agent",

@@ -122,6 +122,18 @@ def _prebuild_masking(settings: Any) -> None:
         logger.warning("chatobs agent: masking engine not built at start: %s", type(exc).__name__)
 
 
+def _lower_priority(nice: int) -> None:
+    """Niceness at least ``nice``, before any thread starts (Linux keeps it per thread; new threads inherit it)."""
+    if nice <= 0:
+        return
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        if current < nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError as exc:
+        logger.warning("chatobs agent: could not lower its priority (CHATOBS_AGENT_NICE=%d): %s", nice, exc)
+
+
 def run(path: Path, *, idle_exit_s: float = 0.0) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from ...config import ConfigError, load_settings
@@ -132,6 +144,7 @@ def run(path: Path, *, idle_exit_s: float = 0.0) -> int:
     try:
         # Presidio runs here, on the agent's own thread: the agent is the process that keeps it off the apps' GIL.
         settings = load_settings(masking_worker="thread")
+        _lower_priority(settings.agent_nice)
         if settings.debug:
             logging.getLogger("chatobs").setLevel(logging.DEBUG)
         _prebuild_masking(settings)
