@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from chatobs import semconv as sc
-from chatobs.exporters.local import queries
-from chatobs.exporters.local.store import connect
+from chatobs.core import semconv as sc
+from chatobs.export.local import queries
+from chatobs.export.local.store import connect
 from demo_app.fake_llm import FakeLLM
 from tests.conftest import REPO, subprocess_env
 from tests.recording_server import closed_port

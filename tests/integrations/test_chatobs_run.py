@@ -20,7 +20,7 @@ import json, sys
 report = {"chatobs_before": "chatobs" in sys.modules}
 if {app!r}:
     import open_webui.main as m
-    from chatobs import runtime
+    from chatobs.runtime import wiring as runtime
     report["initialised"] = runtime.settings_or_none() is not None
     report["middleware"] = [getattr(x.cls, "__name__", "") for x in m.app.user_middleware]
 report["chained"] = getattr(sys.modules.get("sitecustomize"), "CHAINED", False)
@@ -39,7 +39,15 @@ def _run(tmp_path: Path, app: bool) -> dict[str, object]:
     env = subprocess_env(CHATOBS_EXPORTERS="none", CHATOBS_AGENT="inprocess", CHATOBS_PII="off")
     env["PYTHONPATH"] = f"{env['PYTHONPATH']}:{tmp_path}:{other}"
     out = subprocess.run(
-        [sys.executable, "-m", "chatobs.cli", "run", sys.executable, "-c", PROBE.replace("{app!r}", repr(app))],
+        [
+            sys.executable,
+            "-m",
+            "chatobs.tools.cli.main",
+            "run",
+            sys.executable,
+            "-c",
+            PROBE.replace("{app!r}", repr(app)),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -65,7 +73,11 @@ def test_run_leaves_other_processes_alone(tmp_path: Path) -> None:
 
 def test_run_without_a_command_says_what_is_expected() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "chatobs.cli", "run"], env=subprocess_env(), capture_output=True, text=True, check=False
+        [sys.executable, "-m", "chatobs.tools.cli.main", "run"],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode == 2
     assert "expected a command" in out.stderr and "chatobs run open-webui serve" in out.stderr

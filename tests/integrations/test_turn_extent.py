@@ -20,9 +20,9 @@ import pytest
 from fastapi import FastAPI
 
 import chatobs
-from chatobs import semconv as sc
-from chatobs.exporters.local import queries
-from chatobs.exporters.local.store import connect
+from chatobs.core import semconv as sc
+from chatobs.export.local import queries
+from chatobs.export.local.store import connect
 from tests.recording_server import RecordingServer
 
 pytestmark = pytest.mark.timeout(60)

@@ -18,7 +18,7 @@ import socketio
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 import chatobs
-from chatobs import semconv as sc
+from chatobs.core import semconv as sc
 
 pytestmark = pytest.mark.timeout(60)
 
