@@ -234,7 +234,7 @@ def test_metrics_stage_sees_every_request(monkeypatch: pytest.MonkeyPatch, make_
         def shutdown(self) -> None:
             pass
 
-    from chatobs.processing.metrics import recorder as metrics
+    from chatobs.processing.metrics import stage as metrics
 
     monkeypatch.setattr(metrics, "build", lambda settings: CountRequests())
     cap = make_capture(sample_rate=0.25)
