@@ -31,8 +31,6 @@ KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset(
         ("chatobs.recording.middleware.asgi", "chatobs.runtime.wiring"),
         ("chatobs.recording.middleware.extract", "chatobs.runtime.wiring"),
         ("chatobs.recording.middleware.request", "chatobs.runtime.wiring"),
-        # the OTLP endpoint resolution, shared with the span exporter
-        ("chatobs.processing.metrics.recorder", "chatobs.export.otlp"),
     }
 )
 

@@ -143,26 +143,22 @@ class Recorder:
     def _otlp_reader(settings: Settings) -> MetricReader:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-        from ...export.otlp import _timeout_s, parse_headers
+        from ...config.otlp import endpoint as signal_endpoint
+        from ...config.otlp import headers as signal_headers
+        from ...config.otlp import timeout_s
 
-        headers = parse_headers(settings.otlp_headers.get_secret_value() if settings.otlp_headers else None)
-        timeout = _timeout_s(settings)
+        headers = signal_headers(settings, "metrics")
+        timeout = timeout_s(settings)
+        endpoint = signal_endpoint(settings, "metrics")
         if settings.otlp_protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 
-            endpoint = settings.otlp_metrics_endpoint or settings.otlp_endpoint or "http://localhost:4317"
             exporter: Any = GrpcMetricExporter(
                 endpoint=endpoint, headers=headers or None, timeout=timeout, insecure=endpoint.startswith("http://")
             )
         else:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-            if settings.otlp_metrics_endpoint:
-                endpoint = settings.otlp_metrics_endpoint
-            elif settings.otlp_endpoint:
-                endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/metrics"
-            else:
-                endpoint = "http://localhost:4318/v1/metrics"
             exporter = OTLPMetricExporter(
                 endpoint=endpoint,
                 headers=headers or None,
