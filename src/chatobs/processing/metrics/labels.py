@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from ...core import semconv
+from ...core.numbers import as_int
 
 if TYPE_CHECKING:
     pass
@@ -104,7 +105,7 @@ def error_type(span: ReadableSpan, attrs: Any = None) -> str | None:
         attrs = span.attributes or {}
     if attrs.get(semconv.ERROR_TYPE):
         return str(attrs[semconv.ERROR_TYPE])
-    status = int_or_none(attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE))
+    status = as_int(attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE))
     if status is not None and status >= 500:
         return str(status)
     if span.status is not None and span.status.status_code == StatusCode.ERROR:
@@ -124,19 +125,3 @@ def template_path(path: str) -> str:
         return ""
     parts = str(path).split("?", 1)[0].split("/")
     return "/".join("{id}" if _ID_SEGMENT.match(p) else p for p in parts)
-
-
-def number_or_none(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        return None

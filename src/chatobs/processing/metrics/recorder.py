@@ -26,6 +26,7 @@ from ... import __version__
 from ...core import semconv
 from ...core.guard import guard
 from ...core.hashing import user_id_hasher
+from ...core.numbers import as_float, as_int
 from ...core.spans import attributes_of, owns_tool_call
 from ...core.stats import STATS
 from .series import Direct, Series
@@ -37,10 +38,8 @@ from .labels import (
     LABEL_CACHE_SIZE,
     Cardinality,
     error_type,
-    int_or_none,
     is_llm_attributes,
     model_of,
-    number_or_none,
     provider_of,
     template_path,
 )
@@ -298,16 +297,16 @@ class Recorder:
 
         duration, tokens_in, tokens_out, ttfc_series = self._cached(self._llm_labels, (labels, err), build)
         duration.record(duration_s)
-        n = number_or_none(attrs.get(semconv.GEN_AI_USAGE_INPUT_TOKENS))
+        n = as_float(attrs.get(semconv.GEN_AI_USAGE_INPUT_TOKENS))
         if n is not None and n >= 0:
             tokens_in.record(n)
-        n = number_or_none(attrs.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
+        n = as_float(attrs.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
         if n is not None and n >= 0:
             tokens_out.record(n)
-        ttfc = number_or_none(attrs.get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK))
+        ttfc = as_float(attrs.get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK))
         if ttfc is not None and ttfc >= 0:
             ttfc_series.record(ttfc)
-        cost = number_or_none(attrs.get(semconv.COST_USD))
+        cost = as_float(attrs.get(semconv.COST_USD))
         if cost is not None and cost > 0:
             # Its own cache: the tenant enters the cardinality limiter only with a cost, as it always has.
             def build_cost() -> Series:
@@ -397,7 +396,7 @@ class Recorder:
                 out[semconv.HTTP_REQUEST_METHOD] = str(attrs[semconv.HTTP_REQUEST_METHOD])[:16]
             status = attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE)
             if status is not None:
-                out[semconv.HTTP_RESPONSE_STATUS_CODE] = int_or_none(status) or 0
+                out[semconv.HTTP_RESPONSE_STATUS_CODE] = as_int(status) or 0
             if err:
                 out[semconv.ERROR_TYPE] = a(semconv.ERROR_TYPE, err)
             if user:
