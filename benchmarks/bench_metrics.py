@@ -32,7 +32,7 @@ from chatobs.config import load_settings
 from chatobs.core import semconv
 from chatobs.processing import cost
 from chatobs.processing.alerts import rules as alerts
-from chatobs.processing.metrics import recorder as metrics
+from chatobs.processing.metrics import stage as metrics
 
 BATCH = 256
 SPANS_PER_TURN = 8

@@ -10,7 +10,8 @@ from chatobs.core import semconv
 from chatobs.processing import cost, secrets
 from chatobs.processing.alerts.rules import _Keyed
 from chatobs.processing.masking.masker import MaskCache, Masker, _context_words
-from chatobs.processing.metrics.recorder import _LIMITS, OTHER, _Cardinality
+from chatobs.processing.metrics.instruments import OTHER
+from chatobs.processing.metrics.labels import _LIMITS, Cardinality
 
 
 def _history(i: int, filler: str = "") -> str:
@@ -73,7 +74,7 @@ def test_alert_subjects_expire_and_are_capped() -> None:
 
 
 def test_metric_label_values_are_capped() -> None:
-    card = _Cardinality()
+    card = Cardinality()
     limit = _LIMITS[semconv.USER_ID]
     labels = [card(semconv.USER_ID, f"user-{i}" + "u" * 500) for i in range(limit + 500)]
     assert len(card._seen[semconv.USER_ID]) == limit

@@ -14,7 +14,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 import chatobs
 from chatobs.core.stats import STATS
 from chatobs.processing import sampling
-from chatobs.processing.metrics import recorder as metrics
+from chatobs.processing.metrics.prometheus import asgi_app, wsgi_app
+from chatobs.processing.metrics.stage import register_reader
 
 from .conftest import subprocess_env
 from .metrics.helpers import Clock, chat_turn, llm_call, tool_call
@@ -28,9 +29,9 @@ def _turn() -> None:
 
 
 def test_old_paths_are_the_same_objects() -> None:
-    assert chatobs.metrics_asgi_app is metrics.asgi_app
-    assert chatobs.metrics_wsgi_app is metrics.wsgi_app
-    assert chatobs.register_metric_reader is metrics.register_reader
+    assert chatobs.metrics_asgi_app is asgi_app
+    assert chatobs.metrics_wsgi_app is wsgi_app
+    assert chatobs.register_metric_reader is register_reader
     assert chatobs.sample_value is sampling.sample_value
     assert chatobs.is_sampled is sampling.keeps
     for name in (

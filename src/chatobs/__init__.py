@@ -52,9 +52,9 @@ _LAZY: dict[str, str] = {
     "on_alert": "chatobs.processing.alerts.rules",
     "flush": "chatobs.runtime.control",
     "stats": "chatobs.runtime.control",
-    "metrics_asgi_app": "chatobs.processing.metrics.recorder:asgi_app",
-    "metrics_wsgi_app": "chatobs.processing.metrics.recorder:wsgi_app",
-    "register_metric_reader": "chatobs.processing.metrics.recorder:register_reader",
+    "metrics_asgi_app": "chatobs.processing.metrics.prometheus:asgi_app",
+    "metrics_wsgi_app": "chatobs.processing.metrics.prometheus:wsgi_app",
+    "register_metric_reader": "chatobs.processing.metrics.stage:register_reader",
     "sample_value": "chatobs.processing.sampling",
     "is_sampled": "chatobs.processing.sampling:keeps",
 }
@@ -80,9 +80,9 @@ if TYPE_CHECKING:
     from .config import ConfigError, Settings
     from .core.chat_scope import ChatScope, current, current_trace_id, inject, request_span, scope, wrap
     from .processing.alerts.rules import on_alert
-    from .processing.metrics.recorder import asgi_app as metrics_asgi_app
-    from .processing.metrics.recorder import register_reader as register_metric_reader
-    from .processing.metrics.recorder import wsgi_app as metrics_wsgi_app
+    from .processing.metrics.prometheus import asgi_app as metrics_asgi_app
+    from .processing.metrics.prometheus import wsgi_app as metrics_wsgi_app
+    from .processing.metrics.stage import register_reader as register_metric_reader
     from .processing.sampling import keeps as is_sampled
     from .processing.sampling import sample_value
     from .recording.instrument.decorators import agent, task, tool, workflow

@@ -13,7 +13,7 @@ from starlette.routing import Mount, Route
 
 import chatobs
 from chatobs.core import semconv as sc
-from chatobs.processing.metrics.recorder import asgi_app as metrics_app
+from chatobs.processing.metrics.prometheus import asgi_app as metrics_app
 from chatobs.runtime.wiring import get_tracer
 
 chatobs.init()

@@ -6,6 +6,7 @@ import pytest
 
 import chatobs
 from chatobs.config import ConfigError, load_settings
+from chatobs.config.otlp import parse_headers, timeout_s
 from chatobs.core import semconv as sc
 from chatobs.export import otlp
 from tests.recording_server import RecordingServer
@@ -59,11 +60,11 @@ def test_otlp_per_signal_endpoint_used_as_is(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_otlp_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_HEADERS"):
-        otlp.parse_headers("novalue")
+        parse_headers("novalue")
     with pytest.raises(ConfigError, match="http/json"):
         otlp.build(load_settings(exporters="otlp", otlp_protocol="http/json"))
-    assert otlp._timeout_s(load_settings(otlp_timeout_s=10000)) == 10.0
-    assert otlp._timeout_s(load_settings(otlp_timeout_s=5)) == 5.0
+    assert timeout_s(load_settings(otlp_timeout_s=10000)) == 10.0
+    assert timeout_s(load_settings(otlp_timeout_s=5)) == 5.0
 
 
 def test_otlp_grpc_builds_with_certificate(tmp_path) -> None:  # type: ignore[no-untyped-def]

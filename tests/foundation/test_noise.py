@@ -21,7 +21,7 @@ from pydantic import BaseModel
 import chatobs
 from chatobs import ConfigError
 from chatobs.core import semconv
-from chatobs.processing.metrics import recorder as metrics
+from chatobs.processing.metrics import stage as metrics
 from tests.metrics.helpers import count, wait_for
 
 NOISE = ("fastapi.dependencies", "fastapi.endpoint", "fastapi.serialization")

@@ -346,7 +346,7 @@ async def test_a_dropped_trace_still_counts_tool_calls_and_keeps_a_failed_one(
     call, and the trace with a failed tool is kept by the error rule -- in the app and in the server process."""
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from chatobs.processing.metrics import recorder as metrics
+    from chatobs.processing.metrics import stage as metrics
     from tests.metrics.helpers import total
 
     reader = InMemoryMetricReader()

@@ -15,7 +15,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatobs.core.stats import STATS
-from chatobs.processing.metrics import recorder as metrics
+from chatobs.processing.metrics.instruments import INSTRUMENTS
+from chatobs.processing.metrics.prometheus import render_prometheus
 from tests.conftest import REPO
 
 from .helpers import Clock, chat_turn, llm_call, tool_call
@@ -50,7 +51,7 @@ def exposition(make_capture: Any) -> tuple[set[str], set[str], str]:
     cap.spans()
     STATS.drop("pipeline", "queue_full", 0)
     STATS.failed["some-exporter"] += 0
-    status, body, _ = metrics.render_prometheus()
+    status, body, _ = render_prometheus()
     assert status == 200
     text = body.decode()
     names: set[str] = set()
@@ -107,7 +108,7 @@ def test_grafana_dashboard_uses_emitted_metrics(exposition: tuple[set[str], set[
     families = {
         n.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum").removesuffix("_total") for n in used
     }
-    for instrument, (_, unit, _) in metrics.INSTRUMENTS.items():
+    for instrument, (_, unit, _) in INSTRUMENTS.items():
         base = instrument.replace(".", "_")
         suffix = {"s": "_seconds", "ms": "_milliseconds"}.get(unit, "")
         assert base + suffix in families, f"{instrument} has no dashboard panel"
@@ -125,7 +126,7 @@ def test_metrics_doc_lists_every_instrument_and_rule_type() -> None:
     from chatobs.processing.alerts.rules import RULE_TYPES
 
     doc = (REPO / "docs" / "metrics.md").read_text()
-    for instrument in metrics.INSTRUMENTS:
+    for instrument in INSTRUMENTS:
         assert f"`{instrument}`" in doc, f"docs/metrics.md does not list {instrument}"
     for rule_type in RULE_TYPES:
         assert f"`{rule_type}`" in doc, f"docs/metrics.md does not describe the {rule_type} rule"

@@ -15,7 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chatobs.core import semconv
 from chatobs.core.stats import STATS
-from chatobs.processing.metrics import recorder as metrics
+from chatobs.processing.metrics.instruments import OTHER
+from chatobs.processing.metrics.labels import normalize_model
+from chatobs.processing.metrics.prometheus import asgi_app, wsgi_app
+from chatobs.processing.metrics.stage import current
 from chatobs.runtime import wiring as runtime
 
 from .helpers import Clock, chat_turn, count, llm_call, points, tool_call, total, wait_for
@@ -174,7 +177,7 @@ def test_metrics_off(make_capture: Any, reader: InMemoryMetricReader) -> None:
     cap = make_capture(metrics=False)
     _two_turns(Clock())
     assert len(cap.spans()) == 7
-    assert metrics.current() is None
+    assert current() is None
     assert points(reader, "gen_ai.client.token.usage") == []
 
 
@@ -194,7 +197,7 @@ def test_metrics_off(make_capture: Any, reader: InMemoryMetricReader) -> None:
     ],
 )
 def test_normalize_model(raw: str, normalised: str) -> None:
-    assert metrics.normalize_model(raw) == normalised
+    assert normalize_model(raw) == normalised
 
 
 def test_cardinality_is_bounded(make_capture: Any, reader: InMemoryMetricReader) -> None:
@@ -204,7 +207,7 @@ def test_cardinality_is_bounded(make_capture: Any, reader: InMemoryMetricReader)
         llm_call(clock, model=f"custom-model-{i}", cost=None)
     cap.runtime.force_flush()
     models = {p.attributes[semconv.GEN_AI_REQUEST_MODEL] for p in points(reader, "gen_ai.client.operation.duration")}
-    assert len(models) == 201 and metrics.OTHER in models
+    assert len(models) == 201 and OTHER in models
     assert count(reader, "gen_ai.client.operation.duration") == 260
 
 
@@ -266,7 +269,7 @@ def test_prometheus_endpoint(make_capture: Any) -> None:
     assert "gen_ai_client_operation_duration_seconds_bucket" in samples
     assert "mcp_tool_duration_milliseconds_bucket" in samples
     # Loopback only.
-    assert metrics.current()._http_server.server_address[0] == "127.0.0.1"  # type: ignore[union-attr]
+    assert current()._http_server.server_address[0] == "127.0.0.1"  # type: ignore[union-attr]
 
 
 def test_prometheus_port_taken_is_a_warning_not_a_crash(make_capture: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -285,7 +288,7 @@ async def test_mountable_asgi_route(make_capture: Any) -> None:
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    app = Starlette(routes=[Mount("/metrics", app=metrics.asgi_app)])
+    app = Starlette(routes=[Mount("/metrics", app=asgi_app)])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
         assert (await client.get("/metrics/")).status_code == 503  # chatobs not started yet: a clear answer
         cap = make_capture()
@@ -302,7 +305,7 @@ def test_mountable_wsgi_route(make_capture: Any) -> None:
     cap = make_capture()
     _two_turns(Clock())
     cap.runtime.force_flush()
-    r = Client(metrics.wsgi_app).get("/")
+    r = Client(wsgi_app).get("/")
     assert r.status_code == 200
     assert "chatobs_cost_usd_total{" in r.get_data(as_text=True)
 
@@ -328,7 +331,7 @@ def test_otlp_metrics_push(make_capture: Any) -> None:
         cap = make_capture(otel_metrics_exporter="otlp", otlp_endpoint=f"http://127.0.0.1:{server.server_address[1]}")
         _two_turns(Clock())
         cap.runtime.force_flush()
-        metrics.current().force_flush()  # type: ignore[union-attr]
+        current().force_flush()  # type: ignore[union-attr]
         assert wait_for(lambda: bodies)
         runtime.shutdown(timeout_s=2)  # while the receiver still listens: the final push must not retry into a void
     finally:

@@ -18,8 +18,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chatobs.config import load_settings
 from chatobs.core import semconv as sc
-from chatobs.processing.metrics import recorder as metrics
-from chatobs.processing.metrics.recorder import MetricsStage, Recorder
+from chatobs.processing.metrics import recorder
+from chatobs.processing.metrics.instruments import OTHER
+from chatobs.processing.metrics.recorder import Recorder
+from chatobs.processing.metrics.stage import MetricsStage
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -122,7 +124,7 @@ def _prometheus(rec: Recorder) -> list[str]:
 def test_fast_path_records_exactly_what_the_public_api_records(
     monkeypatch: pytest.MonkeyPatch, with_user: bool
 ) -> None:
-    monkeypatch.setattr(metrics, "_LABEL_CACHE_SIZE", 16)  # caches cleared and rebuilt many times over the run
+    monkeypatch.setattr(recorder, "LABEL_CACHE_SIZE", 16)  # caches cleared and rebuilt many times over the run
     settings = load_settings(
         exporters="none",
         metrics_user_attribute=with_user,
@@ -154,7 +156,7 @@ def test_fast_path_records_exactly_what_the_public_api_records(
             "http.server.request.duration",
         } <= set(fast_points)
         models = {dict(a)[sc.GEN_AI_REQUEST_MODEL] for a, *_ in fast_points["gen_ai.client.token.usage"]}
-        assert metrics.OTHER in models and len(models) == 201
+        assert OTHER in models and len(models) == 201
         if not with_user:  # (the exposition of some 2,000 series takes a while: once is enough)
             assert _prometheus(fast) == _prometheus(ref)
         # Most values took the direct path: every series learnt its aggregations.

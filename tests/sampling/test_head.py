@@ -204,10 +204,17 @@ def test_children_of_a_record_only_root_are_recorded(make_capture) -> None:  # t
 
     class Spy:
         name = "spy"
+        pass_on_error = True
 
         def process(self, spans):  # type: ignore[no-untyped-def]
             seen.extend(spans)
             return spans
+
+        def flush(self):  # type: ignore[no-untyped-def]
+            return []
+
+        def shutdown(self) -> None:
+            pass
 
     cap.runtime.pipeline.stages.insert(0, Spy())
     turn("c1", children=2)
@@ -221,6 +228,7 @@ def test_metrics_stage_sees_every_request(monkeypatch: pytest.MonkeyPatch, make_
 
     class CountRequests:
         name = "metrics"
+        pass_on_error = True
 
         def process(self, spans):  # type: ignore[no-untyped-def]
             counted.extend(
@@ -234,7 +242,7 @@ def test_metrics_stage_sees_every_request(monkeypatch: pytest.MonkeyPatch, make_
         def shutdown(self) -> None:
             pass
 
-    from chatobs.processing.metrics import recorder as metrics
+    from chatobs.processing.metrics import stage as metrics
 
     monkeypatch.setattr(metrics, "build", lambda settings: CountRequests())
     cap = make_capture(sample_rate=0.25)

@@ -14,7 +14,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import chatobs
 from chatobs.core import semconv
-from chatobs.processing.metrics import recorder as metrics
+from chatobs.processing.metrics import stage as metrics
 from demo_app.fake_llm import FakeLLM
 from tests.metrics.helpers import count, total
 

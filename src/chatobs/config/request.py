@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import field_validator
 from pydantic_settings import BaseSettings
 
+from ..core.routes import parse_route
 from .fields import CSV, env_field, split_csv
 
 
@@ -153,8 +154,6 @@ class RequestSettings(BaseSettings):
     @field_validator("chat_routes")
     @classmethod
     def _chat_routes(cls, value: list[str]) -> list[str]:
-        from ..recording.middleware.routes import parse_route
-
         for entry in value:
             parse_route(entry)
         return value

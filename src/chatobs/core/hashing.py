@@ -10,12 +10,24 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from ..config import Settings
 
-__all__ = ["hash_key_hex", "hash_user_id", "keyed_hash", "user_id_hasher"]
+class HashSettings(Protocol):
+    """What hashing reads of the settings (``chatobs.config.Settings`` has both): core does not import config."""
+
+    @property
+    def hash_user_ids(self) -> bool: ...
+
+    @property
+    def hash_secret(self) -> _Secret | None: ...
+
+
+class _Secret(Protocol):
+    def get_secret_value(self) -> str: ...
+
+
+__all__ = ["HashSettings", "hash_key_hex", "hash_user_id", "keyed_hash", "user_id_hasher"]
 
 _HASHED_ID = re.compile(r"^uh_[0-9a-f]{32}$")
 
@@ -33,14 +45,14 @@ def hash_user_id(key_hex: str, user_id: str) -> str:
     return "uh_" + keyed_hash(key_hex, user_id, 32)
 
 
-def hash_key_hex(settings: Settings) -> str | None:
+def hash_key_hex(settings: HashSettings) -> str | None:
     """The user-ID hash key (hex) when ``CHATOBS_HASH_USER_IDS`` is on, else ``None``."""
     if not settings.hash_user_ids or settings.hash_secret is None:
         return None
     return settings.hash_secret.get_secret_value().encode().hex()
 
 
-def user_id_hasher(settings: Settings) -> Callable[[str], str]:
+def user_id_hasher(settings: HashSettings) -> Callable[[str], str]:
     """How a user ID is exported everywhere (spans, metrics, alerts): as is, or :func:`hash_user_id`."""
     key_hex = hash_key_hex(settings)
     if key_hex is None:

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from ..core import semconv as sc
+from ..core.numbers import as_float, as_int
 
 Kind = Literal["llm", "embedding", "tool", "agent", "chain", "span"]
 
@@ -79,20 +80,6 @@ class Shape:
     error_stack: str | None = None
 
 
-def _int(v: Any) -> int | None:
-    try:
-        return int(v) if v is not None and not isinstance(v, bool) else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(v: Any) -> float | None:
-    try:
-        return float(v) if v is not None and not isinstance(v, bool) else None
-    except (TypeError, ValueError):
-        return None
-
-
 def shape(span: ReadableSpan) -> Shape:
     a = span.attributes or {}
     kind = kind_of(a)
@@ -114,19 +101,19 @@ def shape(span: ReadableSpan) -> Shape:
         s.input = parse_json(a.get(sc.INPUT))
         s.output = parse_json(a.get(sc.OUTPUT))
     usage = {
-        "input": _int(a.get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
-        "output": _int(a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
-        "cache_read_input_tokens": _int(a.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-        "cache_creation_input_tokens": _int(a.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
-        "reasoning_tokens": _int(a.get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)),
+        "input": as_int(a.get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
+        "output": as_int(a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
+        "cache_read_input_tokens": as_int(a.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
+        "cache_creation_input_tokens": as_int(a.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
+        "reasoning_tokens": as_int(a.get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)),
     }
     s.usage = {k: v for k, v in usage.items() if v is not None}
     if "input" in s.usage or "output" in s.usage:
         s.usage["total"] = s.usage.get("input", 0) + s.usage.get("output", 0)
-    total = _float(a.get(sc.COST_USD, a.get(sc.GEN_AI_USAGE_COST)))
-    cost = {"input": _float(a.get(sc.COST_INPUT_USD)), "output": _float(a.get(sc.COST_OUTPUT_USD)), "total": total}
+    total = as_float(a.get(sc.COST_USD, a.get(sc.GEN_AI_USAGE_COST)))
+    cost = {"input": as_float(a.get(sc.COST_INPUT_USD)), "output": as_float(a.get(sc.COST_OUTPUT_USD)), "total": total}
     s.cost = {k: v for k, v in cost.items() if v is not None}
-    s.ttfc_s = _float(a.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK))
+    s.ttfc_s = as_float(a.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK))
     if span.status.status_code == StatusCode.ERROR:
         s.error = True
         s.error_type = str(a.get(sc.ERROR_TYPE) or "error")

@@ -4,47 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ..config import ConfigError
+from ..config.otlp import endpoint as signal_endpoint
+from ..config.otlp import headers as signal_headers
+from ..config.otlp import timeout_s
 
 if TYPE_CHECKING:
     from ..config import Settings
 
 
-def parse_headers(raw: str | None) -> dict[str, str]:
-    """The spec's ``key=value,key2=value2`` format with URL-encoded values."""
-    headers: dict[str, str] = {}
-    for part in (raw or "").split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError("OTEL_EXPORTER_OTLP_HEADERS: expected comma-separated key=value pairs")
-        headers[unquote(key.strip()).lower()] = unquote(value.strip())
-    return headers
-
-
-def _timeout_s(settings: Settings) -> float:
-    t = settings.otlp_timeout_s
-    if t is None:
-        return settings.export_timeout_s
-    # The spec says milliseconds; the Python SDK has long read seconds. A value above 100 can only mean milliseconds.
-    return t / 1000 if t > 100 else t
-
-
 def build(settings: Settings) -> SpanExporter:
-    # As in the SDK: the traces-specific variable replaces the generic one (it is not merged key by key).
-    raw = settings.otlp_traces_headers or settings.otlp_headers
-    headers = parse_headers(raw.get_secret_value() if raw else None)
-    timeout = _timeout_s(settings)
+    headers = signal_headers(settings, "traces")
+    timeout = timeout_s(settings)
+    endpoint = signal_endpoint(settings, "traces")
     if settings.otlp_protocol == "grpc":
         from grpc import Compression
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        endpoint = settings.otlp_traces_endpoint or settings.otlp_endpoint or "http://localhost:4317"
         compression = {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(
             settings.otlp_compression or "none", Compression.NoCompression
         )
@@ -77,12 +56,6 @@ def build(settings: Settings) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    if settings.otlp_traces_endpoint:
-        endpoint = settings.otlp_traces_endpoint
-    elif settings.otlp_endpoint:
-        endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
-    else:
-        endpoint = "http://localhost:4318/v1/traces"
     compression = {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}.get(
         settings.otlp_compression or "none", HttpCompression.NoCompression
     )

@@ -32,6 +32,12 @@ class Stage(Protocol):
     (possibly changed copies, fewer, or spans held back earlier). Runs on the pipeline thread only."""
 
     name: str
+    """In logs and in the drop reason ``stage_error:<name>``."""
+
+    pass_on_error: bool
+    """When ``process`` raises: ``True`` passes the batch on unchanged (cost, metrics, alerts: losing a span to their
+    bug is worse), ``False`` drops and counts it (content, sampling, redaction: an unmasked or unshaped span must never
+    reach an exporter)."""
 
     def process(self, spans: list[ReadableSpan]) -> list[ReadableSpan]: ...
 
@@ -156,7 +162,7 @@ class PipelineProcessor(SpanProcessor):
                 spans = stage.process(spans)
                 continue
             # A failing stage must not lose the batch, but must not let it skip masking either: see Stage docs.
-            spans = before if getattr(stage, "pass_on_error", False) else []
+            spans = before if stage.pass_on_error else []
             if not spans:
                 self.stats.drop("pipeline", f"stage_error:{stage.name}", len(before))
         if spans:
@@ -187,8 +193,7 @@ class PipelineProcessor(SpanProcessor):
         held: list[ReadableSpan] = []
         for i, stage in enumerate(self.stages):
             with guard(f"pipeline stage {stage.name} flush"):
-                flush = getattr(stage, "flush", None)
-                released = list(flush() or []) if flush else []
+                released = list(stage.flush() or [])
                 # Released spans still go through the stages after the one that held them (e.g. redaction).
                 for later in self.stages[i + 1 :]:
                     released = later.process(released) if released else released

@@ -38,9 +38,9 @@ from opentelemetry.util.types import Attributes
 
 from ..core import semconv
 from ..core.chat_scope import current, scope_from_baggage
+from ..core.routes import ChatRoutes, PathFilter, server_span_request
 from ..core.spans import trace_id_hex
 from ..core.stats import STATS, PipelineStats
-from ..recording.middleware.routes import ChatRoutes, PathFilter, server_span_request
 from .tail import TailBuffer, TailRules
 
 if TYPE_CHECKING:
@@ -273,6 +273,7 @@ class SamplingStage:
     """
 
     name = "sampling"
+    pass_on_error = False  # a failed decision must not export a trace the sampler would have dropped
 
     def __init__(
         self,

@@ -111,7 +111,7 @@ def _build_resource(settings: Settings) -> Resource:
 def _build_stages(settings: Settings) -> list[Stage]:
     from ..processing import content, cost, redaction, sampling
     from ..processing.alerts import rules as alerts
-    from ..processing.metrics import recorder as metrics
+    from ..processing.metrics import stage as metrics
 
     # Order matters: content first (LLM content snapshots -> GenAI attributes, as every later stage expects them); cost
     # before metrics and tail sampling (cost rules); masking last, just before fan-out.

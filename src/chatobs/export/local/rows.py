@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from ...core import semconv
+from ...core.numbers import as_float, as_int
 
 # Column order of the ``spans`` table (current schema). ``attributes``/``events``/``resource`` are JSON text.
 SPAN_COLUMNS: tuple[str, ...] = (
@@ -111,17 +112,6 @@ except ImportError:  # pragma: no cover - depends on the installation
             return _SAFE_ENCODER.encode(value)
 
 
-def _num(value: Any, kind: type) -> Any:
-    if value is None or type(value) is kind:  # the common cases first: absent, or already the column's type
-        return value
-    if isinstance(value, bool):
-        return None
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _str(value: Any) -> str | None:
     if value is None or value == "":
         return None
@@ -155,10 +145,10 @@ def span_row(span: ReadableSpan) -> tuple[Any, ...]:
     start = span.start_time or 0
     end = span.end_time or start
     failed = status.status_code == StatusCode.ERROR or bool(get(semconv.ERROR_TYPE))
-    ttft_s = _num(get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK), float)
-    cost = _num(get(semconv.COST_USD), float)
+    ttft_s = as_float(get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK))
+    cost = as_float(get(semconv.COST_USD))
     if cost is None:
-        cost = _num(get(semconv.GEN_AI_USAGE_COST), float)
+        cost = as_float(get(semconv.GEN_AI_USAGE_COST))
     resource_json, service = _resource(span)
     events = (
         [{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})} for e in span.events]
@@ -187,8 +177,8 @@ def span_row(span: ReadableSpan) -> tuple[Any, ...]:
         _str(get(semconv.GEN_AI_OPERATION_NAME)),
         _str(get(semconv.GEN_AI_TOOL_NAME)),
         _str(get(semconv.MCP_SERVER_NAME)),
-        _num(get(semconv.GEN_AI_USAGE_INPUT_TOKENS), int),
-        _num(get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS), int),
+        as_int(get(semconv.GEN_AI_USAGE_INPUT_TOKENS)),
+        as_int(get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)),
         cost,
         ttft_s * 1000 if ttft_s is not None else None,
         service,

@@ -25,7 +25,7 @@ from ...config import ConfigError
 from ...core import semconv
 from ...core.guard import log_limited
 from ...core.spans import attributes_of, owns_tool_call, span_id_hex, trace_id_hex
-from ..metrics.recorder import _is_llm, error_type, model_of, provider_of
+from ..metrics.labels import error_type, is_llm_attributes, model_of, provider_of
 from .sinks import Alert, AlertDispatcher, CallbackRunner, WebhookSender
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def _target(span: ReadableSpan, attrs: Mapping[str, Any]) -> str | None:
     "llm", "request", or ``None`` (no rule looks at it)."""
     if attrs.get(semconv.MCP_METHOD_NAME) is not None:
         return "tool" if owns_tool_call(span, attrs) else None
-    if _is_llm(attrs):
+    if is_llm_attributes(attrs):
         return "llm"
     if attrs.get(semconv.CHAT_REQUEST):
         return "request"
@@ -696,7 +696,7 @@ def build(settings: Settings) -> AlertsStage | None:
         replaced = {r.name for r in extra} | disabled
         rules = [r for r in rules if r.name not in replaced] + extra
     from ...core.hashing import user_id_hasher
-    from ..metrics import recorder as metrics
+    from ..metrics import stage as metrics
 
     hasher = user_id_hasher(settings)
     for rule in rules:

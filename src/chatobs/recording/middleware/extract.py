@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.guard import log_limited
-from .routes import ChatRoutes, PathFilter
+from ...core.routes import ChatRoutes, PathFilter
 
 logger = logging.getLogger("chatobs")
 

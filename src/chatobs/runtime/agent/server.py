@@ -221,13 +221,13 @@ def _remove_stale(path: Path) -> None:
 
 
 def _prometheus() -> tuple[int, bytes, str]:
-    from ...processing.metrics.recorder import render_prometheus
+    from ...processing.metrics.prometheus import render_prometheus
 
     return render_prometheus()
 
 
 def _prometheus_port() -> int | None:
-    from ...processing.metrics import recorder as metrics
+    from ...processing.metrics import stage as metrics
 
     rec = metrics.current()
     return rec.prometheus_port if rec is not None else None

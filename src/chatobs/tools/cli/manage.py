@@ -99,7 +99,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # --- ui -------------------------------------------------------------------------------------------------------------
 def cmd_ui(args: argparse.Namespace) -> int:
-    from ..viewer import create_app, is_loopback
+    from ..viewer import create_app
+    from ..viewer.loopback import is_loopback
 
     path = Path(args.db) if args.db else default_db()
     token = os.environ.get("CHATOBS_VIEWER_TOKEN") or None

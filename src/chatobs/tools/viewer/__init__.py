@@ -9,25 +9,11 @@ mounted; a request from beyond this machine needs ``CHATOBS_VIEWER_TOKEN``.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["create_app", "is_loopback"]
-
-
-def is_loopback(host: str | None) -> bool:
-    """``True`` for 127.0.0.0/8, ::1 and ``localhost``."""
-    if not host:
-        return False
-    host = host.strip().strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+__all__ = ["create_app"]
 
 
 def create_app(db_path: str | os.PathLike[str] | None = None, token: str | None = None) -> Any:

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...export.local import queries
 from ...export.local.store import connect
-from . import is_loopback
+from .loopback import is_loopback
 
 _COOKIE = "chatobs_viewer_token"
 _STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
