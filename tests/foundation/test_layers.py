@@ -31,6 +31,7 @@ KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset(
         ("chatobs.recording.middleware.asgi", "chatobs.runtime.wiring"),
         ("chatobs.recording.middleware.extract", "chatobs.runtime.wiring"),
         ("chatobs.recording.middleware.request", "chatobs.runtime.wiring"),
+        ("chatobs.recording.middleware.ws_turns", "chatobs.runtime.wiring"),
     }
 )
 
