@@ -12,29 +12,6 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "chatobs"
 # Lowest first. A module may import its own layer and those before it.
 LAYERS = ("core", "config", "recording", "processing", "export", "runtime", "tools")
 
-# Known upward imports still to be turned around (the runtime passing what each part needs into it). The list may
-# only shrink: a new upward import fails the test, and so does an entry here that no longer exists.
-KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset(
-    {
-        # alert rule files are checked when the settings load (a bad rule fails init() naming the file)
-        ("chatobs.config", "chatobs.processing.alerts.rules"),
-        # the tracer, the settings and the running pipeline, looked up from the runtime instead of handed in
-        ("chatobs.core.chat_scope", "chatobs.runtime.wiring"),
-        ("chatobs.processing.metrics.prometheus", "chatobs.runtime.wiring"),
-        ("chatobs.processing.metrics.recorder", "chatobs.runtime.wiring"),
-        ("chatobs.processing.sampling", "chatobs.runtime.wiring"),
-        ("chatobs.recording.instrument.generation", "chatobs.runtime.wiring"),
-        ("chatobs.recording.instrument.mcp", "chatobs.runtime.wiring"),
-        ("chatobs.recording.instrument.mcp.v1", "chatobs.runtime.wiring"),
-        ("chatobs.recording.instrument.mcp.v2", "chatobs.runtime.wiring"),
-        ("chatobs.recording.light_spans", "chatobs.runtime.wiring"),
-        ("chatobs.recording.middleware.asgi", "chatobs.runtime.wiring"),
-        ("chatobs.recording.middleware.extract", "chatobs.runtime.wiring"),
-        ("chatobs.recording.middleware.request", "chatobs.runtime.wiring"),
-        ("chatobs.recording.middleware.ws_turns", "chatobs.runtime.wiring"),
-    }
-)
-
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
@@ -143,15 +120,12 @@ def test_every_module_is_in_a_layer() -> None:
 
 
 def test_imports_point_down() -> None:
-    found = upward_imports()
-    new = sorted(f"{a} (line {line}) imports {b}" for a, b, line in found if (a, b) not in KNOWN_UPWARD)
-    assert new == [], "upward imports (a lower layer must be handed what it needs):\n" + "\n".join(new)
-    gone = sorted(KNOWN_UPWARD - {(a, b) for a, b, _ in found})
-    assert gone == [], f"fixed upward imports still listed in KNOWN_UPWARD: {gone}"
+    found = sorted(f"{a} (line {line}) imports {b}" for a, b, line in upward_imports())
+    assert found == [], "upward imports (a lower layer must be handed what it needs):\n" + "\n".join(found)
 
 
-def test_no_import_cycles_but_through_the_known_upward_imports() -> None:
-    found = cycles(skip=KNOWN_UPWARD)
+def test_no_import_cycles() -> None:
+    found = cycles()
     assert found == [], "modules that import each other:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 

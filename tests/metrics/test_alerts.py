@@ -16,6 +16,7 @@ from chatobs.core import semconv
 from chatobs.core.stats import STATS
 from chatobs.processing.alerts import rules as alerts
 from chatobs.processing.alerts.sinks import Alert, WebhookSender
+from chatobs.runtime.wiring import load_checked_settings
 
 from .helpers import Clock, WebhookReceiver, chat_turn, count, llm_call, server_tool_call, tool_call, total
 
@@ -329,7 +330,7 @@ def test_alerts_are_counted_as_a_metric(make_capture: Any, reader: Any) -> None:
 def test_bad_alert_files_are_rejected_with_a_clear_message(tmp_path: Path, text: str, expect: str) -> None:
     path = _rules_file(tmp_path, text)
     with pytest.raises(ConfigError) as err:
-        load_settings(alerts_file=str(path))
+        load_checked_settings(alerts_file=str(path))
     assert expect in str(err.value) and "CHATOBS_ALERTS_FILE" in str(err.value)
 
 

@@ -83,10 +83,6 @@ class Settings(
             path = getattr(self, path_field)
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"{env_name(path_field)}: file {str(path)!r} does not exist")
-        if self.alerts_file is not None:
-            from ..processing.alerts.rules import load_rules
-
-            load_rules(self.alerts_file)  # a bad rule fails init() here, naming the file, the rule and the field
         if self.alert_webhook_url is not None and not self.alert_webhook_url.get_secret_value().startswith(
             ("http://", "https://")
         ):

@@ -68,6 +68,15 @@ def set_user_id_transform(fn: Callable[[str], str] | None) -> None:
     _user_id_out = fn
 
 
+# Whether scope() puts the IDs into baggage when not told: CHATOBS_PROPAGATE_IDENTITY, handed in by the runtime.
+_propagate_identity = True
+
+
+def set_propagate_identity(default: bool) -> None:
+    global _propagate_identity
+    _propagate_identity = default
+
+
 def exported_user_id(user_id: str) -> str:
     fn = _user_id_out
     return fn(user_id) if fn is not None else user_id
@@ -137,10 +146,7 @@ def scope(propagate_identity: bool | None = None, **ids: Any) -> Iterator[ChatSc
     extra = {k: v for k, v in ids.items() if k not in known}
     new = replace(base, **known, extra={**base.extra, **extra})
     if propagate_identity is None:
-        from ..runtime.wiring import settings_or_none
-
-        s = settings_or_none()
-        propagate_identity = True if s is None else s.propagate_identity
+        propagate_identity = _propagate_identity
     token = otel_context.attach(context_with_scope(new, propagate_identity=propagate_identity))
     try:
         yield new

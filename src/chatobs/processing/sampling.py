@@ -343,9 +343,9 @@ class SamplingStage:
     def _resolve_mode(self) -> bool:
         if self._head_in_stage is not None:
             return self._head_in_stage
-        from ..runtime.wiring import get_runtime
+        from ..recording.installed import runtime_or_none
 
-        rt = get_runtime()
+        rt = runtime_or_none()
         if rt is None:
             # Between building the pipeline and finishing init(): ask the global provider directly.
             return not getattr(trace.get_tracer_provider(), "_chatobs_owned", False)

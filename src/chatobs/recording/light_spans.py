@@ -265,7 +265,7 @@ def start_span(
 ) -> trace.Span:
     """``tracer.start_span`` (default: chatobs's tracer), or a :class:`LightSpan` when the trace was not sampled."""
     if tracer is None:
-        from ..runtime.wiring import get_tracer
+        from .tracer import get_tracer
 
         tracer = get_tracer()
     span = tracer.start_span(

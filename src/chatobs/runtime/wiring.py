@@ -27,6 +27,10 @@ from ..config import Settings, load_settings
 from ..export import build_exporters, choose
 from ..export.channel import Dispatcher, ExportChannel, ExporterSpec
 from ..processing.pipeline import PipelineProcessor, ScopeProcessor, Stage
+from ..recording import installed
+from ..recording.installed import settings_or_none
+from ..recording.resource import build_resource
+from ..recording.tracer import get_tracer
 
 logger = logging.getLogger("chatobs")
 
@@ -51,8 +55,6 @@ class Runtime:
 
 
 _lock = threading.RLock()
-_runtime: Runtime | None = None
-_settings: Settings | None = None  # also kept when chatobs is disabled, so middleware knows to pass through
 _atexit_registered = False
 
 
@@ -92,22 +94,6 @@ class _SwitchSampler(Sampler):
         return f"chatobs({self.target.get_description()})"
 
 
-def _build_resource(settings: Settings) -> Resource:
-    attrs: dict[str, Any] = {}
-    for part in settings.resource_attributes.split(","):
-        key, sep, value = part.partition("=")
-        if sep and key.strip():
-            attrs[key.strip()] = value.strip()
-    attrs["service.name"] = settings.service_name
-    if settings.release:
-        attrs.setdefault("service.version", settings.release)
-    if settings.environment:
-        attrs.setdefault("deployment.environment.name", settings.environment)
-    attrs["telemetry.distro.name"] = "chatobs"
-    attrs["telemetry.distro.version"] = __version__
-    return Resource.create(attrs)
-
-
 def _build_stages(settings: Settings) -> list[Stage]:
     from ..processing import content, cost, redaction, sampling
     from ..processing.alerts import rules as alerts
@@ -124,6 +110,17 @@ def _build_stages(settings: Settings) -> list[Stage]:
         redaction.build(settings),
     ]
     return [s for s in built if s is not None]
+
+
+def load_checked_settings(**overrides: Any) -> Settings:
+    """The settings, and the files they name read as ``init()`` will: a bad alert rule fails here, naming the file,
+    the rule and the field (the rules belong to the pipeline, above the settings)."""
+    settings = load_settings(**overrides)
+    if settings.alerts_file is not None:
+        from ..processing.alerts.rules import load_rules
+
+        load_rules(settings.alerts_file)
+    return settings
 
 
 def agent_mode(settings: Settings, embedded: bool) -> str:
@@ -186,7 +183,6 @@ def _handoff(settings: Settings, overrides: dict[str, Any], resource: Resource, 
 def start_headless(settings: Settings) -> Runtime:
     """The agent's runtime: the pipeline without a tracer provider (spans arrive from app processes), registered so
     the stages that look up the running runtime (metrics gauges, sampling) find it."""
-    global _runtime, _settings
     with _lock:
         specs, stages, channels, pipeline = build_pipeline(settings)
         runtime = Runtime(
@@ -200,7 +196,7 @@ def start_headless(settings: Settings) -> Runtime:
             channels=channels,
             stages=stages,
         )
-        _runtime, _settings = runtime, settings
+        installed.install(settings, runtime)
         return runtime
 
 
@@ -211,14 +207,15 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
     returns the running instance (call ``shutdown()`` first to change settings).
     ``_span_exporters`` adds extra exporters receiving every span (tests, embedding).
     """
-    global _runtime, _settings, _atexit_registered
+    global _atexit_registered
     with _lock:
-        if _runtime is not None:
+        running = installed.runtime_or_none()
+        if running is not None:
             if overrides or _span_exporters:
                 logger.warning("chatobs.init(): already running; call chatobs.shutdown() first to change settings")
-            return _runtime
-        settings = load_settings(**overrides)
-        _settings = settings
+            return running
+        settings = load_checked_settings(**overrides)
+        installed.install(settings)
         if not settings.active:
             logger.info("chatobs: disabled (CHATOBS_ENABLED=false or OTEL_SDK_DISABLED=true)")
             return None
@@ -241,10 +238,8 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
                 else []
             )
         scope_processor = ScopeProcessor()
-        from ..core.chat_scope import set_user_id_transform
         from ..core.hashing import hash_key_hex, user_id_hasher
 
-        set_user_id_transform(user_id_hasher(settings) if hash_key_hex(settings) is not None else None)
         sampler = sampling.build_sampler(settings)
 
         provider = trace.get_tracer_provider()
@@ -252,7 +247,7 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
         if not isinstance(provider, TracerProvider):
             from ..recording.framework_spans import ChatTracerProvider
 
-            provider = ChatTracerProvider(resource=_build_resource(settings), sampler=_SwitchSampler())
+            provider = ChatTracerProvider(resource=build_resource(settings), sampler=_SwitchSampler())
             provider._chatobs_owned = True  # type: ignore[attr-defined]
             trace.set_tracer_provider(provider)
             owns = True
@@ -291,12 +286,14 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
             channels=channels,
             stages=stages,
         )
-        _runtime = runtime
-        from ..recording import framework_spans, light_spans
-
-        framework_spans.configure(settings.framework_spans)
         light = settings.record_unsampled == "light" and sampling.unsampled_needed(settings)
-        light_spans.configure(target.on_end if light else None, provider.resource)
+        installed.install(
+            settings,
+            runtime,
+            user_id_transform=user_id_hasher(settings) if hash_key_hex(settings) is not None else None,
+            light_sink=target.on_end if light else None,
+            resource=provider.resource,
+        )
         from ..recording.instrument import instrument_all
 
         runtime.instrumented = instrument_all(settings)
@@ -315,22 +312,15 @@ def init(_span_exporters: Sequence[SpanExporter] = (), **overrides: Any) -> Runt
 
 def shutdown(timeout_s: float | None = None) -> None:
     """Flush every exporter (in parallel, within ``CHATOBS_SHUTDOWN_TIMEOUT`` in total) and stop. Safe to call twice."""
-    global _runtime, _settings
     with _lock:
-        runtime = _runtime
+        runtime: Runtime | None = installed.runtime_or_none()
+        installed.clear()
         if runtime is None:
-            _settings = None
             return
-        _runtime = None
-        _settings = None
     if runtime.provider is not None:
         switch = getattr(runtime.provider, "_chatobs_switch", None)
         if switch is not None:
             switch.targets = ()
-        from ..recording import framework_spans, light_spans
-
-        framework_spans.configure(True)
-        light_spans.configure(None, None)
         if runtime.owns_provider and isinstance(runtime.provider.sampler, _SwitchSampler):
             runtime.provider.sampler.target = ParentBased(ALWAYS_ON)
         from ..recording.instrument import uninstrument_all
@@ -349,23 +339,4 @@ def shutdown(timeout_s: float | None = None) -> None:
 
 
 def get_runtime() -> Runtime | None:
-    return _runtime
-
-
-def settings_or_none() -> Settings | None:
-    return _settings
-
-
-_tracer_cache: tuple[object, trace.Tracer] | None = None
-
-
-def get_tracer() -> trace.Tracer:
-    """chatobs's tracer on the current global provider (cached: creating a tracer costs more than a span)."""
-    global _tracer_cache
-    provider = trace.get_tracer_provider()
-    cached = _tracer_cache
-    if cached is not None and cached[0] is provider:
-        return cached[1]
-    tracer = provider.get_tracer("chatobs", __version__)
-    _tracer_cache = (provider, tracer)
-    return tracer
+    return installed.runtime_or_none()

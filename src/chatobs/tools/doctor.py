@@ -80,9 +80,9 @@ def synthetic_trace(settings: Any) -> list[Any]:
     from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
     from .. import __version__
-    from ..runtime.wiring import _build_resource
+    from ..recording.resource import build_resource
 
-    resource = _build_resource(settings)
+    resource = build_resource(settings)
     trace_id = random.getrandbits(128) or 1
     root_ctx = SpanContext(
         trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)
@@ -288,11 +288,12 @@ def _remove_synthetic(exporter: Any, spans: list[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, load_settings
+    from ..config import ConfigError
     from ..export import choose
+    from ..runtime.wiring import load_checked_settings
 
     try:
-        settings = load_settings()
+        settings = load_checked_settings()
     except ConfigError as exc:
         if args.json:
             json.dump({"config_error": str(exc), "ok": False}, sys.stdout, indent=2)

@@ -20,9 +20,9 @@ def render_prometheus() -> tuple[int, bytes, str]:
     rec = current()
     if rec is None:
         # With an agent the metrics live there, counting every process: ask it (the hand-off knows its socket).
-        from ...runtime.wiring import get_runtime
+        from ...recording.installed import runtime_or_none
 
-        remote = getattr(getattr(get_runtime(), "pipeline", None), "prometheus_text", None)
+        remote = getattr(getattr(runtime_or_none(), "pipeline", None), "prometheus_text", None)
         reply = remote() if remote is not None else None
         if reply is not None:
             return reply

@@ -55,7 +55,7 @@ class Recorder:
     """chatobs's MeterProvider, its readers and instruments; ``record(span)`` turns one finished span into measurements."""
 
     def __init__(self, settings: Settings, readers: Iterable[MetricReader] = ()) -> None:
-        from ...runtime.wiring import _build_resource
+        from ...recording.resource import build_resource
 
         self.settings = settings
         self._with_user = settings.metrics_user_attribute
@@ -71,7 +71,7 @@ class Recorder:
         self._http_server: Any = None
         self.prometheus_port: int | None = None
         all_readers = list(readers) + self._build_readers(settings)
-        self.provider = MeterProvider(resource=_build_resource(settings), metric_readers=all_readers)
+        self.provider = MeterProvider(resource=build_resource(settings), metric_readers=all_readers)
         self._direct = Direct(self.provider)
         meter = self.provider.get_meter("chatobs", __version__)
         hist, counter = meter.create_histogram, meter.create_counter
@@ -188,9 +188,9 @@ class Recorder:
     # --- observable instruments (run when a reader collects, on the reader's thread) -----------------------------
     @staticmethod
     def _runtime() -> Any:
-        from ...runtime.wiring import get_runtime
+        from ...recording.installed import runtime_or_none
 
-        return get_runtime()
+        return runtime_or_none()
 
     def _observe_queue(self, _: CallbackOptions) -> Iterator[Observation]:
         rt = self._runtime()

@@ -32,7 +32,7 @@ def tracer() -> trace.Tracer:
 def capture_enabled() -> bool:
     """Capture content for a span started now? Not when ``CHATOBS_CAPTURE_CONTENT=false``, nor inside a trace head
     sampling dropped (its spans are light: see chatobs.recording.light_spans), so no message is normalised or encoded for nothing."""
-    from ...runtime.wiring import settings_or_none
+    from ..installed import settings_or_none
 
     settings = settings_or_none()
     if settings is not None and not settings.capture_content:

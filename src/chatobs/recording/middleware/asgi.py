@@ -210,10 +210,10 @@ class ChatObsMiddleware(MiddlewareBase):
         async def lifespan_send(message: Message) -> None:
             if message.get("type") == "lifespan.shutdown.complete":
                 # Flush before the server exits; in a thread so the event loop keeps serving what remains.
-                from ...runtime.wiring import shutdown
+                import chatobs  # the public shutdown(), as the app would call it
 
                 try:
-                    await asyncio.to_thread(shutdown)
+                    await asyncio.to_thread(chatobs.shutdown)
                 except Exception as exc:  # noqa: BLE001
                     log_limited("lifespan", "chatobs: shutdown at lifespan end failed: %s", exc)
             await send(message)

@@ -166,10 +166,12 @@ class MiddlewareBase:
     settings: Any
 
     def _configure(self) -> None:
-        from ...runtime.wiring import init, settings_or_none
-
         if self.settings is None:
-            init()
+            import chatobs  # the public init(), as the app would call it: the runtime sits above this layer
+
+            from ..installed import settings_or_none
+
+            chatobs.init()
             self.settings = settings_or_none()
         s = self.settings
         self._active = bool(s is not None and s.active)

@@ -16,8 +16,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ...core import semconv
 from ...core.chat_scope import ChatScope, context_with_scope, identity_attributes, with_request_span
-from ...runtime.wiring import get_tracer
 from ..light_spans import start_span
+from ..tracer import get_tracer
 from . import chat_turns, tracecontext
 from .extract import RequestInfo, captured_headers
 

@@ -22,8 +22,8 @@ from opentelemetry.trace import SpanKind
 from ...core import semconv
 from ...core.chat_scope import ChatScope, context_with_scope, with_request_span
 from ...core.guard import log_limited
-from ...runtime.wiring import get_tracer
 from ..light_spans import start_span
+from ..tracer import get_tracer
 from . import chat_turns
 from .extract import IdentityReader, parse_json_object
 

@@ -103,12 +103,14 @@ def instrument_mcp_server(server: S) -> S:
     Never raises: on failure the server runs untraced and a warning is logged.
     """
     with guard("instrument_mcp_server"):
-        from ....runtime.wiring import get_runtime, init
+        import chatobs  # the public init(), as the app would call it: the runtime sits above this layer
 
-        if get_runtime() is None:
-            init()
+        from ...installed import runtime_or_none
+
+        if runtime_or_none() is None:
+            chatobs.init()
         if STATE.settings is None:
-            runtime = get_runtime()
+            runtime = runtime_or_none()
             if runtime is None:
                 return server  # chatobs disabled
             instrument(runtime.settings)

@@ -51,7 +51,7 @@ def supported() -> bool:
 
 
 def _tracer() -> trace.Tracer:
-    from ....runtime.wiring import get_tracer
+    from ...tracer import get_tracer
 
     return get_tracer()
 

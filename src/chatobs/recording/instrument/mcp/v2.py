@@ -202,7 +202,7 @@ def _make_client_enter(original: Any) -> Any:
         if STATE.settings is None:
             return await original(self)
         try:
-            from ....runtime.wiring import get_tracer
+            from ...tracer import get_tracer
 
             target = describe_server(self.server)
             label = target.label if target is not None else "server"
