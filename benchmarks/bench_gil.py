@@ -173,15 +173,16 @@ async def _run(turns: int) -> dict[str, list[float]]:
 
 
 def _configure(pipe: Any, variant: str, defaults: dict[str, Any]) -> None:
-    pipe.__dict__.pop("_drain", None)
+    queue = pipe._queue
+    queue.__dict__.pop("_drain", None)
     sys.setswitchinterval(defaults.setdefault("switch", sys.getswitchinterval()))
-    pipe._interval = defaults.setdefault("interval", pipe._interval)
+    queue.interval_s = defaults.setdefault("interval", queue.interval_s)
     if variant == "no-pipeline":
-        pipe._drain = pipe._inbox.clear
+        queue._drain = queue.take_all
     elif variant == "switch1ms":  # the interpreter's switch interval at 1 ms: process-wide, so the app's choice
         sys.setswitchinterval(0.001)
     elif variant == "often":  # the pipeline woken every 100 ms: smaller batches, shorter bursts
-        pipe._interval = 0.1
+        queue.interval_s = 0.1
     elif variant != "chatobs":
         raise SystemExit(f"unknown variant {variant!r}")
 

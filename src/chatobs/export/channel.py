@@ -9,16 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ..core.fork import restart_after_fork
 from ..core.guard import log_limited
 from ..core.stats import STATS, PipelineStats
+from ..core.work_queue import WorkQueue
 from .chat_tree import ChatTree
 
 logger = logging.getLogger("chatobs")
@@ -61,35 +60,27 @@ class ExportChannel:
         self.spec = spec
         self.name = spec.name
         self._max = queue_size
-        self._batch = batch_size
-        self._interval = interval_s
         self._max_retry_s = max_retry_s
         self.stats = stats
-        self._closed = False
         self.degraded = False
         self._probe_delay = _FIRST_PROBE_S
         self.last_error: str | None = None
         self._tree = ChatTree(self.name, max_spans=queue_size) if spec.chat_only else None
-        self._init_state()
-        # A weak reference: a channel that was shut down must neither be kept alive nor restarted in a forked child.
-        restart_after_fork(self)
+        self._reset_call()
+        self._queue: WorkQueue[ReadableSpan] = WorkQueue(
+            self.name,
+            self._export_batch,
+            maxsize=queue_size,
+            batch_size=batch_size,
+            interval_s=interval_s,
+            thread_name=f"chatobs-export-{self.name}",
+            after_fork=self._reset_call,
+            stats=stats,
+        )
 
-    def _init_state(self) -> None:
-        self._queue: deque[ReadableSpan] = deque()
-        self._wake = threading.Event()
-        self._idle = threading.Condition()
-        self._busy = False
-        self._stopping = False
-        self._stop = threading.Event()
+    def _reset_call(self) -> None:
         self._inflight = 0  # spans in the export call running now
         self._abandoned = False  # shutdown gave up on that call (and counted its spans)
-        self._thread = threading.Thread(target=self._run, name=f"chatobs-export-{self.name}", daemon=True)
-        self._thread.start()
-
-    def _after_fork(self) -> None:
-        # The child inherits the parent's queue (already being exported by the parent) but not its thread.
-        if not self._closed:
-            self._init_state()
 
     # --- called from the pipeline thread --------------------------------------------------------------------------
     def offer(self, spans: Sequence[ReadableSpan]) -> None:
@@ -99,56 +90,29 @@ class ExportChannel:
         self._enqueue(spans)
 
     def _enqueue(self, spans: Sequence[ReadableSpan]) -> None:
-        spec = self.spec
-        accepted = 0
+        accept = self.spec.accept
+        queue = self._queue
         for span in spans:
-            if spec.accept is not None and not spec.accept(span):
+            if accept is not None and not accept(span):
                 continue
-            if len(self._queue) >= self._max or self._closed:
-                reason = "queue_full" if not self._closed else "shutdown"
-                self.stats.drop(self.name, reason)
-                if not self._closed:
-                    log_limited(
-                        f"queue-full-{self.name}",
-                        "chatobs: exporter %r is falling behind (%s); dropping spans, %d dropped so far (queue of %d full)",
-                        self.name,
-                        self.last_error or "slow backend",
-                        self.stats.dropped[(self.name, "queue_full")],
-                        self._max,
-                    )
-                continue
-            self._queue.append(span)
-            accepted += 1
-        if accepted and len(self._queue) >= self._batch:
-            self._wake.set()
+            if not queue.put(span) and not queue.closed:
+                log_limited(
+                    f"queue-full-{self.name}",
+                    "chatobs: exporter %r is falling behind (%s); dropping spans, %d dropped so far (queue of %d full)",
+                    self.name,
+                    self.last_error or "slow backend",
+                    self.stats.dropped[(self.name, "queue_full")],
+                    self._max,
+                )
 
     # --- worker ---------------------------------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            with self._idle:
-                self._busy = True
-            try:
-                while self._queue:
-                    batch: list[ReadableSpan] = []
-                    try:
-                        while len(batch) < self._batch:
-                            batch.append(self._queue.popleft())
-                    except IndexError:
-                        pass
-                    self._export(batch)
-                    if self.degraded and not self._stopping:
-                        # Backend down: probe with one batch now and then instead of spinning through the queue
-                        # (encoding batches only to fail costs the app CPU). Meanwhile the full queue drops new spans.
-                        self._stop.wait(self._probe_delay)
-                        self._probe_delay = min(self._probe_delay * 2, _MAX_PROBE_S)
-            finally:
-                with self._idle:
-                    self._busy = False
-                    self._idle.notify_all()
-            if self._stopping and not self._queue:
-                return
+    def _export_batch(self, batch: list[ReadableSpan]) -> None:
+        self._export(batch)
+        if self.degraded and not self._queue.closed:
+            # Backend down: probe with one batch now and then instead of spinning through the queue (encoding
+            # batches only to fail costs the app CPU). Meanwhile the full queue drops new spans.
+            self._queue.stopped.wait(self._probe_delay)
+            self._probe_delay = min(self._probe_delay * 2, _MAX_PROBE_S)
 
     def _export(self, batch: list[ReadableSpan]) -> None:
         delay = 0.5
@@ -175,7 +139,7 @@ class ExportChannel:
                 return
             self.stats.failed[self.name] += 1
             self.last_error = self.last_error or "export returned FAILURE"
-            if self._stopping or time.monotonic() - started + delay > window:
+            if self._queue.closed or time.monotonic() - started + delay > window:
                 self.stats.drop(self.name, "export_failed", len(batch))
                 self.degraded = True
                 log_limited(
@@ -187,21 +151,15 @@ class ExportChannel:
                 )
                 return
             # Wait on the stop event so a shutdown cuts the backoff short (one last try, then drop).
-            self._stop.wait(delay)
+            self._queue.stopped.wait(delay)
             delay = min(delay * 2, 10.0)
 
     # --- flush / shutdown -----------------------------------------------------------------------------------------
     def flush(self, deadline: float) -> bool:
         if self._tree is not None:
             self._enqueue(self._tree.drain())
-        self._wake.set()
-        with self._idle:
-            while self._queue or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(min(left, 0.05))
-                self._wake.set()
+        if not self._queue.wait_idle(deadline):
+            return False
         left = max(0.0, deadline - time.monotonic())
         try:
             # The SDK's base class returns None, meaning "nothing to flush".
@@ -230,19 +188,10 @@ class ExportChannel:
         # Keep a little of the budget for the bookkeeping below, so what was lost is counted before shutdown returns.
         reserve = min(0.25, max(0.0, (deadline - time.monotonic()) * 0.1))
         delivered = self.flush(deadline - reserve)
-        self._closed = True
-        self._stopping = True
-        self._stop.set()
-        left = 0
+        self._queue.close()
         # Whatever is still queued is given up on now; taking it out keeps the worker from exporting it after it
         # has been counted as dropped.
-        while True:
-            try:
-                self._queue.popleft()
-                left += 1
-            except IndexError:
-                break
-        self._wake.set()
+        left = self._queue.take_all()
         if left:
             self.stats.drop(self.name, "shutdown", left)
         inflight = self._inflight

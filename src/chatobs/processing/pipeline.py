@@ -1,7 +1,7 @@
 """The two span processors chatobs adds to the tracer provider, and the background pipeline behind them.
 
 Request path (cheap): ``ScopeProcessor.on_start`` stamps identity attributes; ``PipelineProcessor.on_end`` appends
-the finished span to a bounded inbox (full: drop and count). Everything else runs on one background thread, in
+the finished span to a bounded queue (``core/work_queue.py``; full: drop and count). Everything else runs on one background thread, in
 batches: the stages in order (content -> cost -> metrics/alerts -> sampling -> redaction), then the dispatcher hands the result
 to each exporter's own bounded channel.
 """
@@ -9,9 +9,7 @@ to each exporter's own bounded channel.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -19,9 +17,9 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ..core.chat_scope import identity_attributes, scope_for_span
-from ..core.fork import restart_after_fork
 from ..core.guard import guard, log_limited
 from ..core.stats import STATS, PipelineStats
+from ..core.work_queue import WorkQueue
 
 logger = logging.getLogger("chatobs")
 
@@ -87,72 +85,29 @@ class PipelineProcessor(SpanProcessor):
     ) -> None:
         self.stages = list(stages)
         self.sink = sink
-        self._max = max_queue_size
-        self._batch = batch_size
-        self._interval = interval_s
         self.stats = stats
-        self._inbox: deque[ReadableSpan] = deque()
-        self._wake = threading.Event()
-        self._idle = threading.Condition()
-        self._busy = False
-        self._stopped = False
-        self._thread: threading.Thread | None = None
-        self._start()
-        restart_after_fork(self)
+        self._queue: WorkQueue[ReadableSpan] = WorkQueue(
+            "pipeline",
+            self._process,
+            maxsize=max_queue_size,
+            batch_size=batch_size,
+            interval_s=interval_s,
+            thread_name="chatobs-pipeline",
+            stats=stats,
+        )
 
     # --- request path ---------------------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        inbox = self._inbox
-        if len(inbox) >= self._max or self._stopped:
-            self.stats.drop("pipeline", "queue_full" if not self._stopped else "shutdown")
-            return
-        inbox.append(span)
-        self.stats.received += 1
-        if len(inbox) >= self._batch:
-            self._wake.set()
+        if self._queue.put(span):
+            self.stats.received += 1
+
+    def pending(self) -> int:
+        return len(self._queue)
 
     # --- background -----------------------------------------------------------------------------------------------
-    def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="chatobs-pipeline", daemon=True)
-        self._thread.start()
-
-    def _after_fork(self) -> None:
-        # The child has the parent's queue but not its thread: start afresh (gunicorn --preload workers).
-        if self._stopped:
-            return
-        self._inbox = deque()
-        self._wake = threading.Event()
-        self._idle = threading.Condition()
-        self._busy = False
-        self._stopped = False
-        self._start()
-
-    def _run(self) -> None:
-        while not self._stopped:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            self._drain()
-
-    def _drain(self) -> None:
-        with self._idle:
-            self._busy = True
-        try:
-            while self._inbox:
-                batch: list[ReadableSpan] = []
-                try:
-                    while len(batch) < self._batch:
-                        batch.append(self._inbox.popleft())
-                except IndexError:
-                    pass
-                self._process(batch)
-        finally:
-            with self._idle:
-                self._busy = False
-                self._idle.notify_all()
-
     def _process(self, spans: list[ReadableSpan]) -> None:
         for stage in self.stages:
             if not spans:
@@ -169,27 +124,15 @@ class PipelineProcessor(SpanProcessor):
             with guard("dispatch"):
                 self.sink.dispatch(spans)
 
-    def _wait_idle(self, deadline: float) -> bool:
-        self._wake.set()
-        with self._idle:
-            while self._inbox or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(min(left, 0.05))
-                self._wake.set()
-        return True
-
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000
-        ok = self._wait_idle(deadline)
+        ok = self._queue.wait_idle(deadline)
         return self.sink.flush(deadline) and ok
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         deadline = time.monotonic() + timeout_s
-        self._wait_idle(deadline)
-        self._stopped = True
-        self._wake.set()
+        self._queue.wait_idle(deadline)
+        self._queue.close()
         held: list[ReadableSpan] = []
         for i, stage in enumerate(self.stages):
             with guard(f"pipeline stage {stage.name} flush"):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ...core.fork import restart_after_fork
 from ...core.guard import log_limited
 from ...core.stats import STATS
+from ...core.work_queue import WorkQueue
 
 alert_logger = logging.getLogger("chatobs.alerts")
 
@@ -56,71 +54,23 @@ class Alert:
         return data
 
 
-class _Worker:
-    """A daemon thread working through a bounded queue; full queue means drop and count, never block the caller."""
+def _worker(where: str, handle: Callable[[Any], None], maxsize: int) -> WorkQueue[Any]:
+    """One alert at a time, woken at once; a full queue drops the alert and counts it (the log still has it)."""
 
-    _STOP = object()
-
-    def __init__(self, name: str, handle: Callable[[Any], None], maxsize: int = 256) -> None:
-        self.name = name
-        self._handle = handle
-        self._maxsize = maxsize
-        self._closed = False
-        self._start()
-        # A forked worker (gunicorn --preload) inherits the queue but not the thread: start afresh there. A weak
-        # reference, so workers of earlier init() cycles are neither kept alive nor restarted.
-        restart_after_fork(self, "_restart_if_open")
-
-    def _restart_if_open(self) -> None:
-        if not self._closed:
-            self._start()
-
-    def _start(self) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self._maxsize)
-        self.stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"chatobs-{self.name}", daemon=True)
-        self._thread.start()
-
-    def put(self, item: Any) -> bool:
-        if self.stopping.is_set():
-            return False
-        try:
-            self._queue.put_nowait(item)
-            return True
-        except queue.Full:
-            STATS.drop(self.name, "queue_full")
-            log_limited(f"{self.name}-full", "chatobs: %s is falling behind; dropping alerts", self.name)
-            return False
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
+    def each(batch: list[Any]) -> None:
+        for item in batch:
             try:
-                if item is self._STOP:
-                    return
-                self._handle(item)
+                handle(item)
             except Exception as exc:  # noqa: BLE001 - a sink failure is logged, never raised
-                log_limited(f"{self.name}-error", "chatobs: %s failed: %s: %s", self.name, type(exc).__name__, exc)
-            finally:
-                self._queue.task_done()
+                log_limited(f"{where}-error", "chatobs: %s failed: %s: %s", where, type(exc).__name__, exc)
 
-    def join(self, timeout_s: float) -> bool:
-        """Wait until the queue is worked off (or the timeout)."""
-        deadline = time.monotonic() + timeout_s
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return not self._queue.unfinished_tasks
+    # Refused after stop without counting: alerts raised during shutdown are logged, which is what they were for.
+    return WorkQueue(where, each, maxsize=maxsize, batch_size=1, interval_s=1.0, count_closed=False)
 
-    def stop(self, timeout_s: float) -> None:
-        self._closed = True
-        # Stopping first: what is queued still gets one attempt each, but nobody waits out retry backoffs at exit.
-        self.stopping.set()
-        self.join(timeout_s)
-        try:
-            self._queue.put_nowait(self._STOP)
-        except queue.Full:
-            pass  # daemon thread: it ends with the process
-        self._thread.join(max(0.0, min(timeout_s, 1.0)))
+
+def _put(worker: WorkQueue[Any], alert: Alert) -> None:
+    if not worker.put(alert) and not worker.closed:
+        log_limited(f"{worker.where}-full", "chatobs: %s is falling behind; dropping alerts", worker.where)
 
 
 class WebhookSender:
@@ -139,10 +89,10 @@ class WebhookSender:
         self.sent = 0
         self.failed = 0
         self.rate_limited = 0
-        self._worker = _Worker("alert_webhook", self._send, maxsize=queue_size)
+        self._worker = _worker("alert_webhook", self._send, queue_size)
 
     def submit(self, alert: Alert) -> None:
-        self._worker.put(alert)
+        _put(self._worker, alert)
 
     def _take_token(self) -> bool:
         now = time.monotonic()
@@ -167,7 +117,7 @@ class WebhookSender:
                 return
             if outcome == "give_up" or attempt == self.RETRIES:
                 break
-            if self._worker.stopping.wait(self.BACKOFF_S[min(attempt, len(self.BACKOFF_S) - 1)]):
+            if self._worker.stopped.wait(self.BACKOFF_S[min(attempt, len(self.BACKOFF_S) - 1)]):
                 break
         self.failed += 1
         STATS.drop("alert_webhook", "send_failed")
@@ -192,7 +142,7 @@ class WebhookSender:
             return "retry"
 
     def join(self, timeout_s: float) -> bool:
-        return self._worker.join(timeout_s)
+        return self._worker.wait_idle(time.monotonic() + timeout_s)
 
     def stop(self, timeout_s: float) -> None:
         self._worker.stop(timeout_s)
@@ -203,11 +153,11 @@ class CallbackRunner:
 
     def __init__(self, callbacks: Callable[[], list[Callable[[Alert], Any]]], queue_size: int = 1024) -> None:
         self._callbacks = callbacks
-        self._worker = _Worker("alert_callbacks", self._run, maxsize=queue_size)
+        self._worker = _worker("alert_callbacks", self._run, queue_size)
 
     def submit(self, alert: Alert) -> None:
         if self._callbacks():
-            self._worker.put(alert)
+            _put(self._worker, alert)
 
     def _run(self, alert: Alert) -> None:
         for fn in self._callbacks():
@@ -223,7 +173,7 @@ class CallbackRunner:
                 )
 
     def join(self, timeout_s: float) -> bool:
-        return self._worker.join(timeout_s)
+        return self._worker.wait_idle(time.monotonic() + timeout_s)
 
     def stop(self, timeout_s: float) -> None:
         self._worker.stop(timeout_s)

@@ -195,7 +195,7 @@ class Recorder:
     def _observe_queue(self, _: CallbackOptions) -> Iterator[Observation]:
         rt = self._runtime()
         if rt is not None:
-            yield Observation(len(getattr(rt.pipeline, "_inbox", ())))
+            yield Observation(rt.pipeline.pending())
 
     def _observe_exporter_queues(self, _: CallbackOptions) -> Iterator[Observation]:
         rt = self._runtime()

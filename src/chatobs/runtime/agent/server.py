@@ -186,7 +186,7 @@ class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             "started": self.started,
             "uptime_s": time.time() - self.started,
             "clients": clients,
-            "pipeline_queue": len(getattr(self.pipeline, "_inbox", ())),
+            "pipeline_queue": self.pipeline.pending(),
             "exporters": exporters,
             "stats": snap,
             "masking": _masking_health(rt),
