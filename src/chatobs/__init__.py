@@ -11,6 +11,10 @@ optional package)::
     @chatobs.workflow / @chatobs.task / @chatobs.agent / @chatobs.tool
     chatobs.instrument_mcp_server(server)
     chatobs.on_alert(fn)               # alerts to a Python callback
+    chatobs.feedback(trace_id, value, name=..., comment=..., user_id=...)   # a user's verdict on a turn
+    chatobs.feedback_token()           # the current turn's feedback token (also sent as X-Feedback-Token)
+    chatobs.feedback_asgi_app / chatobs.feedback_wsgi_app   # POST {prefix}/feedback for browsers
+    chatobs.prompt(name, version=None, variables=None)      # context manager / decorator: LLM spans name the prompt
     chatobs.flush(timeout_s=5.0)       # export everything received so far (benchmarks, batch jobs, tests)
     chatobs.stats()                    # the pipeline's counters (received, dropped, exported, ...) as a dict
     chatobs.metrics_asgi_app / chatobs.metrics_wsgi_app   # the Prometheus scrape route to mount in the app
@@ -50,6 +54,11 @@ _LAZY: dict[str, str] = {
     "tool": "chatobs.instrument.decorators",
     "instrument_mcp_server": "chatobs.instrument.mcp",
     "on_alert": "chatobs.pipeline.alerts",
+    "feedback": "chatobs.rating.record",
+    "feedback_token": "chatobs.rating.token:current_token",
+    "feedback_asgi_app": "chatobs.rating.route:asgi_app",
+    "feedback_wsgi_app": "chatobs.rating.route:wsgi_app",
+    "prompt": "chatobs.prompts",
     "flush": "chatobs.control",
     "stats": "chatobs.control",
     "metrics_asgi_app": "chatobs.pipeline.metrics:asgi_app",
@@ -92,4 +101,9 @@ if TYPE_CHECKING:
     from .pipeline.metrics import wsgi_app as metrics_wsgi_app
     from .pipeline.sampling import keeps as is_sampled
     from .pipeline.sampling import sample_value
+    from .prompts import prompt
+    from .rating.record import feedback
+    from .rating.route import asgi_app as feedback_asgi_app
+    from .rating.route import wsgi_app as feedback_wsgi_app
+    from .rating.token import current_token as feedback_token
     from .runtime import get_tracer, init, shutdown

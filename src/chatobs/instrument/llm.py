@@ -34,6 +34,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from .. import __version__, semconv
 from .._guard import log_limited
 from .._light import LightSpan, records_content, start_span
+from ..prompts import attributes_for as prompt_attributes
 from ._coexist import SDK_CALL
 
 __all__ = [
@@ -381,6 +382,8 @@ class Generation:
                     attrs[semconv.GEN_AI_TOOL_DEFINITIONS] = to_json(tool_definitions)
             if attributes:
                 attrs.update(attributes)
+            if semconv.GEN_AI_PROMPT_NAME not in attrs:
+                attrs.update(prompt_attributes())  # the innermost chatobs.prompt(), if any
         except Exception as exc:  # noqa: BLE001
             log_limited("llm-request", "chatobs: could not record an LLM request: %s", exc)
         self.span: Span = start_span(
@@ -587,6 +590,7 @@ def _start(
     tools: Any,
     stream: bool,
     params: dict[str, Any],
+    prompt: Any = None,
 ) -> Generation:
     capture = capture_enabled()
     return Generation(
@@ -597,6 +601,7 @@ def _start(
         raw=("generic", (messages, system, tools)) if capture else None,
         stream=stream,
         capture=capture,
+        attributes=prompt_attributes(prompt) if prompt is not None else None,
     )
 
 
@@ -635,6 +640,7 @@ def llm_call(
     system: Any = None,
     tools: Sequence[Any] | None = None,
     stream: bool = False,
+    prompt: Any = None,
     **params: Any,
 ) -> Iterator[LLMCall]:
     """Record an LLM call made with any client (Google, Mistral, a local model, plain HTTP)::
@@ -646,8 +652,9 @@ def llm_call(
     ``messages``: a prompt string or OpenAI-style ``{"role", "content"}`` dicts. ``params``: request parameters
     (``temperature``, ``max_tokens``, ``top_p``, ``top_k``, ``stop``, ``seed``, ...). An exception raised inside marks
     the span failed (``error.type``) and propagates unchanged. For streams call ``call.chunk(text)`` per chunk.
+    ``prompt``: the prompt the call was built from, a name or ``(name, version)`` (see :func:`chatobs.prompt`).
     """
-    gen = _start(provider, model, messages, operation, system, tools, stream, params)
+    gen = _start(provider, model, messages, operation, system, tools, stream, params, prompt)
     call = LLMCall(gen)
     token = gen.activate()
     flag = SDK_CALL.set(True)  # the app records this call itself: the HTTP layer leaves its requests alone
@@ -676,10 +683,11 @@ async def allm_call(
     system: Any = None,
     tools: Sequence[Any] | None = None,
     stream: bool = False,
+    prompt: Any = None,
     **params: Any,
 ) -> AsyncIterator[LLMCall]:
     """Async equivalent of :func:`llm_call` (``async with chatobs.allm_call(...) as call:``)."""
-    gen = _start(provider, model, messages, operation, system, tools, stream, params)
+    gen = _start(provider, model, messages, operation, system, tools, stream, params, prompt)
     call = LLMCall(gen)
     token = gen.activate()
     flag = SDK_CALL.set(True)  # the app records this call itself: the HTTP layer leaves its requests alone

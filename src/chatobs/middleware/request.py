@@ -25,7 +25,7 @@ from .extract import RequestInfo, captured_headers
 class RequestSpan:
     """Start with :meth:`open`; finish with :meth:`close` (exactly once, from the same context)."""
 
-    __slots__ = ("owned", "scope", "span", "token", "trace_id")
+    __slots__ = ("feedback_token", "owned", "scope", "span", "token", "trace_id")
 
     def __init__(self) -> None:
         self.span: trace.Span | None = None
@@ -33,6 +33,7 @@ class RequestSpan:
         self.token: object | None = None
         self.trace_id: str | None = None
         self.scope: ChatScope | None = None
+        self.feedback_token: str | None = None  # sent beside the trace ID: what the feedback route asks for
 
     def open(
         self,
@@ -105,6 +106,10 @@ class RequestSpan:
         ctx = with_request_span(span, context_with_scope(self.scope, ctx, propagate_identity=False))
         self.span = span
         self.token = otel_context.attach(ctx)
+        if chat_turn and self.trace_id:
+            from ..rating.token import current_token
+
+            self.feedback_token = current_token()
 
     def set_status(self, status_code: int) -> None:
         span = self.span
