@@ -130,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        req = Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, raw_size)
+        req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body, raw_size)
         ctype = (self.headers.get("Content-Type") or "").lower()
         try:
             if "protobuf" in ctype:
@@ -158,6 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
         else:
             self._answer(200, b"{}", "application/json")
+
+    do_PUT = do_POST  # Opik's feedback scores are PUT
 
 
 class _Server(ThreadingHTTPServer):
@@ -254,6 +256,12 @@ class RecordingServer:
 
     def otlp_spans(self, path_suffix: str = "/v1/traces") -> list[dict[str, Any]]:
         return [s for r in self.by_path(path_suffix) if r.otlp for s in flat_spans(r.otlp)]
+
+    def opik_feedback_scores(self) -> list[dict[str, Any]]:
+        return [f for r in self.by_path("/v1/private/traces/feedback-scores") for f in (r.json or {}).get("scores", [])]
+
+    def langfuse_scores(self) -> list[dict[str, Any]]:
+        return [sc for r in self.by_path("/api/public/scores") for sc in (r.json or [])]
 
     def opik_traces(self) -> list[dict[str, Any]]:
         return [t for r in self.by_path("/v1/private/traces/batch") for t in (r.json or {}).get("traces", [])]

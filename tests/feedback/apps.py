@@ -7,29 +7,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from flask import Flask, jsonify
 from flask import request as flask_request
-from opentelemetry.trace import SpanKind
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 import chatobs
-from chatobs import runtime, semconv
 
 FEEDBACK_PATH = "/_chatobs/feedback"  # under /_chatobs/*, which the middleware does not trace by default
 
 
 def _llm_span(model: str = "fake-model") -> None:
-    with runtime.get_tracer().start_as_current_span(
-        f"chat {model}",
-        kind=SpanKind.CLIENT,
-        attributes={
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_CHAT,
-            semconv.GEN_AI_PROVIDER_NAME: "fake",
-            semconv.GEN_AI_REQUEST_MODEL: model,
-            semconv.GEN_AI_USAGE_INPUT_TOKENS: 9,
-            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 3,
-            semconv.COST_USD: 0.001,
-        },
-    ):
-        pass
+    with chatobs.llm_call(provider="fake", model=model, messages="hi") as call:
+        call.record(output="echo: hi", usage={"input_tokens": 9, "output_tokens": 3})
 
 
 def fastapi_app() -> FastAPI:
