@@ -77,6 +77,5 @@ def test_async_and_llm_call_prompt_argument(capture: Any, aoai: Any) -> None:
 def test_bad_prompt_arguments_are_rejected(args: tuple[Any, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         chatobs.prompt(*args)
-    with pytest.raises(ValueError, match=message):
-        with chatobs.llm_call(provider="x", model="y", prompt=args):
-            pass
+    with pytest.raises(ValueError, match=message), chatobs.llm_call(provider="x", model="y", prompt=args):
+        pass
