@@ -148,6 +148,7 @@ def _filters(args: argparse.Namespace):
         model=getattr(args, "model", None),
         tool=getattr(args, "tool", None),
         status=getattr(args, "status", None),
+        feedback="negative" if getattr(args, "negative", False) else getattr(args, "feedback", None),
         since_ns=since,
         until_ns=until,
     )
@@ -190,6 +191,7 @@ def cmd_traces(args: argparse.Namespace) -> int:
                     else "-",
                     fmt_cost(r["cost_usd"]),
                     r["status"],
+                    _feedback_cell(r.get("feedback") or []),
                 ]
                 for r in rows
             ],
@@ -206,6 +208,7 @@ def cmd_traces(args: argparse.Namespace) -> int:
                 "TOKENS",
                 "COST",
                 "STATUS",
+                "FEEDBACK",
             ],
             right=(5, 6, 7, 8, 9, 10),
             max_width=32,
@@ -291,10 +294,30 @@ def cmd_show(args: argparse.Namespace) -> int:
             for key, text in span_content(s):
                 shown = text if args.full else _clip(text, 160)
                 print(f"{pad}{key}: {shown}")
+    if trace.get("feedback"):
+        print("\nFeedback")
+        for r in trace["feedback"]:
+            value = f"{r['value']:g}" if r["kind"] == "numeric" else r["label"]
+            who = f" by {r['user_id']}" if r["user_id"] else ""
+            comment = f": {_clip(r['comment'], 160)}" if r["comment"] else ""
+            print(f"  {fmt_time(r['created_ns'])}  {r['name']} = {value}{who}{comment}")
     return 0
 
 
 # --- stats ----------------------------------------------------------------------------------------------------------
+def _feedback_cell(ratings: list[dict[str, Any]]) -> str:
+    """``-``, or the ratings as +/- marks (thumbs up/down, a category) and numbers, e.g. ``- 4.0``."""
+    if not ratings:
+        return "-"
+    marks = []
+    for r in ratings:
+        if r["kind"] == "numeric":
+            marks.append(f"{r['value']:g}")
+        else:
+            marks.append("-" if r["negative"] else "+" if r["kind"] == "boolean" else str(r["label"]))
+    return " ".join(marks)
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from .exporters.local.queries import stats
 
@@ -348,6 +371,23 @@ def cmd_stats(args: argparse.Namespace) -> int:
         ("COST", "cost_usd", fmt_cost),
     ]
     section("Tokens and cost by model", s["usage_by_model"], [("MODEL", "key", ident), *usage])
+    section(
+        "By model and prompt version (turns with LLM calls; feedback on those turns)",
+        s["by_prompt_version"],
+        [
+            ("MODEL", "model", ident),
+            ("PROMPT", "prompt", ident),
+            ("VERSION", "version", ident),
+            ("TURNS", "turns", ident),
+            ("FEEDBACK", "feedback", ident),
+            ("NEGATIVE", "negative", ident),
+            ("MEAN SCORE", "mean_score", ident),
+            ("COST", "cost_usd", fmt_cost),
+            ("P50", "p50_ms", fmt_ms),
+            ("P95", "p95_ms", fmt_ms),
+        ],
+        right_from=3,
+    )
     section("Tokens and cost by user", s["usage_by_user"], [("USER", "key", ident), *usage])
     section("Tokens and cost by conversation", s["usage_by_conversation"], [("CONVERSATION", "key", ident), *usage])
     section("Tokens and cost by day (UTC)", s["usage_by_day"], [("DAY", "key", ident), *usage])
@@ -539,6 +579,14 @@ def _add_common(p: argparse.ArgumentParser, *, filters: bool = False, window: bo
         p.add_argument("--tool", "-t", help="only traces that called this tool")
         p.add_argument(
             "--status", choices=("ok", "error"), help="only traces with (error) or without (ok) failed spans"
+        )
+        p.add_argument(
+            "--feedback",
+            choices=("any", "negative", "positive", "none"),
+            help="only traces with any user feedback, a negative rating, only positive ones, or none",
+        )
+        p.add_argument(
+            "--negative", action="store_true", help="only traces with negative feedback (--feedback negative)"
         )
     if filters or window:
         p.add_argument("--since", help="start of the window: 30m, 2h, 7d or an ISO time")

@@ -27,7 +27,7 @@ def fastapi_app() -> FastAPI:
     @app.post("/api/chat")
     async def chat(request: Request) -> dict[str, Any]:
         body = await request.json()
-        with chatobs.prompt("support", version="2"):
+        with chatobs.prompt("support", version=body.get("prompt_version", "2")):
             _llm_span()
         return {"reply": "echo: " + body["message"], "token": chatobs.feedback_token()}
 

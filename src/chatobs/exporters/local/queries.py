@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ... import semconv
+from .feedback_queries import by_prompt, feedback_for
 from .rows import OWNED_TOOL_SQL
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.I)
@@ -60,6 +61,7 @@ class Filters:
     model: str | None = None
     tool: str | None = None
     status: str | None = None  # ok | error
+    feedback: str | None = None  # any | negative | positive | none (the feedback table)
     since_ns: int | None = None
     until_ns: int | None = None
 
@@ -88,6 +90,12 @@ class Filters:
         if self.tool:
             clauses.append(f"EXISTS (SELECT 1 FROM spans x WHERE x.trace_id = {alias}.trace_id AND x.tool_name = ?)")
             params.append(self.tool)
+        if self.feedback:
+            from .feedback_queries import FEEDBACK_SQL
+
+            if self.feedback not in FEEDBACK_SQL:
+                raise ValueError(f"feedback filter {self.feedback!r}: expected one of {', '.join(FEEDBACK_SQL)}")
+            clauses.append(FEEDBACK_SQL[self.feedback].format(a=alias))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -107,7 +115,15 @@ def list_traces(
     cur = conn.execute(
         f"SELECT t.* FROM traces t{where} ORDER BY t.start_ns DESC LIMIT ? OFFSET ?", [*params, limit, offset]
     )
-    return _rows(cur)
+    return _with_feedback(conn, _rows(cur))
+
+
+def _with_feedback(conn: sqlite3.Connection, traces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each trace with its ratings (``feedback``, oldest first)."""
+    ratings = feedback_for(conn, [t["trace_id"] for t in traces])
+    for t in traces:
+        t["feedback"] = ratings.get(t["trace_id"], [])
+    return traces
 
 
 def _span_dict(row: sqlite3.Row) -> dict[str, Any]:
@@ -140,6 +156,7 @@ def get_trace(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
     trace = dict(conn.execute("SELECT * FROM traces WHERE trace_id = ?", (full,)).fetchone())
     spans = [_span_dict(r) for r in conn.execute("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns", (full,))]
     trace["spans"] = tree_order(spans)
+    trace["feedback"] = feedback_for(conn, [full]).get(full, [])
     return trace
 
 
@@ -229,7 +246,7 @@ def conversation_turns(conn: sqlite3.Connection, conversation_id: str, *, limit:
             la = json.loads(llm[0]) if llm and llm[0] else {}
             turn["input"] = turn["input"] if turn["input"] is not None else la.get(semconv.GEN_AI_INPUT_MESSAGES)
             turn["output"] = turn["output"] if turn["output"] is not None else la.get(semconv.GEN_AI_OUTPUT_MESSAGES)
-    return turns
+    return _with_feedback(conn, turns)
 
 
 # --- stats ----------------------------------------------------------------------------------------------------------
@@ -308,6 +325,7 @@ def stats(conn: sqlite3.Connection, filters: Filters | None = None) -> dict[str,
             conn, f"SELECT tool_name, duration_ms FROM spans WHERE {OWNED_TOOL_SQL} AND {w}", p
         ),
         "usage_by_model": _usage(conn, "COALESCE(model, '(unknown)')", w, p),
+        "by_prompt_version": by_prompt(conn, w, p),
         "usage_by_user": _usage(conn, "COALESCE(user_id, '(anonymous)')", w, p),
         "usage_by_conversation": _usage(conn, "COALESCE(conversation_id, '(none)')", w, p),
         "usage_by_day": _rows(
