@@ -294,6 +294,49 @@ def test_browser_chat_to_tool_span(demo: Demo, tmp_path: Path) -> None:
             browser.close()
 
 
+def test_browser_thumbs_down_shows_in_the_viewer(demo: Demo) -> None:
+    """Thumbs-down with a comment beside a reply, sent through chatobs's feedback route (the agent masks the
+    comment's e-mail), then found in the viewer: on the trace, in the negative-feedback filter, in the conversation."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium); the browser test needs it")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 720})
+            page.goto(demo.url + "/")
+            page.fill("#user", "fay")
+            page.dispatch_event("#user", "change")
+            page.fill("#input", "lookup refunds")
+            page.press("#input", "Enter")
+            reply = page.locator(".msg.assistant").last
+            sync_api.expect(reply.locator("button.thumb")).to_have_count(2, timeout=60_000)
+            trace_id = reply.locator("a.trace").get_attribute("data-trace-id")
+            reply.locator(".feedback-comment").fill("not what I asked, write to fay@example.com")
+            reply.locator('button.thumb[data-value="false"]').click()
+            sync_api.expect(reply.locator(".feedback.sent")).to_contain_text("noted", timeout=10_000)
+
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # the rating travels app -> agent -> local store
+                rows = demo.client.get("/_chatobs/api/traces", params={"feedback": "negative"}).json()["data"]
+                if any(r["trace_id"] == trace_id for r in rows):
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail("the thumbs-down never reached the local store")
+
+            page.goto(demo.url + "/_chatobs/#/traces?feedback=negative")
+            row = page.locator("table.grid tbody tr").first
+            sync_api.expect(row.locator(".rating.negative")).to_be_visible(timeout=10_000)
+            row.click()
+            box = page.locator("#trace-feedback")
+            sync_api.expect(box).to_contain_text("not what I asked")
+            assert trace_id in page.locator("main h1").first.inner_text()
+            assert "fay@example.com" not in box.inner_text()  # masked before the store
+        finally:
+            browser.close()
+
+
 def test_the_demo_runs_exactly_one_agent_and_no_other_chatobs_process(demo: Demo) -> None:
     trace_id, traceparent = new_traceparent()
     r = demo.chat("calculate 1+1", conversation_id="conv-one-agent", traceparent=traceparent)
