@@ -855,6 +855,73 @@ class Settings(BaseSettings):
         example="2",
     )
 
+    alert_negative_feedback: float | None = _env(
+        "CHATOBS_ALERT_NEGATIVE_FEEDBACK",
+        default=None,
+        gt=0,
+        le=1,
+        doc="Alert when the share of negative user feedback (thumbs down, a number <= 0, a negative category) over `CHATOBS_ALERT_NEGATIVE_FEEDBACK_WINDOW_S` exceeds this fraction (see docs/feedback.md).",
+        example="0.3",
+    )
+    alert_negative_feedback_window_s: float = _env(
+        "CHATOBS_ALERT_NEGATIVE_FEEDBACK_WINDOW_S",
+        default=3600.0,
+        gt=0,
+        doc="Window of the negative-feedback alert: ratings given in the last this many seconds.",
+        example="86400",
+    )
+    alert_negative_feedback_min_count: int = _env(
+        "CHATOBS_ALERT_NEGATIVE_FEEDBACK_MIN_COUNT",
+        default=10,
+        ge=1,
+        doc="Fewest ratings in the window before the negative-feedback alert can fire.",
+        example="20",
+    )
+
+    # --- User feedback ------------------------------------------------------------------------------------------
+    feedback_key: SecretStr | None = _env(
+        "CHATOBS_FEEDBACK_KEY",
+        default=None,
+        secret=True,
+        doc="Key that signs the feedback tokens handed out beside trace IDs. Unset: a random key kept in `feedback.key` (mode 0600) in the agent directory, shared by every worker of the host; set it (the same everywhere) when several hosts serve one app.",
+        example="a-long-random-string",
+    )
+    feedback_token_header: str = _env(
+        "CHATOBS_FEEDBACK_TOKEN_HEADER",
+        default="X-Feedback-Token",
+        doc="Response header carrying a chat turn's feedback token (beside the trace ID header); empty disables it (`chatobs.feedback_token()` still works).",
+        example="X-Rating-Token",
+    )
+    feedback_max_age_hours: float = _env(
+        "CHATOBS_FEEDBACK_MAX_AGE_HOURS",
+        default=24.0,
+        gt=0,
+        doc="How long after a turn the feedback route accepts a rating of it.",
+        example="168",
+    )
+    feedback_max_comment_chars: int = _env(
+        "CHATOBS_FEEDBACK_MAX_COMMENT_CHARS",
+        default=2000,
+        ge=0,
+        le=100000,
+        doc="Longest feedback comment accepted (longer: 400 from the route, ValueError from `chatobs.feedback()`).",
+        example="500",
+    )
+    feedback_max_body_bytes: int = _env(
+        "CHATOBS_FEEDBACK_MAX_BODY_BYTES",
+        default=8192,
+        ge=256,
+        doc="Largest body the feedback route reads (larger: 413, unread).",
+        example="4096",
+    )
+    feedback_rate_per_minute: float = _env(
+        "CHATOBS_FEEDBACK_RATE_PER_MINUTE",
+        default=20.0,
+        gt=0,
+        doc="Ratings the feedback route accepts per client address and minute (bursts of as many; then 429).",
+        example="60",
+    )
+
     # --- Agent --------------------------------------------------------------------------------------------------
     agent: Literal["auto", "connect", "inprocess"] = _env(
         "CHATOBS_AGENT",

@@ -166,7 +166,6 @@ def feedback(
     Returns the feedback span's ID, or ``None`` when chatobs is disabled.
     """
     from ..runtime import get_runtime, init, settings_or_none
-    from .settings import setting
 
     trace_id = check_trace_id(trace_id)
     if get_runtime() is None:
@@ -174,7 +173,7 @@ def feedback(
     settings = settings_or_none()
     if settings is None or not settings.active:
         return None
-    rating = parse_rating(value, name, comment, max_comment_chars=setting(settings, "feedback_max_comment_chars"))
+    rating = parse_rating(value, name, comment, max_comment_chars=settings.feedback_max_comment_chars)
     if user_id is not None and (not isinstance(user_id, str) or not user_id.strip()):
         raise ValueError(f"user_id: expected a non-empty string, got {user_id!r:.80}")
     facts = None
@@ -186,7 +185,7 @@ def feedback(
             token,
             trace_id,
             user_id=user_id,
-            max_age_s=setting(settings, "feedback_max_age_hours") * 3600,
+            max_age_s=settings.feedback_max_age_hours * 3600,
         )
     try:
         return record(

@@ -77,7 +77,6 @@ class FeedbackRoute:
         if ready is not None and ready[0] is settings_or_none():
             return ready
         from ..middleware.extract import IdentityReader
-        from .settings import setting
 
         with self._lock:
             if get_runtime() is None:
@@ -86,15 +85,14 @@ class FeedbackRoute:
             if s is None or not s.active:
                 return None
             if self._ready is None or self._ready[0] is not s:  # built again after shutdown() + init()
-                limiter = RateLimiter(setting(s, "feedback_rate_per_minute"))
+                limiter = RateLimiter(s.feedback_rate_per_minute)
                 self._ready = (s, IdentityReader(s, self.extractors), limiter)
             return self._ready
 
     def max_body(self) -> int:
         from ..runtime import settings_or_none
-        from .settings import setting
 
-        return int(setting(settings_or_none(), "feedback_max_body_bytes"))
+        return int(s.feedback_max_body_bytes) if (s := settings_or_none()) is not None else 8192
 
     def handle(
         self,
@@ -127,7 +125,6 @@ class FeedbackRoute:
     ) -> dict[str, Any]:
         from ..middleware.extract import RequestInfo, parse_json_object
         from .record import check_trace_id, parse_rating, record
-        from .settings import setting
         from .token import key_for, verify
 
         data = parse_json_object(body)
@@ -138,10 +135,10 @@ class FeedbackRoute:
             data.get("value"),
             data.get("name", "user_feedback"),
             data.get("comment"),
-            max_comment_chars=setting(settings, "feedback_max_comment_chars"),
+            max_comment_chars=settings.feedback_max_comment_chars,
         )
         token = data.get("token")
-        header = setting(settings, "feedback_token_header")
+        header = settings.feedback_token_header
         if token is None and header:
             values = headers.get(header.lower())
             token = values[0] if values else None
@@ -155,9 +152,7 @@ class FeedbackRoute:
         except OSError as exc:  # an unusable agent directory: the log says what to fix, the caller gets no detail
             log_limited("feedback-key", "chatobs: feedback key unavailable: %s", exc)
             raise ValueError("token: cannot be checked on this server (see its log)") from None
-        facts = verify(
-            key, token, trace_id, user_id=user_id, max_age_s=setting(settings, "feedback_max_age_hours") * 3600
-        )
+        facts = verify(key, token, trace_id, user_id=user_id, max_age_s=settings.feedback_max_age_hours * 3600)
         span_id = record(
             trace_id,
             rating,

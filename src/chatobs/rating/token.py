@@ -57,9 +57,7 @@ class TokenFacts:
 
 def key_for(settings: Any) -> bytes:
     """The signing key: the setting, else the host's key file (created 0600 on first use)."""
-    from .settings import setting
-
-    configured = setting(settings, "feedback_key")
+    configured = settings.feedback_key
     if configured is not None:
         return hashlib.sha256(b"chatobs-feedback\0" + configured.get_secret_value().encode()).digest()
     from ..core import sockdir
