@@ -26,6 +26,13 @@ def _rows(db: Path) -> list[dict[str, Any]]:
         conn.close()
 
 
+def _local(tmp_path: Path) -> tuple[Path, Any]:
+    db = tmp_path / "fb.db"
+    rt = chatobs.init(exporters="local", local_db=str(db), export_interval_ms=20)
+    assert rt is not None
+    return db, rt
+
+
 async def _turn(client: httpx.AsyncClient, user: str = "ann") -> httpx.Response:
     r = await client.post("/api/chat", json={"message": "hi", "conversation_id": "c-1"}, headers={"X-User-Id": user})
     assert r.status_code == 200
@@ -33,9 +40,7 @@ async def _turn(client: httpx.AsyncClient, user: str = "ann") -> httpx.Response:
 
 
 async def test_thumbs_down_with_comment_lands_in_the_store_joined_to_its_trace(tmp_path: Path) -> None:
-    db = tmp_path / "fb.db"
-    rt = chatobs.init(exporters="local", local_db=str(db), export_interval_ms=20)
-    assert rt is not None
+    db, rt = _local(tmp_path)
     app = fastapi_app()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         turn = await _turn(client)
@@ -72,9 +77,7 @@ async def test_thumbs_down_with_comment_lands_in_the_store_joined_to_its_trace(t
 
 
 async def test_the_route_refuses_what_it_cannot_trust(tmp_path: Path) -> None:
-    db = tmp_path / "fb.db"
-    rt = chatobs.init(exporters="local", local_db=str(db), export_interval_ms=20)
-    assert rt is not None
+    db, rt = _local(tmp_path)
     app = fastapi_app()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         turn = await _turn(client, user="ann")
@@ -144,9 +147,7 @@ def test_rate_limit_per_client_is_bounded() -> None:
 
 
 def test_flask_route_and_the_key_file_shared_by_workers(tmp_path: Path) -> None:
-    db = tmp_path / "fb.db"
-    rt = chatobs.init(exporters="local", local_db=str(db), export_interval_ms=20)
-    assert rt is not None
+    db, rt = _local(tmp_path)
     client = flask_app().test_client()
     turn = client.post("/api/chat", json={"message": "hi"}, headers={"X-User-Id": "cy"})
     trace_id, token = turn.headers["X-Trace-Id"], turn.headers["X-Feedback-Token"]
@@ -167,9 +168,7 @@ def test_flask_route_and_the_key_file_shared_by_workers(tmp_path: Path) -> None:
 
 
 def test_direct_calls_validate_and_reach_the_store(tmp_path: Path) -> None:
-    db = tmp_path / "fb.db"
-    rt = chatobs.init(exporters="local", local_db=str(db), export_interval_ms=20)
-    assert rt is not None
+    db, rt = _local(tmp_path)
     with pytest.raises(ValueError, match="trace_id: expected 32 hexadecimal"):
         chatobs.feedback("nope", True)
     with pytest.raises(ValueError, match="value: expected a finite number"):
@@ -179,3 +178,15 @@ def test_direct_calls_validate_and_reach_the_store(tmp_path: Path) -> None:
     runtime.shutdown(timeout_s=5)
     [row] = _rows(db)
     assert (row["trace_id"], row["name"], row["value"], row["negative"]) == ("ab" * 16, "correctness", 0.8, 0)
+
+
+def test_forgetting_a_user_removes_their_ratings(tmp_path: Path) -> None:
+    from chatobs.exporters.local.store import Store
+
+    db, rt = _local(tmp_path)
+    chatobs.feedback("ab" * 16, False, comment="mine", user_id="eve")
+    chatobs.feedback("cd" * 16, True, user_id="fred")
+    assert rt.force_flush(10)
+    runtime.shutdown(timeout_s=5)
+    Store(db).forget(user_id="eve")
+    assert [r["user_id"] for r in _rows(db)] == ["fred"]
