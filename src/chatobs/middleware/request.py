@@ -106,7 +106,7 @@ class RequestSpan:
         ctx = with_request_span(span, context_with_scope(self.scope, ctx, propagate_identity=False))
         self.span = span
         self.token = otel_context.attach(ctx)
-        if chat_turn and self.trace_id:
+        if chat_turn and self.trace_id and settings.feedback_token_header:
             from ..rating.token import current_token
 
             self.feedback_token = current_token()

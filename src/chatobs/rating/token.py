@@ -40,7 +40,7 @@ _FLAG_USER = 2
 _TOKEN_CHARS = ((_PAYLOAD.size + _MAC_BYTES) * 4 + 2) // 3  # unpadded base64 length
 
 _key_lock = threading.Lock()
-_keys: dict[str, bytes] = {}  # where the key came from -> key (one file read per process)
+_keys: dict[str, bytes] = {}  # CHATOBS_AGENT_DIR as configured -> key (one file read per process)
 
 
 class TokenError(ValueError):
@@ -60,15 +60,17 @@ def key_for(settings: Any) -> bytes:
     configured = settings.feedback_key
     if configured is not None:
         return hashlib.sha256(b"chatobs-feedback\0" + configured.get_secret_value().encode()).digest()
+    configured_dir = getattr(settings, "agent_dir", None)
+    cache_key = str(configured_dir)
+    key = _keys.get(cache_key)  # every chat turn asks: a dict lookup, no file system call after the first
+    if key is not None:
+        return key
     from ..core import sockdir
 
-    directory = sockdir.checked_dir(getattr(settings, "agent_dir", None))
-    path = directory / KEY_FILE
-    cache_key = str(path)
     with _key_lock:
         key = _keys.get(cache_key)
         if key is None:
-            key = _keys[cache_key] = _load_or_create(path)
+            key = _keys[cache_key] = _load_or_create(sockdir.checked_dir(configured_dir) / KEY_FILE)
         return key
 
 
