@@ -25,7 +25,9 @@ async def _store(db: Path) -> dict[str, list[str]]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         for version, value in [("1", False), ("1", False), ("1", True), ("2", True), ("2", 1)]:
             r = await client.post(
-                "/api/chat", json={"message": "hi", "prompt_version": version}, headers={"X-User-Id": "ann"}
+                "/api/chat",
+                json={"message": "hi", "prompt_version": version, "conversation_id": "c-fb"},
+                headers={"X-User-Id": "ann"},
             )
             tid, tok = r.headers["x-trace-id"], r.headers["x-feedback-token"]
             ids[f"v{version}"].append(tid)
@@ -69,3 +71,9 @@ async def test_negative_filter_show_and_stats_by_prompt_version(
     assert main(["stats", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert "By model and prompt version" in out and "support" in out
+
+    from chatobs.exporters.local.queries import list_conversations
+    from chatobs.exporters.local.store import connect
+
+    [conv] = list_conversations(connect(db, readonly=True))
+    assert (conv["conversation_id"], conv["feedback"], conv["negative_feedback"]) == ("c-fb", 5, 2)

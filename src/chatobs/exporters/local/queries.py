@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ... import semconv
-from .feedback_queries import by_prompt, feedback_for
+from .feedback_queries import by_prompt, feedback_for, has_feedback
 from .rows import OWNED_TOOL_SQL
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.I)
@@ -220,7 +220,22 @@ def list_conversations(
             FROM traces t{where} GROUP BY t.conversation_id ORDER BY last_ns DESC LIMIT ?""",
         [*params, limit],
     )
-    return _rows(cur)
+    rows = _rows(cur)
+    # Ratings per conversation (through its traces): one query for the page, not one per row.
+    if rows and has_feedback(conn):
+        marks = ",".join("?" * len(rows))
+        counts = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                f"""SELECT t.conversation_id, COUNT(f.feedback_id), COALESCE(SUM(f.negative), 0)
+                    FROM feedback f JOIN traces t ON t.trace_id = f.trace_id
+                    WHERE t.conversation_id IN ({marks}) GROUP BY t.conversation_id""",
+                [r["conversation_id"] for r in rows],
+            )
+        }
+        for r in rows:
+            r["feedback"], r["negative_feedback"] = counts.get(r["conversation_id"], (0, 0))
+    return rows
 
 
 def conversation_turns(conn: sqlite3.Connection, conversation_id: str, *, limit: int = 500) -> list[dict[str, Any]]:

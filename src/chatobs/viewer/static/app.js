@@ -89,6 +89,7 @@ async function viewConversations() {
       { label: "Tokens", num: true, get: r => fmt.int((r.input_tokens || 0) + (r.output_tokens || 0)) },
       { label: "Cost", num: true, get: r => fmt.cost(r.cost_usd) },
       { label: "Errors", num: true, get: r => fmt.int(r.errors) },
+      { label: "Feedback", num: true, get: r => r.feedback ? el("span", { class: r.negative_feedback ? "rating negative" : "rating" }, r.feedback + (r.negative_feedback ? " (" + r.negative_feedback + " negative)" : "")) : "-" },
     ], rows, r => go(idLink("c", r.conversation_id))) : empty("No conversations in this window. Traces without a conversation ID are under Traces."));
 }
 
