@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .. import semconv
 from .._light import start_span
 from ..context import ChatScope, context_with_scope, identity_attributes, with_request_span
+from ..rating.token import safe_token_for
 from ..runtime import get_tracer
 from . import tracecontext
 from .extract import RequestInfo, captured_headers
@@ -107,9 +108,7 @@ class RequestSpan:
         self.span = span
         self.token = otel_context.attach(ctx)
         if chat_turn and self.trace_id and settings.feedback_token_header:
-            from ..rating.token import current_token
-
-            self.feedback_token = current_token()
+            self.feedback_token = safe_token_for(settings, span, self.scope.user_id)
 
     def set_status(self, status_code: int) -> None:
         span = self.span
