@@ -257,6 +257,19 @@ class RecordingServer:
     def otlp_spans(self, path_suffix: str = "/v1/traces") -> list[dict[str, Any]]:
         return [s for r in self.by_path(path_suffix) if r.otlp for s in flat_spans(r.otlp)]
 
+    def all_backends(self) -> dict[str, Any]:
+        """``chatobs.init()`` settings sending to this server as OTLP, Langfuse and Opik at once."""
+        return {
+            "exporters": "otlp,langfuse,opik",
+            "export_interval_ms": 20,
+            "otlp_endpoint": self.url,
+            "langfuse_public_key": "pk-lf-1",
+            "langfuse_secret_key": "sk-lf-1",
+            "langfuse_base_url": self.url,
+            "opik_url": f"{self.url}/api",
+            "opik_project_name": "demo",
+        }
+
     def opik_feedback_scores(self) -> list[dict[str, Any]]:
         return [f for r in self.by_path("/v1/private/traces/feedback-scores") for f in (r.json or {}).get("scores", [])]
 

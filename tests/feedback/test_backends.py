@@ -19,16 +19,7 @@ COMMENT = "made up a refund policy, mail me at ann@example.com"
 
 async def test_feedback_reaches_every_backend_on_the_rated_trace() -> None:
     with RecordingServer() as srv:
-        chatobs.init(
-            exporters="otlp,langfuse,opik",
-            export_interval_ms=20,
-            otlp_endpoint=srv.url,
-            langfuse_public_key="pk-lf-1",
-            langfuse_secret_key="sk-lf-1",
-            langfuse_base_url=srv.url,
-            opik_url=f"{srv.url}/api",
-            opik_project_name="demo",
-        )
+        chatobs.init(**srv.all_backends())
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fastapi_app()), base_url="http://t") as client:
             turn = await client.post("/api/chat", json={"message": "refund?"}, headers={"X-User-Id": "ann"})
             trace_id, token = turn.headers["x-trace-id"], turn.headers["x-feedback-token"]
