@@ -58,7 +58,7 @@ def _measure(settings: dict[str, Any], n: int) -> dict[str, float]:
 
 def _outage_memory(dead_url: str, turns: int) -> dict[str, float]:
     import chatobs
-    from chatobs.runtime import get_runtime
+    from chatobs.runtime.wiring import get_runtime
     from tests.dispatch.turns import chat_turn
 
     chatobs.init(

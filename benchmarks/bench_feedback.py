@@ -60,8 +60,8 @@ def _rating_call(route: Any, body: bytes) -> Any:
 
 def main() -> dict[str, Any]:
     import chatobs
-    from chatobs.rating import route
-    from chatobs.runtime import get_runtime
+    from chatobs.recording.feedback import route
+    from chatobs.runtime.wiring import get_runtime
 
     chatobs.init(exporters="none", feedback_rate_per_minute=1e9)
     rt = get_runtime()

@@ -166,7 +166,7 @@ def main() -> dict[str, Any]:
     )
     # FastAPI's native telemetry: chatobs as shipped (its dependency/endpoint/serialization spans not created) against
     # the same app with CHATOBS_FRAMEWORK_SPANS=true, switched between interleaved rounds.
-    from chatobs import _framework
+    from chatobs.recording import framework_spans
 
     fbare, ftraced = _fastapi_apps()
     fbare_call, ftraced_call = _asgi_call(fbare), _asgi_call(ftraced)
@@ -174,11 +174,11 @@ def main() -> dict[str, Any]:
         loop.run_until_complete(fn())
 
     def with_framework_spans(keep: bool) -> float:
-        _framework.configure(keep)
+        framework_spans.configure(keep)
         try:
             return async_cpu_per_op(ftraced_call, N, loop)
         finally:
-            _framework.configure(False)
+            framework_spans.configure(False)
 
     fastapi = interleaved(
         {
@@ -187,7 +187,7 @@ def main() -> dict[str, Any]:
             "framework_spans": lambda: with_framework_spans(True),
         }
     )
-    runtime = chatobs.runtime.get_runtime()
+    runtime = chatobs.runtime.wiring.get_runtime()
     assert runtime is not None
     runtime.force_flush(10)
 

@@ -83,7 +83,7 @@ async def _turn(i: int, history: list[dict[str, Any]], late: list[float]) -> Non
     from opentelemetry.trace import SpanKind
 
     import chatobs
-    from chatobs.runtime import get_tracer
+    from chatobs.runtime.wiring import get_tracer
 
     tracer = get_tracer()
     user = f"message {i}: calculate {i}*7 please, and send the result to jane.doe{i}@example.com or call +1 415 555 {i % 10000:04d}"
@@ -189,7 +189,7 @@ def _configure(pipe: Any, variant: str, defaults: dict[str, Any]) -> None:
 def child(variants: list[str], turns: int, cycles: int) -> None:
     """All variants in one process, in alternating segments, so the machine's load (shared, noisy) hits all alike."""
     import chatobs
-    from chatobs.runtime import get_runtime
+    from chatobs.runtime.wiring import get_runtime
 
     chatobs.init()
     rt = get_runtime()

@@ -56,7 +56,7 @@ def _workloads(base: str) -> dict[str, tuple[Callable[[], Any], int]]:
 
 def main() -> dict[str, Any]:
     import chatobs
-    from chatobs.instrument.http import httpx_client, requests_client
+    from chatobs.recording.instrument.http import httpx_client, requests_client
 
     proc, base = _start_server()
     results: dict[str, Any] = {}

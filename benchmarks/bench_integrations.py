@@ -20,11 +20,11 @@ def _submit_cost(pool: ThreadPoolExecutor) -> float:
 
 def main() -> dict[str, Any]:
     import chatobs
-    from chatobs import runtime
-    from chatobs.instrument import threads
-    from chatobs.instrument.gradio import _Turn
-    from chatobs.middleware.extract import RequestInfo
-    from chatobs.middleware.request import RequestSpan
+    from chatobs.recording.instrument import threads
+    from chatobs.recording.instrument.gradio import _Turn
+    from chatobs.recording.middleware.extract import RequestInfo
+    from chatobs.recording.middleware.request import RequestSpan
+    from chatobs.runtime import wiring as runtime
 
     chatobs.init(exporters="none", instrument=[])
     pool = ThreadPoolExecutor(max_workers=1)

@@ -114,9 +114,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def main() -> dict[str, Any]:
     import chatobs
-    from chatobs.instrument import anthropic as anthropic_adapter
-    from chatobs.instrument import openai as openai_adapter
-    from chatobs.instrument.http import httpx_client
+    from chatobs.recording.instrument import anthropic as anthropic_adapter
+    from chatobs.recording.instrument import openai as openai_adapter
+    from chatobs.recording.instrument.http import httpx_client
 
     proc, base = _start_server()
     results: dict[str, Any] = {}

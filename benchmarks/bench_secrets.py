@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.secrets_dataset import baits, leaks  # noqa: E402 - importable after the sys.path lines only
-from chatobs.pipeline import secrets  # noqa: E402
+from chatobs.processing import secrets  # noqa: E402
 
 
 def evaluate() -> dict[str, Any]:

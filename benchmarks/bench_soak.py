@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.bench_turn import DemoProcess, _children, _cmdline, _rss_mb, _settle
+from benchmarks.bench_turn import DemoProcess, _children, _cmdline, _rss_mb, _settle, message
 from benchmarks.common import table
 
 TURNS = int(os.environ.get("BENCH_SOAK_TURNS", "10000"))
@@ -30,18 +30,6 @@ WARMUP = int(os.environ.get("BENCH_SOAK_WARMUP", "2000"))
 SAMPLE_EVERY = int(os.environ.get("BENCH_SOAK_SAMPLE_EVERY", "500"))
 PER_CONVERSATION = int(os.environ.get("BENCH_SOAK_TURNS_PER_CONVERSATION", "2"))
 CONCURRENCY = int(os.environ.get("BENCH_SOAK_CONCURRENCY", "4"))
-
-_FIRST = ("Jane", "John", "Maria", "Ahmed", "Li", "Olga", "Pierre", "Aiko", "Carlos", "Fatima", "Sven", "Priya")
-_LAST = ("Doe", "Smith", "Garcia", "Khan", "Wei", "Ivanova", "Dubois", "Tanaka", "Silva", "Haddad", "Berg", "Patel")
-
-
-def message(i: int) -> str:
-    """A distinct message with a name, an e-mail address and a phone number: every turn gives the masker new text."""
-    first, last = _FIRST[i % len(_FIRST)], _LAST[(i // len(_FIRST)) % len(_LAST)]
-    return (
-        f"calculate {i % 97 + 2}*{i % 89 + 3} please, I am {first} {last} (ticket {i}), send it to "
-        f"{first.lower()}.{last.lower()}{i}@example.com or call +1 415 555 {i % 10000:04d}"
-    )
 
 
 def _processes(demo: DemoProcess) -> dict[str, int]:
@@ -72,7 +60,7 @@ async def _turns(client: httpx.AsyncClient, base: str, first: int, count: int) -
     async def one_conversation(conv: int, turns: list[int]) -> None:
         async with sem:
             for i in turns:
-                body: dict[str, Any] = {"message": message(i)}
+                body: dict[str, Any] = {"message": message(i, echoed=True)}
                 if conv in conversations:
                     body["conversation_id"] = conversations[conv]
                 r = await client.post(f"{base}/api/chat", json=body, headers={"X-User-Id": f"soak-user-{conv}"})

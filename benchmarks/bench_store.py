@@ -37,9 +37,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from benchmarks.common import table
-from chatobs import semconv
-from chatobs.exporters.local import LocalExporter
-from chatobs.exporters.local.rows import SPAN_COLUMNS, span_row
+from chatobs.core import semconv
+from chatobs.export.local import LocalExporter
+from chatobs.export.local.rows import SPAN_COLUMNS, span_row
 
 TURNS = int(os.environ.get("BENCH_STORE_TURNS", "1000"))
 PREFILL = int(os.environ.get("BENCH_STORE_PREFILL", "2000"))

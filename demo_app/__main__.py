@@ -122,7 +122,7 @@ def start_helpers(cfg: DemoConfig, children: Children, llm_port: int | None, mcp
 
 
 def describe(cfg: DemoConfig) -> str:
-    from chatobs.runtime import get_runtime
+    from chatobs.runtime.wiring import get_runtime
 
     rt = get_runtime()
     exporters = ", ".join(f"{s.name} ({s.reason})" for s in rt.exporters) if rt else "none (chatobs disabled)"

@@ -87,8 +87,8 @@ def turn_scope(req: ChatRequest, turn: Turn) -> Iterator[None]:
     """Everything the middleware could not know from the request: a conversation the server just created, and that
     this turn is an edit or a regeneration (on the request span, as ``chatobs.edit`` / ``chatobs.regenerate``)."""
     import chatobs
-    from chatobs import semconv
-    from chatobs.context import identity_attributes
+    from chatobs.core import semconv
+    from chatobs.core.chat_scope import identity_attributes
 
     ids: dict[str, str] = {
         "conversation_id": turn.conversation.id,
@@ -114,7 +114,7 @@ def mark_failed(error_type: str, message: str) -> None:
     """A failed turn fails its request span too, also when the HTTP status was already sent (streaming)."""
     from opentelemetry.trace import Status, StatusCode
 
-    from chatobs import semconv
+    from chatobs.core import semconv
 
     span = request_span()
     if span.is_recording():

@@ -62,7 +62,7 @@ def tool_server_env() -> dict[str, str]:
 
 def _local_store() -> Any | None:
     """The local store's path when traces go there (the viewer reads it), else None."""
-    from chatobs.runtime import get_runtime
+    from chatobs.runtime.wiring import get_runtime
 
     rt = get_runtime()
     if rt is None or not any(spec.name == "local" for spec in rt.exporters):
@@ -77,7 +77,7 @@ def viewer_app(cfg: DemoConfig) -> Any | None:
     if db is None:
         return None
     try:
-        from chatobs.viewer import create_app
+        from chatobs.tools.viewer import create_app
     except ImportError:
         return None
     try:

@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import chatobs
-from chatobs import runtime
+from chatobs.runtime import wiring as runtime
 
 REPO = Path(__file__).resolve().parent.parent
 _PREFIXES = ("CHATOBS_", "OTEL_", "LANGFUSE_", "OPIK_", "MCP_TRACE_", "MCP_TOKEN_")
@@ -204,8 +204,8 @@ def _warm_masking_worker() -> Iterator[None]:
     no test's 10-second flush includes loading Presidio (seconds of CPU on a busy machine)."""
     try:
         from chatobs.config import Settings
-        from chatobs.pipeline.masking_worker import shared_backend
-        from chatobs.pipeline.pii import config_from_settings
+        from chatobs.processing.masking.worker import shared_backend
+        from chatobs.processing.pii.engine import config_from_settings
     except ImportError:
         yield
         return

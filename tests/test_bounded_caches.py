@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 
-from chatobs import semconv
-from chatobs.pipeline import cost, secrets
-from chatobs.pipeline.alerts import _Keyed
-from chatobs.pipeline.masking import MaskCache, Masker, _context_words
-from chatobs.pipeline.metrics import _LIMITS, OTHER, _Cardinality
+from chatobs.core import semconv
+from chatobs.processing import cost, secrets
+from chatobs.processing.alerts.rules import _Keyed
+from chatobs.processing.masking.masker import MaskCache, Masker, _context_words
+from chatobs.processing.metrics.recorder import _LIMITS, OTHER, _Cardinality
 
 
 def _history(i: int, filler: str = "") -> str:
@@ -87,7 +87,7 @@ def test_function_caches_are_bounded() -> None:
         _context_words(f"field_{i}")
     assert secrets._scrub_cached.cache_info().currsize <= 4096
     assert secrets._is_secret_name_cached.cache_info().currsize <= 4096
-    from chatobs.pipeline.masking import _context_words_cached
+    from chatobs.processing.masking.masker import _context_words_cached
 
     assert _context_words_cached.cache_info().currsize <= 2048
     secrets.scrub("long " + "w" * 5_000)  # over _SCRUB_CACHE_TEXT_MAX: not remembered
@@ -110,7 +110,7 @@ def test_pattern_mode_word_splitter_keeps_nothing_per_text() -> None:
     import gc
     import tracemalloc
 
-    from chatobs.pipeline.pii import PiiConfig, _nlp_engine
+    from chatobs.processing.pii.engine import PiiConfig, _nlp_engine
 
     engine = _nlp_engine(PiiConfig())
 

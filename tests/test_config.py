@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from chatobs.config import ConfigError, load_settings, render_markdown
+from chatobs.config import ConfigError, load_settings
+from chatobs.config.docs import render_markdown
 from tests.conftest import REPO, subprocess_env
 
 

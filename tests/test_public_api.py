@@ -12,8 +12,9 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import chatobs
-from chatobs.pipeline import metrics, sampling
-from chatobs.pipeline.stats import STATS
+from chatobs.core.stats import STATS
+from chatobs.processing import sampling
+from chatobs.processing.metrics import recorder as metrics
 
 from .conftest import subprocess_env
 from .metrics.helpers import Clock, chat_turn, llm_call, tool_call

@@ -31,41 +31,41 @@ __version__ = "0.1.0"
 
 # public name -> "module" (same attribute name) or "module:attribute"
 _LAZY: dict[str, str] = {
-    "init": "chatobs.runtime",
-    "shutdown": "chatobs.runtime",
-    "get_tracer": "chatobs.runtime",
+    "init": "chatobs.runtime.wiring",
+    "shutdown": "chatobs.runtime.wiring",
+    "get_tracer": "chatobs.runtime.wiring",
     "Settings": "chatobs.config",
     "ConfigError": "chatobs.config",
-    "ChatScope": "chatobs.context",
-    "current": "chatobs.context",
-    "scope": "chatobs.context",
-    "wrap": "chatobs.context",
-    "inject": "chatobs.context",
-    "current_trace_id": "chatobs.context",
-    "request_span": "chatobs.context",
-    "ChatObsMiddleware": "chatobs.middleware.asgi",
-    "ChatObsWSGIMiddleware": "chatobs.middleware.wsgi",
-    "ChatObs": "chatobs.middleware.flask",
-    "llm_call": "chatobs.instrument.llm",
-    "allm_call": "chatobs.instrument.llm",
-    "workflow": "chatobs.instrument.decorators",
-    "task": "chatobs.instrument.decorators",
-    "agent": "chatobs.instrument.decorators",
-    "tool": "chatobs.instrument.decorators",
-    "instrument_mcp_server": "chatobs.instrument.mcp",
-    "on_alert": "chatobs.pipeline.alerts",
-    "feedback": "chatobs.rating.record",
-    "feedback_token": "chatobs.rating.token:current_token",
-    "feedback_asgi_app": "chatobs.rating.route:asgi_app",
-    "feedback_wsgi_app": "chatobs.rating.route:wsgi_app",
-    "prompt": "chatobs.prompts",
-    "flush": "chatobs.control",
-    "stats": "chatobs.control",
-    "metrics_asgi_app": "chatobs.pipeline.metrics:asgi_app",
-    "metrics_wsgi_app": "chatobs.pipeline.metrics:wsgi_app",
-    "register_metric_reader": "chatobs.pipeline.metrics:register_reader",
-    "sample_value": "chatobs.pipeline.sampling",
-    "is_sampled": "chatobs.pipeline.sampling:keeps",
+    "ChatScope": "chatobs.core.chat_scope",
+    "current": "chatobs.core.chat_scope",
+    "scope": "chatobs.core.chat_scope",
+    "wrap": "chatobs.core.chat_scope",
+    "inject": "chatobs.core.chat_scope",
+    "current_trace_id": "chatobs.core.chat_scope",
+    "request_span": "chatobs.core.chat_scope",
+    "ChatObsMiddleware": "chatobs.recording.middleware.asgi",
+    "ChatObsWSGIMiddleware": "chatobs.recording.middleware.wsgi",
+    "ChatObs": "chatobs.recording.middleware.flask",
+    "llm_call": "chatobs.recording.instrument.llm",
+    "allm_call": "chatobs.recording.instrument.llm",
+    "workflow": "chatobs.recording.instrument.decorators",
+    "task": "chatobs.recording.instrument.decorators",
+    "agent": "chatobs.recording.instrument.decorators",
+    "tool": "chatobs.recording.instrument.decorators",
+    "instrument_mcp_server": "chatobs.recording.instrument.mcp",
+    "on_alert": "chatobs.processing.alerts.rules",
+    "feedback": "chatobs.recording.feedback.record",
+    "feedback_token": "chatobs.recording.feedback.token:current_token",
+    "feedback_asgi_app": "chatobs.recording.feedback.route:asgi_app",
+    "feedback_wsgi_app": "chatobs.recording.feedback.route:wsgi_app",
+    "prompt": "chatobs.recording.prompts",
+    "flush": "chatobs.runtime.control",
+    "stats": "chatobs.runtime.control",
+    "metrics_asgi_app": "chatobs.processing.metrics.recorder:asgi_app",
+    "metrics_wsgi_app": "chatobs.processing.metrics.recorder:wsgi_app",
+    "register_metric_reader": "chatobs.processing.metrics.recorder:register_reader",
+    "sample_value": "chatobs.processing.sampling",
+    "is_sampled": "chatobs.processing.sampling:keeps",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -87,23 +87,23 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .config import ConfigError, Settings
-    from .context import ChatScope, current, current_trace_id, inject, request_span, scope, wrap
-    from .control import flush, stats
-    from .instrument.decorators import agent, task, tool, workflow
-    from .instrument.llm import allm_call, llm_call
-    from .instrument.mcp import instrument_mcp_server
-    from .middleware.asgi import ChatObsMiddleware
-    from .middleware.flask import ChatObs
-    from .middleware.wsgi import ChatObsWSGIMiddleware
-    from .pipeline.alerts import on_alert
-    from .pipeline.metrics import asgi_app as metrics_asgi_app
-    from .pipeline.metrics import register_reader as register_metric_reader
-    from .pipeline.metrics import wsgi_app as metrics_wsgi_app
-    from .pipeline.sampling import keeps as is_sampled
-    from .pipeline.sampling import sample_value
-    from .prompts import prompt
-    from .rating.record import feedback
-    from .rating.route import asgi_app as feedback_asgi_app
-    from .rating.route import wsgi_app as feedback_wsgi_app
-    from .rating.token import current_token as feedback_token
-    from .runtime import get_tracer, init, shutdown
+    from .core.chat_scope import ChatScope, current, current_trace_id, inject, request_span, scope, wrap
+    from .processing.alerts.rules import on_alert
+    from .processing.metrics.recorder import asgi_app as metrics_asgi_app
+    from .processing.metrics.recorder import register_reader as register_metric_reader
+    from .processing.metrics.recorder import wsgi_app as metrics_wsgi_app
+    from .processing.sampling import keeps as is_sampled
+    from .processing.sampling import sample_value
+    from .recording.feedback.record import feedback
+    from .recording.feedback.route import asgi_app as feedback_asgi_app
+    from .recording.feedback.route import wsgi_app as feedback_wsgi_app
+    from .recording.feedback.token import current_token as feedback_token
+    from .recording.instrument.decorators import agent, task, tool, workflow
+    from .recording.instrument.llm import allm_call, llm_call
+    from .recording.instrument.mcp import instrument_mcp_server
+    from .recording.middleware.asgi import ChatObsMiddleware
+    from .recording.middleware.flask import ChatObs
+    from .recording.middleware.wsgi import ChatObsWSGIMiddleware
+    from .recording.prompts import prompt
+    from .runtime.control import flush, stats
+    from .runtime.wiring import get_tracer, init, shutdown

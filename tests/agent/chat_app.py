@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 import chatobs
-from chatobs import semconv as sc
-from chatobs.pipeline.metrics import asgi_app as metrics_app
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv as sc
+from chatobs.processing.metrics.recorder import asgi_app as metrics_app
+from chatobs.runtime.wiring import get_tracer
 
 chatobs.init()
 

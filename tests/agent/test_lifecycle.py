@@ -20,11 +20,10 @@ pytestmark = pytest.mark.timeout(180)
 _SCRIPT = textwrap.dedent("""
     import os, sys, time
     import chatobs
-    from chatobs import runtime
     n, tag = int(sys.argv[1]), sys.argv[2]
     rt = chatobs.init(service_name=f"app-{tag}")
     assert type(rt.pipeline).__name__ == "HandoffProcessor", rt.pipeline
-    tracer = runtime.get_tracer()
+    tracer = chatobs.get_tracer()
     for i in range(n):
         with tracer.start_as_current_span(f"{tag}-{i}", attributes={"i": i}):
             pass
@@ -118,11 +117,10 @@ def test_the_agent_exits_when_idle(tmp_path: Path) -> None:
 def test_connect_mode_never_starts_an_agent_and_counts_what_waits(tmp_path: Path) -> None:
     code = textwrap.dedent("""
         import chatobs
-        from chatobs import runtime
-        from chatobs.pipeline.stats import STATS
+        from chatobs.core.stats import STATS
         rt = chatobs.init(agent_queue_size=16)
         for i in range(40):
-            with runtime.get_tracer().start_as_current_span(f"s{i}"):
+            with chatobs.get_tracer().start_as_current_span(f"s{i}"):
                 pass
         print(rt.pipeline.force_flush(500), STATS.dropped[("handoff", "queue_full")])
         chatobs.shutdown(timeout_s=0.5)
@@ -140,7 +138,11 @@ def test_a_user_run_agent_serves_connect_mode(tmp_path: Path) -> None:
     db = tmp_path / "traces.db"
     env = subprocess_env(CHATOBS_LOCAL_DB=str(db))
     agent = subprocess.Popen(
-        [PYTHON, "-m", "chatobs.cli", "agent"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [PYTHON, "-m", "chatobs.tools.cli.main", "agent"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert wait_for((Path(_agent_dir()) / "agent.sock").exists, 60)
@@ -149,7 +151,11 @@ def test_a_user_run_agent_serves_connect_mode(tmp_path: Path) -> None:
         assert p.returncode == 0, err
         assert count_spans(db) == 20  # the agent's settings decide where spans go
         status = subprocess.run(
-            [PYTHON, "-m", "chatobs.cli", "agent", "--status"], env=env, capture_output=True, text=True, timeout=30
+            [PYTHON, "-m", "chatobs.tools.cli.main", "agent", "--status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert f"agent pid {agent.pid}" in status.stdout and "exporter local: ok" in status.stdout, status.stderr
     finally:
@@ -167,7 +173,7 @@ def test_doctor_shows_the_agent_and_its_connected_processes(tmp_path: Path) -> N
         assert wait_for(lambda: agent_sockets(_agent_dir()) and agent_status(_agent_dir())["clients"], 60)
         env = subprocess_env(CHATOBS_LOCAL_DB=str(db))
         out = subprocess.run(
-            [PYTHON, "-m", "chatobs.cli", "doctor", "--no-check", "--json"],
+            [PYTHON, "-m", "chatobs.tools.cli.main", "doctor", "--no-check", "--json"],
             cwd=str(REPO),
             env=env,
             capture_output=True,
@@ -182,7 +188,7 @@ def test_doctor_shows_the_agent_and_its_connected_processes(tmp_path: Path) -> N
         assert [e["name"] for e in status["exporters"]] == ["local"] and "dropped" in status["stats"]
         assert status["masking"]["engine"] == "patterns"
         text = subprocess.run(
-            [PYTHON, "-m", "chatobs.cli", "doctor", "--no-check"],
+            [PYTHON, "-m", "chatobs.tools.cli.main", "doctor", "--no-check"],
             cwd=str(REPO),
             env=env,
             capture_output=True,
@@ -193,3 +199,23 @@ def test_doctor_shows_the_agent_and_its_connected_processes(tmp_path: Path) -> N
     finally:
         p.kill()
         p.wait(10)
+
+
+def _nice_of_threads(pid: int) -> set[int]:
+    # Field 19 of /proc/<pid>/task/<tid>/stat (after the ")" of the name: index 16): Linux keeps niceness per thread.
+    return {
+        int(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[16])
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    }
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 10), ("0", os.getpriority(os.PRIO_PROCESS, 0))])
+def test_the_agent_runs_at_a_lower_priority_than_the_apps(tmp_path: Path, setting: str | None, expected: int) -> None:
+    env = {"CHATOBS_AGENT_NICE": setting} if setting is not None else {}
+    p = _app(5, "nice", tmp_path / "traces.db", **env)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    pids = agent_pids(_agent_dir())
+    assert len(pids) == 1
+    # Every thread: the pipeline, the exporters and the connections' threads started after the agent lowered it.
+    assert _nice_of_threads(pids[0]) == {expected}

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 import chatobs
-from chatobs import runtime
-from chatobs.agentd.server import AgentServer
 from chatobs.config import load_settings
 from chatobs.core import sockdir, wire
-from chatobs.pipeline.stats import STATS
+from chatobs.core.stats import STATS
+from chatobs.runtime import wiring as runtime
+from chatobs.runtime.agent.server import AgentServer
 from tests.conftest import subprocess_env
 
 

@@ -152,7 +152,7 @@ def test_lookup_uses_the_knowledge_base(demo: Demo) -> None:
 
 
 def test_pii_is_masked_in_every_process(demo: Demo) -> None:
-    from chatobs.pipeline import redaction
+    from chatobs.processing import redaction
 
     if not hasattr(redaction, "RedactionStage"):
         pytest.skip("the privacy pipeline (PII masking) is not on this branch yet")

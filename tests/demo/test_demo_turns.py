@@ -23,7 +23,7 @@ TURNS = 4
 
 def _stats(db: Path, *args: str) -> str:
     proc = subprocess.run(
-        [PYTHON, "-m", "chatobs.cli", "stats", "--db", str(db), *args],
+        [PYTHON, "-m", "chatobs.tools.cli.main", "stats", "--db", str(db), *args],
         env=subprocess_env(),
         capture_output=True,
         text=True,

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from opentelemetry.trace import SpanKind
 
 import chatobs
-from chatobs import semconv as sc
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv as sc
+from chatobs.runtime.wiring import get_tracer
 from tests.recording_server import RecordingServer
 
 from .turns import INPUT, OUTPUT

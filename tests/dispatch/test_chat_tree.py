@@ -6,9 +6,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from chatobs import semconv as sc
-from chatobs.exporters.chat_tree import ChatTree
-from chatobs.pipeline.stats import PipelineStats
+from chatobs.core import semconv as sc
+from chatobs.core.stats import PipelineStats
+from chatobs.export.chat_tree import ChatTree
 
 
 def _spans():  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import chatobs
-from chatobs.pipeline.stats import STATS
+from chatobs.core.stats import STATS
 from tests.recording_server import RecordingServer, closed_port
 
 from .turns import chat_turn

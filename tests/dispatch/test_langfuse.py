@@ -9,8 +9,8 @@ import pytest
 from opentelemetry import trace
 
 import chatobs
-from chatobs import semconv as sc
 from chatobs.config import ConfigError
+from chatobs.core import semconv as sc
 from tests.recording_server import RecordingServer
 
 from .turns import INPUT, OUTPUT, chat_turn, unrelated_span

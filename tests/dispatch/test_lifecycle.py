@@ -12,7 +12,7 @@ import time
 import pytest
 
 import chatobs
-from chatobs.pipeline.stats import STATS
+from chatobs.core.stats import STATS
 from tests.conftest import REPO, subprocess_env
 from tests.recording_server import RecordingServer, closed_port
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(90)
 _APP = """
 import sys
 sys.path.insert(0, {repo!r})
-import chatobs, chatobs.runtime
+import chatobs, chatobs.runtime.wiring
 from tests.dispatch.turns import chat_turn
 chatobs.init()  # everything from the environment; the default export interval (1 s) never fires before exit
 for i in range(3):
@@ -69,15 +69,15 @@ def test_stalled_backend_does_not_hold_exit() -> None:
 _FORK = """
 import os, sys
 sys.path.insert(0, {repo!r})
-import chatobs, chatobs.runtime
+import chatobs, chatobs.runtime.wiring
 from tests.dispatch.turns import chat_turn
 chatobs.init(export_interval_ms=20)
 chat_turn(conversation_id="parent")
-chatobs.runtime.get_runtime().force_flush(5)
+chatobs.runtime.wiring.get_runtime().force_flush(5)
 pid = os.fork()
 if pid == 0:
     chat_turn(conversation_id="child-%d" % os.getpid())
-    ok = chatobs.runtime.get_runtime().force_flush(5)
+    ok = chatobs.runtime.wiring.get_runtime().force_flush(5)
     os._exit(0 if ok else 3)
 _, status = os.waitpid(pid, 0)
 print("child-exit", os.waitstatus_to_exitcode(status))

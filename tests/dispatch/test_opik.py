@@ -13,7 +13,7 @@ import pytest
 
 import chatobs
 from chatobs.config import ConfigError, load_settings
-from chatobs.exporters.opik import uuid7_from
+from chatobs.export.opik import uuid7_from
 from tests.conftest import subprocess_env
 from tests.recording_server import RecordingServer
 
@@ -82,7 +82,7 @@ def test_opik_ids_stable_across_batches() -> None:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from chatobs.exporters.opik import OpikExporter
+    from chatobs.export.opik import OpikExporter
 
     mem = InMemorySpanExporter()
     tp = TracerProvider()
@@ -115,7 +115,7 @@ print(json.dumps({"sentry": cfg.sentry_enable, "analytics": cfg.analytics_enable
 
 
 def test_opik_telemetry_allowed_leaves_env_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    from chatobs.exporters.opik import TELEMETRY_ENV, quiet_opik_telemetry
+    from chatobs.export.opik import TELEMETRY_ENV, quiet_opik_telemetry
 
     for key in TELEMETRY_ENV:
         monkeypatch.delenv(key, raising=False)
@@ -153,8 +153,8 @@ _APP = """
 import json, sys, time
 from opentelemetry.trace import SpanKind
 import chatobs
-from chatobs import semconv as sc
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv as sc
+from chatobs.runtime.wiring import get_tracer
 chatobs.init(exporters="opik", export_interval_ms=20)
 tracer = get_tracer()
 with chatobs.scope(conversation_id="conv-x", user_id="u-x"):
@@ -176,8 +176,8 @@ import json, sys, time
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 import chatobs
-from chatobs import semconv as sc
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv as sc
+from chatobs.runtime.wiring import get_tracer
 chatobs.init(exporters="opik", export_interval_ms=20)
 headers = json.loads(sys.argv[1])
 time.sleep(0.05)
@@ -238,7 +238,7 @@ def test_opik_ids_agree_across_processes(monkeypatch: pytest.MonkeyPatch, mode: 
 def test_stamped_trace_time_honoured_only_near_the_present() -> None:
     from opentelemetry.trace import TraceState
 
-    from chatobs.middleware.tracecontext import trace_time_ms
+    from chatobs.recording.middleware.tracecontext import trace_time_ms
 
     now = 1_800_000_000_000
     assert trace_time_ms(0xA1, now, TraceState([("chatobs", f"t{now - 3000:x}")])) == now - 3000
@@ -252,7 +252,11 @@ def test_trace_time_entry_added_leftmost_within_32_members() -> None:
     from opentelemetry import trace
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-    from chatobs.middleware.tracecontext import StrictTraceContextPropagator, parse_tracestate, stamp_trace_time
+    from chatobs.recording.middleware.tracecontext import (
+        StrictTraceContextPropagator,
+        parse_tracestate,
+        stamp_trace_time,
+    )
 
     state = parse_tracestate([",".join(f"k{i}=v" for i in range(31)) + ",tenant@v=1"])
     ctx = trace.set_span_in_context(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import chatobs
-from chatobs import semconv as sc
 from chatobs.config import ConfigError, load_settings
-from chatobs.exporters import otlp
+from chatobs.core import semconv as sc
+from chatobs.export import otlp
 from tests.recording_server import RecordingServer
 
 from .turns import chat_turn, unrelated_span

@@ -9,7 +9,7 @@ import pytest
 
 import chatobs
 from chatobs.config import ConfigError, load_settings
-from chatobs.exporters import build_exporters, choose
+from chatobs.export import build_exporters, choose
 
 
 def names(**kw) -> list[str]:  # type: ignore[no-untyped-def]

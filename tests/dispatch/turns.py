@@ -8,8 +8,8 @@ import json
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 import chatobs
-from chatobs import semconv as sc
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv as sc
+from chatobs.runtime.wiring import get_tracer
 
 INPUT = [{"role": "user", "parts": [{"type": "text", "content": "What is the weather in Paris?"}]}]
 OUTPUT = [{"role": "assistant", "parts": [{"type": "text", "content": "Sunny, 21 C."}], "finish_reason": "stop"}]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import chatobs
-from chatobs import semconv as sc
+from chatobs.core import semconv as sc
 from tests.conftest import REPO
 from tests.dispatch.turns import chat_turn
 from tests.recording_server import closed_port

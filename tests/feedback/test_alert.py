@@ -10,7 +10,7 @@ import pytest
 
 import chatobs
 from chatobs.config import ConfigError
-from chatobs.pipeline.alerts import load_rules
+from chatobs.processing.alerts.rules import load_rules
 
 
 def test_share_of_negative_feedback_over_the_window_alerts(make_capture: Any) -> None:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 import chatobs
-from chatobs import semconv as sc
+from chatobs.core import semconv as sc
 from tests.recording_server import RecordingServer
 
 from .apps import FEEDBACK_PATH, fastapi_app

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 import chatobs
-from chatobs import runtime
-from chatobs.cli import main
+from chatobs.runtime import wiring as runtime
+from chatobs.tools.cli.main import main
 
 from .apps import FEEDBACK_PATH, fastapi_app
 
@@ -72,8 +72,8 @@ async def test_negative_filter_show_and_stats_by_prompt_version(
     out = capsys.readouterr().out
     assert "By model and prompt version" in out and "support" in out
 
-    from chatobs.exporters.local.queries import list_conversations
-    from chatobs.exporters.local.store import connect
+    from chatobs.export.local.queries import list_conversations
+    from chatobs.export.local.store import connect
 
     [conv] = list_conversations(connect(db, readonly=True))
     assert (conv["conversation_id"], conv["feedback"], conv["negative_feedback"]) == ("c-fb", 5, 2)

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 import chatobs
-from chatobs import runtime
-from chatobs.rating import token as tokens
+from chatobs.recording.feedback import token as tokens
+from chatobs.runtime import wiring as runtime
 
 from .apps import FEEDBACK_PATH, fastapi_app, flask_app
 
@@ -136,7 +136,7 @@ def test_expired_and_future_tokens_are_refused() -> None:
 
 
 def test_rate_limit_per_client_is_bounded() -> None:
-    from chatobs.rating.route import RateLimiter
+    from chatobs.recording.feedback.route import RateLimiter
 
     limiter = RateLimiter(rate_per_minute=3, max_clients=2)
     assert [limiter.allow("a", now=0.0) for _ in range(4)] == [True, True, True, False]
@@ -181,7 +181,7 @@ def test_direct_calls_validate_and_reach_the_store(tmp_path: Path) -> None:
 
 
 def test_forgetting_a_user_removes_their_ratings(tmp_path: Path) -> None:
-    from chatobs.exporters.local.store import Store
+    from chatobs.export.local.store import Store
 
     db, rt = _local(tmp_path)
     chatobs.feedback("ab" * 16, False, comment="mine", user_id="eve")

@@ -18,7 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 
 import chatobs
-from chatobs import semconv
+from chatobs.core import semconv
 
 TID = "12345678901234567890123456789012"
 
@@ -296,7 +296,7 @@ async def test_app_errors_recorded_and_reraised_unchanged(make_capture: Any) -> 
 
 
 async def test_chatobs_failure_never_reaches_the_app(capture: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chatobs.middleware import request as request_mod
+    from chatobs.recording.middleware import request as request_mod
 
     def explode(*a: Any, **k: Any) -> None:
         raise RuntimeError("chatobs bug")
@@ -407,7 +407,7 @@ def test_lifespan_shutdown_flushes(make_capture: Any) -> None:
     app = chat_app()
     with TestClient(app) as client:
         client.post("/api/chat", json={"conversation_id": "c-l"})
-    assert chatobs.runtime.get_runtime() is None  # lifespan end shut chatobs down ...
+    assert chatobs.runtime.wiring.get_runtime() is None  # lifespan end shut chatobs down ...
     assert any(s.kind == trace.SpanKind.SERVER for s in cap.exporter.get_finished_spans())  # ... after delivering
 
 

@@ -13,8 +13,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 import chatobs
-from chatobs import semconv as sc
 from chatobs.config import Settings
+from chatobs.core import semconv as sc
 
 
 def _app() -> Starlette:

@@ -19,8 +19,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pydantic import BaseModel
 
 import chatobs
-from chatobs import ConfigError, semconv
-from chatobs.pipeline import metrics
+from chatobs import ConfigError
+from chatobs.core import semconv
+from chatobs.processing.metrics import recorder as metrics
 from tests.metrics.helpers import count, wait_for
 
 NOISE = ("fastapi.dependencies", "fastapi.endpoint", "fastapi.serialization")

@@ -7,7 +7,7 @@ import re
 import pytest
 from opentelemetry import baggage, trace
 
-from chatobs.middleware.tracecontext import extract, parse_traceparent, parse_tracestate
+from chatobs.recording.middleware.tracecontext import extract, parse_traceparent, parse_tracestate
 
 TID = "12345678901234567890123456789012"
 VALID = f"00-{TID}-1234567890123456-01"

@@ -11,7 +11,7 @@ import pytest
 from opentelemetry import trace
 
 import chatobs
-from chatobs import semconv
+from chatobs.core import semconv
 
 TID = "12345678901234567890123456789012"
 
@@ -171,7 +171,7 @@ def test_extension_is_idempotent_and_init_app(capture: Any) -> None:
 
 
 def test_chatobs_failure_never_reaches_flask(capture: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chatobs.middleware import request as request_mod
+    from chatobs.recording.middleware import request as request_mod
 
     def explode(*a: Any, **k: Any) -> None:
         raise RuntimeError("chatobs bug")

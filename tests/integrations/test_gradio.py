@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import chatobs
-from chatobs import semconv as sc
+from chatobs.core import semconv as sc
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -126,7 +126,7 @@ def test_uninstrument_restores_gradio(make_capture) -> None:
     original = q.Queue.process_events
     make_capture()
     assert q.Queue.process_events is not original
-    from chatobs import runtime
+    from chatobs.runtime import wiring as runtime
 
     runtime.shutdown(timeout_s=2)
     assert q.Queue.process_events is original

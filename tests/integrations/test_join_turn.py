@@ -17,9 +17,9 @@ import pytest
 from fastapi import BackgroundTasks, FastAPI
 
 import chatobs
-from chatobs import semconv as sc
-from chatobs.exporters.local import queries
-from chatobs.exporters.local.store import connect
+from chatobs.core import semconv as sc
+from chatobs.export.local import queries
+from chatobs.export.local.store import connect
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -195,7 +195,7 @@ def run_cases(base: str) -> dict[str, list[list[Any]]]:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     import chatobs
-    from chatobs import runtime
+    from chatobs.runtime import wiring as runtime
 
     exporter = InMemorySpanExporter()
     rt = chatobs.init(_span_exporters=[exporter], exporters="none", export_interval_ms=20, capture_content=True)

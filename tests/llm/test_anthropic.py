@@ -7,7 +7,7 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 import chatobs
-from chatobs import semconv as sc
+from chatobs.core import semconv as sc
 
 from .conftest import llm_spans, loads, one_llm_span
 

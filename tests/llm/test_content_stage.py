@@ -1,4 +1,4 @@
-"""Content is snapshotted on the request path and normalised by the pipeline's first stage (chatobs.pipeline.content).
+"""Content is snapshotted on the request path and normalised by the pipeline's first stage (chatobs.processing.content).
 
 The exported spans are the same as when the recorder normalised on the request path (golden file from that code);
 the content is what was sent even if the app changes its history afterwards; raw keys never leave the pipeline.
@@ -14,10 +14,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 import chatobs
-from chatobs import _light, semconv
-from chatobs.instrument import llm
-from chatobs.pipeline.content import ContentStage
-from chatobs.pipeline.stats import PipelineStats
+from chatobs.core import semconv
+from chatobs.core.json_text import from_json
+from chatobs.core.stats import PipelineStats
+from chatobs.processing.content import ContentStage
+from chatobs.recording import light_spans
 
 from .conftest import loads, one_llm_span
 from .content_cases import GOLDEN, run_cases
@@ -133,7 +134,7 @@ def test_the_stage_runs_first_and_light_spans_never_keep_raw_keys() -> None:
     rt = chatobs.init(exporters="none")
     assert rt is not None
     assert rt.stages[0].name == "content"
-    assert semconv.RAW_ATTRIBUTES <= _light.OMITTED
+    assert semconv.RAW_ATTRIBUTES <= light_spans.OMITTED
     # A leftover raw key (a pipeline built without the stage) is content for the redaction stage.
     assert {semconv.RAW_REQUEST, semconv.RAW_OUTPUT} <= semconv.CONTENT_ATTRIBUTES
 
@@ -145,6 +146,6 @@ def test_an_unencodable_snapshot_costs_the_app_nothing(capture: Any) -> None:
         call.record(output="fine")
     span = one_llm_span(capture)
     assert semconv.GEN_AI_INPUT_MESSAGES not in span.attributes
-    assert llm.from_json(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES]) == [
+    assert from_json(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES]) == [
         {"role": "assistant", "parts": [{"type": "text", "content": "fine"}]}
     ]

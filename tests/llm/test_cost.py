@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import chatobs
-from chatobs import semconv as sc
 from chatobs.config import ConfigError
-from chatobs.pipeline.cost import CostStage, build, load_pricing_file
+from chatobs.core import semconv as sc
+from chatobs.processing.cost import CostStage, build, load_pricing_file
 
 from .conftest import one_llm_span
 
@@ -160,7 +160,7 @@ _USAGES = [
 def _genai_models() -> list[tuple[str, str | None]]:
     from genai_prices.data_snapshot import get_snapshot
 
-    from chatobs.pipeline.cost import _PROVIDERS
+    from chatobs.processing.cost import _PROVIDERS
 
     ours = {genai_id: name for name, genai_id in _PROVIDERS.items()}
     return [(model.id, ours.get(provider.id)) for provider in get_snapshot().providers for model in provider.models]

@@ -10,7 +10,7 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 import chatobs
-from chatobs import semconv as sc
+from chatobs.core import semconv as sc
 
 pytestmark = pytest.mark.timeout(30)
 

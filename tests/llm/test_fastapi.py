@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from opentelemetry.trace import SpanKind
 
 import chatobs
-from chatobs import semconv as sc
+from chatobs.core import semconv as sc
 
 from .conftest import llm_spans, loads
 

@@ -14,7 +14,7 @@ import requests
 from opentelemetry.trace import StatusCode
 
 import chatobs
-from chatobs import semconv as sc
+from chatobs.core import semconv as sc
 
 from .conftest import CALCULATOR, llm_spans, loads, one_llm_span
 

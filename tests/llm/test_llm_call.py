@@ -9,7 +9,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 import chatobs
-from chatobs import semconv as sc
+from chatobs.core import semconv as sc
 
 from .conftest import loads, one_llm_span
 

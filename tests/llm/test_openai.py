@@ -13,8 +13,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 import chatobs
-from chatobs import semconv as sc
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv as sc
+from chatobs.runtime.wiring import get_tracer
 
 from .conftest import CALCULATOR, llm_spans, loads, one_llm_span
 
@@ -359,7 +359,7 @@ async def test_async_abandoned_stream_and_error(capture, aoai) -> None:
 
 
 def test_uninstrumented_after_shutdown(capture, oai, fake) -> None:
-    from chatobs import runtime
+    from chatobs.runtime import wiring as runtime
 
     runtime.shutdown(timeout_s=2)
     list(oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True))

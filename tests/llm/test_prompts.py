@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import chatobs
-from chatobs import semconv as sc
+from chatobs.core import semconv as sc
 
 from .conftest import llm_spans
 

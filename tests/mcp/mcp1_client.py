@@ -19,7 +19,7 @@ from mcp.client.streamable_http import streamablehttp_client
 from mcp.shared.exceptions import McpError
 
 import chatobs
-from chatobs.runtime import get_tracer
+from chatobs.runtime.wiring import get_tracer
 
 SERVER = str(Path(__file__).with_name("mcp1_server.py"))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from chatobs import semconv
-from chatobs.instrument.mcp._common import command_line, describe_server, target_from_url
+from chatobs.core import semconv
+from chatobs.recording.instrument.mcp._common import command_line, describe_server, target_from_url
 
 
 def test_command_line_hides_values_of_secret_looking_flags() -> None:

@@ -18,8 +18,8 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatobs import semconv
-from chatobs.pipeline import alerts
+from chatobs.core import semconv
+from chatobs.processing.alerts import rules as alerts
 from tests.conftest import subprocess_env
 from tests.mcp.conftest import free_port, http_mcp_server, server_env
 from tests.mcp.otlp_receiver import OtlpReceiver

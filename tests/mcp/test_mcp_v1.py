@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chatobs import semconv
+from chatobs.core import semconv
 from tests.conftest import REPO
 from tests.mcp.conftest import free_port, server_env, wait_port
 from tests.mcp.otlp_receiver import OtlpReceiver, RSpan

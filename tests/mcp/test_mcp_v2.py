@@ -17,8 +17,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 import chatobs
-from chatobs import semconv
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv
+from chatobs.runtime.wiring import get_tracer
 from tests.mcp.conftest import server_env
 from tests.mcp.otlp_receiver import OtlpReceiver, RSpan
 
@@ -266,7 +266,7 @@ async def test_identity_crosses_even_when_the_app_propagates_only_tracecontext(
 
 
 async def test_a_failing_chatobs_hook_never_breaks_the_tool_call(make_capture, monkeypatch, http_server: str) -> None:
-    from chatobs.instrument.mcp import v2
+    from chatobs.recording.instrument.mcp import v2
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("chatobs bug")
@@ -346,7 +346,7 @@ async def test_a_dropped_trace_still_counts_tool_calls_and_keeps_a_failed_one(
     call, and the trace with a failed tool is kept by the error rule -- in the app and in the server process."""
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from chatobs.pipeline import metrics
+    from chatobs.processing.metrics import recorder as metrics
     from tests.metrics.helpers import total
 
     reader = InMemoryMetricReader()

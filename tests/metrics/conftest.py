@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from chatobs.pipeline import metrics
+from chatobs.processing.metrics import recorder as metrics
 
 from .helpers import WebhookReceiver
 

@@ -18,8 +18,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 import chatobs
-from chatobs import semconv
-from chatobs._light import start_span  # how chatobs's middleware and recorders start spans
+from chatobs.core import semconv
+from chatobs.recording.light_spans import start_span  # how chatobs's middleware and recorders start spans
 
 MS = 1_000_000  # ns
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from chatobs import semconv
 from chatobs.config import ConfigError, load_settings
-from chatobs.pipeline import alerts
-from chatobs.pipeline.alert_sinks import Alert, WebhookSender
-from chatobs.pipeline.stats import STATS
+from chatobs.core import semconv
+from chatobs.core.stats import STATS
+from chatobs.processing.alerts import rules as alerts
+from chatobs.processing.alerts.sinks import Alert, WebhookSender
 
 from .helpers import Clock, WebhookReceiver, chat_turn, count, llm_call, server_tool_call, tool_call, total
 
@@ -92,8 +92,8 @@ def test_slow_flag_from_the_mcp_instrumentation_fires_too(make_capture: Any) -> 
         cap = make_capture(slow_tool_ms=5000)
         span = tool_call(Clock(), duration_ms=10)
         # The MCP adapter marks slow calls itself (it may time the call more precisely than span timestamps).
-        from chatobs import semconv
-        from chatobs.runtime import get_tracer
+        from chatobs.core import semconv
+        from chatobs.runtime.wiring import get_tracer
 
         s = get_tracer().start_span("tools/call flagged", attributes={**span.attributes, semconv.SLOW: True})  # type: ignore[arg-type]
         s.end()
@@ -292,7 +292,7 @@ def test_settings_rules(make_capture: Any) -> None:
 
 
 def test_alerts_are_counted_as_a_metric(make_capture: Any, reader: Any) -> None:
-    from chatobs import semconv
+    from chatobs.core import semconv
 
     from .helpers import total
 

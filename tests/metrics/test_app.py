@@ -10,8 +10,8 @@ import httpx
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from chatobs import semconv
-from chatobs.pipeline import alerts
+from chatobs.core import semconv
+from chatobs.processing.alerts import rules as alerts
 
 from .helpers import Clock, WebhookReceiver, count, llm_call, points, tool_call, total
 

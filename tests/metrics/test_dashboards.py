@@ -14,8 +14,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatobs.pipeline import metrics
-from chatobs.pipeline.stats import STATS
+from chatobs.core.stats import STATS
+from chatobs.processing.metrics import recorder as metrics
 from tests.conftest import REPO
 
 from .helpers import Clock, chat_turn, llm_call, tool_call
@@ -122,7 +122,7 @@ def test_the_check_itself_catches_a_wrong_name(exposition: tuple[set[str], set[s
 
 
 def test_metrics_doc_lists_every_instrument_and_rule_type() -> None:
-    from chatobs.pipeline.alerts import RULE_TYPES
+    from chatobs.processing.alerts.rules import RULE_TYPES
 
     doc = (REPO / "docs" / "metrics.md").read_text()
     for instrument in metrics.INSTRUMENTS:

@@ -13,9 +13,10 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatobs import runtime, semconv
-from chatobs.pipeline import metrics
-from chatobs.pipeline.stats import STATS
+from chatobs.core import semconv
+from chatobs.core.stats import STATS
+from chatobs.processing.metrics import recorder as metrics
+from chatobs.runtime import wiring as runtime
 
 from .helpers import Clock, chat_turn, count, llm_call, points, tool_call, total, wait_for
 
@@ -153,7 +154,7 @@ def test_user_attribute_is_opt_in(make_capture: Any, reader: InMemoryMetricReade
 def test_metrics_count_traces_that_sampling_drops(make_capture: Any, reader: InMemoryMetricReader) -> None:
     # CHATOBS_SAMPLE_RATE=0: every trace is dropped. chatobs's spans of it are still recorded as light spans because
     # metrics are on, so the metrics stage sees them before the sampling stage discards them.
-    from chatobs._light import LightSpan
+    from chatobs.recording.light_spans import LightSpan
 
     cap = make_capture(sample_rate=0.0, keep_errors=False)  # the error trace would otherwise be kept by the tail rule
     clock = Clock()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from chatobs import semconv
+from chatobs.core import semconv
 from demo_app.fake_llm import FakeLLM
 
 from .helpers import count, points, total

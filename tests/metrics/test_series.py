@@ -16,10 +16,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from chatobs import semconv as sc
 from chatobs.config import load_settings
-from chatobs.pipeline import metrics
-from chatobs.pipeline.metrics import MetricsStage, Recorder
+from chatobs.core import semconv as sc
+from chatobs.processing.metrics import recorder as metrics
+from chatobs.processing.metrics.recorder import MetricsStage, Recorder
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -198,7 +198,7 @@ def test_a_reader_added_later_gets_every_later_value() -> None:
 
 
 def test_direct_path_off_when_the_sdk_looks_different(monkeypatch: pytest.MonkeyPatch) -> None:
-    from chatobs.pipeline import metric_series
+    from chatobs.processing.metrics import series as metric_series
 
     monkeypatch.setattr(metric_series, "_sdk_parts", lambda: None)
     reader = InMemoryMetricReader()

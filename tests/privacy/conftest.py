@@ -7,6 +7,6 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _warm_presidio() -> None:
-    from chatobs.pipeline.pii import PiiConfig, get_engine
+    from chatobs.processing.pii.engine import PiiConfig, get_engine
 
     get_engine(PiiConfig()).mask("warm up: 415-555-0132 ann@example.com")

@@ -8,8 +8,8 @@ from typing import Any
 from opentelemetry.trace import Status, StatusCode
 
 import chatobs
-from chatobs import semconv
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv
+from chatobs.runtime.wiring import get_tracer
 
 EMAIL = "jane.roe@example.org"
 PHONE = "(415) 555-0132"

@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.bench_privacy import PATTERN_TYPES, evaluate
 from benchmarks.privacy_dataset import load
-from chatobs.pipeline.pii import PiiConfig, get_engine
+from chatobs.processing.pii.engine import PiiConfig, get_engine
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from chatobs import semconv
-from chatobs.pipeline import pii
-from chatobs.pipeline.masking import MaskingFailed
-from chatobs.pipeline.masking_worker import ProcessBackend, shared_backend
-from chatobs.pipeline.pii import PiiConfig
-from chatobs.pipeline.stats import STATS
+from chatobs.core import semconv
+from chatobs.core.stats import STATS
+from chatobs.processing.masking.masker import MaskingFailed
+from chatobs.processing.masking.worker import ProcessBackend, shared_backend
+from chatobs.processing.pii import engine as pii
+from chatobs.processing.pii.engine import PiiConfig
 
 from .helpers import API_KEY, chat_turn, exported, leaks, span_text
 
@@ -161,7 +161,7 @@ def test_unmaskable_value_in_one_span_does_not_drop_the_batch(make_capture, monk
 
     monkeypatch.setattr(pii.PiiEngine, "analyze", picky)
     cap = make_capture(masking_worker="thread")
-    from chatobs.runtime import get_tracer
+    from chatobs.runtime.wiring import get_tracer
 
     with get_tracer().start_as_current_span("a") as a:
         a.set_attribute(semconv.INPUT, json.dumps({"q": "poison 415-555-0132"}))

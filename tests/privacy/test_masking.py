@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 import chatobs
-from chatobs import semconv
 from chatobs.config import ConfigError
-from chatobs.pipeline.masking import Masker, ThreadBackend, truncate
-from chatobs.pipeline.pii import PiiConfig
-from chatobs.pipeline.redaction import hash_user_id
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv
+from chatobs.processing.masking.masker import Masker, ThreadBackend, truncate
+from chatobs.processing.pii.engine import PiiConfig
+from chatobs.processing.redaction import hash_user_id
+from chatobs.runtime.wiring import get_tracer
 
 from .helpers import exported
 

@@ -11,8 +11,16 @@ from typing import Any
 
 import pytest
 
-from chatobs.pipeline.masking import Masker, ThreadBackend, _cap_strings, _fit_json, _split_array, _walk, truncate
-from chatobs.pipeline.pii import PiiConfig
+from chatobs.processing.masking.masker import (
+    Masker,
+    ThreadBackend,
+    _cap_strings,
+    _fit_json,
+    _split_array,
+    _walk,
+    truncate,
+)
+from chatobs.processing.pii.engine import PiiConfig
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,8 +7,8 @@ import importlib.util
 
 import pytest
 
-from chatobs import semconv
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv
+from chatobs.runtime.wiring import get_tracer
 
 from .helpers import exported
 

@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from chatobs import semconv
-from chatobs.pipeline import pii
-from chatobs.pipeline.pii import PiiConfig, PiiEngine
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv
+from chatobs.processing.pii import engine as pii
+from chatobs.processing.pii.engine import PiiConfig, PiiEngine
+from chatobs.runtime.wiring import get_tracer
 
 from .helpers import exported
 

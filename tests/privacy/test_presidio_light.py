@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.privacy_dataset import SEED, generate, load
-from chatobs.pipeline.masking_worker import ProcessBackend
-from chatobs.pipeline.pii import PiiConfig, PiiEngine
-from chatobs.pipeline.words import words
+from chatobs.processing.masking.worker import ProcessBackend
+from chatobs.processing.pii.engine import PiiConfig, PiiEngine
+from chatobs.processing.pii.words import words
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -87,7 +87,7 @@ def test_overlapping_and_spaced_entities_like_presidio() -> None:
     anonymizer = pytest.importorskip("presidio_anonymizer")
     from presidio_anonymizer.entities import RecognizerResult
 
-    from chatobs.pipeline.replace import replace_entities
+    from chatobs.processing.pii.replace import replace_entities
 
     text = "aaaa bbbb cccc dddd eeee"
     cases = [
@@ -134,8 +134,9 @@ def test_worker_falls_back_to_real_spacy_when_placeholders_fall_short() -> None:
     from ..conftest import subprocess_env
 
     code = (
-        "from chatobs.pipeline import masking_worker, nospacy\n"
-        "from chatobs.pipeline.pii import PiiConfig\n"
+        "from chatobs.processing.masking import worker as masking_worker\n"
+        "from chatobs.processing.pii import nospacy\n"
+        "from chatobs.processing.pii.engine import PiiConfig\n"
         "del nospacy._NAMES['spacy.vocab']\n"
         "engine, loaded = masking_worker.build_engine(PiiConfig())\n"
         "print(loaded, engine.mask('mail ann@example.com'))\n"

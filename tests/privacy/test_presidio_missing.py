@@ -36,7 +36,7 @@ import json, logging, sys
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 import chatobs
-from chatobs.runtime import shutdown
+from chatobs.runtime.wiring import shutdown
 
 logging.basicConfig(level=logging.INFO, format="LOG %(levelname)s %(message)s")
 memory = InMemorySpanExporter()
@@ -100,7 +100,7 @@ def test_init_is_quiet_with_masking_off(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [["doctor"], ["doctor", "--no-check"]])
 def test_doctor_reports_masking_failure(tmp_path: Path, args: list[str]) -> None:
-    code = "import sys; from chatobs.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from chatobs.tools.cli.main import main; sys.exit(main(sys.argv[1:]))"
     env = _env(tmp_path, CHATOBS_EXPORTERS="none")
     out = subprocess.run(
         [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120, check=False
@@ -124,7 +124,7 @@ def test_doctor_reports_masking_failure(tmp_path: Path, args: list[str]) -> None
 
 
 def test_doctor_masking_ok_with_presidio(tmp_path: Path) -> None:
-    code = "import sys; from chatobs.cli import main; sys.exit(main(['doctor', '--json']))"
+    code = "import sys; from chatobs.tools.cli.main import main; sys.exit(main(['doctor', '--json']))"
     out = subprocess.run(
         [sys.executable, "-c", code],
         env=subprocess_env(CHATOBS_EXPORTERS="none"),

@@ -8,8 +8,8 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from chatobs import semconv
-from chatobs.pipeline.stats import STATS
+from chatobs.core import semconv
+from chatobs.core.stats import STATS
 
 from .helpers import CARD, EMAIL, IBAN, PII_VALUES, SSN, chat_turn, exported, leaks, span_text
 
@@ -87,7 +87,7 @@ def test_local_store_and_every_exporter_get_masked_spans(make_capture) -> None:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     import chatobs
-    from chatobs import runtime
+    from chatobs.runtime import wiring as runtime
 
     runtime.shutdown(timeout_s=2)
     a, b = InMemorySpanExporter(), InMemorySpanExporter()

@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 from benchmarks.secrets_dataset import ALNUM, B64, URLSAFE, FakeSecrets
-from chatobs.pipeline import secrets
-from chatobs.pipeline.secrets import SECRET_TOKEN, scrub
+from chatobs.processing import secrets
+from chatobs.processing.secrets import SECRET_TOKEN, scrub
 
 SEEDS = range(5)  # each kind with several generated values: one lucky format must not pass for all
 

@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI, Request
 
 import chatobs
-from chatobs import semconv
-from chatobs.pipeline.redaction import hash_user_id
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv
+from chatobs.processing.redaction import hash_user_id
+from chatobs.runtime.wiring import get_tracer
 
 from .helpers import CARD, EMAIL, PHONE, exported, leaks, span_text
 

@@ -8,10 +8,10 @@ from collections import Counter, defaultdict
 import pytest
 
 import chatobs
-from chatobs import semconv
 from chatobs.config import ConfigError, load_settings
-from chatobs.pipeline import sampling
-from chatobs.pipeline.sampling import ChatSampler, head_policy, keeps, sample_value
+from chatobs.core import semconv
+from chatobs.processing import sampling
+from chatobs.processing.sampling import ChatSampler, head_policy, keeps, sample_value
 from tests.sampling.util import key_between, position, remote_parent, turn
 
 
@@ -30,7 +30,7 @@ def test_ten_thousand_conversations_all_or_nothing(make_capture) -> None:  # typ
     conversations also run as real spans through the whole pipeline, children included."""
     from opentelemetry import context as otel_context
 
-    from chatobs.context import ChatScope, context_with_scope
+    from chatobs.core.chat_scope import ChatScope, context_with_scope
 
     cap = make_capture(sample_rate=0.25, max_queue_size=200_000, export_batch_size=2048)
     sampler = cap.runtime.sampler
@@ -174,7 +174,7 @@ def test_bad_sampler_arg_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unsampled_traces_are_recorded_only_when_something_needs_them(make_capture) -> None:  # type: ignore[no-untyped-def]
-    from chatobs._light import LightSpan
+    from chatobs.recording.light_spans import LightSpan
 
     make_capture(sample_rate=0.0)  # defaults: metrics on, keep errors on, CHATOBS_RECORD_UNSAMPLED=light
     span = turn("c1")
@@ -234,7 +234,7 @@ def test_metrics_stage_sees_every_request(monkeypatch: pytest.MonkeyPatch, make_
         def shutdown(self) -> None:
             pass
 
-    from chatobs.pipeline import metrics
+    from chatobs.processing.metrics import recorder as metrics
 
     monkeypatch.setattr(metrics, "build", lambda settings: CountRequests())
     cap = make_capture(sample_rate=0.25)

@@ -1,6 +1,6 @@
 """A dropped trace with real parts: a FastAPI chat endpoint under chatobs, the real ``openai`` SDK against the fake
 provider on 127.0.0.1, and the demo MCP server (mcp 2.x, in process). At sample rate 0 the request path builds no
-content and records no other instrumentation's spans (light spans, see chatobs/_light.py), yet metrics count every
+content and records no other instrumentation's spans (light spans, see chatobs/recording/light_spans.py), yet metrics count every
 request, LLM call and tool call, and an error still keeps the trace (as one connected tree, without content)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import chatobs
-from chatobs import semconv
-from chatobs.pipeline import metrics
+from chatobs.core import semconv
+from chatobs.processing.metrics import recorder as metrics
 from demo_app.fake_llm import FakeLLM
 from tests.metrics.helpers import count, total
 
@@ -39,7 +39,7 @@ def reader() -> Iterator[InMemoryMetricReader]:
 @pytest.fixture
 def normalised(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the openai adapter's message normalisation: the content work a dropped trace must not do."""
-    import chatobs.instrument.openai as adapter
+    import chatobs.recording.instrument.openai as adapter
 
     calls: list[int] = []
     original = adapter.normalize_messages
@@ -101,7 +101,9 @@ async def test_a_dropped_turn_builds_no_content_but_metrics_count_it(
         assert out["tool"] == "42"
     assert cap.spans() == []  # nothing kept: no rule matched
     assert normalised == []  # no message was normalised (nor encoded) for a trace nobody keeps
-    assert chatobs.runtime.get_runtime().pipeline.stats.received >= 3 * 3  # request, LLM, MCP: light spans reached it
+    assert (
+        chatobs.runtime.wiring.get_runtime().pipeline.stats.received >= 3 * 3
+    )  # request, LLM, MCP: light spans reached it
 
     assert count(reader, "http.server.request.duration") == 3
     assert count(reader, "gen_ai.client.operation.duration", **{semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini"}) == 3

@@ -7,14 +7,15 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from chatobs import _light, semconv
-from chatobs._light import LightSpan
+from chatobs.core import semconv
+from chatobs.recording import light_spans
+from chatobs.recording.light_spans import LightSpan
 
 
 def make(sink: Any) -> LightSpan:
     ctx = SpanContext(0xAB, 0xCD, is_remote=False, trace_flags=TraceFlags(0))
-    old = _light._sink
-    _light.configure(sink, None)
+    old = light_spans._sink
+    light_spans.configure(sink, None)
     try:
         return LightSpan(
             ctx,
@@ -24,7 +25,7 @@ def make(sink: Any) -> LightSpan:
             {semconv.GEN_AI_REQUEST_MODEL: "m", semconv.GEN_AI_INPUT_MESSAGES: "[...]"},
         )
     finally:
-        _light._sink = old
+        light_spans._sink = old
 
 
 def test_keeps_attributes_without_content_and_ends_once() -> None:
@@ -75,8 +76,8 @@ def test_ok_status_is_final_and_a_failing_sink_stays_inside() -> None:
 
 def test_off_when_nothing_needs_it(make_capture: Any) -> None:
     make_capture(sample_rate=0.0, metrics=False, keep_errors=False)
-    assert _light._sink is None
+    assert light_spans._sink is None
     make_capture(sample_rate=0.0, metrics=False, keep_errors=False, keep_slow_ms=100)
-    assert _light._sink is not None
+    assert light_spans._sink is not None
     make_capture(sample_rate=0.0, record_unsampled="full")
-    assert _light._sink is None  # full recording: the SDK records unsampled spans itself
+    assert light_spans._sink is None  # full recording: the SDK records unsampled spans itself

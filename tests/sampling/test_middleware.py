@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import chatobs
-from chatobs import semconv
+from chatobs.core import semconv
 from tests.sampling.util import key_between, position
 
 

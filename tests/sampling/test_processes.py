@@ -8,9 +8,9 @@ import textwrap
 
 from opentelemetry.trace import StatusCode
 
-from chatobs import semconv
 from chatobs.config import load_settings
-from chatobs.exporters import _rate_filter
+from chatobs.core import semconv
+from chatobs.export import _rate_filter
 from tests.conftest import PYTHON, REPO, subprocess_env
 from tests.sampling.util import key_between, position, turn
 
@@ -62,7 +62,7 @@ _APP_PROVIDER = textwrap.dedent(
     from opentelemetry.trace import StatusCode
     trace.set_tracer_provider(TracerProvider())  # the app's own provider, default sampler (parent-based always-on)
     import chatobs
-    from chatobs import semconv
+    from chatobs.core import semconv
     from tests.sampling.util import key_between, turn
     mem = InMemorySpanExporter()
     rt = chatobs.init(exporters="none", sample_rate=0.25, export_interval_ms=20, _span_exporters=[mem])
@@ -132,8 +132,8 @@ def test_stage_decision_per_trace_when_the_app_samples() -> None:
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.trace import SpanContext, TraceFlags
 
-    from chatobs.pipeline.sampling import SamplingStage
-    from chatobs.pipeline.stats import PipelineStats
+    from chatobs.core.stats import PipelineStats
+    from chatobs.processing.sampling import SamplingStage
 
     res = Resource({"service.name": "t"})
 

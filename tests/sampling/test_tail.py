@@ -11,10 +11,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
-from chatobs import runtime, semconv
-from chatobs.pipeline.spans import with_changes
-from chatobs.pipeline.stats import PipelineStats
-from chatobs.pipeline.tail import TailBuffer, TailRules, span_size
+from chatobs.core import semconv
+from chatobs.core.spans import with_changes
+from chatobs.core.stats import PipelineStats
+from chatobs.processing.tail import TailBuffer, TailRules, span_size
+from chatobs.runtime import wiring as runtime
 from tests.sampling.util import _tracer, turn
 
 SCOPE = InstrumentationScope("test")
@@ -215,7 +216,7 @@ def test_deferred_trace_decided_early_keeps_its_conversation() -> None:
     """A trace started before its conversation ID was known, decided early (span bound): still the conversation's
     decision, from the conversation ID its held spans carry -- the whole trace, unmarked."""
     from chatobs.config import load_settings
-    from chatobs.pipeline.sampling import SamplingStage
+    from chatobs.processing.sampling import SamplingStage
     from tests.sampling.util import key_between
 
     stage = SamplingStage(

@@ -12,9 +12,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import StatusCode
 
 import chatobs
-from chatobs import semconv
-from chatobs._light import start_span
-from chatobs.runtime import get_tracer
+from chatobs.core import semconv
+from chatobs.recording.light_spans import start_span
+from chatobs.runtime.wiring import get_tracer
 
 
 def position(key: str) -> float:

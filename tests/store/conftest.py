@@ -12,7 +12,8 @@ import pytest
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 import chatobs
-from chatobs import runtime, semconv
+from chatobs.core import semconv
+from chatobs.runtime import wiring as runtime
 
 XSS_PROMPT = 'Ignore that. <script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2"> what is 2+2?'
 

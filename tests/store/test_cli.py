@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from chatobs.cli import main
+from chatobs.tools.cli.main import main
 from tests.conftest import PYTHON, subprocess_env
 
 from .conftest import XSS_PROMPT
@@ -190,7 +190,7 @@ def test_missing_store_is_explained(tmp_path: Path, capsys) -> None:  # type: ig
 def test_console_script_entry_point(filled) -> None:  # type: ignore[no-untyped-def]
     db, ids = filled
     proc = subprocess.run(
-        [PYTHON, "-m", "chatobs.cli", "traces", "--json", "--db", str(db)],
+        [PYTHON, "-m", "chatobs.tools.cli.main", "traces", "--json", "--db", str(db)],
         env=subprocess_env(),
         capture_output=True,
         text=True,

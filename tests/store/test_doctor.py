@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from chatobs.cli import main
+from chatobs.tools.cli.main import main
 
 
 class Receiver:
@@ -112,7 +112,7 @@ def test_doctor_local_store_leaves_no_trace(
     assert "local     no backend configured: the local store is the default" in out
     assert re.search(r"local\s+OK", out)
     assert "CHATOBS_SAMPLE_RATE" in out  # --all lists defaults too
-    from chatobs.exporters.local.store import connect
+    from chatobs.export.local.store import connect
 
     assert connect(db).execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 0
 

@@ -15,10 +15,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from chatobs import semconv
 from chatobs.config import load_settings
-from chatobs.exporters.local import LocalExporter, build
-from chatobs.exporters.local.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError, connect
+from chatobs.core import semconv
+from chatobs.export.local import LocalExporter, build
+from chatobs.export.local.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError, connect
 from tests.conftest import PYTHON, subprocess_env
 
 from .conftest import fill
@@ -83,11 +83,10 @@ def test_build_uses_settings(tmp_path: Path) -> None:
 
 CHILD = textwrap.dedent("""
     import sys, chatobs
-    from chatobs import runtime
-    from chatobs.pipeline.stats import STATS
+    from chatobs.core.stats import STATS
     worker, db = sys.argv[1], sys.argv[2]
     rt = chatobs.init(exporters="local", local_db=db, export_interval_ms=10, export_batch_size=8)
-    tracer = runtime.get_tracer()
+    tracer = chatobs.get_tracer()
     for turn in range(60):
         with chatobs.scope(conversation_id=f"conv-{worker}-{turn % 6}", user_id=f"user-{worker}"):
             with tracer.start_as_current_span("POST /api/chat", attributes={"chatobs.request": True}):

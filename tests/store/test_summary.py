@@ -14,12 +14,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from chatobs import semconv
-from chatobs.exporters.local import LocalExporter
-from chatobs.exporters.local.queries import Filters, list_traces, stats
-from chatobs.exporters.local.rows import span_row
-from chatobs.exporters.local.store import SCHEMA_VERSION, Store, connect
-from chatobs.exporters.local.summary import TRACE_COLUMNS, refresh_sql, summarize
+from chatobs.core import semconv
+from chatobs.export.local import LocalExporter
+from chatobs.export.local.queries import Filters, list_traces, stats
+from chatobs.export.local.rows import span_row
+from chatobs.export.local.store import SCHEMA_VERSION, Store, connect
+from chatobs.export.local.summary import TRACE_COLUMNS, refresh_sql, summarize
 
 _RES = Resource.create({"service.name": "app"})
 _RES_TOOLS = Resource.create({"service.name": "tools"})

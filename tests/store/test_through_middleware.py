@@ -11,8 +11,9 @@ from fastapi import FastAPI, Request
 from opentelemetry.trace import SpanKind
 
 import chatobs
-from chatobs import runtime, semconv
-from chatobs.cli import main
+from chatobs.core import semconv
+from chatobs.runtime import wiring as runtime
+from chatobs.tools.cli.main import main
 
 
 def make_app() -> FastAPI:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chatobs.viewer import create_app, is_loopback
+from chatobs.tools.viewer import create_app, is_loopback
 from tests.conftest import REPO
 
 from .conftest import XSS_PROMPT

@@ -1,7 +1,7 @@
 """Starting the agent for a configuration when none answers: once per host, however many workers try at once.
 
 Called from the hand-off's sender thread (never the request path). The starter takes ``<socket>.lock`` with
-``fcntl.flock``; whoever holds it checks the socket again, starts ``python -m chatobs.agentd`` detached and waits until
+``fcntl.flock``; whoever holds it checks the socket again, starts ``python -m chatobs.runtime.agent`` detached and waits until
 it answers. Detached means: started through a short-lived intermediate process (so the agent is nobody's child and
 no worker has to reap it), in its own session, stdin from /dev/null and output to ``<socket>.log`` -- never the app's
 terminal -- so it outlives a worker restart and a Ctrl-C in the app's terminal.
@@ -44,7 +44,7 @@ def _spawn(path: Path, env: dict[str, str], idle_exit_s: float) -> None:
     # The agent must import this very chatobs (a worktree, an unpacked app), not whatever else is on the path.
     pkg_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([pkg_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    args = [sys.executable, "-m", "chatobs.agentd", "--socket", str(path), "--idle-exit", str(idle_exit_s)]
+    args = [sys.executable, "-m", "chatobs.runtime.agent", "--socket", str(path), "--idle-exit", str(idle_exit_s)]
     log = str(path.with_name(path.name + ".log"))
     trampoline = (
         "import subprocess,sys,os\n"

@@ -25,10 +25,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .. import __version__
-from .._fork import restart_after_fork
-from .._guard import log_limited
 from ..core import wire
-from ..pipeline.stats import STATS, PipelineStats
+from ..core.fork import restart_after_fork
+from ..core.guard import log_limited
+from ..core.stats import STATS, PipelineStats
 
 __all__ = ["HandoffProcessor"]
 
@@ -393,7 +393,7 @@ class HandoffProcessor(SpanProcessor):
 def _trace_times(batch: list[ReadableSpan]) -> dict[int, int]:
     """The Opik time this process fixed for each trace of the batch (and stamped on its outgoing calls): the agent
     must use the same, or this process's spans and its tool servers' would get different Opik IDs."""
-    from ..middleware import tracecontext
+    from .middleware import tracecontext
 
     # Not gated on the stamping switch: shutdown() turns it off before the last batches go out, and the map only
     # holds times this process fixed while it stamped.

@@ -1,4 +1,0 @@
-"""The chatobs agent: one process per host, user and configuration that runs every pipeline stage and exporter for
-the app processes that connect to it (``chatobs.recording.handoff``). Start it with ``python -m chatobs.agentd`` or
-``chatobs agent``; see docs/agent.md. (The package is ``agentd`` because ``chatobs.agent`` is the public decorator
-for agent functions.)"""

@@ -1,0 +1,198 @@
+"""Turn a finished OTel span into one row of the local store: the columns people filter on, the rest as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+
+from ...core import semconv
+
+# Column order of the ``spans`` table (current schema). ``attributes``/``events``/``resource`` are JSON text.
+SPAN_COLUMNS: tuple[str, ...] = (
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "name",
+    "kind",
+    "span_type",
+    "start_ns",
+    "end_ns",
+    "duration_ms",
+    "status",
+    "status_message",
+    "conversation_id",
+    "user_id",
+    "tenant_id",
+    "message_id",
+    "route",
+    "model",
+    "provider",
+    "operation",
+    "tool_name",
+    "mcp_server",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "ttft_ms",
+    "service_name",
+    "attributes",
+    "events",
+    "resource",
+)
+
+_LLM_OPERATIONS = {semconv.OP_CHAT, semconv.OP_TEXT_COMPLETION, semconv.OP_GENERATE_CONTENT, semconv.OP_EMBEDDINGS}
+
+
+def span_type(attrs: Mapping[str, Any]) -> str:
+    """request | llm | tool | mcp | agent | workflow | task | other: how the CLI and viewer group and colour spans."""
+    if attrs.get(semconv.CHAT_REQUEST):
+        return "request"
+    op = attrs.get(semconv.GEN_AI_OPERATION_NAME)
+    obs = attrs.get(semconv.OBSERVATION_TYPE)
+    if op in _LLM_OPERATIONS or obs == "llm":
+        return "llm"
+    if op == semconv.OP_EXECUTE_TOOL or obs == "tool" or attrs.get(semconv.MCP_METHOD_NAME) == "tools/call":
+        return "tool"
+    if op == semconv.OP_INVOKE_AGENT:
+        return "agent"
+    if op == semconv.OP_INVOKE_WORKFLOW:
+        return "workflow"
+    if attrs.get(semconv.MCP_METHOD_NAME):
+        return "mcp"
+    if isinstance(obs, str) and obs:
+        return obs
+    return "other"
+
+
+# The tool spans that count a call (pipeline.spans.owns_tool_call): the server half of a call a chatobs client made
+# is stored (the tree shows it) but not counted again; an MCP server writing to the same file is common.
+OWNED_TOOL_SQL = (
+    f"(span_type = 'tool' AND NOT (kind = 'server' AND "
+    f"json_extract(attributes, '$.\"{semconv.MCP_CALLER_TRACED}\"') IS 1))"
+)
+
+
+def owns_tool_row(span_type_: str | None, kind: str | None, attributes_json: str | None) -> bool:
+    """``OWNED_TOOL_SQL`` for a row in hand (the Python summary must give what the SQL one gives)."""
+    if span_type_ != "tool":
+        return False
+    if kind != "server" or not attributes_json:
+        return True
+    try:
+        return json.loads(attributes_json).get(semconv.MCP_CALLER_TRACED) is not True
+    except (ValueError, AttributeError):
+        return True
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+# ASCII-only output for what the fast path refuses: integers past 64 bits, lone surrogates (which SQLite could not
+# take as UTF-8 text either).
+_SAFE_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
+
+try:  # orjson (the ``fast`` extra) encodes span attributes about 3x faster than the json module
+    import orjson
+
+    def dumps(value: Any) -> str:
+        try:
+            return orjson.dumps(value, default=str).decode()
+        except (TypeError, ValueError):
+            return _SAFE_ENCODER.encode(value)
+
+except ImportError:  # pragma: no cover - depends on the installation
+
+    def dumps(value: Any) -> str:
+        try:
+            return _ENCODER.encode(value)
+        except (TypeError, ValueError):
+            return _SAFE_ENCODER.encode(value)
+
+
+def _num(value: Any, kind: type) -> Any:
+    if value is None or type(value) is kind:  # the common cases first: absent, or already the column's type
+        return value
+    if isinstance(value, bool):
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if type(value) is str else str(value)
+
+
+_KIND_NAMES = {k: k.name.lower() for k in SpanKind}
+# Resources are shared by every span of a process: serialise each one once.
+_resource_cache: dict[int, tuple[Any, str, str | None]] = {}
+
+
+def _resource(span: ReadableSpan) -> tuple[str, str | None]:
+    res = span.resource
+    hit = _resource_cache.get(id(res))
+    if hit is not None and hit[0] is res:
+        return hit[1], hit[2]
+    attrs = dict(res.attributes) if res is not None else {}
+    entry = (res, dumps(attrs), _str(attrs.get(semconv.SERVICE_NAME)))
+    if len(_resource_cache) > 64:
+        _resource_cache.clear()
+    _resource_cache[id(res)] = entry
+    return entry[1], entry[2]
+
+
+def span_row(span: ReadableSpan) -> tuple[Any, ...]:
+    """The row for ``span``, in ``SPAN_COLUMNS`` order."""
+    attrs: Mapping[str, Any] = span.attributes or {}
+    get = attrs.get
+    ctx = span.context
+    status = span.status
+    start = span.start_time or 0
+    end = span.end_time or start
+    failed = status.status_code == StatusCode.ERROR or bool(get(semconv.ERROR_TYPE))
+    ttft_s = _num(get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK), float)
+    cost = _num(get(semconv.COST_USD), float)
+    if cost is None:
+        cost = _num(get(semconv.GEN_AI_USAGE_COST), float)
+    resource_json, service = _resource(span)
+    events = (
+        [{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})} for e in span.events]
+        if span.events
+        else None
+    )
+    return (
+        format(ctx.trace_id, "032x") if ctx else "",
+        format(ctx.span_id, "016x") if ctx else "",
+        format(span.parent.span_id, "016x") if span.parent else None,
+        span.name,
+        _KIND_NAMES.get(span.kind, "internal"),
+        span_type(attrs),
+        start,
+        end,
+        (end - start) / 1e6,
+        "error" if failed else "ok",
+        (status.description or _str(get(semconv.ERROR_TYPE))) if failed else None,
+        _str(get(semconv.GEN_AI_CONVERSATION_ID) or get(semconv.SESSION_ID)),
+        _str(get(semconv.USER_ID)),
+        _str(get(semconv.TENANT_ID)),
+        _str(get(semconv.MESSAGE_ID)),
+        _str(get(semconv.ROUTE) or get(semconv.HTTP_ROUTE)),
+        _str(get(semconv.GEN_AI_RESPONSE_MODEL) or get(semconv.GEN_AI_REQUEST_MODEL)),
+        _str(get(semconv.GEN_AI_PROVIDER_NAME) or get(semconv.GEN_AI_SYSTEM)),
+        _str(get(semconv.GEN_AI_OPERATION_NAME)),
+        _str(get(semconv.GEN_AI_TOOL_NAME)),
+        _str(get(semconv.MCP_SERVER_NAME)),
+        _num(get(semconv.GEN_AI_USAGE_INPUT_TOKENS), int),
+        _num(get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS), int),
+        cost,
+        ttft_s * 1000 if ttft_s is not None else None,
+        service,
+        dumps(dict(attrs)),  # json writes the SDK's attribute tuples as arrays
+        dumps(events) if events else None,
+        resource_json,
+    )

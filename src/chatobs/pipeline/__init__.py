@@ -1,5 +1,0 @@
-"""The background pipeline: span processors and the stages finished spans go through before export."""
-
-from .core import PipelineProcessor, ScopeProcessor, Stage
-
-__all__ = ["PipelineProcessor", "ScopeProcessor", "Stage"]

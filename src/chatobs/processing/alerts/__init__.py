@@ -1,0 +1,1 @@
+"""Alerting: rules over finished spans (``rules``) and where fired alerts go (``sinks``)."""

@@ -1,0 +1,1 @@
+"""Metrics from finished spans: OpenTelemetry instruments, label limits and the Prometheus route."""

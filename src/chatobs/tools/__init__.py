@@ -1,0 +1,1 @@
+"""What a person runs: the ``chatobs`` CLI, ``chatobs doctor`` and the local trace viewer."""

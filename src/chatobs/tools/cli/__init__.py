@@ -1,0 +1,1 @@
+"""The ``chatobs`` command line."""
