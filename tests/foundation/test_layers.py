@@ -32,6 +32,9 @@ KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset(
         ("chatobs.recording.middleware.extract", "chatobs.runtime.wiring"),
         ("chatobs.recording.middleware.request", "chatobs.runtime.wiring"),
         ("chatobs.recording.middleware.ws_turns", "chatobs.runtime.wiring"),
+        ("chatobs.recording.feedback.record", "chatobs.runtime.wiring"),
+        ("chatobs.recording.feedback.route", "chatobs.runtime.wiring"),
+        ("chatobs.recording.feedback.token", "chatobs.runtime.wiring"),
     }
 )
 
