@@ -12,6 +12,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import chatobs
+
+from .history import SYSTEM_PROMPT_NAME, SYSTEM_PROMPT_VERSION
 from .tools import ToolResult
 
 if TYPE_CHECKING:
@@ -141,13 +144,17 @@ async def run_turn_async(
             request = _request(cfg, messages, definitions, stream, conversation_id)
             if stream:
                 acc = _StreamedMessage()
-                async for chunk in await llm.chat.completions.create(**request):
+                # The LLM span names the system prompt's version, so `chatobs stats` can compare versions.
+                with chatobs.prompt(SYSTEM_PROMPT_NAME, version=SYSTEM_PROMPT_VERSION):
+                    chunks = await llm.chat.completions.create(**request)
+                async for chunk in chunks:
                     text = acc.add(chunk)
                     if text:
                         yield Delta(text)
                 content, calls = "".join(acc.content), acc.tool_calls()
             else:
-                response = await llm.chat.completions.create(**request)
+                with chatobs.prompt(SYSTEM_PROMPT_NAME, version=SYSTEM_PROMPT_VERSION):
+                    response = await llm.chat.completions.create(**request)
                 message = response.choices[0].message
                 content, calls = message.content or "", _calls_of(message)
                 if content:
@@ -178,13 +185,16 @@ def run_turn_sync(
             request = _request(cfg, messages, definitions, stream, conversation_id)
             if stream:
                 acc = _StreamedMessage()
-                for chunk in llm.chat.completions.create(**request):
+                with chatobs.prompt(SYSTEM_PROMPT_NAME, version=SYSTEM_PROMPT_VERSION):
+                    chunks = llm.chat.completions.create(**request)
+                for chunk in chunks:
                     text = acc.add(chunk)
                     if text:
                         yield Delta(text)
                 content, calls = "".join(acc.content), acc.tool_calls()
             else:
-                response = llm.chat.completions.create(**request)
+                with chatobs.prompt(SYSTEM_PROMPT_NAME, version=SYSTEM_PROMPT_VERSION):
+                    response = llm.chat.completions.create(**request)
                 message = response.choices[0].message
                 content, calls = message.content or "", _calls_of(message)
                 if content:

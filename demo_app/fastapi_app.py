@@ -48,6 +48,7 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
 
     app = FastAPI(title="chatobs demo", lifespan=tools_lifespan(toolbox, llm, on_ready), docs_url=None, redoc_url=None)
     app.add_middleware(chatobs.ChatObsMiddleware)
+    web.mount_feedback_asgi(app)
     viewer_url = web.mount_viewer_asgi(app, cfg)
 
     def bad(status: int, message: str) -> JSONResponse:

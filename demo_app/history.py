@@ -16,6 +16,9 @@ Action = Literal["send", "edit", "regenerate"]
 ACTIONS: tuple[str, ...] = ("send", "edit", "regenerate")
 MAX_CONVERSATIONS = 1000
 MAX_MESSAGES = 200
+# Named and versioned on every LLM span (chatobs.prompt): bump the version when the text changes.
+SYSTEM_PROMPT_NAME = "demo-support"
+SYSTEM_PROMPT_VERSION = "1"
 SYSTEM_PROMPT = (
     "You are the support assistant of the chatobs demo. Answer briefly. Use the calculator tool for arithmetic, "
     "kb_lookup for support questions, and slow_lookup only when asked for it."

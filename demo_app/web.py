@@ -14,6 +14,7 @@ logger = logging.getLogger("demo_app")
 
 STATIC = Path(__file__).resolve().parent / "static"
 VIEWER_PREFIX = "/_chatobs"
+FEEDBACK_PATH = VIEWER_PREFIX + "/feedback"  # chatobs's feedback route; under /_chatobs/*, so never a traced turn
 _STATIC_NAMES = {p.name for p in STATIC.iterdir() if p.is_file()} if STATIC.is_dir() else set()
 
 
@@ -86,6 +87,13 @@ def viewer_app(cfg: DemoConfig) -> Any | None:
         return None
 
 
+def mount_feedback_asgi(app: Any) -> None:
+    """chatobs's feedback route for the thumbs beside each reply (before the viewer's mount, which would take it)."""
+    import chatobs
+
+    app.add_route(FEEDBACK_PATH, chatobs.feedback_asgi_app, methods=["POST"])
+
+
 def mount_viewer_asgi(app: Any, cfg: DemoConfig) -> str | None:
     """Mount the viewer into a Starlette/FastAPI app; returns its URL prefix, or None."""
     asgi = viewer_app(cfg)
@@ -103,6 +111,7 @@ def public_config(cfg: DemoConfig, viewer_url: str | None) -> dict[str, Any]:
         "provider": "fake (local, deterministic)" if cfg.fake else without_userinfo(cfg.base_url or "OpenAI"),
         "viewer_url": viewer_url,
         "trace_url": f"{viewer_url}/#/t/{{trace_id}}" if viewer_url else None,
+        "feedback_url": FEEDBACK_PATH,
     }
 
 
@@ -177,15 +186,29 @@ class AsgiUnderWsgi:
 
 
 def mount_viewer_wsgi(app: Any, cfg: DemoConfig, loop: Any) -> str | None:
-    """Mount the viewer into a Flask app (in front of its middleware: viewer pages are not chat turns)."""
+    """Mount the viewer and chatobs's feedback route into a Flask app (in front of its middleware: neither is a chat
+    turn). The feedback route is mounted also when traces go to another backend."""
+    import chatobs
+
+    feedback = chatobs.feedback_wsgi_app
     asgi = viewer_app(cfg)
     if asgi is None:
+        inner_app = app.wsgi_app
+
+        def only_feedback(environ: dict[str, Any], start_response: Any) -> Any:
+            if environ.get("PATH_INFO", "") == FEEDBACK_PATH:
+                return feedback(environ, start_response)
+            return inner_app(environ, start_response)
+
+        app.wsgi_app = only_feedback
         return None
     viewer = AsgiUnderWsgi(asgi, VIEWER_PREFIX, loop)
     inner = app.wsgi_app
 
     def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
+        if path == FEEDBACK_PATH:
+            return feedback(environ, start_response)
         if path == VIEWER_PREFIX or path.startswith(VIEWER_PREFIX + "/"):
             return viewer(environ, start_response)
         return inner(environ, start_response)

@@ -120,10 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
         rec._record(Request("GET", self.path, dict(self.headers.items()), b"", 0))
         self._answer(200, b"{}", "application/json")
 
-    def do_PATCH(self) -> None:  # Opik's trace update (PATCH /v1/private/traces/{id}): recorded like a POST
-        self.do_POST(method="PATCH")
-
-    def do_POST(self, method: str = "POST") -> None:
+    def do_POST(self) -> None:
         rec: RecordingServer = self.server.recorder
         body, raw_size = self._read()
         mode = rec.mode
@@ -133,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        req = Request(method, self.path, {k.lower(): v for k, v in self.headers.items()}, body, raw_size)
+        req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body, raw_size)
         ctype = (self.headers.get("Content-Type") or "").lower()
         try:
             if "protobuf" in ctype:
@@ -155,12 +152,15 @@ class _Handler(BaseHTTPRequestHandler):
         rec._record(req, accepted=True)
         if "protobuf" in ctype:
             self._answer(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
-        elif self.path.rstrip("/").endswith("/batch") or method == "PATCH":
+        elif self.path.rstrip("/").endswith("/batch") or self.command == "PATCH":
             self.send_response(204)
             self.send_header("Content-Length", "0")
             self.end_headers()
         else:
             self._answer(200, b"{}", "application/json")
+
+    do_PUT = do_POST  # Opik's feedback scores are PUT
+    do_PATCH = do_POST  # Opik's trace update (PATCH /v1/private/traces/{id})
 
 
 class _Server(ThreadingHTTPServer):
@@ -257,6 +257,25 @@ class RecordingServer:
 
     def otlp_spans(self, path_suffix: str = "/v1/traces") -> list[dict[str, Any]]:
         return [s for r in self.by_path(path_suffix) if r.otlp for s in flat_spans(r.otlp)]
+
+    def all_backends(self) -> dict[str, Any]:
+        """``chatobs.init()`` settings sending to this server as OTLP, Langfuse and Opik at once."""
+        return {
+            "exporters": "otlp,langfuse,opik",
+            "export_interval_ms": 20,
+            "otlp_endpoint": self.url,
+            "langfuse_public_key": "pk-lf-1",
+            "langfuse_secret_key": "sk-lf-1",
+            "langfuse_base_url": self.url,
+            "opik_url": f"{self.url}/api",
+            "opik_project_name": "demo",
+        }
+
+    def opik_feedback_scores(self) -> list[dict[str, Any]]:
+        return [f for r in self.by_path("/v1/private/traces/feedback-scores") for f in (r.json or {}).get("scores", [])]
+
+    def langfuse_scores(self) -> list[dict[str, Any]]:
+        return [sc for r in self.by_path("/api/public/scores") for sc in (r.json or [])]
 
     def opik_traces(self) -> list[dict[str, Any]]:
         return [t for r in self.by_path("/v1/private/traces/batch") for t in (r.json or {}).get("traces", [])]

@@ -3,7 +3,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { user: "", conversationId: null, config: {}, messages: [], busy: false, editing: false };
+// tokens: trace ID -> the feedback token chatobs sent beside it (X-Feedback-Token); rated: trace ID -> the verdict.
+const state = { user: "", conversationId: null, config: {}, messages: [], busy: false, editing: false, tokens: {}, rated: {} };
 
 function randomHex(bytes) {
   const a = new Uint8Array(bytes);
@@ -83,6 +84,40 @@ function traceMeta(meta, traceId) {
   meta.append(link);
 }
 
+// Thumbs up/down with an optional comment, posted to chatobs's feedback route with the turn's token.
+function feedbackControls(meta, traceId) {
+  const token = state.tokens[traceId];
+  if (!traceId || !token || !state.config.feedback_url) return;
+  const box = el("span", "feedback");
+  const done = state.rated[traceId];
+  const comment = el("input", "feedback-comment");
+  comment.placeholder = "comment (optional)";
+  comment.maxLength = 500;
+  const thumb = (value, label, title) => {
+    const b = el("button", "thumb" + (done !== undefined && done === value ? " chosen" : ""), label);
+    b.type = "button";
+    b.title = title;
+    b.dataset.value = String(value);
+    b.disabled = done !== undefined;
+    b.onclick = async () => {
+      const body = { trace_id: traceId, value, token };
+      if (comment.value.trim()) body.comment = comment.value.trim();
+      const r = await fetch(state.config.feedback_url, { method: "POST", headers: headers({ "content-type": "application/json" }), body: JSON.stringify(body) });
+      const answer = await r.json();
+      if (r.ok) { state.rated[traceId] = value; box.replaceWith(feedbackDone(value)); }
+      else box.title = answer.error || `HTTP ${r.status}`;
+    };
+    return b;
+  };
+  if (done !== undefined) { meta.append(feedbackDone(done)); return; }
+  box.append(thumb(true, "👍", "Good answer"), thumb(false, "👎", "Bad answer"), comment);
+  meta.append(box);
+}
+
+function feedbackDone(value) {
+  return el("span", "feedback sent", value ? "👍 thanks" : "👎 thanks, noted");
+}
+
 function renderMessage(m, isLastUser, isLastAssistant) {
   const div = el("div", `msg ${m.role}` + (m.error ? " failed" : ""));
   div.dataset.messageId = m.id;
@@ -91,6 +126,7 @@ function renderMessage(m, isLastUser, isLastAssistant) {
   const meta = el("div", "meta");
   if (m.role === "assistant") {
     traceMeta(meta, m.trace_id);
+    if (!m.error && m.id !== "pending") feedbackControls(meta, m.trace_id);
     if (isLastAssistant) {
       const b = el("button", "regenerate", "Regenerate");
       b.type = "button";
@@ -160,6 +196,8 @@ async function send(action, text) {
       method: "POST", headers: headers({ "content-type": "application/json", traceparent: tp.header }), body: JSON.stringify(body),
     });
     reply.trace_id = r.headers.get("x-trace-id") || tp.traceId;
+    const token = r.headers.get("x-feedback-token");
+    if (token) state.tokens[reply.trace_id] = token;
     const ctype = r.headers.get("content-type") || "";
     if (stream && r.ok && ctype.startsWith("text/event-stream")) {
       const reader = r.body.getReader();

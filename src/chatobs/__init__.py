@@ -11,6 +11,10 @@ optional package)::
     @chatobs.workflow / @chatobs.task / @chatobs.agent / @chatobs.tool
     chatobs.instrument_mcp_server(server)
     chatobs.on_alert(fn)               # alerts to a Python callback
+    chatobs.feedback(trace_id, value, name=..., comment=..., user_id=...)   # a user's verdict on a turn
+    chatobs.feedback_token()           # the current turn's feedback token (also sent as X-Feedback-Token)
+    chatobs.feedback_asgi_app / chatobs.feedback_wsgi_app   # POST {prefix}/feedback for browsers
+    chatobs.prompt(name, version=None, variables=None)      # context manager / decorator: LLM spans name the prompt
     chatobs.flush(timeout_s=5.0)       # export everything received so far (benchmarks, batch jobs, tests)
     chatobs.stats()                    # the pipeline's counters (received, dropped, exported, ...) as a dict
     chatobs.metrics_asgi_app / chatobs.metrics_wsgi_app   # the Prometheus scrape route to mount in the app
@@ -50,6 +54,11 @@ _LAZY: dict[str, str] = {
     "tool": "chatobs.recording.instrument.decorators",
     "instrument_mcp_server": "chatobs.recording.instrument.mcp",
     "on_alert": "chatobs.processing.alerts.rules",
+    "feedback": "chatobs.recording.feedback.record",
+    "feedback_token": "chatobs.recording.feedback.token:current_token",
+    "feedback_asgi_app": "chatobs.recording.feedback.route:asgi_app",
+    "feedback_wsgi_app": "chatobs.recording.feedback.route:wsgi_app",
+    "prompt": "chatobs.recording.prompts",
     "flush": "chatobs.runtime.control",
     "stats": "chatobs.runtime.control",
     "metrics_asgi_app": "chatobs.processing.metrics.prometheus:asgi_app",
@@ -85,11 +94,16 @@ if TYPE_CHECKING:
     from .processing.metrics.stage import register_reader as register_metric_reader
     from .processing.sampling import keeps as is_sampled
     from .processing.sampling import sample_value
+    from .recording.feedback.record import feedback
+    from .recording.feedback.route import asgi_app as feedback_asgi_app
+    from .recording.feedback.route import wsgi_app as feedback_wsgi_app
+    from .recording.feedback.token import current_token as feedback_token
     from .recording.instrument.decorators import agent, task, tool, workflow
     from .recording.instrument.llm import allm_call, llm_call
     from .recording.instrument.mcp import instrument_mcp_server
     from .recording.middleware.asgi import ChatObsMiddleware
     from .recording.middleware.flask import ChatObs
     from .recording.middleware.wsgi import ChatObsWSGIMiddleware
+    from .recording.prompts import prompt
     from .runtime.control import flush, stats
     from .runtime.wiring import get_tracer, init, shutdown

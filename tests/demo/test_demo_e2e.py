@@ -9,7 +9,9 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -249,49 +251,88 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = REPO / "docs" / "images"
 
 
-def test_browser_chat_to_tool_span(demo: Demo, tmp_path: Path) -> None:
-    """A person's path: type "calculate 2+3" in the chat page, see 5, follow the reply's trace link to the viewer,
-    see the MCP tool span. ``DEMO_SCREENSHOTS=1`` also refreshes the README's screenshots (FastAPI run)."""
+@contextmanager
+def chat_page(demo: Demo, user: str) -> Iterator[tuple[Any, Any]]:
+    """Playwright and a Chromium page on the demo's chat, signed in as ``user`` (skips without a browser)."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium); the browser test needs it")
-    shots = SCREENSHOTS if os.environ.get("DEMO_SCREENSHOTS") == "1" and demo.framework == "fastapi" else tmp_path
-    shots.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 720})
             page.goto(demo.url + "/")
-            page.fill("#user", "erin")
+            page.fill("#user", user)
             page.dispatch_event("#user", "change")
-            for text in ("hello there", "calculate 2+3"):
-                page.fill("#input", text)
-                page.press("#input", "Enter")
-                reply = page.locator(".msg.assistant").last
-                sync_api.expect(reply.locator("a.trace")).to_be_visible(timeout=60_000)
-            sync_api.expect(reply.locator(".text")).to_have_text("The result is 5")
-            sync_api.expect(reply.locator(".tool")).to_contain_text("calculator")
-            assert "5" in reply.locator(".text").inner_text()
-            page.screenshot(path=str(shots / "demo-chat.png"))
-
-            link = reply.locator("a.trace")
-            trace_id = link.get_attribute("data-trace-id")
-            href = link.get_attribute("href")
-            assert trace_id and href and trace_id in href
-            # The trace ID came from the page's own traceparent: the request span's parent is the browser's span.
-            spans = demo.wait_spans(trace_id, tool_turn("calculator"))
-            assert root(spans)["parent_id"] and root(spans)["parent_id"] not in {x["span_id"] for x in spans}
-            assert root(spans)["user_id"] == "erin"
-
-            page.goto(demo.url + href)  # the link opens a new tab; follow it in this one
-            tool_row = page.locator('.span-row[data-type="tool"]').first
-            sync_api.expect(tool_row).to_contain_text("calculator", timeout=30_000)
-            # The app's MCP client span: the tool call as the chat app saw it, arguments and result included.
-            page.locator(".span-row", has_text="MCP send tools/call").first.click()
-            sync_api.expect(page.locator("#span-details")).to_contain_text("calculator")
-            page.screenshot(path=str(shots / "demo-trace.png"))
+            yield sync_api, page
         finally:
             browser.close()
+
+
+def test_browser_chat_to_tool_span(demo: Demo, tmp_path: Path) -> None:
+    """A person's path: type "calculate 2+3" in the chat page, see 5, follow the reply's trace link to the viewer,
+    see the MCP tool span. ``DEMO_SCREENSHOTS=1`` also refreshes the README's screenshots (FastAPI run)."""
+    shots = SCREENSHOTS if os.environ.get("DEMO_SCREENSHOTS") == "1" and demo.framework == "fastapi" else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    with chat_page(demo, "erin") as (sync_api, page):
+        for text in ("hello there", "calculate 2+3"):
+            page.fill("#input", text)
+            page.press("#input", "Enter")
+            reply = page.locator(".msg.assistant").last
+            sync_api.expect(reply.locator("a.trace")).to_be_visible(timeout=60_000)
+        sync_api.expect(reply.locator(".text")).to_have_text("The result is 5")
+        sync_api.expect(reply.locator(".tool")).to_contain_text("calculator")
+        assert "5" in reply.locator(".text").inner_text()
+        page.screenshot(path=str(shots / "demo-chat.png"))
+
+        link = reply.locator("a.trace")
+        trace_id = link.get_attribute("data-trace-id")
+        href = link.get_attribute("href")
+        assert trace_id and href and trace_id in href
+        # The trace ID came from the page's own traceparent: the request span's parent is the browser's span.
+        spans = demo.wait_spans(trace_id, tool_turn("calculator"))
+        assert root(spans)["parent_id"] and root(spans)["parent_id"] not in {x["span_id"] for x in spans}
+        assert root(spans)["user_id"] == "erin"
+
+        page.goto(demo.url + href)  # the link opens a new tab; follow it in this one
+        tool_row = page.locator('.span-row[data-type="tool"]').first
+        sync_api.expect(tool_row).to_contain_text("calculator", timeout=30_000)
+        # The app's MCP client span: the tool call as the chat app saw it, arguments and result included.
+        page.locator(".span-row", has_text="MCP send tools/call").first.click()
+        sync_api.expect(page.locator("#span-details")).to_contain_text("calculator")
+        page.screenshot(path=str(shots / "demo-trace.png"))
+
+
+def test_browser_thumbs_down_shows_in_the_viewer(demo: Demo) -> None:
+    """Thumbs-down with a comment beside a reply, sent through chatobs's feedback route (the agent masks the
+    comment's e-mail), then found in the viewer: on the trace, in the negative-feedback filter, in the conversation."""
+    with chat_page(demo, "fay") as (sync_api, page):
+        page.fill("#input", "lookup refunds")
+        page.press("#input", "Enter")
+        reply = page.locator(".msg.assistant").last
+        sync_api.expect(reply.locator("button.thumb")).to_have_count(2, timeout=60_000)
+        trace_id = reply.locator("a.trace").get_attribute("data-trace-id")
+        reply.locator(".feedback-comment").fill("not what I asked, write to fay@example.com")
+        reply.locator('button.thumb[data-value="false"]').click()
+        sync_api.expect(reply.locator(".feedback.sent")).to_contain_text("noted", timeout=10_000)
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the rating travels app -> agent -> local store
+            rows = demo.client.get("/_chatobs/api/traces", params={"feedback": "negative"}).json()["data"]
+            if any(r["trace_id"] == trace_id for r in rows):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the thumbs-down never reached the local store")
+
+        page.goto(demo.url + "/_chatobs/#/traces?feedback=negative")
+        row = page.locator("table.grid tbody tr").first
+        sync_api.expect(row.locator(".rating.negative")).to_be_visible(timeout=10_000)
+        row.click()
+        box = page.locator("#trace-feedback")
+        sync_api.expect(box).to_contain_text("not what I asked")
+        assert trace_id in page.locator("main h1").first.inner_text()
+        assert "fay@example.com" not in box.inner_text()  # masked before the store
 
 
 def test_the_demo_runs_exactly_one_agent_and_no_other_chatobs_process(demo: Demo) -> None:

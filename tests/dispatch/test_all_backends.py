@@ -47,16 +47,7 @@ def _app() -> FastAPI:
 
 async def test_one_turn_everywhere() -> None:
     with RecordingServer() as srv:
-        chatobs.init(
-            exporters="otlp,langfuse,opik",
-            export_interval_ms=20,
-            otlp_endpoint=srv.url,
-            langfuse_public_key="pk-lf-1",
-            langfuse_secret_key="sk-lf-1",
-            langfuse_base_url=srv.url,
-            opik_url=f"{srv.url}/api",
-            opik_project_name="demo",
-        )
+        chatobs.init(**srv.all_backends())
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://test") as client:
             r = await client.post(
                 "/chat", json={"message": "weather?"}, headers={"X-Conversation-Id": "conv-9", "X-User-Id": "alice"}

@@ -229,7 +229,7 @@ def test_schema_step_3_from_a_version_2_file(tmp_path: Path) -> None:
     Store.migrate(conn, target=2)
     conn.close()
     store = Store(db)
-    assert store.version() == SCHEMA_VERSION == 3
+    assert store.version() == SCHEMA_VERSION == 4
     indexes = {
         r[0]
         for r in store.conn().execute(

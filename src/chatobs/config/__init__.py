@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .agent import AgentSettings
 from .dispatch import DispatchSettings
+from .feedback import FeedbackSettings
 from .fields import field_meta
 from .general import GeneralSettings
 from .llm import LLMSettings
@@ -40,6 +41,7 @@ class ConfigError(ValueError):
 
 class Settings(
     AgentSettings,
+    FeedbackSettings,
     MetricsAlertsSettings,
     LocalStoreSettings,
     DispatchSettings,
@@ -101,6 +103,7 @@ AREAS: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("Dispatch", DispatchSettings),
     ("Local store and viewer", LocalStoreSettings),
     ("Metrics and alerts", MetricsAlertsSettings),
+    ("User feedback", FeedbackSettings),
     ("Agent", AgentSettings),
 )
 

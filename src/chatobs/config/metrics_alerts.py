@@ -131,6 +131,28 @@ class MetricsAlertsSettings(BaseSettings):
         doc="Timeout of one webhook POST; a failed POST is retried three times with backoff.",
         example="2",
     )
+    alert_negative_feedback: float | None = env_field(
+        "CHATOBS_ALERT_NEGATIVE_FEEDBACK",
+        default=None,
+        gt=0,
+        le=1,
+        doc="Alert when the share of negative user feedback (thumbs down, a number <= 0, a negative category) over `CHATOBS_ALERT_NEGATIVE_FEEDBACK_WINDOW_S` exceeds this fraction (see docs/feedback.md).",
+        example="0.3",
+    )
+    alert_negative_feedback_window_s: float = env_field(
+        "CHATOBS_ALERT_NEGATIVE_FEEDBACK_WINDOW_S",
+        default=3600.0,
+        gt=0,
+        doc="Window of the negative-feedback alert: ratings given in the last this many seconds.",
+        example="86400",
+    )
+    alert_negative_feedback_min_count: int = env_field(
+        "CHATOBS_ALERT_NEGATIVE_FEEDBACK_MIN_COUNT",
+        default=10,
+        ge=1,
+        doc="Fewest ratings in the window before the negative-feedback alert can fire.",
+        example="20",
+    )
 
     @field_validator(
         "alert_budget_by",

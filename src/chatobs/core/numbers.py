@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["as_float", "as_int"]
+__all__ = ["as_float", "as_int", "percentile"]
 
 
 def as_int(value: Any) -> int | None:
@@ -27,3 +29,11 @@ def as_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return None
+    k = max(0, math.ceil(q / 100 * len(sorted_values)) - 1)
+    return sorted_values[min(k, len(sorted_values) - 1)]

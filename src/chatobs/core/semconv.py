@@ -87,6 +87,17 @@ GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
 GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
 GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
 GEN_AI_PROMPT_NAME: Final = "gen_ai.prompt.name"
+GEN_AI_PROMPT_VERSION: Final = "gen_ai.prompt.version"  # not (yet) in the spec; OpenLLMetry and others write it
+PROMPT_VARIABLES: Final = "chatobs.prompt.variables"  # JSON of the template variables (content: masked)
+# --- evaluation results (OTel GenAI gen_ai.evaluation.result) and chatobs's user feedback ----------------------
+GEN_AI_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"  # event name
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+FEEDBACK: Final = "chatobs.feedback"  # True on a feedback span (a rating of its trace, made after the turn)
+FEEDBACK_TYPE: Final = "chatobs.feedback.type"  # boolean | numeric | categorical
+FEEDBACK_NEGATIVE: Final = "chatobs.feedback.negative"  # what the negative-feedback alert and filters count
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"  # metric attribute: input | output
 
 # gen_ai.operation.name values
@@ -153,6 +164,8 @@ CONTENT_ATTRIBUTES: Final = frozenset(
         EXCEPTION_MESSAGE,
         EXCEPTION_STACKTRACE,
         URL_QUERY,
+        GEN_AI_EVALUATION_EXPLANATION,  # a feedback comment: user text
+        PROMPT_VARIABLES,
         RAW_REQUEST,  # removed by the content stage before redaction; listed so a leftover is masked, never sent as is
         RAW_OUTPUT,
     }
@@ -182,7 +195,17 @@ FOREIGN_CONTENT_PREFIXES: Final = (
 )
 HTTP_RESPONSE_HEADER_PREFIX: Final = "http.response.header."
 # Span-event attributes that never carry content (everything else on an event is masked like content).
-EVENT_NON_CONTENT_ATTRIBUTES: Final = frozenset({EXCEPTION_TYPE, "exception.escaped"})
+EVENT_NON_CONTENT_ATTRIBUTES: Final = frozenset(
+    {
+        EXCEPTION_TYPE,
+        "exception.escaped",
+        GEN_AI_EVALUATION_NAME,
+        GEN_AI_EVALUATION_SCORE_VALUE,
+        GEN_AI_EVALUATION_SCORE_LABEL,
+    }
+)
+# Names under a FOREIGN_CONTENT_PREFIXES prefix that are not content (the prompt's name and version, not its text).
+NON_CONTENT_ATTRIBUTES: Final = frozenset({GEN_AI_PROMPT_NAME, GEN_AI_PROMPT_VERSION})
 
 # --- Langfuse (what its server maps from OTLP; names as in the langfuse 5.x SDK's LangfuseOtelSpanAttributes) ------
 LF_TRACE_NAME: Final = "langfuse.trace.name"
@@ -202,6 +225,7 @@ LF_MODEL_PARAMETERS: Final = "langfuse.observation.model.parameters"
 LF_USAGE_DETAILS: Final = "langfuse.observation.usage_details"
 LF_COST_DETAILS: Final = "langfuse.observation.cost_details"
 LF_PROMPT_NAME: Final = "langfuse.observation.prompt.name"
+LF_PROMPT_VERSION: Final = "langfuse.observation.prompt.version"  # an integer: Langfuse prompt versions are numbers
 LF_ENVIRONMENT: Final = "langfuse.environment"
 LF_RELEASE: Final = "langfuse.release"
 LF_IS_APP_ROOT: Final = "langfuse.internal.is_app_root"

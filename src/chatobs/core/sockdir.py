@@ -129,6 +129,13 @@ APP_SIDE_FIELDS = frozenset(
         "agent_idle_exit_s",
         "viewer_url",
         "viewer_token",
+        # The feedback route and tokens live in the app processes; the agent never needs the key.
+        "feedback_key",
+        "feedback_token_header",
+        "feedback_max_age_hours",
+        "feedback_max_comment_chars",
+        "feedback_max_body_bytes",
+        "feedback_rate_per_minute",
     }
 )
 

@@ -52,10 +52,12 @@ def parent_id_hex(span: ReadableSpan) -> str | None:
 
 
 def is_chat_span(span: ReadableSpan) -> bool:
-    """Part of a chat trace as LLM backends want it: the request span, GenAI/MCP spans and decorator spans."""
+    """Part of a chat trace as LLM backends want it: the request span, GenAI/MCP spans, decorator spans and user
+    feedback (which each LLM backend turns into a score)."""
     attrs = span.attributes or {}
     return bool(
         attrs.get(semconv.CHAT_REQUEST)
+        or semconv.FEEDBACK in attrs
         or semconv.GEN_AI_OPERATION_NAME in attrs
         or semconv.MCP_METHOD_NAME in attrs
         or semconv.OBSERVATION_TYPE in attrs

@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from ..config import ConfigError
 from ..core import semconv as sc
 from ..core.guard import log_limited
-from ..recording.middleware.tracecontext import stamp_trace_time, trace_time_ms
+from ..recording.middleware.tracecontext import CHATOBS_KEY, stamp_trace_time, trace_time_ms
 from .observation import Shape, shape, trace_facts, trace_name, trace_tags
 
 if TYPE_CHECKING:
@@ -84,8 +84,9 @@ def _io(value: Any, kind: str) -> Any:
 
 class OpikExporter(SpanExporter):
     def __init__(self, rest_client: Any, *, project_name: str, environment: str | None, timeout_s: float) -> None:
-        from opik.rest_api.types import ErrorInfoWrite, SpanWrite, TraceWrite
+        from opik.rest_api.types import ErrorInfoWrite, FeedbackScoreBatchItem, SpanWrite, TraceWrite
 
+        self._Score = FeedbackScoreBatchItem
         self._rest = rest_client
         self._project = project_name
         self._environment = environment
@@ -239,8 +240,40 @@ class OpikExporter(SpanExporter):
                 self._ends.popitem(last=False)
         return updates
 
+    def feedback_scores(self, spans: Sequence[ReadableSpan]) -> list[Any]:
+        """Feedback spans as Opik feedback scores on their traces. The trace's Opik time comes from the span's
+        tracestate (the feedback token carried it), taken as is: a rating may come days after its turn, beyond the
+        slack allowed to a time passed between the processes of one live trace."""
+        scores = []
+        for span in spans:
+            a = span.attributes or {}
+            tid = span.context.trace_id
+            ts = _stamped_ms(span) or trace_time_ms(tid, (span.start_time or 0) // 1_000_000, span.context.trace_state)
+            label = a.get(sc.GEN_AI_EVALUATION_SCORE_LABEL)
+            value = a.get(sc.GEN_AI_EVALUATION_SCORE_VALUE)
+            if value is None:  # a category: Opik wants a number beside the category name
+                value = 0.0 if a.get(sc.FEEDBACK_NEGATIVE) else 1.0
+            comment = a.get(sc.GEN_AI_EVALUATION_EXPLANATION)
+            scores.append(
+                self._Score(
+                    id=self.trace_uuid(tid, ts),
+                    project_name=self._project,
+                    name=str(a.get(sc.GEN_AI_EVALUATION_NAME, "user_feedback")),
+                    value=float(value),  # type: ignore[arg-type]  # a number: the feedback span was validated
+                    category_name=str(label)
+                    if label is not None and a.get(sc.FEEDBACK_TYPE) == "categorical"
+                    else None,
+                    reason=str(comment) if comment else None,
+                    source="sdk",
+                )
+            )
+        return scores
+
     # --- SpanExporter ---------------------------------------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        ratings = [s for s in spans if (s.attributes or {}).get(sc.FEEDBACK)]
+        if ratings:
+            spans = [s for s in spans if not (s.attributes or {}).get(sc.FEEDBACK)]
         traces, out = self.translate(spans)
         later = self.extend(spans, traces)
         # No SDK-side retries: the chatobs channel retries with backoff, bounded, and counts what it gives up on.
@@ -255,6 +288,10 @@ class OpikExporter(SpanExporter):
                 self._rest.traces.update_trace(
                     trace_uuid, project_name=self._project, end_time=end, request_options=opts
                 )
+            if ratings:
+                # After the traces (a quick rating may share their batch). Opik keeps one score per trace and name:
+                # a retried batch overwrites, never duplicates.
+                self._rest.traces.score_batch_of_traces(scores=self.feedback_scores(ratings), request_options=opts)
         except Exception as exc:  # noqa: BLE001 - any transport/HTTP error means "not delivered"
             log_limited("opik-export", "chatobs: Opik export failed: %s: %s", type(exc).__name__, str(exc)[:200])
             return SpanExportResult.FAILURE
@@ -269,6 +306,19 @@ class OpikExporter(SpanExporter):
             self._rest._client_wrapper.httpx_client.httpx_client.close()
         except Exception:  # noqa: BLE001 - best effort; the client is garbage either way
             pass
+
+
+def _stamped_ms(span: ReadableSpan) -> int | None:
+    state = span.context.trace_state
+    if state is None or CHATOBS_KEY not in state:
+        return None
+    value = state[CHATOBS_KEY]
+    if not (value.startswith("t") and 1 < len(value) <= 13):
+        return None
+    try:
+        return int(value[1:], 16)
+    except ValueError:
+        return None
 
 
 def build(settings: Settings) -> SpanExporter:

@@ -76,7 +76,9 @@ class RedactionStage:
 
     # --- classification -------------------------------------------------------------------------------------------
     def _is_content(self, key: str) -> bool:
-        return key in self._content or key.startswith(self._content_prefixes)
+        if key in self._content:
+            return True
+        return key.startswith(self._content_prefixes) and key not in semconv.NON_CONTENT_ATTRIBUTES
 
     def _kind(self, key: str) -> int:
         """What ``_redact`` does with an attribute: every span repeats the same few names, so it is decided once."""

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ...core.guard import log_limited
+from .feedback import feedback_row, is_feedback
 from .rows import span_row
 from .store import SCHEMA_VERSION, Store, StoreError
 
@@ -48,9 +49,11 @@ class LocalExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
-            rows = [span_row(s) for s in spans]
+            rows = [span_row(s) for s in spans if not is_feedback(s)]
+            ratings = [feedback_row(s) for s in spans if is_feedback(s)]
             with self._lock:
                 self.store.write(rows)
+                self.store.write_feedback(ratings)
         except StoreError as exc:
             log_limited("local-store", "chatobs: local store unusable: %s", exc)
             return SpanExportResult.FAILURE

@@ -7,7 +7,6 @@ and returns plain dicts and lists, ready for JSON.
 from __future__ import annotations
 
 import json
-import math
 import re
 import sqlite3
 import time
@@ -18,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...core import semconv
+from ...core.numbers import percentile
+from .feedback_queries import by_prompt, feedback_for, has_feedback
 from .rows import OWNED_TOOL_SQL
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.I)
@@ -45,14 +46,6 @@ def parse_time(value: str | None, *, now_ns: int | None = None) -> int | None:
     return int(dt.timestamp() * 1e9)
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return None
-    k = max(0, math.ceil(q / 100 * len(sorted_values)) - 1)
-    return sorted_values[min(k, len(sorted_values) - 1)]
-
-
 @dataclass
 class Filters:
     conversation: str | None = None
@@ -60,6 +53,7 @@ class Filters:
     model: str | None = None
     tool: str | None = None
     status: str | None = None  # ok | error
+    feedback: str | None = None  # any | negative | positive | none (the feedback table)
     since_ns: int | None = None
     until_ns: int | None = None
 
@@ -88,6 +82,12 @@ class Filters:
         if self.tool:
             clauses.append(f"EXISTS (SELECT 1 FROM spans x WHERE x.trace_id = {alias}.trace_id AND x.tool_name = ?)")
             params.append(self.tool)
+        if self.feedback:
+            from .feedback_queries import FEEDBACK_SQL
+
+            if self.feedback not in FEEDBACK_SQL:
+                raise ValueError(f"feedback filter {self.feedback!r}: expected one of {', '.join(FEEDBACK_SQL)}")
+            clauses.append(FEEDBACK_SQL[self.feedback].format(a=alias))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -107,7 +107,15 @@ def list_traces(
     cur = conn.execute(
         f"SELECT t.* FROM traces t{where} ORDER BY t.start_ns DESC LIMIT ? OFFSET ?", [*params, limit, offset]
     )
-    return _rows(cur)
+    return _with_feedback(conn, _rows(cur))
+
+
+def _with_feedback(conn: sqlite3.Connection, traces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each trace with its ratings (``feedback``, oldest first)."""
+    ratings = feedback_for(conn, [t["trace_id"] for t in traces])
+    for t in traces:
+        t["feedback"] = ratings.get(t["trace_id"], [])
+    return traces
 
 
 def _span_dict(row: sqlite3.Row) -> dict[str, Any]:
@@ -140,6 +148,7 @@ def get_trace(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
     trace = dict(conn.execute("SELECT * FROM traces WHERE trace_id = ?", (full,)).fetchone())
     spans = [_span_dict(r) for r in conn.execute("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns", (full,))]
     trace["spans"] = tree_order(spans)
+    trace["feedback"] = feedback_for(conn, [full]).get(full, [])
     return trace
 
 
@@ -203,7 +212,22 @@ def list_conversations(
             FROM traces t{where} GROUP BY t.conversation_id ORDER BY last_ns DESC LIMIT ?""",
         [*params, limit],
     )
-    return _rows(cur)
+    rows = _rows(cur)
+    # Ratings per conversation (through its traces): one query for the page, not one per row.
+    if rows and has_feedback(conn):
+        marks = ",".join("?" * len(rows))
+        counts = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                f"""SELECT t.conversation_id, COUNT(f.feedback_id), COALESCE(SUM(f.negative), 0)
+                    FROM feedback f JOIN traces t ON t.trace_id = f.trace_id
+                    WHERE t.conversation_id IN ({marks}) GROUP BY t.conversation_id""",
+                [r["conversation_id"] for r in rows],
+            )
+        }
+        for r in rows:
+            r["feedback"], r["negative_feedback"] = counts.get(r["conversation_id"], (0, 0))
+    return rows
 
 
 def conversation_turns(conn: sqlite3.Connection, conversation_id: str, *, limit: int = 500) -> list[dict[str, Any]]:
@@ -229,7 +253,7 @@ def conversation_turns(conn: sqlite3.Connection, conversation_id: str, *, limit:
             la = json.loads(llm[0]) if llm and llm[0] else {}
             turn["input"] = turn["input"] if turn["input"] is not None else la.get(semconv.GEN_AI_INPUT_MESSAGES)
             turn["output"] = turn["output"] if turn["output"] is not None else la.get(semconv.GEN_AI_OUTPUT_MESSAGES)
-    return turns
+    return _with_feedback(conn, turns)
 
 
 # --- stats ----------------------------------------------------------------------------------------------------------
@@ -308,6 +332,7 @@ def stats(conn: sqlite3.Connection, filters: Filters | None = None) -> dict[str,
             conn, f"SELECT tool_name, duration_ms FROM spans WHERE {OWNED_TOOL_SQL} AND {w}", p
         ),
         "usage_by_model": _usage(conn, "COALESCE(model, '(unknown)')", w, p),
+        "by_prompt_version": by_prompt(conn, w, p),
         "usage_by_user": _usage(conn, "COALESCE(user_id, '(anonymous)')", w, p),
         "usage_by_conversation": _usage(conn, "COALESCE(conversation_id, '(none)')", w, p),
         "usage_by_day": _rows(

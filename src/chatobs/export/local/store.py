@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .feedback import INSERT_FEEDBACK, SCHEMA_V4
 from .rows import SPAN_COLUMNS
 from .summary import INSERT_TRACES, REFRESH_GIVEN, group_by_trace, refresh_sql, summarize
 
@@ -116,7 +117,11 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
     _script(conn, _V3)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2, _migrate_v3)
+def _migrate_v4(conn: sqlite3.Connection) -> None:
+    _script(conn, SCHEMA_V4)  # user feedback (exporters/local/feedback.py)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -279,6 +284,12 @@ class Store:
 
         return self._transaction(body)
 
+    def write_feedback(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Insert feedback rows (``feedback.FEEDBACK_COLUMNS`` order); the rated traces stay as they were."""
+        if not rows:
+            return 0
+        return self._transaction(lambda conn: conn.executemany(INSERT_FEEDBACK, rows).rowcount)
+
     # --- deleting -------------------------------------------------------------------------------------------------
     def _delete_traces(self, conn: sqlite3.Connection, trace_ids: Iterable[str]) -> tuple[int, int]:
         ids = [(t,) for t in trace_ids]
@@ -288,6 +299,7 @@ class Store:
         for (tid,) in ids:
             spans += conn.execute("DELETE FROM spans WHERE trace_id = ?", (tid,)).rowcount
             traces += conn.execute("DELETE FROM traces WHERE trace_id = ?", (tid,)).rowcount
+            conn.execute("DELETE FROM feedback WHERE trace_id = ?", (tid,))
         return traces, spans
 
     def forget(self, *, user_id: str | None = None, conversation_id: str | None = None) -> dict[str, int]:
@@ -308,6 +320,8 @@ class Store:
         def body(conn: sqlite3.Connection) -> dict[str, int]:
             ids = {r[0] for r in conn.execute(f"SELECT DISTINCT trace_id FROM spans WHERE {where}", params)}
             ids |= {r[0] for r in conn.execute(f"SELECT trace_id FROM traces WHERE {where}", params)}
+            # Their feedback goes with those traces; feedback they gave on other traces (comments) goes too.
+            conn.execute(f"DELETE FROM feedback WHERE {where}", params)
             convs = {
                 r[0]
                 for r in conn.execute(
@@ -352,6 +366,7 @@ class Store:
             spans += conn.execute(
                 "DELETE FROM spans WHERE start_ns < ? AND trace_id NOT IN (SELECT trace_id FROM traces)", (cutoff,)
             ).rowcount
+            conn.execute("DELETE FROM feedback WHERE created_ns < ?", (cutoff,))
             return traces, spans
 
         t, s = self._transaction(by_age)

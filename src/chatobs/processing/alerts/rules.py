@@ -67,7 +67,9 @@ def _span_time_s(span: ReadableSpan) -> float:
 
 def _target(span: ReadableSpan, attrs: Mapping[str, Any]) -> str | None:
     """What the rules call a span: "tool" (the span that counts an MCP tools/call, see ``spans.owns_tool_call``),
-    "llm", "request", or ``None`` (no rule looks at it)."""
+    "llm", "request", "feedback" (a user's rating), or ``None`` (no rule looks at it)."""
+    if attrs.get(semconv.FEEDBACK):
+        return "feedback"
     if attrs.get(semconv.MCP_METHOD_NAME) is not None:
         return "tool" if owns_tool_call(span, attrs) else None
     if is_llm_attributes(attrs):
@@ -445,6 +447,60 @@ class LatencyRule(Rule):
         return [(msg, {"target": self.target, "percentile": label}, figures, evidence)]
 
 
+# --- user feedback: the negative-feedback rule ------------------------------------------------------------------------
+class NegativeFeedbackRule(Rule):
+    """The share of negative user ratings (``chatobs.feedback``) over the window above ``threshold``. A rating's time
+    is when it was given, whatever turn it rates; the alert points at the negative rating that pushed the share over
+    (its trace is the rated turn's)."""
+
+    type = "negative_feedback"
+
+    def __init__(
+        self, name: str, threshold: float, window_s: float = 3600.0, min_count: int = 10, rating: str | None = None
+    ) -> None:
+        super().__init__(name)
+        self.threshold, self.window_s, self.min_count, self.rating = threshold, window_s, min_count, rating
+        self._ratings: deque[tuple[float, bool]] = deque(maxlen=10_000)  # (time, negative); bounded
+        self._negative = 0
+
+    def _add(self, t: float, negative: bool) -> None:
+        items = self._ratings
+        if len(items) == items.maxlen:
+            self._negative -= items[0][1]
+        items.append((t, negative))
+        self._negative += negative
+        edge = t - self.window_s
+        while items and items[0][0] < edge:
+            self._negative -= items.popleft()[1]
+
+    def observe(self, f: Facts) -> Fired:
+        if f.target != "feedback":
+            return ()
+        if self.rating is not None and f.attrs.get(semconv.GEN_AI_EVALUATION_NAME) != self.rating:
+            return ()
+        negative = bool(f.attrs.get(semconv.FEEDBACK_NEGATIVE))
+        self._add(f.time_s, negative)
+        count = len(self._ratings)
+        if not negative or count < self.min_count:
+            return ()
+        share = self._negative / count
+        if share <= self.threshold:
+            return ()
+        msg = (
+            f"negative feedback {share:.0%} over the last {self.window_s:.0f} s "
+            f"({self._negative} of {count} ratings; threshold {self.threshold:.0%})"
+        )
+        figures = {
+            "negative_share": round(share, 4),
+            "negative": float(self._negative),
+            "ratings": float(count),
+            "threshold": self.threshold,
+            "window_s": self.window_s,
+        }
+        return [(msg, {"target": "feedback", "rating": self.rating or "any"}, figures, f.span)]
+
+
+# --- end of user feedback ---------------------------------------------------------------------------------------------
 def _human(seconds: float) -> str:
     if seconds % 86400 == 0:
         return f"{seconds / 86400:g} d"
@@ -497,6 +553,15 @@ RULE_TYPES: dict[str, tuple[type[Rule], dict[str, _Field]]] = {
             "min_value": _Field((int, float), 0.0, minimum=0),
         },
     ),
+    "negative_feedback": (
+        NegativeFeedbackRule,
+        {
+            "threshold": _Field((int, float), minimum=0, required=True),
+            "window_s": _Field((int, float), 3600.0, minimum=1),
+            "min_count": _Field(int, 10, minimum=1),
+            "rating": _Field(str, None),  # only ratings of this name (gen_ai.evaluation.name); default: all
+        },
+    ),
     "latency": (
         LatencyRule,
         {
@@ -530,6 +595,15 @@ def rules_from_settings(settings: Settings) -> list[Rule]:
         rules.append(SpikeRule("token_spike", "tokens", settings.alert_spike_factor, w))
     if settings.alert_latency_p95_ms is not None:
         rules.append(LatencyRule("llm_latency_p95", "llm", 95.0, settings.alert_latency_p95_ms, w))
+    if settings.alert_negative_feedback is not None:
+        rules.append(
+            NegativeFeedbackRule(
+                "negative_feedback",
+                settings.alert_negative_feedback,
+                settings.alert_negative_feedback_window_s,
+                settings.alert_negative_feedback_min_count,
+            )
+        )
     return rules
 
 
@@ -588,7 +662,7 @@ def load_rules(path: Path | str) -> tuple[list[Rule], set[str]]:
             if f.minimum is not None and isinstance(value, int | float) and value < f.minimum:
                 raise ConfigError(f"{label}: `{fname}`={value!r}: expected at least {f.minimum:g}")
             kwargs[fname] = value
-        if kind == "error_rate" and kwargs["threshold"] > 1:
+        if kind in ("error_rate", "negative_feedback") and kwargs["threshold"] > 1:
             raise ConfigError(f"{label}: `threshold`={kwargs['threshold']!r}: expected a fraction in [0, 1]")
         if kind == "latency" and kwargs["percentile"] > 100:
             raise ConfigError(f"{label}: `percentile`={kwargs['percentile']!r}: expected a number in [1, 100]")

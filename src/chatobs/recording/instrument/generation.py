@@ -16,6 +16,7 @@ from ...core import semconv
 from ...core.guard import log_limited
 from ...core.json_text import to_json
 from ..light_spans import LightSpan, records_content, start_span
+from ..prompts import attributes_for as prompt_attributes
 from .messages import PARAM_ATTRIBUTES, usage_attributes
 
 _tracer: trace.Tracer | None = None
@@ -122,6 +123,8 @@ class Generation:
                     attrs[semconv.GEN_AI_TOOL_DEFINITIONS] = to_json(tool_definitions)
             if attributes:
                 attrs.update(attributes)
+            if semconv.GEN_AI_PROMPT_NAME not in attrs:
+                attrs.update(prompt_attributes())  # the innermost chatobs.prompt(), if any
         except Exception as exc:  # noqa: BLE001
             log_limited("llm-request", "chatobs: could not record an LLM request: %s", exc)
         self.span: Span = start_span(

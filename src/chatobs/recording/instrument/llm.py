@@ -29,6 +29,7 @@ from opentelemetry.trace import Span
 
 from ...core import semconv
 from ...core.guard import log_limited
+from ..prompts import attributes_for as prompt_attributes
 from ._coexist import SDK_CALL
 from .generation import Generation, capture_enabled
 from .messages import as_mapping, normalize_messages, text_parts
@@ -99,6 +100,7 @@ def _start(
     tools: Any,
     stream: bool,
     params: dict[str, Any],
+    prompt: Any = None,
 ) -> Generation:
     capture = capture_enabled()
     return Generation(
@@ -109,6 +111,7 @@ def _start(
         raw=("generic", (messages, system, tools)) if capture else None,
         stream=stream,
         capture=capture,
+        attributes=prompt_attributes(prompt) if prompt is not None else None,
     )
 
 
@@ -147,6 +150,7 @@ def llm_call(
     system: Any = None,
     tools: Sequence[Any] | None = None,
     stream: bool = False,
+    prompt: Any = None,
     **params: Any,
 ) -> Iterator[LLMCall]:
     """Record an LLM call made with any client (Google, Mistral, a local model, plain HTTP)::
@@ -158,8 +162,9 @@ def llm_call(
     ``messages``: a prompt string or OpenAI-style ``{"role", "content"}`` dicts. ``params``: request parameters
     (``temperature``, ``max_tokens``, ``top_p``, ``top_k``, ``stop``, ``seed``, ...). An exception raised inside marks
     the span failed (``error.type``) and propagates unchanged. For streams call ``call.chunk(text)`` per chunk.
+    ``prompt``: the prompt the call was built from, a name or ``(name, version)`` (see :func:`chatobs.prompt`).
     """
-    gen = _start(provider, model, messages, operation, system, tools, stream, params)
+    gen = _start(provider, model, messages, operation, system, tools, stream, params, prompt)
     call = LLMCall(gen)
     token = gen.activate()
     flag = SDK_CALL.set(True)  # the app records this call itself: the HTTP layer leaves its requests alone
@@ -188,10 +193,11 @@ async def allm_call(
     system: Any = None,
     tools: Sequence[Any] | None = None,
     stream: bool = False,
+    prompt: Any = None,
     **params: Any,
 ) -> AsyncIterator[LLMCall]:
     """Async equivalent of :func:`llm_call` (``async with chatobs.allm_call(...) as call:``)."""
-    gen = _start(provider, model, messages, operation, system, tools, stream, params)
+    gen = _start(provider, model, messages, operation, system, tools, stream, params, prompt)
     call = LLMCall(gen)
     token = gen.activate()
     flag = SDK_CALL.set(True)  # the app records this call itself: the HTTP layer leaves its requests alone

@@ -51,6 +51,8 @@ class ChatObsMiddleware(MiddlewareBase):
         if self._active:
             name = self._trace_header_name
             self._trace_header = name.lower().encode("latin-1") if name else b""
+            token_name = self._token_header_name
+            self._token_header = token_name.lower().encode("latin-1") if token_name else b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._active:
@@ -86,6 +88,8 @@ class ChatObsMiddleware(MiddlewareBase):
 
         trace_header = self._trace_header
         trace_id = (request.trace_id or "").encode("latin-1")
+        token_header = self._token_header
+        feedback_token = (request.feedback_token or "").encode("latin-1")
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -94,6 +98,8 @@ class ChatObsMiddleware(MiddlewareBase):
                     if trace_header and trace_id:
                         headers = list(message.get("headers", ()))
                         headers.append((trace_header, trace_id))
+                        if token_header and feedback_token:
+                            headers.append((token_header, feedback_token))
                         message["headers"] = headers
                 except Exception as exc:  # noqa: BLE001
                     log_limited("asgi-send", "chatobs: could not annotate the response: %s", exc)

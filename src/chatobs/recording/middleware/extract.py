@@ -182,3 +182,4 @@ class MiddlewareBase:
         self._ids = IdentityReader(s, self.extractors)
         self._max_body: int = s.max_body_bytes
         self._trace_header_name: str = s.trace_id_header
+        self._token_header_name: str = s.feedback_token_header

@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ...core import semconv
 from ...core.chat_scope import ChatScope, context_with_scope, identity_attributes, with_request_span
+from ..feedback.token import safe_token_for
 from ..light_spans import start_span
 from ..tracer import get_tracer
 from . import chat_turns, tracecontext
@@ -25,7 +26,7 @@ from .extract import RequestInfo, captured_headers
 class RequestSpan:
     """Start with :meth:`open`; finish with :meth:`close` (exactly once, from the same context)."""
 
-    __slots__ = ("owned", "scope", "span", "token", "trace_id")
+    __slots__ = ("feedback_token", "owned", "scope", "span", "token", "trace_id")
 
     def __init__(self) -> None:
         self.span: trace.Span | None = None
@@ -33,6 +34,7 @@ class RequestSpan:
         self.token: object | None = None
         self.trace_id: str | None = None
         self.scope: ChatScope | None = None
+        self.feedback_token: str | None = None  # sent beside the trace ID: what the feedback route asks for
 
     def open(
         self,
@@ -107,6 +109,8 @@ class RequestSpan:
         ctx = with_request_span(span, context_with_scope(self.scope, ctx, propagate_identity=False))
         self.span = span
         self.token = otel_context.attach(ctx)
+        if chat_turn and self.trace_id and settings.feedback_token_header:
+            self.feedback_token = safe_token_for(settings, span, self.scope.user_id)
 
     def set_status(self, status_code: int) -> None:
         span = self.span

@@ -36,6 +36,7 @@ class ChatObsWSGIMiddleware(MiddlewareBase):
     def __post_init__(self) -> None:
         self._configure()
         self._trace_header = self._trace_header_name if self._active else ""
+        self._token_header = self._token_header_name if self._active else ""
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not self._active or self._paths.excluded(environ.get("PATH_INFO", "")):
@@ -49,12 +50,15 @@ class ChatObsWSGIMiddleware(MiddlewareBase):
             return self.app(environ, start_response)
 
         trace_header, trace_id = self._trace_header, request.trace_id
+        token_header, feedback_token = self._token_header, request.feedback_token
 
         def start_response_wrapper(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             try:
                 request.set_status(int(status.split(" ", 1)[0]))
                 if trace_header and trace_id:
                     headers = [*headers, (trace_header, trace_id)]
+                    if token_header and feedback_token:
+                        headers.append((token_header, feedback_token))
             except Exception as exc:  # noqa: BLE001
                 log_limited("wsgi-start-response", "chatobs: could not annotate the response: %s", exc)
             return (

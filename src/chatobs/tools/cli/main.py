@@ -36,6 +36,14 @@ def _add_common(p: argparse.ArgumentParser, *, filters: bool = False, window: bo
         p.add_argument(
             "--status", choices=("ok", "error"), help="only traces with (error) or without (ok) failed spans"
         )
+        p.add_argument(
+            "--feedback",
+            choices=("any", "negative", "positive", "none"),
+            help="only traces with any user feedback, a negative rating, only positive ones, or none",
+        )
+        p.add_argument(
+            "--negative", action="store_true", help="only traces with negative feedback (--feedback negative)"
+        )
     if filters or window:
         p.add_argument("--since", help="start of the window: 30m, 2h, 7d or an ISO time")
         p.add_argument("--until", help="end of the window: same forms as --since")

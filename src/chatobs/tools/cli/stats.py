@@ -64,6 +64,23 @@ def cmd_stats(args: argparse.Namespace) -> int:
         ("COST", "cost_usd", fmt_cost),
     ]
     section("Tokens and cost by model", s["usage_by_model"], [("MODEL", "key", ident), *usage])
+    section(
+        "By model and prompt version (turns with LLM calls; feedback on those turns)",
+        s["by_prompt_version"],
+        [
+            ("MODEL", "model", ident),
+            ("PROMPT", "prompt", ident),
+            ("VERSION", "version", ident),
+            ("TURNS", "turns", ident),
+            ("FEEDBACK", "feedback", ident),
+            ("NEGATIVE", "negative", ident),
+            ("MEAN SCORE", "mean_score", ident),
+            ("COST", "cost_usd", fmt_cost),
+            ("P50", "p50_ms", fmt_ms),
+            ("P95", "p95_ms", fmt_ms),
+        ],
+        right_from=3,
+    )
     section("Tokens and cost by user", s["usage_by_user"], [("USER", "key", ident), *usage])
     section("Tokens and cost by conversation", s["usage_by_conversation"], [("CONVERSATION", "key", ident), *usage])
     section("Tokens and cost by day (UTC)", s["usage_by_day"], [("DAY", "key", ident), *usage])

@@ -57,6 +57,7 @@ def filters_from(args: argparse.Namespace):
         model=getattr(args, "model", None),
         tool=getattr(args, "tool", None),
         status=getattr(args, "status", None),
+        feedback="negative" if getattr(args, "negative", False) else getattr(args, "feedback", None),
         since_ns=since,
         until_ns=until,
     )

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .output import clip, fmt_cost, fmt_int, fmt_ms, fmt_time, print_json, table
 from .store import CliError, filters_from, open_store
+
+
+def _feedback_cell(ratings: list[dict[str, Any]]) -> str:
+    """``-``, or the ratings as +/- marks (thumbs up/down, a category) and numbers, e.g. ``- 4.0``."""
+    if not ratings:
+        return "-"
+    marks = []
+    for r in ratings:
+        if r["kind"] == "numeric":
+            marks.append(f"{r['value']:g}")
+        else:
+            marks.append("-" if r["negative"] else "+" if r["kind"] == "boolean" else str(r["label"]))
+    return " ".join(marks)
 
 
 # --- traces ---------------------------------------------------------------------------------------------------------
@@ -38,6 +52,7 @@ def cmd_traces(args: argparse.Namespace) -> int:
                     else "-",
                     fmt_cost(r["cost_usd"]),
                     r["status"],
+                    _feedback_cell(r.get("feedback") or []),
                 ]
                 for r in rows
             ],
@@ -54,6 +69,7 @@ def cmd_traces(args: argparse.Namespace) -> int:
                 "TOKENS",
                 "COST",
                 "STATUS",
+                "FEEDBACK",
             ],
             right=(5, 6, 7, 8, 9, 10),
             max_width=32,
@@ -139,4 +155,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             for key, text in span_content(s):
                 shown = text if args.full else clip(text, 160)
                 print(f"{pad}{key}: {shown}")
+    if trace.get("feedback"):
+        print("\nFeedback")
+        for r in trace["feedback"]:
+            value = f"{r['value']:g}" if r["kind"] == "numeric" else r["label"]
+            who = f" by {r['user_id']}" if r["user_id"] else ""
+            comment = f": {clip(r['comment'], 160)}" if r["comment"] else ""
+            print(f"  {fmt_time(r['created_ns'])}  {r['name']} = {value}{who}{comment}")
     return 0

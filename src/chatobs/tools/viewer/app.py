@@ -118,6 +118,7 @@ def build_app(db_path: Path, token: str | None) -> ASGIApp:
     def filters(request: Request) -> queries.Filters:
         q = request.query_params
         status = q.get("status") if q.get("status") in ("ok", "error") else None
+        rated = q.get("feedback") if q.get("feedback") in ("any", "negative", "positive", "none") else None
         try:
             since = queries.parse_time(q.get("since"))
             until = queries.parse_time(q.get("until"))
@@ -129,6 +130,7 @@ def build_app(db_path: Path, token: str | None) -> ASGIApp:
             model=q.get("model") or None,
             tool=q.get("tool") or None,
             status=status,
+            feedback=rated,
             since_ns=since,
             until_ns=until,
         )

@@ -55,6 +55,19 @@ function idLink(kind, id) { return "#/" + kind + "/" + encodeURIComponent(id); }
 function go(hash) { location.hash = hash; }
 function empty(text) { return el("div", { class: "empty" }, text); }
 function badge(status) { return el("span", { class: "badge " + (status === "error" ? "error" : "ok") }, status || "ok"); }
+// A trace's ratings as small chips: thumbs (👍/👎), a category, a number; negative ones marked, comment on hover.
+function ratings(list) {
+  if (!list || !list.length) return "-";
+  return el("span", { class: "ratings" }, list.map(r => el("span", {
+    class: "rating" + (r.negative ? " negative" : ""), dataset: { name: r.name },
+    title: r.name + (r.user_id ? " by " + r.user_id : "") + (r.comment ? ": " + r.comment : ""),
+  }, r.kind === "boolean" ? (r.negative ? "👎" : "👍") : r.kind === "numeric" ? r.name + " " + r.value : r.label)));
+}
+function feedbackList(list) {
+  return (list || []).map(r => el("div", { class: "feedback-item" + (r.negative ? " negative" : "") },
+    ratings([r]), " ", el("span", { class: "muted" }, r.name + " · " + fmt.time(r.created_ns) + (r.user_id ? " · " + r.user_id : "")),
+    r.comment ? el("div", { class: "comment" }, r.comment) : null));
+}
 function typeTag(t) { return el("span", { class: "type t-" + (t || "other") }, t || "other"); }
 
 function grid(headers, rows, onRow) {
@@ -76,6 +89,7 @@ async function viewConversations() {
       { label: "Tokens", num: true, get: r => fmt.int((r.input_tokens || 0) + (r.output_tokens || 0)) },
       { label: "Cost", num: true, get: r => fmt.cost(r.cost_usd) },
       { label: "Errors", num: true, get: r => fmt.int(r.errors) },
+      { label: "Feedback", num: true, get: r => r.feedback ? el("span", { class: r.negative_feedback ? "rating negative" : "rating" }, r.feedback + (r.negative_feedback ? " (" + r.negative_feedback + " negative)" : "")) : "-" },
     ], rows, r => go(idLink("c", r.conversation_id))) : empty("No conversations in this window. Traces without a conversation ID are under Traces."));
 }
 
@@ -87,19 +101,23 @@ async function viewConversation(cid) {
       el("div", { class: "meta" },
         el("span", {}, "Turn " + (i + 1)), el("span", {}, fmt.time(t.start_ns)), el("span", {}, fmt.ms(t.duration_ms)),
         el("span", {}, fmt.int((t.input_tokens || 0) + (t.output_tokens || 0)) + " tokens"), el("span", {}, fmt.cost(t.cost_usd)),
-        badge(t.status), el("a", { href: idLink("t", t.trace_id) }, "open trace →")),
+        badge(t.status), ratings(t.feedback), el("a", { href: idLink("t", t.trace_id) }, "open trace →")),
       t.input !== null && t.input !== undefined && t.input !== "" ? el("div", { class: "bubble user" }, fmt.text(t.input)) : null,
       t.output !== null && t.output !== undefined && t.output !== "" ? el("div", { class: "bubble assistant" }, fmt.text(t.output)) : null,
+      (t.feedback || []).some(r => r.comment) ? feedbackList(t.feedback.filter(r => r.comment)) : null,
     )) : empty("No turns stored for this conversation."));
 }
 
 // --- traces --------------------------------------------------------------------------------------------------------
 async function viewTraces(params) {
-  const filters = { since: since(), user: params.get("user"), conversation: params.get("conversation"), model: params.get("model"), tool: params.get("tool"), status: params.get("status") };
+  const filters = { since: since(), user: params.get("user"), conversation: params.get("conversation"), model: params.get("model"), tool: params.get("tool"), status: params.get("status"), feedback: params.get("feedback") };
   const rows = await api("traces", filters);
   const status = el("select", { id: "status-filter" }, ["", "ok", "error"].map(s => { const o = el("option", { value: s }, s || "any status"); o.selected = s === (filters.status || ""); return o; }));
   status.addEventListener("change", () => { const p = new URLSearchParams(params); status.value ? p.set("status", status.value) : p.delete("status"); go("#/traces?" + p); });
-  render(el("h1", {}, "Traces"), el("div", { class: "filters" }, status),
+  const rated = el("select", { id: "feedback-filter" }, [["", "any feedback or none"], ["any", "with feedback"], ["negative", "negative feedback"], ["positive", "only positive feedback"], ["none", "no feedback"]]
+    .map(([v, label]) => { const o = el("option", { value: v }, label); o.selected = v === (filters.feedback || ""); return o; }));
+  rated.addEventListener("change", () => { const p = new URLSearchParams(params); rated.value ? p.set("feedback", rated.value) : p.delete("feedback"); go("#/traces?" + p); });
+  render(el("h1", {}, "Traces"), el("div", { class: "filters" }, status, rated),
     rows.length ? grid([
       { label: "Time", get: r => fmt.time(r.start_ns) },
       { label: "Route", get: r => r.route || r.name },
@@ -112,6 +130,7 @@ async function viewTraces(params) {
       { label: "Tokens", num: true, get: r => fmt.int((r.input_tokens || 0) + (r.output_tokens || 0)) },
       { label: "Cost", num: true, get: r => fmt.cost(r.cost_usd) },
       { label: "Status", get: r => badge(r.status) },
+      { label: "Feedback", get: r => ratings(r.feedback) },
     ], rows, r => go(idLink("t", r.trace_id))) : empty("No traces in this window."));
 }
 
@@ -166,6 +185,7 @@ async function viewTrace(tid) {
        ["Tokens in / out", fmt.int(t.input_tokens || 0) + " / " + fmt.int(t.output_tokens || 0)], ["Cost", fmt.cost(t.cost_usd)]]
         .map(([k, v]) => el("div", { class: "card" }, el("div", { class: "v" }, String(v)), el("div", { class: "k" }, k)))),
     el("div", { class: "legend" }, ids.map(([k, v, link]) => el("span", {}, k + ": ", link ? el("a", { href: idLink(link, v) }, v) : v))),
+    t.feedback && t.feedback.length ? el("div", { class: "feedback", id: "trace-feedback" }, el("h2", {}, "Feedback"), feedbackList(t.feedback)) : null,
     el("div", { class: "legend" }, ["request", "llm", "tool", "mcp", "agent", "other"].map(x => el("span", {}, typeTag(x)))),
     el("div", { class: "trace-layout" }, el("div", { class: "timeline", id: "timeline" }, rows), detailsHolder));
   const first = t.spans.findIndex(s => s.span_type === "llm");
@@ -220,6 +240,13 @@ async function viewStats() {
       hbars("Most active conversations", s.active_conversations, r => r.key, r => r.turns, r => r.turns + " turns"),
       hbars("Most active users", s.active_users, r => r.key, r => r.turns, r => r.turns + " turns"),
     ),
+    el("h2", {}, "By model and prompt version"),
+    s.by_prompt_version && s.by_prompt_version.length ? grid([
+      { label: "Model", get: r => r.model }, { label: "Prompt", get: r => r.prompt }, { label: "Version", get: r => r.version },
+      { label: "Turns", num: true, get: r => fmt.int(r.turns) }, { label: "Feedback", num: true, get: r => fmt.int(r.feedback) },
+      { label: "Negative", num: true, get: r => fmt.int(r.negative) }, { label: "Mean score", num: true, get: r => r.mean_score === null ? "-" : String(r.mean_score) },
+      { label: "Cost", num: true, get: r => fmt.cost(r.cost_usd) }, { label: "P50", num: true, get: r => fmt.ms(r.p50_ms) },
+      { label: "P95", num: true, get: r => fmt.ms(r.p95_ms) }], s.by_prompt_version) : empty("No LLM calls."),
     el("h2", {}, "Slowest tool calls"),
     s.slowest_tool_calls.length ? grid([
       { label: "Tool", get: r => r.tool }, { label: "Server", get: r => r.server }, { label: "Duration", num: true, get: r => fmt.ms(r.duration_ms) },
