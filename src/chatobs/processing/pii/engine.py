@@ -7,6 +7,7 @@ Engines are built once per configuration and shared (Presidio's engines are thre
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
@@ -226,6 +227,11 @@ _CARD = r"\b(?:4\d{3}|5\d{3}|2[2-7]\d{2}|2131|1800|3[47]\d{2}|3[068]\d{2}|35\d{2
 
 _ETH = r"\b0x[a-fA-F0-9]{40}\b"
 
+# libphonenumber's findings score this, below any sane threshold unless a context word lifts them.
+LIBPHONE_SCORE = 0.3
+# Set by PiiEngine.analyze for the duration of one call; True outside it (the recognizer then always runs).
+_LIBPHONE_NEEDED: contextvars.ContextVar[bool] = contextvars.ContextVar("chatobs_libphone_needed", default=True)
+
 _PHONE_CONTEXT = [
     "phone",
     "call",
@@ -276,7 +282,14 @@ class _Recognizers:
             class ContextPhoneRecognizer(PhoneRecognizer):
                 # libphonenumber also accepts bare digit runs (IDs, timestamps in code); below the threshold unless
                 # a context word ("phone", "call") is near. The separated forms are matched by the patterns below.
-                SCORE = 0.3
+                SCORE = LIBPHONE_SCORE
+
+                def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+                    # Its matcher is the dearest recognizer (one pass per region); PiiEngine says when none of its
+                    # findings could reach the threshold (no context word anywhere), and then it is not run.
+                    if not _LIBPHONE_NEEDED.get():
+                        return []
+                    return super().analyze(text, entities, nlp_artifacts)
 
             recs.append(ContextPhoneRecognizer(context=_PHONE_CONTEXT, leniency=1))
             recs.append(
@@ -432,6 +445,27 @@ def _words_engine(tokenize: bool) -> Any:
 
     from .words import words  # needs ``regex``, which comes with presidio-analyzer
 
+    class LazyArtifacts(NlpArtifacts):
+        """Splits the text into words only when something reads them: Presidio reads them only to enhance a finding
+        by context, and most texts have no finding; the pattern recognizers never look at them."""
+
+        def __init__(self, text: str, engine: Any, language: str) -> None:  # no super(): it would split eagerly
+            self._text = text
+            self.entities = []
+            self.scores = []
+            self.nlp_engine = engine
+            self.language = language
+
+        def __getattr__(self, name: str) -> Any:
+            if name not in ("tokens", "tokens_indices", "lemmas", "keywords"):
+                raise AttributeError(name)
+            found = list(words(self._text)) if tokenize else []
+            self.tokens = [w for _, w in found]  # type: ignore[assignment]  # presidio reads it as a sequence only
+            self.tokens_indices = [i for i, _ in found]
+            self.lemmas = [w.lower() for _, w in found]
+            self.keywords = self.set_keywords(self.nlp_engine, self.lemmas, self.language)
+            return getattr(self, name)
+
     class WordsNlpEngine(NlpEngine):
         def __init__(self) -> None:
             self.nlp: dict[str, None] | None = None
@@ -443,16 +477,7 @@ def _words_engine(tokenize: bool) -> Any:
             return self.nlp is not None
 
         def process_text(self, text: str, language: str) -> Any:
-            found = list(words(text)) if tokenize else []
-            return NlpArtifacts(
-                entities=[],
-                tokens=[w for _, w in found],  # type: ignore[arg-type]  # presidio reads tokens as a sequence only
-                tokens_indices=[i for i, _ in found],
-                lemmas=[w.lower() for _, w in found],
-                nlp_engine=self,
-                language=language,
-                scores=[],
-            )
+            return LazyArtifacts(text, self, language)
 
         def process_batch(
             self,
@@ -542,7 +567,8 @@ _STOP = frozenset(
 # --- the engine ------------------------------------------------------------------------------------------------------
 
 # Cheap necessary conditions per entity: a text matching none of the enabled ones cannot hold that entity, so
-# Presidio is skipped for it. Measured in benchmarks/bench_privacy.py to cost no recall.
+# Presidio is skipped for it, and a text matching some runs only those entities' recognizers. Measured in
+# benchmarks/bench_privacy.py to cost no recall.
 _TRIGGERS: dict[str, str] = {
     "EMAIL_ADDRESS": r"@",
     "PHONE_NUMBER": r"\d(?:\D{0,3}\d){5}",
@@ -553,6 +579,9 @@ _TRIGGERS: dict[str, str] = {
     "CRYPTO": r"(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25}|0x[0-9a-fA-F]{40}",
     "STREET_ADDRESS": r"\d[A-Za-z]?\s+(?:[NSEW]\.?\s+)?[A-Z][a-z]|[A-Z][a-z]+,\s[A-Z]{2}\s\d{5}",
 }
+# Presidio's context enhancer matches a context word as a substring of a word's lemma (the lower-cased word), so a
+# lower-cased text without any of these cannot lift a libphonenumber finding over the threshold.
+_PHONE_CONTEXT_RE = re.compile("|".join(map(re.escape, _PHONE_CONTEXT)))
 
 
 def precheck_pattern(cfg: PiiConfig) -> re.Pattern[str] | None:
@@ -566,6 +595,17 @@ def precheck_pattern(cfg: PiiConfig) -> re.Pattern[str] | None:
     return re.compile("|".join(t for t in triggers if t))
 
 
+def entity_gates(cfg: PiiConfig) -> list[tuple[str, re.Pattern[str] | None]]:
+    """(entity, trigger) for each enabled entity; ``None`` where every text must be analyzed for it (no trigger,
+    pre-check off, or an entity a custom recognizer also finds, whose matches the trigger does not know)."""
+    custom = set(_custom_entities(cfg.recognizers_file)) if cfg.recognizers_file else set()
+    out: list[tuple[str, re.Pattern[str] | None]] = []
+    for entity in cfg.entities:
+        trigger = _TRIGGERS.get(entity) if cfg.precheck and entity not in custom else None
+        out.append((entity, re.compile(trigger) if trigger else None))
+    return out
+
+
 def _hashed(entity: str, key: str, value: str) -> str:
     return f"<{entity}:{keyed_hash(key, value)}>"
 
@@ -577,8 +617,9 @@ class PiiEngine:
         self.cfg = cfg
         self.analyzer = _analyzer(cfg)
         self.allow = list(dict.fromkeys(_DEFAULT_ALLOW + cfg.allow_list))
-        self._entities = list(cfg.entities)
-        self._gate = precheck_pattern(cfg)
+        self._gates = entity_gates(cfg)
+        # libphonenumber can be skipped only where its bare score cannot pass the threshold on its own.
+        self._libphone_gated = cfg.precheck and cfg.score_threshold > LIBPHONE_SCORE
         per = dict(cfg.operators)
         self._operators = {e: self._operator(per.get(e, cfg.default_operator), e) for e in set(cfg.entities) | set(per)}
         self._default = self._operator(cfg.default_operator, "PII")
@@ -599,23 +640,40 @@ class PiiEngine:
     def _replacement(self, entity_type: str, value: str) -> str:
         return self._operators.get(entity_type, self._default)(value)
 
+    def entities_for(self, text: str) -> list[str]:
+        """The enabled entities this text may hold (those whose trigger it matches); empty: nothing to analyze."""
+        return [e for e, gate in self._gates if gate is None or gate.search(text) is not None]
+
     def might_contain(self, text: str) -> bool:
-        return self._gate is None or self._gate.search(text) is not None
+        return bool(self.entities_for(text))
 
     def analyze(self, text: str, context: list[str] | None = None) -> list[Any]:
-        return self.analyzer.analyze(
-            text=text,
-            language="en",
-            entities=self._entities,
-            score_threshold=self.cfg.score_threshold,
-            allow_list=self.allow,
-            context=context or None,
+        entities = self.entities_for(text)
+        if not entities:
+            return []
+        need_libphone = (
+            not self._libphone_gated
+            or bool(context)
+            or "PHONE_NUMBER" not in entities
+            or _PHONE_CONTEXT_RE.search(text.lower()) is not None
         )
+        token = _LIBPHONE_NEEDED.set(need_libphone)
+        try:
+            return self.analyzer.analyze(
+                text=text,
+                language="en",
+                entities=entities,
+                score_threshold=self.cfg.score_threshold,
+                allow_list=self.allow,
+                context=context or None,
+            )
+        finally:
+            _LIBPHONE_NEEDED.reset(token)
 
     def mask(self, text: str, context: str | None = None) -> str:
-        if not text or not self.might_contain(text):
+        if not text:
             return text
-        results = self.analyze(text, [context] if context else None)
+        results = self.analyze(text, [context] if context else None)  # [] at once when no trigger matches
         if not results:
             return text
         return replace_entities(text, results, self._replacement)
@@ -655,15 +713,43 @@ def _analyzer(cfg: PiiConfig) -> Any:
             return found
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 
+    memo: dict[tuple[Any, ...], list[Any]] = {}
+
+    class ChatRegistry(RecognizerRegistry):
+        """Remembers the recognizers per requested entity set: Presidio filters the whole registry on every call,
+        and chatobs asks for a handful of distinct sets, never adding recognizers after the build."""
+
+        def get_recognizers(
+            self,
+            language: str,
+            entities: list[str] | None = None,
+            all_fields: bool = False,
+            ad_hoc_recognizers: list[Any] | None = None,
+        ) -> list[Any]:
+            if ad_hoc_recognizers or all_fields or not entities:
+                return super().get_recognizers(language, entities, all_fields, ad_hoc_recognizers)
+            key = (language, tuple(entities), len(self.recognizers))  # type: ignore[arg-type]  # a list
+            found = memo.get(key)
+            if found is None:
+                found = memo[key] = super().get_recognizers(language, entities, all_fields, ad_hoc_recognizers)
+            return list(found)
+
+    class ChatAnalyzer(AnalyzerEngine):
+        def _enhance_using_context(self, text: str, raw_results: list[Any], *args: Any, **kwargs: Any) -> list[Any]:
+            # Nothing found, nothing to enhance; this also spares the word split (the artifacts are lazy).
+            if not raw_results:
+                return raw_results
+            return super()._enhance_using_context(text, raw_results, *args, **kwargs)
+
     nlp = _nlp_engine(cfg)
-    registry = RecognizerRegistry(supported_languages=["en"])
+    registry = ChatRegistry(supported_languages=["en"])
     for rec in _Recognizers.build(cfg):
         registry.add_recognizer(rec)
     if cfg.mode == "ner":
         from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
         registry.add_recognizer(SpacyRecognizer(supported_entities=list(NER_ENTITIES)))
-    built = AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
+    built = ChatAnalyzer(registry=registry, nlp_engine=nlp, supported_languages=["en"])
     with _ENGINES_LOCK:
         return _ANALYZERS.setdefault(key, built)
 
