@@ -206,3 +206,7 @@ def test_two_turns_of_one_chat(openwebui: dict[str, Any]) -> None:
         )
     assert "title" in {s["attributes"].get("openwebui.task") for s in traces[0]["spans"]}
     assert traces[0]["trace_id"] != traces[1]["trace_id"]
+    # Only the turns became traces: not the sign-up, the model list, the chat's creation or socket.io.
+    with connect(openwebui["db"], readonly=True) as conn:
+        routes = {t["route"] for t in queries.list_traces(conn, limit=100)}
+    assert routes == {"/api/chat/completions"}, routes

@@ -191,6 +191,38 @@ async def test_chat_routes_and_trace_all_routes_settings(make_capture: Any) -> N
     assert [s.name for s in cap.spans() if s.kind == trace.SpanKind.SERVER] == ["GET /"]
 
 
+async def test_a_framework_integration_narrows_the_default_chat_routes(make_capture: Any) -> None:
+    # Open WebUI itself runs in `make e2e` (tests/e2e/test_openwebui.py asserts no trace beyond its turns); here its
+    # integration patches a stand-in `open_webui.main` holding only a FastAPI app, as it patches the real one.
+    import types
+
+    from chatobs.recording.instrument import openwebui
+
+    main = types.ModuleType("open_webui.main")
+    main.app = fastapi_app()  # type: ignore[attr-defined]
+    cap = make_capture()
+    try:
+        openwebui._patch_main(main)
+        async with client(main.app) as c:  # type: ignore[attr-defined]
+            await chat_turn(c)  # POST /api/chat: a chat turn under `POST *`, not one of Open WebUI's
+            r = await c.post("/api/chat/completions", json={"message": "hi"})
+        assert r.status_code == 404  # the stand-in has no such endpoint; the request is still a turn
+        server = [s.attributes.get(semconv.URL_PATH) for s in cap.spans() if s.kind == trace.SpanKind.SERVER]
+        assert server == ["/api/chat/completions"]
+        # A CHATOBS_CHAT_ROUTES the user set wins over the framework's.
+        cap = make_capture(chat_routes="POST /api/chat")
+        async with client(fastapi_app()) as c:
+            await chat_turn(c)
+            await c.post("/api/chat/completions", json={"message": "hi"})
+        assert [s.name for s in cap.spans() if s.kind == trace.SpanKind.SERVER] == ["POST /api/chat"]
+    finally:
+        openwebui.uninstrument()
+    cap = make_capture()  # and without the framework, the default `POST *` again
+    async with client(fastapi_app()) as c:
+        await chat_turn(c)
+    assert [s.name for s in cap.spans() if s.kind == trace.SpanKind.SERVER] == ["POST /api/chat"]
+
+
 async def test_non_chat_route_called_from_a_sampled_upstream_trace_joins_it(capture: Any) -> None:
     tid = "12345678901234567890123456789012"
     async with client(fastapi_app()) as c:

@@ -34,7 +34,7 @@ class RequestSettings(BaseSettings):
     chat_routes: CSV = env_field(
         "CHATOBS_CHAT_ROUTES",
         default=["POST *", "WS *"],
-        doc="Requests that are chat turns and become traces, comma separated: `METHOD /path` or `/path` (any method), a trailing `*` matches a prefix, `*` alone every path; `WS /path`: each message received on that websocket is a turn. Other requests are counted in metrics but not stored or exported (see docs/middleware.md).",
+        doc="Requests that are chat turns and become traces, comma separated: `METHOD /path` or `/path` (any method), a trailing `*` matches a prefix, `*` alone every path; `WS /path`: each message received on that websocket is a turn. Other requests are counted in metrics but not stored or exported (see docs/middleware.md). Left unset, a framework integration that knows its chat endpoints uses those instead (Open WebUI: its completion endpoints; docs/integrations.md).",
         example="POST /api/chat*,POST /gradio_api/queue/join,GET /api/chat/stream",
     )
     trace_all_routes: bool = env_field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["ChatRoutes", "PathFilter", "parse_route", "server_span_request"]
+__all__ = ["ChatRoutes", "PathFilter", "chat_routes_for", "parse_route", "server_span_request", "set_framework_routes"]
 
 
 class PathFilter:
@@ -43,10 +43,12 @@ def parse_route(entry: str) -> tuple[str, str]:
 
 class ChatRoutes:
     """``CHATOBS_CHAT_ROUTES``: the requests that are chat turns. ``None`` patterns (``CHATOBS_TRACE_ALL_ROUTES``):
-    every request is one."""
+    every request is one. ``defaulted``: the user left the setting at its default, so a framework integration that
+    knows its own chat endpoints (:func:`set_framework_routes`) decides instead."""
 
-    def __init__(self, entries: Sequence[str] | None) -> None:
+    def __init__(self, entries: Sequence[str] | None, *, defaulted: bool = False) -> None:
         self.all = entries is None
+        self.defaulted = defaulted and not self.all
         by_method: dict[str, list[str]] = {}
         for method, path in (parse_route(e) for e in entries or ()):
             by_method.setdefault(method, []).append(path)  # a bare "*" is the empty prefix: every path
@@ -55,11 +57,33 @@ class ChatRoutes:
     def is_chat(self, method: str, path: str) -> bool:
         if self.all:
             return True
+        if self.defaulted and _framework_routes is not None:
+            return _framework_routes.is_chat(method, path)
         for key in (method.upper(), "*"):
             rule = self._rules.get(key)
             if rule is not None and rule.excluded(path):
                 return True
         return False
+
+
+# Set by a framework integration when the framework is imported (Open WebUI: its completion endpoints). Module-level
+# because the middleware and the head sampler are built before the framework is, and must both follow it.
+_framework_routes: ChatRoutes | None = None
+
+
+def set_framework_routes(entries: Sequence[str] | None) -> None:
+    """The chat routes of the framework this process serves, used wherever ``CHATOBS_CHAT_ROUTES`` was not set
+    (``None``: back to the setting's default)."""
+    global _framework_routes
+    _framework_routes = ChatRoutes(entries) if entries is not None else None
+
+
+def chat_routes_for(settings: Any) -> ChatRoutes | None:
+    """The chat routes a settings object asks for (``None`` with ``CHATOBS_TRACE_ALL_ROUTES``): one rule for the
+    middleware and the sampler. A setting given in the environment or to ``init()`` is in ``model_fields_set``."""
+    if settings.trace_all_routes:
+        return None
+    return ChatRoutes(settings.chat_routes, defaulted="chat_routes" not in settings.model_fields_set)
 
 
 def server_span_request(attributes: Mapping[str, Any] | None) -> tuple[str | None, str | None]:

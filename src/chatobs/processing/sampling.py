@@ -38,7 +38,7 @@ from opentelemetry.util.types import Attributes
 
 from ..core import semconv
 from ..core.chat_scope import current, scope_from_baggage
-from ..core.routes import ChatRoutes, PathFilter, server_span_request
+from ..core.routes import ChatRoutes, PathFilter, chat_routes_for, server_span_request
 from ..core.spans import trace_id_hex
 from ..core.stats import STATS, PipelineStats
 from .tail import TailBuffer, TailRules
@@ -260,7 +260,7 @@ class ChatSampler(Sampler):
 
 
 def build_sampler(settings: Settings) -> Sampler:
-    routes = None if settings.trace_all_routes else ChatRoutes(settings.chat_routes)
+    routes = chat_routes_for(settings)
     return ChatSampler(head_policy(settings), PathFilter(settings.exclude_paths), routes)
 
 

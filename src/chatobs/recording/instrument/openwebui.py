@@ -3,6 +3,7 @@
 Open WebUI is an app users run, not write (``open-webui serve``), so nothing here needs its code changed: when
 ``open_webui.main`` is imported (``chatobs run open-webui serve`` makes that call ``init()``), chatobs
 
+- traces only its chat turns (``CHAT_ROUTES``) unless ``CHATOBS_CHAT_ROUTES`` is set;
 - adds :class:`~chatobs.ChatObsMiddleware` to its FastAPI app, with an extractor reading the chat (``chat_id``), the
   message being generated (``id``) and the user message it answers (``user_message.id``) from the request body, and
   the user from Open WebUI's own session token, checked with Open WebUI's ``decode_token`` (its secret, its rules);
@@ -33,6 +34,7 @@ from opentelemetry import trace
 
 from ...core.chat_scope import ChatScope, context_with_scope, current, identity_attributes, request_span
 from ...core.guard import log_limited
+from ...core.routes import set_framework_routes
 from ..light_spans import start_span
 from ..middleware import chat_turns
 from .stainless import cancel_when_imported, when_imported
@@ -47,6 +49,9 @@ _TASKS = "open_webui.utils.middleware"
 _MARK = "__chatobs_original__"
 # Open WebUI's generations that run after the reply, in the turn's task (utils/middleware.py imports them by name).
 _BACKGROUND = ("generate_title", "generate_chat_tags", "generate_follow_ups")
+# Its chat turns, where CHATOBS_CHAT_ROUTES is left at its default: `POST *` would make a trace of every sign-in,
+# settings change and upload. The OpenAI-compatible path is the same endpoint, under /api/v1.
+CHAT_ROUTES = ("POST /api/chat/completions", "POST /api/v1/chat/completions")
 _MAX_TOKEN = 8192  # a longer "token" is not a session JWT: not decoded (a bound on what a header can cost)
 
 OPENWEBUI_TASK = "openwebui.task"
@@ -68,6 +73,7 @@ def instrument(settings: Settings) -> bool:
 
 def uninstrument() -> None:
     cancel_when_imported(_MAIN)
+    set_framework_routes(None)
     main, chats, tasks = (sys.modules.get(m) for m in (_MAIN, _CHATS, _TASKS))
     if main is not None:
         _restore(main, "process_chat_payload")
@@ -89,6 +95,7 @@ def _restore(owner: Any, name: str) -> None:
 def _patch_main(main: Any) -> None:
     from ..middleware.asgi import ChatObsMiddleware
 
+    set_framework_routes(CHAT_ROUTES)
     app = main.app
     if not any(getattr(m, "cls", None) is ChatObsMiddleware for m in app.user_middleware):
         try:

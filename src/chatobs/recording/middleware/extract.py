@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.guard import log_limited
-from ...core.routes import ChatRoutes, PathFilter
+from ...core.routes import ChatRoutes, PathFilter, chat_routes_for
 
 logger = logging.getLogger("chatobs")
 
@@ -178,7 +178,7 @@ class MiddlewareBase:
         if not self._active:
             return
         self._paths = PathFilter(s.exclude_paths)
-        self._routes = ChatRoutes(None if s.trace_all_routes else s.chat_routes)
+        self._routes = chat_routes_for(s) or ChatRoutes(None)
         self._ids = IdentityReader(s, self.extractors)
         self._max_body: int = s.max_body_bytes
         self._trace_header_name: str = s.trace_id_header
