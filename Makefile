@@ -48,7 +48,8 @@ $(E2E_STAMP): requirements-e2e.lock
 	touch $(E2E_STAMP)
 
 # Open WebUI 0.12 too (a large install: about 2 minutes and 2.5 GB here). torch goes first so pip takes the CPU
-# build and never CUDA; the lock is Open WebUI and chatobs[all] resolved together, so `pip check` proves they agree.
+# build and never CUDA; the lock is Open WebUI and chatobs[all] resolved together, then chatobs[all] goes in as a user
+# installs it (with its dependencies, no constraints), so `pip check` proves it leaves Open WebUI's pins alone.
 OWUI_VENV := .e2e-owui-venv
 OWUI_STAMP := $(OWUI_VENV)/.installed
 
@@ -56,7 +57,7 @@ $(OWUI_STAMP): requirements-e2e-openwebui.lock pyproject.toml
 	test -x $(OWUI_VENV)/bin/python || $(PYTHON) -m venv $(OWUI_VENV)
 	$(OWUI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(OWUI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-e2e-openwebui.lock
-	$(OWUI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(OWUI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[all]'
 	$(OWUI_VENV)/bin/python -m pip check
 	touch $(OWUI_STAMP)
 
