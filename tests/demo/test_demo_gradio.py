@@ -18,7 +18,7 @@ import pytest
 from demo_app.history import SYSTEM_PROMPT_NAME, SYSTEM_PROMPT_VERSION
 
 from .harness import Demo, ancestors, by_type, root
-from .test_demo_e2e import tool_turn
+from .test_demo_e2e import CHROMIUM, CHROMIUM_ARGS, tool_turn
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -123,14 +123,18 @@ def _refused(messages: list[dict[str, Any]]) -> bool:
     return warned
 
 
-def _feedback_rows(db: Path, n: int, timeout: float = 15) -> list[dict[str, Any]]:
+def _feedback_rows(
+    db: Path, n: int, timeout: float = 15, where: tuple[str, ...] = ("1 = ?", "1")
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     rows: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         conn.row_factory = sqlite3.Row
         try:
-            rows = [dict(r) for r in conn.execute("SELECT * FROM feedback ORDER BY created_ns")]
+            rows = [
+                dict(r) for r in conn.execute(f"SELECT * FROM feedback WHERE {where[0]} ORDER BY created_ns", where[1:])
+            ]
         except sqlite3.OperationalError:
             pass  # the table is not there yet
         finally:
@@ -160,8 +164,61 @@ def test_gradio_thumbs_rate_the_turn_of_the_reply(demo: Demo) -> None:
     assert not _refused(_click_thumb(demo, bob.session_hash, "bob", 1, True))
 
     # The refused clicks came first: had any been recorded, it would be in the store before these two.
-    rows = _feedback_rows(demo.db, 2)
+    rows = _feedback_rows(demo.db, 2, where=("user_id IN (?, ?)", "ann", "bob"))
     assert [(r["trace_id"], r["negative"], r["label"], r["user_id"], r["comment"]) for r in rows] == [
         (ann_second, 1, "negative", "ann", "too short"),
         (bob_first, 0, "positive", "bob", None),
     ], rows
+
+
+def _llm_traces_of_user(db: Path, user_id: str, n: int, timeout: float = 15) -> list[str]:
+    deadline = time.monotonic() + timeout
+    found: list[str] = []
+    while time.monotonic() < deadline:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            found = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT trace_id FROM traces WHERE user_id = ? AND llm_calls > 0 ORDER BY start_ns", (user_id,)
+                )
+            ]
+        finally:
+            conn.close()
+        if len(found) >= n:
+            return found
+        time.sleep(0.1)
+    return found
+
+
+def test_browser_thumbs_down_after_a_retry(demo: Demo) -> None:
+    """In Chromium: two turns, retry the second reply, thumbs-down it with a comment: the rating is on the retried
+    turn's trace (the retry replaced the reply, and with it the trace the reply is rated on)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium); the browser test needs it")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.set_extra_http_headers({"X-User-Id": "gina"})  # the user header, as a proxy in front would add
+            page.goto(demo.url + "/")
+            box = page.locator("textarea").first
+            for question, answer in (("hello browser", "You said: hello browser"), ("calculate 6*7", "42")):
+                box.fill(question)
+                box.press("Enter")
+                page.get_by_text(answer).first.wait_for(timeout=15_000)
+            assert len(_llm_traces_of_user(demo.db, "gina", 2)) == 2
+            page.get_by_role("button", name="Retry").click()
+            retried = _llm_traces_of_user(demo.db, "gina", 3)[-1]
+            sync_api.expect(page.get_by_role("button", name="Dislike")).to_have_count(2)
+            page.get_by_label("Comment (optional)").fill("still wrong after a retry")
+            page.get_by_role("button", name="Dislike").nth(1).click()
+            # Recorded: the handler cleared the comment box.
+            sync_api.expect(page.get_by_label("Comment (optional)")).to_have_value("", timeout=10_000)
+        finally:
+            browser.close()
+    rows = _feedback_rows(demo.db, 1, where=("user_id = ?", "gina"))
+    assert [(r["trace_id"], r["label"], r["comment"]) for r in rows] == [
+        (retried, "negative", "still wrong after a retry")
+    ]
