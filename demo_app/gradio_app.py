@@ -1,6 +1,7 @@
 """The demo chat app as a Gradio ``ChatInterface`` mounted on FastAPI, with chatobs added as for any FastAPI app
 (``chatobs.init()`` + the middleware): Gradio runs the chat function on its queue, and chatobs's Gradio integration
-puts that run in the trace of the request that submitted it, with the chat's session as the conversation."""
+puts that run in the trace of the request that submitted it, with the chat's session as the conversation. Every
+reply has thumbs up/down and an optional comment, recorded with ``chatobs.feedback()`` (``gradio_thumbs``)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
 
     import chatobs
 
+    from .gradio_thumbs import Replies, chat_with_thumbs, remember_turn
+
     cfg = cfg or DemoConfig(framework="gradio")
     overrides = web.chatobs_overrides()
     if "instrument" in overrides:
@@ -61,10 +64,14 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    async def respond(message: str, history: list[dict[str, Any]]) -> AsyncIterator[str]:
+    async def respond(
+        message: str, history: list[dict[str, Any]], replies: Replies | None
+    ) -> AsyncIterator[tuple[str, Replies]]:
         # chatobs's Gradio integration made the chat's session the conversation of this run's scope.
         scope = chatobs.current()
         conversation_id = (scope.conversation_id if scope else None) or "gradio"
+        # This turn's reply becomes the chat message after the history and the user's message.
+        replies = remember_turn(replies, len(history) + 1)
         reply, tools = "", []
         try:
             async for event in run_turn_async(
@@ -74,9 +81,9 @@ def create_app(cfg: DemoConfig | None = None, on_ready: Callable[[], None] | Non
                     tools.append(event.result.name)
                 else:
                     reply += event.text
-                yield (f"*(used {', '.join(tools)})*\n\n" if tools else "") + reply
+                yield (f"*(used {', '.join(tools)})*\n\n" if tools else "") + reply, replies
         except TurnFailed as exc:
-            yield f"**Error:** {exc}"
+            yield f"**Error:** {exc}", replies
 
-    demo = gr.ChatInterface(respond, title="chatobs demo (Gradio)", api_name="chat")
+    demo = chat_with_thumbs(respond, title="chatobs demo (Gradio)", api_name="chat")
     return gr.mount_gradio_app(app, demo, path="/")
