@@ -20,6 +20,7 @@ from ..core.chat_scope import identity_attributes, scope_for_span
 from ..core.guard import guard, log_limited
 from ..core.stats import STATS, PipelineStats
 from ..core.work_queue import WorkQueue
+from ..recording.span_attrs import set_trusted
 
 logger = logging.getLogger("chatobs")
 
@@ -61,8 +62,7 @@ class ScopeProcessor(SpanProcessor):
             if s is None:
                 return
             attrs = identity_attributes(s)
-            if attrs:
-                span.set_attributes(attrs)
+            set_trusted(span, attrs)  # identity values are strings and bools: no SDK validation needed
         except Exception as exc:  # noqa: BLE001
             log_limited("scope-processor", "chatobs: could not stamp identity on a span: %s", exc)
 

@@ -17,6 +17,7 @@ from ...core.guard import log_limited
 from ...core.json_text import to_json
 from ..light_spans import LightSpan, records_content, start_span
 from ..prompts import attributes_for as prompt_attributes
+from ..span_attrs import set_trusted
 from .messages import PARAM_ATTRIBUTES, usage_attributes
 
 _tracer: trace.Tracer | None = None
@@ -176,8 +177,7 @@ class Generation:
                 attrs[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json(output_messages)
             if self.capture and raw_output is not None:
                 attrs[semconv.RAW_OUTPUT] = to_json(raw_output)
-            if attrs:
-                self.span.set_attributes(attrs)
+            set_trusted(self.span, attrs)
         except Exception as exc:  # noqa: BLE001
             log_limited("llm-response", "chatobs: could not record an LLM response: %s", exc)
 

@@ -20,7 +20,7 @@ from ...core import semconv
 from ._coexist import step_aside
 from .generation import Generation, Result, capture_enabled
 from .messages import json_or_str, normalize_messages, text_parts
-from .stainless import Call, cancel_when_imported, patch, server_of, unpatch, when_imported
+from .stainless import Call, attr, cancel_when_imported, patch, server_of, unpatch, when_imported
 
 if TYPE_CHECKING:
     from ...config import Settings
@@ -174,19 +174,19 @@ def _usage(usage: Any) -> dict[str, int] | None:
     out: dict[str, int] = {}
     inp = getattr(usage, "prompt_tokens", None)
     if inp is None:
-        inp = getattr(usage, "input_tokens", None)
+        inp = attr(usage, "input_tokens")
     outp = getattr(usage, "completion_tokens", None)
     if outp is None:
-        outp = getattr(usage, "output_tokens", None)
+        outp = attr(usage, "output_tokens")
     if inp is not None:
         out["input_tokens"] = inp
     if outp is not None:
         out["output_tokens"] = outp
-    details = getattr(usage, "prompt_tokens_details", None) or getattr(usage, "input_tokens_details", None)
+    details = getattr(usage, "prompt_tokens_details", None) or attr(usage, "input_tokens_details")
     cached = getattr(details, "cached_tokens", None)
     if cached:
         out["cache_read_input_tokens"] = cached
-    details = getattr(usage, "completion_tokens_details", None) or getattr(usage, "output_tokens_details", None)
+    details = getattr(usage, "completion_tokens_details", None) or attr(usage, "output_tokens_details")
     reasoning = getattr(details, "reasoning_tokens", None)
     if reasoning:
         out["reasoning_tokens"] = reasoning

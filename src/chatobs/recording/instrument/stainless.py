@@ -52,9 +52,32 @@ def _route(route: Route, client: Any, options: Any, stream: bool) -> Call | None
         return None
 
 
+def attr(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)``, without the exception a pydantic model raises (~1.8 us, in its ``__getattr__``)
+    for a name it does not have: the SDKs' response objects are pydantic models, and the readers probe for names
+    that only some shapes carry (chat vs Responses usage, a raw response's ``http_response``)."""
+    cls = type(obj)
+    known = _CLASS_HAS.get((cls, name))
+    if known is None:
+        fields = getattr(cls, "__pydantic_fields__", None)
+        # True: a plain object, a field, or a class-level name (property, method); asked of getattr as before.
+        known = type(fields) is not dict or name in fields or any(name in k.__dict__ for k in cls.__mro__)
+        if len(_CLASS_HAS) < 1024:  # a few response classes x a few names; bounded all the same
+            _CLASS_HAS[(cls, name)] = known
+    if known:
+        return getattr(obj, name, None)
+    extra = getattr(obj, "__pydantic_extra__", None)  # a field the model does not declare (extra="allow")
+    if extra and name in extra:
+        return extra[name]
+    return obj.__dict__.get(name)
+
+
+_CLASS_HAS: dict[tuple[type, str], bool] = {}
+
+
 def _parsed(result: Any) -> Any:
     # ``with_raw_response`` returns an APIResponse whose parse() is cached; the body is already read.
-    if hasattr(result, "http_response") and callable(getattr(result, "parse", None)):
+    if attr(result, "http_response") is not None and callable(getattr(result, "parse", None)):
         return result.parse()
     return result
 
