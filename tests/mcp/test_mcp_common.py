@@ -57,3 +57,23 @@ def test_init_does_not_import_mcp_and_patches_it_when_the_app_does() -> None:
         [sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=60, check=False
     )
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_tool_io_is_the_one_json_text_cut_to_its_cap() -> None:
+    """Tool arguments and results use core.json_text's encoder (pydantic models as their fields, not their repr),
+    are cut to IO_MAX_CHARS, and what no encoder takes is left out rather than recorded as a repr."""
+    from pydantic import BaseModel
+
+    from chatobs.core.json_text import to_json
+    from chatobs.recording.instrument.mcp._common import IO_MAX_CHARS, io_text
+
+    class City(BaseModel):
+        name: str
+        country: str | None = None
+
+    assert io_text({"city": City(name="Paris")}) == '{"city":{"name":"Paris"}}' == to_json({"city": City(name="Paris")})
+    assert io_text({"q": "é"}) == '{"q":"é"}'
+    assert len(io_text({"text": "x" * (2 * IO_MAX_CHARS)}) or "") == IO_MAX_CHARS
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    assert io_text(loop) is None

@@ -58,6 +58,21 @@ GEN_AI_REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
 GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
 GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"  # not (yet) in the spec; Langfuse/OpenLLMetry read it
+# gen_ai.request.* attribute -> the request parameter's generic (OpenAI-style) name. The LLM backends show a call's
+# parameters under these names; the SDK adapters read it the other way round (instrument/messages.PARAM_ATTRIBUTES).
+REQUEST_PARAMETERS: Final[dict[str, str]] = {
+    GEN_AI_REQUEST_TEMPERATURE: "temperature",
+    GEN_AI_REQUEST_MAX_TOKENS: "max_tokens",
+    GEN_AI_REQUEST_TOP_P: "top_p",
+    GEN_AI_REQUEST_TOP_K: "top_k",
+    GEN_AI_REQUEST_FREQUENCY_PENALTY: "frequency_penalty",
+    GEN_AI_REQUEST_PRESENCE_PENALTY: "presence_penalty",
+    GEN_AI_REQUEST_STOP_SEQUENCES: "stop",
+    GEN_AI_REQUEST_SEED: "seed",
+    GEN_AI_REQUEST_STREAM: "stream",
+}
+# Other spellings of a parameter some SDKs use (Anthropic's ``stop_sequences``).
+REQUEST_PARAMETER_ALIASES: Final[dict[str, str]] = {"stop_sequences": GEN_AI_REQUEST_STOP_SEQUENCES}
 GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
 GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"

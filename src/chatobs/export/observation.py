@@ -15,38 +15,25 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from ..core import semconv as sc
+from ..core import span_types
 from ..core.numbers import as_float, as_int
 
 Kind = Literal["llm", "embedding", "tool", "agent", "chain", "span"]
 
-_LLM_OPS = {sc.OP_CHAT, sc.OP_TEXT_COMPLETION, sc.OP_GENERATE_CONTENT}
-_PARAMS = {
-    sc.GEN_AI_REQUEST_TEMPERATURE: "temperature",
-    sc.GEN_AI_REQUEST_MAX_TOKENS: "max_tokens",
-    sc.GEN_AI_REQUEST_TOP_P: "top_p",
-    sc.GEN_AI_REQUEST_TOP_K: "top_k",
-    sc.GEN_AI_REQUEST_FREQUENCY_PENALTY: "frequency_penalty",
-    sc.GEN_AI_REQUEST_PRESENCE_PENALTY: "presence_penalty",
-    sc.GEN_AI_REQUEST_STOP_SEQUENCES: "stop",
-    sc.GEN_AI_REQUEST_SEED: "seed",
-    sc.GEN_AI_REQUEST_STREAM: "stream",
+# core.span_types' answer as an LLM backend's observation kind. An MCP request that is not a tool call (initialize,
+# tools/list, a connection) is a plain span: the backends count "tool" observations as tool calls.
+_KIND: dict[str, Kind] = {
+    span_types.LLM: "llm",
+    span_types.EMBEDDING: "embedding",
+    span_types.MCP_TOOL: "tool",
+    span_types.TOOL: "tool",
+    span_types.AGENT: "agent",
+    span_types.WORKFLOW: "chain",
 }
 
 
 def kind_of(attrs: Mapping[str, Any]) -> Kind:
-    op = attrs.get(sc.GEN_AI_OPERATION_NAME)
-    obs = attrs.get(sc.OBSERVATION_TYPE)
-    if op in _LLM_OPS or obs == "llm":
-        return "llm"
-    if op == sc.OP_EMBEDDINGS:
-        return "embedding"
-    if op == sc.OP_EXECUTE_TOOL or obs in ("tool", "mcp") or attrs.get(sc.MCP_METHOD_NAME) == "tools/call":
-        return "tool"
-    if op == sc.OP_INVOKE_AGENT or obs == "agent":
-        return "agent"
-    if op == sc.OP_INVOKE_WORKFLOW or obs == "workflow":
-        return "chain"
-    return "span"
+    return _KIND.get(span_types.classify(attrs), "span")
 
 
 def parse_json(value: Any) -> Any:
@@ -86,7 +73,7 @@ def shape(span: ReadableSpan) -> Shape:
     s = Shape(kind=kind, name=span.name, is_root=bool(a.get(sc.CHAT_REQUEST)))
     s.model = a.get(sc.GEN_AI_RESPONSE_MODEL) or a.get(sc.GEN_AI_REQUEST_MODEL)  # type: ignore[assignment]
     s.provider = a.get(sc.GEN_AI_PROVIDER_NAME) or a.get(sc.GEN_AI_SYSTEM)  # type: ignore[assignment]
-    s.params = {name: parse_json(a[key]) for key, name in _PARAMS.items() if key in a}
+    s.params = {name: parse_json(a[key]) for key, name in sc.REQUEST_PARAMETERS.items() if key in a}
     if kind in ("llm", "embedding"):
         msgs = parse_json(a.get(sc.GEN_AI_INPUT_MESSAGES))
         system = parse_json(a.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS))

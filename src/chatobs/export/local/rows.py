@@ -9,7 +9,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from ...core import semconv
+from ...core import semconv, span_types
 from ...core.numbers import as_float, as_int
 
 # Column order of the ``spans`` table (current schema). ``attributes``/``events``/``resource`` are JSON text.
@@ -45,28 +45,18 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "resource",
 )
 
-_LLM_OPERATIONS = {semconv.OP_CHAT, semconv.OP_TEXT_COMPLETION, semconv.OP_GENERATE_CONTENT, semconv.OP_EMBEDDINGS}
+# core.span_types' answer as the ``span_type`` column: how the CLI and viewer group and colour spans. Embeddings
+# count as LLM calls there (one colour, one "LLM calls" figure); both kinds of tool call are tools.
+_COLUMN: dict[str, str] = {
+    span_types.EMBEDDING: "llm",
+    span_types.MCP_TOOL: "tool",
+}
 
 
 def span_type(attrs: Mapping[str, Any]) -> str:
-    """request | llm | tool | mcp | agent | workflow | task | other: how the CLI and viewer group and colour spans."""
-    if attrs.get(semconv.CHAT_REQUEST):
-        return "request"
-    op = attrs.get(semconv.GEN_AI_OPERATION_NAME)
-    obs = attrs.get(semconv.OBSERVATION_TYPE)
-    if op in _LLM_OPERATIONS or obs == "llm":
-        return "llm"
-    if op == semconv.OP_EXECUTE_TOOL or obs == "tool" or attrs.get(semconv.MCP_METHOD_NAME) == "tools/call":
-        return "tool"
-    if op == semconv.OP_INVOKE_AGENT:
-        return "agent"
-    if op == semconv.OP_INVOKE_WORKFLOW:
-        return "workflow"
-    if attrs.get(semconv.MCP_METHOD_NAME):
-        return "mcp"
-    if isinstance(obs, str) and obs:
-        return obs
-    return "other"
+    """request | feedback | llm | tool | mcp | agent | workflow | task | other."""
+    found = span_types.classify(attrs)
+    return _COLUMN.get(found, found)
 
 
 # The tool spans that count a call (pipeline.spans.owns_tool_call): the server half of a call a chatobs client made

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ...config import ConfigError
-from ...core import semconv
+from ...core import semconv, span_types
 from ...core.guard import log_limited
 from ...core.spans import attributes_of, owns_tool_call, span_id_hex, trace_id_hex
-from ..metrics.labels import error_type, is_llm_attributes, model_of, provider_of
+from ..metrics.labels import error_type, model_of, provider_of
 from .sinks import Alert, AlertDispatcher, CallbackRunner, WebhookSender
 
 if TYPE_CHECKING:
@@ -68,13 +68,14 @@ def _span_time_s(span: ReadableSpan) -> float:
 def _target(span: ReadableSpan, attrs: Mapping[str, Any]) -> str | None:
     """What the rules call a span: "tool" (the span that counts an MCP tools/call, see ``spans.owns_tool_call``),
     "llm", "request", "feedback" (a user's rating), or ``None`` (no rule looks at it)."""
-    if attrs.get(semconv.FEEDBACK):
+    found = span_types.classify(attrs)
+    if found == span_types.FEEDBACK:
         return "feedback"
-    if attrs.get(semconv.MCP_METHOD_NAME) is not None:
+    if found == span_types.MCP_TOOL:
         return "tool" if owns_tool_call(span, attrs) else None
-    if is_llm_attributes(attrs):
+    if found in span_types.LLM_TYPES:
         return "llm"
-    if attrs.get(semconv.CHAT_REQUEST):
+    if found == span_types.REQUEST:
         return "request"
     return None
 

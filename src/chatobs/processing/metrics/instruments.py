@@ -2,18 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from ...core import semconv
-
-if TYPE_CHECKING:
-    pass
-
-
-LLM_OPERATIONS = frozenset(
-    {semconv.OP_CHAT, semconv.OP_TEXT_COMPLETION, semconv.OP_EMBEDDINGS, semconv.OP_GENERATE_CONTENT}
-)
-TOOL_CALL_METHOD = "tools/call"
 OTHER = "_OTHER"
 
 # Bucket boundaries recommended by the GenAI semantic conventions.

@@ -13,7 +13,7 @@ from ...core.numbers import as_int
 
 if TYPE_CHECKING:
     pass
-from .instruments import LLM_OPERATIONS, OTHER, TOOL_CALL_METHOD
+from .instruments import OTHER
 
 # Distinct values kept per metric attribute before new ones are folded into "_OTHER": the SDK has no cardinality limit.
 _LIMITS = {
@@ -65,27 +65,6 @@ class Cardinality:
             return OTHER
         seen.add(v)
         return v
-
-
-# --- span classification (shared with the alerts stage) -------------------------------------------------------------
-def is_llm_attributes(attrs: Any) -> bool:
-    op = attrs.get(semconv.GEN_AI_OPERATION_NAME)
-    if op is not None:
-        return op in LLM_OPERATIONS
-    # Spans from other GenAI instrumentations that predate gen_ai.operation.name.
-    return attrs.get(semconv.GEN_AI_REQUEST_MODEL) is not None and (
-        attrs.get(semconv.GEN_AI_PROVIDER_NAME) is not None or attrs.get(semconv.GEN_AI_SYSTEM) is not None
-    )
-
-
-def is_llm_span(span: ReadableSpan) -> bool:
-    attrs = span.attributes or {}
-    return attrs.get(semconv.MCP_METHOD_NAME) is None and is_llm_attributes(attrs)
-
-
-def is_tool_call(span: ReadableSpan) -> bool:
-    """An MCP ``tools/call`` span (either side)."""
-    return (span.attributes or {}).get(semconv.MCP_METHOD_NAME) == TOOL_CALL_METHOD
 
 
 def provider_of(attrs: Any) -> str:

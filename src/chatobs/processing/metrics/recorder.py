@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from ... import __version__
-from ...core import semconv
+from ...core import semconv, span_types
 from ...core.guard import guard
 from ...core.hashing import user_id_hasher
 from ...core.numbers import as_float, as_int
@@ -38,7 +38,6 @@ from .labels import (
     LABEL_CACHE_SIZE,
     Cardinality,
     error_type,
-    is_llm_attributes,
     model_of,
     provider_of,
     template_path,
@@ -229,11 +228,14 @@ class Recorder:
         end, start = span.end_time, span.start_time
         if end is None or start is None:
             return
-        if attrs.get(semconv.MCP_METHOD_NAME) is not None:
-            self._record_mcp(span, attrs, max(0.0, (end - start) / 1e9))
-        elif is_llm_attributes(attrs):
+        found = span_types.classify(attrs)
+        if found in span_types.MCP_TYPES:
+            # MCP metrics are labelled by method; a connection span has none and is not an MCP request.
+            if attrs.get(semconv.MCP_METHOD_NAME) is not None:
+                self._record_mcp(span, attrs, max(0.0, (end - start) / 1e9))
+        elif found in span_types.LLM_TYPES:
             self._record_llm(span, attrs, max(0.0, (end - start) / 1e9))
-        elif attrs.get(semconv.CHAT_REQUEST):
+        elif found == span_types.REQUEST:
             self._record_request(span, attrs, max(0.0, (end - start) / 1e9))
 
     def _series(self, instrument: Any, attributes: dict[str, Any], counter: bool = False) -> Series:

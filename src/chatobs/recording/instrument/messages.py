@@ -8,17 +8,12 @@ from typing import Any
 
 from ...core import semconv
 
-# Request parameter (generic name) -> GenAI attribute. Adapters map provider spellings onto the generic names.
+# Request parameter (generic name, or another SDK's spelling) -> GenAI attribute: semconv's one table read the other
+# way round. ``stream`` is left out: a call's stream flag is recorded from how it was made, not from its keyword
+# arguments.
 PARAM_ATTRIBUTES: dict[str, str] = {
-    "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
-    "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
-    "top_p": semconv.GEN_AI_REQUEST_TOP_P,
-    "top_k": semconv.GEN_AI_REQUEST_TOP_K,
-    "frequency_penalty": semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY,
-    "presence_penalty": semconv.GEN_AI_REQUEST_PRESENCE_PENALTY,
-    "stop": semconv.GEN_AI_REQUEST_STOP_SEQUENCES,
-    "stop_sequences": semconv.GEN_AI_REQUEST_STOP_SEQUENCES,
-    "seed": semconv.GEN_AI_REQUEST_SEED,
+    **{name: attr for attr, name in semconv.REQUEST_PARAMETERS.items() if attr != semconv.GEN_AI_REQUEST_STREAM},
+    **semconv.REQUEST_PARAMETER_ALIASES,
 }
 
 # Usage key spellings (OpenAI, Anthropic, genai-prices, Google...) -> GenAI attribute.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import json
 import os
 import re
 import time
@@ -21,6 +20,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from ....core import semconv
 from ....core.chat_scope import ChatScope, context_with_scope, current, identity_attributes, scope_from_baggage
 from ....core.guard import log_limited
+from ....core.json_text import to_json
 from ...light_spans import LightSpan, records_content
 
 if TYPE_CHECKING:
@@ -264,12 +264,14 @@ def stamp_identity(span: Span, s: ChatScope | None) -> None:
 
 
 # --- results -----------------------------------------------------------------------------------------------------------
-def to_json(value: Any) -> str:
+def io_text(value: Any) -> str | None:
+    """Tool arguments or a result as recorded: core.json_text's JSON (pydantic models as their fields), cut to
+    ``IO_MAX_CHARS``; ``None`` (not recorded) for what no JSON encoder takes, e.g. a circular structure, rather than
+    a repr that readers would take for JSON."""
     try:
-        text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError):
-        text = str(value)
-    return text[:IO_MAX_CHARS]
+        return to_json(value)[:IO_MAX_CHARS]
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def capture_io(span: Span | None = None) -> bool:
@@ -288,7 +290,9 @@ def tool_result(span: Span, result: Mapping[str, Any]) -> None:
         span.set_status(Status(StatusCode.ERROR, text[:200] if text else "tool returned isError=true"))
     if capture_io(span):
         shown = {k: v for k, v in result.items() if k in ("content", "structuredContent", "isError")}
-        span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, to_json(shown))
+        recorded = io_text(shown)
+        if recorded is not None:
+            span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, recorded)
 
 
 def _first_text(result: Mapping[str, Any]) -> str:
@@ -334,8 +338,9 @@ def tool_attributes(name: Any, arguments: Any) -> dict[str, Any]:
     }
     if isinstance(name, str):
         attrs[semconv.GEN_AI_TOOL_NAME] = name
-    if capture_io() and arguments is not None:
-        attrs[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = to_json(arguments)
+    text = io_text(arguments) if capture_io() and arguments is not None else None
+    if text is not None:
+        attrs[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = text
     return attrs
 
 
