@@ -35,6 +35,38 @@ def test_gated_findings_equal_the_ungated_analyzer_on_the_evaluation_set() -> No
     assert sum(1 for t in texts if _findings(gated, t)) > 100  # the set does exercise findings
 
 
+_CONTEXTS: list[list[str] | None] = [None, ["content"], ["phone number"]]
+
+
+@pytest.mark.parametrize("nlp", ["tokenizer", "noop"])
+def test_findings_equal_presidios_own_analyze_on_the_evaluation_set(nlp: str) -> None:
+    """chatobs's loop (recognizers run directly, context enhanced in place, libphonenumber left out where no context
+    word can lift it) against Presidio's ``AnalyzerEngine.analyze`` with every enabled entity."""
+    engine = get_engine(PiiConfig(nlp=nlp))
+    texts = [r["text"] for r in load()]
+    texts += [
+        "4155550003 call",  # the context word after the digits: libphonenumber's finding stays below
+        "call\n4155550003",
+        "phone:4155550003",
+        "İstanbul office, call 0212 555 01 23",  # lower() lengthens "İ": the positional gate steps aside
+    ]
+
+    def reference(text: str, ctx: list[str] | None) -> list[tuple[str, int, int, float]]:
+        return sorted(
+            (r.entity_type, r.start, r.end, round(r.score, 6)) for r in engine.analyze_with_presidio(text, ctx)
+        )
+
+    def ours(text: str, ctx: list[str] | None) -> list[tuple[str, int, int, float]]:
+        return sorted((r.entity_type, r.start, r.end, round(r.score, 6)) for r in engine.analyze(text, ctx))
+
+    diffs = [(t, c) for t in texts for c in _CONTEXTS if ours(t, c) != reference(t, c)]
+    assert diffs == []
+    # libphonenumber's finding, lifted by "call" among the words (noop NLP: no words, only a field name lifts it).
+    lifted = [("PHONE_NUMBER", 5, 15, 0.65)]
+    assert ours("call 4155550003", None) == (lifted if nlp == "tokenizer" else [])
+    assert ours("call 4155550003", ["phone"]) == lifted
+
+
 def test_only_the_triggered_entities_are_analyzed(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = get_engine(PiiConfig())
     assert engine.entities_for("write to ann@example.org please") == ["EMAIL_ADDRESS"]
@@ -67,11 +99,17 @@ def test_libphonenumber_runs_only_when_a_context_word_could_lift_it(monkeypatch:
     assert ran == []
     engine.analyze("please call 4155550003")
     assert ran == ["please call 4155550003"]
-    engine.analyze("build 4155550003 finished", context=["customer"])  # external context: always run
+    engine.analyze("build 4155550003 finished, call me")  # the context word comes after every digit
+    assert len(ran) == 1
+    engine.analyze("build 4155550003 finished", context=["customer"])  # a field name without a context word
+    assert len(ran) == 1
+    engine.analyze("build 4155550003 finished", context=["mobile"])  # the field's name can lift it
     assert len(ran) == 2
+    engine.analyze("call:4155550003")  # context word and digits in one chunk
+    assert len(ran) == 3
     low = get_engine(PiiConfig(score_threshold=0.3))  # its bare score passes: always run
     low.analyze("build 4155550003 finished")
-    assert len(ran) == 3
+    assert len(ran) == 4
 
 
 def test_words_are_split_only_for_a_finding_to_enhance(monkeypatch: pytest.MonkeyPatch) -> None:

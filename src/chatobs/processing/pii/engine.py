@@ -7,7 +7,6 @@ Engines are built once per configuration and shared (Presidio's engines are thre
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import hashlib
 import json
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...config import ConfigError
 from ...core.hashing import keyed_hash
+from .analysis import run_recognizers
 from .replace import replace_entities
 
 if TYPE_CHECKING:
@@ -229,8 +229,6 @@ _ETH = r"\b0x[a-fA-F0-9]{40}\b"
 
 # libphonenumber's findings score this, below any sane threshold unless a context word lifts them.
 LIBPHONE_SCORE = 0.3
-# Set by PiiEngine.analyze for the duration of one call; True outside it (the recognizer then always runs).
-_LIBPHONE_NEEDED: contextvars.ContextVar[bool] = contextvars.ContextVar("chatobs_libphone_needed", default=True)
 
 _PHONE_CONTEXT = [
     "phone",
@@ -282,14 +280,10 @@ class _Recognizers:
             class ContextPhoneRecognizer(PhoneRecognizer):
                 # libphonenumber also accepts bare digit runs (IDs, timestamps in code); below the threshold unless
                 # a context word ("phone", "call") is near. The separated forms are matched by the patterns below.
+                # Its matcher is the dearest recognizer (one pass per region): PiiEngine runs it only when one of its
+                # findings could reach the threshold (a context word before a digit, or in the field's name).
                 SCORE = LIBPHONE_SCORE
-
-                def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
-                    # Its matcher is the dearest recognizer (one pass per region); PiiEngine says when none of its
-                    # findings could reach the threshold (no context word anywhere), and then it is not run.
-                    if not _LIBPHONE_NEEDED.get():
-                        return []
-                    return super().analyze(text, entities, nlp_artifacts)
+                chatobs_libphone = True
 
             recs.append(ContextPhoneRecognizer(context=_PHONE_CONTEXT, leniency=1))
             recs.append(
@@ -463,7 +457,7 @@ def _words_engine(tokenize: bool) -> Any:
             self.tokens = [w for _, w in found]  # type: ignore[assignment]  # presidio reads it as a sequence only
             self.tokens_indices = [i for i, _ in found]
             self.lemmas = [w.lower() for _, w in found]
-            self.keywords = self.set_keywords(self.nlp_engine, self.lemmas, self.language)
+            self.keywords = _Keywords(self.set_keywords(self.nlp_engine, self.lemmas, self.language))
             return getattr(self, name)
 
     class WordsNlpEngine(NlpEngine):
@@ -507,6 +501,18 @@ def _words_engine(tokenize: bool) -> Any:
     engine = WordsNlpEngine()
     engine.load()
     return engine
+
+
+class _Keywords(list[str]):
+    """Presidio's list of a text's keywords, with a set for ``in``: its context enhancer asks ``lemma in keywords``
+    for every word it walks back over (a scan of the whole list each time)."""
+
+    def __init__(self, items: list[str]) -> None:
+        super().__init__(items)
+        self._set = frozenset(items)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._set
 
 
 def _spacy_tokenizer_engine() -> Any:
@@ -582,6 +588,7 @@ _TRIGGERS: dict[str, str] = {
 # Presidio's context enhancer matches a context word as a substring of a word's lemma (the lower-cased word), so a
 # lower-cased text without any of these cannot lift a libphonenumber finding over the threshold.
 _PHONE_CONTEXT_RE = re.compile("|".join(map(re.escape, _PHONE_CONTEXT)))
+_DIGIT = re.compile(r"\d")  # Unicode decimal digits, as libphonenumber reads them
 
 
 def precheck_pattern(cfg: PiiConfig) -> re.Pattern[str] | None:
@@ -620,6 +627,11 @@ class PiiEngine:
         self._gates = entity_gates(cfg)
         # libphonenumber can be skipped only where its bare score cannot pass the threshold on its own.
         self._libphone_gated = cfg.precheck and cfg.score_threshold > LIBPHONE_SCORE
+        self._words_nlp = cfg.mode == "patterns" and cfg.nlp in ("tokenizer", "noop")  # words.py's chunks, or none
+        self._allow = frozenset(self.allow)
+        import regex  # comes with presidio-analyzer; ``words.py`` splits chunks at its ``\s``
+
+        self._last_space = regex.compile(r"(?r)\s")  # searched backwards: the last whitespace before a position
         per = dict(cfg.operators)
         self._operators = {e: self._operator(per.get(e, cfg.default_operator), e) for e in set(cfg.entities) | set(per)}
         self._default = self._operator(cfg.default_operator, "PII")
@@ -648,27 +660,51 @@ class PiiEngine:
         return bool(self.entities_for(text))
 
     def analyze(self, text: str, context: list[str] | None = None) -> list[Any]:
+        """What Presidio's ``AnalyzerEngine.analyze`` returns for this text, the enabled entities and the threshold,
+        by fewer steps: only the recognizers of the entities whose trigger the text matches, libphonenumber only when
+        one of its findings could reach the threshold, context enhancement only when something was found and in
+        place (``analysis.py``)."""
         entities = self.entities_for(text)
         if not entities:
             return []
-        need_libphone = (
-            not self._libphone_gated
-            or bool(context)
-            or "PHONE_NUMBER" not in entities
-            or _PHONE_CONTEXT_RE.search(text.lower()) is not None
+        recognizers = self._recognizers(entities)
+        if self._libphone_gated and not self._libphone_may_count(text, context):
+            recognizers = [r for r in recognizers if not getattr(r, "chatobs_libphone", False)]
+        return run_recognizers(
+            self.analyzer, recognizers, text, entities, self.cfg.score_threshold, self._allow, context or None
         )
-        token = _LIBPHONE_NEEDED.set(need_libphone)
-        try:
-            return self.analyzer.analyze(
-                text=text,
-                language="en",
-                entities=entities,
-                score_threshold=self.cfg.score_threshold,
-                allow_list=self.allow,
-                context=context or None,
-            )
-        finally:
-            _LIBPHONE_NEEDED.reset(token)
+
+    def analyze_with_presidio(self, text: str, context: list[str] | None = None) -> list[Any]:
+        """Presidio's own ``AnalyzerEngine.analyze`` with every enabled entity: the reference ``analyze`` must equal
+        (tests, ``bench_privacy``)."""
+        return self.analyzer.analyze(
+            text=text,
+            language="en",
+            entities=list(self.cfg.entities),
+            score_threshold=self.cfg.score_threshold,
+            allow_list=self.allow,
+            context=context or None,
+        )
+
+    def _recognizers(self, entities: list[str]) -> list[Any]:
+        return self.analyzer.registry.get_recognizers(language="en", entities=entities)
+
+    def _libphone_may_count(self, text: str, context: list[str] | None) -> bool:
+        """Whether a libphonenumber finding could be lifted over the threshold by a context word. Presidio's enhancer
+        looks for a context word in the lemmas of the finding's word and the words before it, and in the field
+        context; a lemma is a lower-cased word, and words never cross whitespace. So a context word must occur in the
+        field context, or in the lower-cased text at a place after which (from the start of its whitespace-separated
+        chunk) a digit follows: every finding holds a digit."""
+        if context and any(_PHONE_CONTEXT_RE.search(c.lower()) for c in context):
+            return True
+        lowered = text.lower()
+        found = _PHONE_CONTEXT_RE.search(lowered)
+        if found is None:
+            return False
+        if not self._words_nlp or len(lowered) != len(text):  # other tokenizers; or offsets moved by lower()
+            return True
+        space = self._last_space.search(text, 0, found.start())  # where the context word's chunk starts
+        return _DIGIT.search(text, space.end() if space else 0) is not None
 
     def mask(self, text: str, context: str | None = None) -> str:
         if not text:
@@ -734,13 +770,6 @@ def _analyzer(cfg: PiiConfig) -> Any:
                 found = memo[key] = super().get_recognizers(language, entities, all_fields, ad_hoc_recognizers)
             return list(found)
 
-    class ChatAnalyzer(AnalyzerEngine):
-        def _enhance_using_context(self, text: str, raw_results: list[Any], *args: Any, **kwargs: Any) -> list[Any]:
-            # Nothing found, nothing to enhance; this also spares the word split (the artifacts are lazy).
-            if not raw_results:
-                return raw_results
-            return super()._enhance_using_context(text, raw_results, *args, **kwargs)
-
     nlp = _nlp_engine(cfg)
     registry = ChatRegistry(supported_languages=["en"])
     for rec in _Recognizers.build(cfg):
@@ -749,7 +778,7 @@ def _analyzer(cfg: PiiConfig) -> Any:
         from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
         registry.add_recognizer(SpacyRecognizer(supported_entities=list(NER_ENTITIES)))
-    built = ChatAnalyzer(registry=registry, nlp_engine=nlp, supported_languages=["en"])
+    built = AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
     with _ENGINES_LOCK:
         return _ANALYZERS.setdefault(key, built)
 

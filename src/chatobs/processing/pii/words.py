@@ -54,12 +54,20 @@ _ABBREV = regex.compile(
     r"Nev|Okla|Ore|Pa|Tenn|Va|Wash|Wis)\.$"
 )
 _CONTRACTION = regex.compile(r"^(\p{L}+?)(n['’]t|['’](?:s|m|re|ve|ll|d))$", regex.I)
+_CHUNK = regex.compile(r"\S+")
 
 
 def words(text: str) -> Iterator[tuple[int, str]]:
     """(offset, word) for every non-whitespace token of ``text``, in order."""
-    for m in regex.finditer(r"\S+", text):
-        yield from _split(m.group(), m.start())
+    for m in _CHUNK.finditer(text):
+        chunk = m.group()
+        if chunk.isascii() and (chunk.isdigit() or (chunk.isalpha() and _BARE_CONTRACTION.match(chunk) is None)):
+            # Most chunks are a plain word or number, which no rule splits: prefixes, suffixes and infixes all need
+            # punctuation, a symbol or a digit-letter mix (units, "5pm"); of the exceptions only a bare contraction
+            # ("dont", "im") is all letters.
+            yield m.start(), chunk
+        else:
+            yield from _split(chunk, m.start())
 
 
 def _split(chunk: str, at: int) -> Iterator[tuple[int, str]]:
