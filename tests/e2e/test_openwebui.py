@@ -74,7 +74,8 @@ def openwebui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         CHATOBS_AGENT="inprocess",
         CHATOBS_PII="off",
     )
-    chatobs_cmd = shutil.which("chatobs", path=str(Path(python).parent))
+    # Absolute: make passes the venv relative to the checkout, and Open WebUI runs with its own working directory.
+    chatobs_cmd = shutil.which("chatobs", path=os.path.abspath(Path(python).parent))
     assert chatobs_cmd, "chatobs is not installed in the Open WebUI venv"
     log = open(work / "openwebui.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
